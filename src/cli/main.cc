@@ -1,0 +1,50 @@
+// regionmove command line.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "config/config.h"
+
+namespace regionmove {
+namespace {
+
+int PrintConfig(const std::string& config_path) {
+  auto config = LoadConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "regionmove: " << config.status().message() << "\n";
+    return 2;
+  }
+  std::cout << "config: " << config->source << "\n"
+            << "data_dir: " << config->data_dir << "\n"
+            << "control store: " << config->control_store_engine << " "
+            << (config->control_store_engine == "sqlite" ? config->control_store_path
+                                                         : config->control_store_dsn)
+            << "\nregions:\n";
+  for (const auto& r : config->regions) {
+    std::cout << "  " << r.slug << "  " << r.name << "  (" << r.status << ", database "
+              << r.database.engine << ", blobs " << r.blobs.engine << ")\n";
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace regionmove
+
+int main(int argc, char** argv) {
+  CLI::App app{"regionmove: move a tenant app between regions, safely"};
+  app.require_subcommand(1);
+  std::string config_path;
+  app.add_option("--config", config_path,
+                 "configuration file (TOML); the embedded default if absent");
+
+  auto* config_cmd = app.add_subcommand("config", "validate the configuration and print it");
+  auto* version_cmd = app.add_subcommand("version", "print the version");
+
+  CLI11_PARSE(app, argc, argv);
+  if (*config_cmd) return regionmove::PrintConfig(config_path);
+  if (*version_cmd) {
+    std::cout << "regionmove 0.1.0\n";
+    return 0;
+  }
+  return 0;
+}

@@ -1,0 +1,148 @@
+#include "common/sqlite.h"
+
+namespace regionmove::sqlite {
+
+Status FromCode(int rc, sqlite3* db, std::string_view what) {
+  if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return Status::Ok();
+  std::string msg(what);
+  msg += ": ";
+  msg += db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  switch (rc & 0xFF) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+      return Unavailable(msg);
+    case SQLITE_CONSTRAINT:
+      return Conflict(msg);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Corruption(msg);
+    default:
+      return Permanent(msg);
+  }
+}
+
+Stmt& Stmt::operator=(Stmt&& o) noexcept {
+  if (this != &o) {
+    sqlite3_finalize(stmt_);
+    db_ = o.db_;
+    stmt_ = o.stmt_;
+    bind_rc_ = o.bind_rc_;
+    o.stmt_ = nullptr;
+  }
+  return *this;
+}
+
+Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+
+Stmt& Stmt::Bind(int i, int64_t v) {
+  if (int rc = sqlite3_bind_int64(stmt_, i, v); rc != SQLITE_OK) bind_rc_ = rc;
+  return *this;
+}
+Stmt& Stmt::Bind(int i, double v) {
+  if (int rc = sqlite3_bind_double(stmt_, i, v); rc != SQLITE_OK) bind_rc_ = rc;
+  return *this;
+}
+Stmt& Stmt::Bind(int i, std::string_view v) {
+  int rc = sqlite3_bind_text64(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  if (rc != SQLITE_OK) bind_rc_ = rc;
+  return *this;
+}
+Stmt& Stmt::BindBlob(int i, const void* data, size_t n) {
+  int rc = sqlite3_bind_blob64(stmt_, i, n ? data : "", n, SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK) bind_rc_ = rc;
+  return *this;
+}
+Stmt& Stmt::BindNull(int i) {
+  if (int rc = sqlite3_bind_null(stmt_, i); rc != SQLITE_OK) bind_rc_ = rc;
+  return *this;
+}
+
+Result<bool> Stmt::Step() {
+  if (bind_rc_ != SQLITE_OK) return FromCode(bind_rc_, db_, "bind");
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  Status s = FromCode(rc, db_, sqlite3_sql(stmt_));
+  sqlite3_reset(stmt_);
+  return s;
+}
+
+Status Stmt::Run() {
+  while (true) {
+    auto r = Step();
+    if (!r.ok()) return r.status();
+    if (!*r) return Status::Ok();
+  }
+}
+
+void Stmt::Reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+  bind_rc_ = SQLITE_OK;
+}
+
+std::string Stmt::Text(int col) const {
+  const unsigned char* p = sqlite3_column_text(stmt_, col);
+  if (!p) return {};
+  return std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col));
+}
+
+std::string Stmt::Blob(int col) const {
+  const void* p = sqlite3_column_blob(stmt_, col);
+  if (!p) return {};
+  return std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col));
+}
+
+Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_ms) {
+  sqlite3* raw = nullptr;
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status s = FromCode(rc, raw, "open " + path);
+    sqlite3_close(raw);
+    return s;
+  }
+  std::unique_ptr<Db> db(new Db(raw, path));
+  sqlite3_busy_timeout(raw, busy_timeout_ms);
+  RETURN_IF_ERROR(
+      db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+               "PRAGMA foreign_keys=ON;"));
+  return db;
+}
+
+Db::~Db() { sqlite3_close_v2(db_); }
+
+Status Db::Exec(std::string_view sql) {
+  std::string s(sql);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err);
+  sqlite3_free(err);
+  return FromCode(rc, db_, "exec");
+}
+
+Result<Stmt> Db::Prepare(std::string_view sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+  if (rc != SQLITE_OK) return FromCode(rc, db_, std::string("prepare ") + std::string(sql));
+  return Stmt(db_, stmt);
+}
+
+Result<Txn> Txn::Begin(Db* db) {
+  RETURN_IF_ERROR(db->Exec("BEGIN IMMEDIATE"));
+  return Txn(db);
+}
+
+Txn::~Txn() {
+  if (db_) (void)db_->Exec("ROLLBACK");
+}
+
+Status Txn::Commit() {
+  Status s = db_->Exec("COMMIT");
+  if (s.ok()) db_ = nullptr;
+  return s;
+}
+
+}  // namespace regionmove::sqlite

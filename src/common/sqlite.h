@@ -1,0 +1,104 @@
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace regionmove::sqlite {
+
+// Converts an SQLite result code into our Status: busy/locked are retryable (kUnavailable),
+// constraint violations are kConflict, corruption is kCorruption, the rest kPermanent.
+// The one place SQLite errors become Status.
+Status FromCode(int rc, sqlite3* db, std::string_view what);
+
+// A prepared statement. Bind indexes are 1-based, column indexes 0-based.
+// Not thread-safe; lives no longer than its Db.
+class Stmt {
+ public:
+  Stmt() = default;
+  Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Stmt(Stmt&& o) noexcept : db_(o.db_), stmt_(o.stmt_) { o.stmt_ = nullptr; }
+  Stmt& operator=(Stmt&& o) noexcept;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt();
+
+  Stmt& Bind(int i, int64_t v);
+  Stmt& Bind(int i, int v) { return Bind(i, static_cast<int64_t>(v)); }
+  Stmt& Bind(int i, bool v) { return Bind(i, static_cast<int64_t>(v ? 1 : 0)); }
+  Stmt& Bind(int i, double v);
+  Stmt& Bind(int i, std::string_view v);
+  Stmt& Bind(int i, const char* v) { return Bind(i, std::string_view(v)); }
+  Stmt& Bind(int i, const std::string& v) { return Bind(i, std::string_view(v)); }
+  Stmt& BindBlob(int i, const void* data, size_t n);
+  Stmt& BindNull(int i);
+  // Binds every argument in order, starting at index 1.
+  template <typename... Args>
+  Stmt& BindAll(const Args&... args) {
+    int i = 0;
+    (Bind(++i, args), ...);
+    return *this;
+  }
+
+  // Steps once: true when a row is available, false when done.
+  Result<bool> Step();
+  // Steps to completion (for statements without rows).
+  Status Run();
+  void Reset();
+
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Real(int col) const { return sqlite3_column_double(stmt_, col); }
+  std::string Text(int col) const;
+  std::string Blob(int col) const;
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  int ColumnType(int col) const { return sqlite3_column_type(stmt_, col); }
+  int ColumnCount() const { return sqlite3_column_count(stmt_); }
+  std::string ColumnName(int col) const { return sqlite3_column_name(stmt_, col); }
+  sqlite3_stmt* raw() const { return stmt_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* stmt_ = nullptr;
+  int bind_rc_ = SQLITE_OK;
+};
+
+// An open database connection. Not thread-safe: callers serialise access.
+class Db {
+ public:
+  // Opens (creating if needed) with WAL journaling, foreign keys and a busy timeout.
+  static Result<std::unique_ptr<Db>> Open(const std::string& path, int busy_timeout_ms = 5000);
+  ~Db();
+
+  Status Exec(std::string_view sql);
+  Result<Stmt> Prepare(std::string_view sql);
+  int64_t Changes() const { return sqlite3_changes64(db_); }
+  int64_t LastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
+  sqlite3* raw() const { return db_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  Db(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  sqlite3* db_;
+  std::string path_;
+};
+
+// A write transaction (BEGIN IMMEDIATE): rolls back unless Commit() succeeded.
+class Txn {
+ public:
+  static Result<Txn> Begin(Db* db);
+  Txn(Txn&& o) noexcept : db_(o.db_) { o.db_ = nullptr; }
+  Txn(const Txn&) = delete;
+  ~Txn();
+  Status Commit();
+
+ private:
+  explicit Txn(Db* db) : db_(db) {}
+  Db* db_;
+};
+
+}  // namespace regionmove::sqlite

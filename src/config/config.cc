@@ -1,0 +1,247 @@
+#include "config/config.h"
+
+#include <toml++/toml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/hash.h"
+#include "common/ids.h"
+
+namespace regionmove {
+
+namespace fs = std::filesystem;
+
+std::string_view EmbeddedDefaultConfigToml() {
+  return R"toml(
+[server]
+listen = "127.0.0.1:8080"
+data_dir = "var"
+max_body_bytes = 67108864
+
+[control_store]
+engine = "sqlite"
+path = "control.sqlite3"
+
+[saga]
+workers = 4
+max_attempts = 5
+lease_seconds = 30
+max_concurrent = 16
+max_concurrent_per_region = 4
+
+[replicas]
+retention_days = 0
+price_per_gb_month_usd = 0.50
+
+[secrets]
+key_file = "secret.key"
+
+[[users]]
+name = "alice"
+token = "alice-dev-token"
+
+[[users]]
+name = "bob"
+token = "bob-dev-token"
+
+[[users]]
+name = "admin"
+token = "admin-dev-token"
+admin = true
+
+[[regions]]
+slug = "us-east-1"
+name = "US East (N. Virginia)"
+database = { engine = "sqlite", dir = "regions/us-east-1/db" }
+blobs = { engine = "fs", dir = "regions/us-east-1/blobs" }
+
+[[regions]]
+slug = "eu-west-1"
+name = "EU West (Ireland)"
+database = { engine = "sqlite", dir = "regions/eu-west-1/db" }
+blobs = { engine = "fs", dir = "regions/eu-west-1/blobs" }
+
+[[regions]]
+slug = "ap-southeast-1"
+name = "Asia Pacific (Singapore)"
+database = { engine = "sqlite", dir = "regions/ap-southeast-1/db" }
+blobs = { engine = "fs", dir = "regions/ap-southeast-1/blobs" }
+)toml";
+}
+
+const RegionConfig* Config::FindRegion(const std::string& slug) const {
+  for (const auto& r : regions) {
+    if (r.slug == slug) return &r;
+  }
+  return nullptr;
+}
+
+namespace {
+
+std::string Resolve(const std::string& base, const std::string& p) {
+  if (p.empty()) return p;
+  fs::path path(p);
+  if (path.is_relative()) path = fs::path(base) / path;
+  return path.lexically_normal().string();
+}
+
+Status Bad(const std::string& source, const std::string& key, const std::string& what) {
+  return InvalidArgument(source + ": " + key + " " + what, "invalid_config");
+}
+
+// Reads an optional key of type T, leaving `out` alone when absent.
+template <typename T, typename Out>
+Status Read(const toml::table& t, const char* key, Out& out, const std::string& source,
+            const std::string& where) {
+  const toml::node* n = t.get(key);
+  if (!n) return Status::Ok();
+  auto v = n->value<T>();
+  if (!v) return Bad(source, where + key, "has the wrong type");
+  out = static_cast<Out>(*v);
+  return Status::Ok();
+}
+
+Status ReadEngine(const toml::table& region, const char* key, const std::string& data_dir,
+                  EngineConfig& out, const std::string& source, const std::string& where) {
+  const toml::table* t = region[key].as_table();
+  if (!t) return Bad(source, where + key, "is missing (an inline table with engine = ...)");
+  RETURN_IF_ERROR(Read<std::string>(*t, "engine", out.engine, source, where + key + "."));
+  RETURN_IF_ERROR(Read<std::string>(*t, "dir", out.dir, source, where + key + "."));
+  RETURN_IF_ERROR(Read<std::string>(*t, "dsn", out.dsn, source, where + key + "."));
+  out.dir = Resolve(data_dir, out.dir);
+  bool file_engine = out.engine == "sqlite" || out.engine == "fs";
+  if (file_engine && out.dir.empty()) return Bad(source, where + key + ".dir", "is required");
+  if (out.engine == "postgres" && out.dsn.empty()) {
+    return Bad(source, where + key + ".dsn", "is required");
+  }
+  if (!file_engine && out.engine != "postgres" && out.engine != "s3") {
+    return Bad(source, where + key + ".engine", "is unknown: '" + out.engine + "'");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
+                           const std::string& source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << source << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+        << e.description();
+    return InvalidArgument(msg.str(), "invalid_config");
+  }
+  Config c;
+  c.source = source;
+  std::string data_dir = "var";
+  if (const auto* s = root["server"].as_table()) {
+    RETURN_IF_ERROR(Read<std::string>(*s, "listen", c.listen, source, "server."));
+    RETURN_IF_ERROR(Read<std::string>(*s, "data_dir", data_dir, source, "server."));
+    RETURN_IF_ERROR(Read<int64_t>(*s, "max_body_bytes", c.max_body_bytes, source, "server."));
+  }
+  c.data_dir = Resolve(base_dir, data_dir);
+  std::string store_path = "control.sqlite3";
+  if (const auto* s = root["control_store"].as_table()) {
+    RETURN_IF_ERROR(
+        Read<std::string>(*s, "engine", c.control_store_engine, source, "control_store."));
+    RETURN_IF_ERROR(Read<std::string>(*s, "path", store_path, source, "control_store."));
+    RETURN_IF_ERROR(Read<std::string>(*s, "dsn", c.control_store_dsn, source, "control_store."));
+  }
+  c.control_store_path = Resolve(c.data_dir, store_path);
+  if (c.control_store_engine != "sqlite" && c.control_store_engine != "postgres") {
+    return Bad(source, "control_store.engine", "must be \"sqlite\" or \"postgres\"");
+  }
+  if (c.control_store_engine == "postgres" && c.control_store_dsn.empty()) {
+    return Bad(source, "control_store.dsn", "is required for the postgres engine");
+  }
+  if (const auto* s = root["saga"].as_table()) {
+    RETURN_IF_ERROR(Read<int64_t>(*s, "workers", c.workers, source, "saga."));
+    RETURN_IF_ERROR(Read<int64_t>(*s, "max_attempts", c.max_attempts, source, "saga."));
+    RETURN_IF_ERROR(Read<int64_t>(*s, "lease_seconds", c.lease_seconds, source, "saga."));
+    RETURN_IF_ERROR(Read<int64_t>(*s, "max_concurrent", c.max_concurrent, source, "saga."));
+    RETURN_IF_ERROR(Read<int64_t>(*s, "max_concurrent_per_region", c.max_concurrent_per_region,
+                                  source, "saga."));
+  }
+  if (c.workers < 1 || c.max_attempts < 1 || c.lease_seconds < 1 || c.max_concurrent < 1 ||
+      c.max_concurrent_per_region < 1) {
+    return Bad(source, "[saga]", "values must all be at least 1");
+  }
+  if (const auto* s = root["replicas"].as_table()) {
+    RETURN_IF_ERROR(Read<int64_t>(*s, "retention_days", c.retention_days, source, "replicas."));
+    if (const toml::node* n = s->get("price_per_gb_month_usd")) {
+      auto v = n->value<double>();
+      if (!v || *v < 0) return Bad(source, "replicas.price_per_gb_month_usd", "must be >= 0");
+      c.price_per_gb_month_usd = *v;
+    }
+  }
+  std::string key_file = "secret.key";
+  if (const auto* s = root["secrets"].as_table()) {
+    RETURN_IF_ERROR(Read<std::string>(*s, "key_file", key_file, source, "secrets."));
+  }
+  c.secrets_key_file = Resolve(c.data_dir, key_file);
+
+  if (const auto* users = root["users"].as_array()) {
+    for (size_t i = 0; i < users->size(); ++i) {
+      std::string where = "users[" + std::to_string(i) + "].";
+      const toml::table* u = (*users)[i].as_table();
+      if (!u) return Bad(source, where, "is not a table");
+      UserConfig uc;
+      std::string token;
+      RETURN_IF_ERROR(Read<std::string>(*u, "name", uc.name, source, where));
+      RETURN_IF_ERROR(Read<std::string>(*u, "token", token, source, where));
+      RETURN_IF_ERROR(Read<std::string>(*u, "token_sha256", uc.token_sha256, source, where));
+      RETURN_IF_ERROR(Read<bool>(*u, "admin", uc.admin, source, where));
+      if (uc.name.empty()) return Bad(source, where + "name", "is required");
+      if (!token.empty()) uc.token_sha256 = Sha256Hex(token);
+      if (uc.token_sha256.size() != 64) {
+        return Bad(source, where + "token", "or token_sha256 (64 hex chars) is required");
+      }
+      c.users.push_back(std::move(uc));
+    }
+  }
+
+  const auto* regions = root["regions"].as_array();
+  if (!regions || regions->empty()) return Bad(source, "[[regions]]", "must list at least one");
+  for (size_t i = 0; i < regions->size(); ++i) {
+    std::string where = "regions[" + std::to_string(i) + "].";
+    const toml::table* t = (*regions)[i].as_table();
+    if (!t) return Bad(source, where, "is not a table");
+    RegionConfig r;
+    RETURN_IF_ERROR(Read<std::string>(*t, "slug", r.slug, source, where));
+    RETURN_IF_ERROR(Read<std::string>(*t, "name", r.name, source, where));
+    RETURN_IF_ERROR(Read<std::string>(*t, "status", r.status, source, where));
+    RETURN_IF_ERROR(Read<int64_t>(*t, "max_apps", r.max_apps, source, where));
+    RETURN_IF_ERROR(Read<int64_t>(*t, "max_bytes", r.max_bytes, source, where));
+    if (!IsValidRegionSlug(r.slug)) {
+      return Bad(source, where + "slug", "'" + r.slug + "' is not a region slug like us-east-1");
+    }
+    if (c.FindRegion(r.slug)) return Bad(source, where + "slug", "'" + r.slug + "' is repeated");
+    if (r.status != "available" && r.status != "draining" && r.status != "offline") {
+      return Bad(source, where + "status", "must be available, draining or offline");
+    }
+    if (r.name.empty()) r.name = r.slug;
+    RETURN_IF_ERROR(ReadEngine(*t, "database", c.data_dir, r.database, source, where));
+    RETURN_IF_ERROR(ReadEngine(*t, "blobs", c.data_dir, r.blobs, source, where));
+    c.regions.push_back(std::move(r));
+  }
+  return c;
+}
+
+Result<Config> LoadConfig(const std::string& path) {
+  if (path.empty()) {
+    return ParseConfig(EmbeddedDefaultConfigToml(), fs::current_path().string(),
+                       "<embedded default>");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return InvalidArgument("cannot read config file " + path, "invalid_config");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::string base = fs::absolute(fs::path(path)).parent_path().string();
+  return ParseConfig(buf.str(), base, path);
+}
+
+}  // namespace regionmove

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace regionmove {
+
+struct EngineConfig {
+  std::string engine;  // "sqlite" | "postgres" | "fs" | "s3"
+  std::string dir;     // resolved absolute path for file-based engines
+  std::string dsn;     // postgres
+};
+
+struct RegionConfig {
+  std::string slug;
+  std::string name;
+  std::string status = "available";  // available | draining | offline
+  int64_t max_apps = 1000;
+  int64_t max_bytes = 100LL << 30;
+  EngineConfig database;
+  EngineConfig blobs;
+};
+
+struct UserConfig {
+  std::string name;
+  std::string token_sha256;  // hex; computed from `token` when the file gives a plain token
+  bool admin = false;
+};
+
+// The whole configuration file (SPEC §9). Paths are resolved against the file's directory
+// (the current directory for the embedded default) and then against data_dir.
+struct Config {
+  std::string source = "<embedded default>";
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir;  // absolute
+  int64_t max_body_bytes = 64LL << 20;
+
+  std::string control_store_engine = "sqlite";
+  std::string control_store_path;  // absolute, sqlite
+  std::string control_store_dsn;   // postgres
+
+  int workers = 4;
+  int max_attempts = 5;
+  int lease_seconds = 30;
+  int max_concurrent = 16;
+  int max_concurrent_per_region = 4;
+
+  int retention_days = 0;
+  double price_per_gb_month_usd = 0.50;
+
+  std::string secrets_key_file;  // absolute
+
+  std::vector<UserConfig> users;
+  std::vector<RegionConfig> regions;
+
+  const RegionConfig* FindRegion(const std::string& slug) const;
+};
+
+// The embedded default: three regions under ./var, users alice, bob and an admin.
+std::string_view EmbeddedDefaultConfigToml();
+
+// Parses and validates a configuration. `base_dir` resolves relative paths.
+// InvalidArgument naming the key for anything wrong.
+Result<Config> ParseConfig(std::string_view toml_text, const std::string& base_dir,
+                           const std::string& source_name);
+// Reads FILE, or the embedded default (relative to the current directory) when path is empty.
+Result<Config> LoadConfig(const std::string& path);
+
+}  // namespace regionmove

@@ -1,0 +1,114 @@
+#include "domain/step.h"
+
+#include <array>
+
+namespace regionmove {
+
+namespace {
+constexpr std::array<std::string_view, 13> kNames = {
+    "requested",
+    "reserving_dest",
+    "blocking_writes",
+    "dumping_data",
+    "restoring_data",
+    "copying_blobs",
+    "copying_runtime",
+    "flipping_routing",
+    "setting_up_reverse_replication",
+    "unblocking_writes",
+    "completed",
+    "aborted",
+    "failed",
+};
+}  // namespace
+
+int StepIndex(Step step) {
+  int i = static_cast<int>(step);
+  return i < kStepCount ? i : -1;
+}
+
+std::optional<Step> NextStep(Step step) {
+  if (IsTerminal(step)) return std::nullopt;
+  return static_cast<Step>(static_cast<int>(step) + 1);
+}
+
+bool IsTerminal(Step step) {
+  return step == Step::kCompleted || step == Step::kAborted || step == Step::kFailed;
+}
+
+bool IsBeforeCutover(Step step) {
+  return !IsTerminal(step) && static_cast<int>(step) < static_cast<int>(kCutoverStep);
+}
+
+bool IsWorkStep(Step step) { return step != Step::kRequested && !IsTerminal(step); }
+
+std::string_view StepName(Step step) { return kNames[static_cast<size_t>(step)]; }
+
+std::optional<Step> ParseStep(std::string_view name) {
+  for (size_t i = 0; i < kNames.size(); ++i) {
+    if (kNames[i] == name) return static_cast<Step>(i);
+  }
+  return std::nullopt;
+}
+
+std::string StepLabel(Step step, std::string_view src, std::string_view dst) {
+  std::string s(src), d(dst);
+  switch (step) {
+    case Step::kRequested:
+      return "Waiting for a free migration slot";
+    case Step::kReservingDest:
+      return "Reserving capacity in " + d;
+    case Step::kBlockingWrites:
+      return "Pausing writes in " + s;
+    case Step::kDumpingData:
+      return "Exporting the database from " + s;
+    case Step::kRestoringData:
+      return "Restoring and verifying the database in " + d;
+    case Step::kCopyingBlobs:
+      return "Copying files to " + d;
+    case Step::kCopyingRuntime:
+      return "Copying functions, env vars, cron and domains to " + d;
+    case Step::kFlippingRouting:
+      return "Switching traffic to " + d;
+    case Step::kSettingUpReverseReplication:
+      return "Keeping " + s + " in sync as a standby replica";
+    case Step::kUnblockingWrites:
+      return "Resuming writes in " + d;
+    case Step::kCompleted:
+      return "Done: the app is served from " + d;
+    case Step::kAborted:
+      return "Aborted: the app stays in " + s;
+    case Step::kFailed:
+      return "Failed";
+  }
+  return "";
+}
+
+bool IsLegalTransition(Step from, Step to) {
+  if (from == Step::kFailed) return !IsTerminal(to);  // admin repair re-drives it
+  if (IsTerminal(from)) return false;
+  if (to == Step::kAborted) return IsBeforeCutover(from);
+  if (to == Step::kFailed) return true;
+  auto next = NextStep(from);
+  return next.has_value() && *next == to;
+}
+
+std::string_view MigrationStatusName(MigrationStatus status) {
+  switch (status) {
+    case MigrationStatus::kQueued:
+      return "queued";
+    case MigrationStatus::kRunning:
+      return "running";
+    case MigrationStatus::kAborting:
+      return "aborting";
+    case MigrationStatus::kCompleted:
+      return "completed";
+    case MigrationStatus::kAborted:
+      return "aborted";
+    case MigrationStatus::kFailed:
+      return "failed";
+  }
+  return "";
+}
+
+}  // namespace regionmove

@@ -1,0 +1,103 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "domain/app.h"
+#include "domain/migration.h"
+
+namespace regionmove {
+
+// The durable control plane: apps, routes, migrations and their history, reservations, users
+// and API tokens. Every method is one atomic transaction. Implementations are thread-safe and
+// safe to share between processes on the same backing database.
+//
+// Fencing: the execution fields of a migration are written only by the worker that holds its
+// lease, with a compare-and-set on `epoch` (UpdateMigration, TryAdmit, CommitFlip). Claiming
+// a migration increments its epoch, so a stale worker's writes fail with Conflict("fenced").
+// The abort flag is written only by RequestAbort and is never overwritten by UpdateMigration.
+class ControlStore {
+ public:
+  virtual ~ControlStore() = default;
+
+  // ---- apps and routes ----
+  // Creates the app and a route for its subdomain.
+  // Conflict("subdomain_taken") when the subdomain is already routed; Conflict when the id exists.
+  virtual Status CreateApp(const App& app) = 0;
+  virtual Result<App> GetApp(const std::string& app_id) = 0;
+  // All apps of `owner`, or every app when `owner` is empty; oldest first.
+  virtual Result<std::vector<App>> ListApps(const std::string& owner) = 0;
+  // Adds a custom domain route. Conflict("domain_taken") if another app has it.
+  virtual Status AddRoute(const Route& route) = 0;
+  virtual Status RemoveRoute(const std::string& host) = 0;
+  virtual Result<Route> ResolveHost(const std::string& host) = 0;
+  virtual Result<std::vector<Route>> ListRoutes(const std::string& app_id) = 0;
+
+  // ---- migrations ----
+  // Inserts a new migration and marks its app `migrating`. At most one non-terminal migration
+  // per app is enforced here: Conflict("migration_in_flight") for a second one.
+  virtual Status CreateMigration(const Migration& m) = 0;
+  virtual Result<Migration> GetMigration(const std::string& id) = 0;
+  // Newest first.
+  virtual Result<std::vector<Migration>> ListMigrations(const std::string& app_id) = 0;
+  virtual Result<std::optional<Migration>> GetActiveMigration(const std::string& app_id) = 0;
+  // Every non-terminal migration, oldest first.
+  virtual Result<std::vector<Migration>> ListActiveMigrations() = 0;
+  // Completed migrations whose source replica is retained (replicating or tearing_down).
+  virtual Result<std::vector<Migration>> ListRetainedReplicas() = 0;
+
+  // Claims one runnable migration (non-terminal, lease free or expired, next attempt due) for
+  // `owner` until now + lease_ms, incrementing its epoch. nullopt when nothing is runnable.
+  virtual Result<std::optional<Migration>> ClaimNext(const std::string& owner, int64_t now_ms,
+                                                     int64_t lease_ms) = 0;
+  // Compare-and-set of every execution field of `m` on (id, expected_epoch, lease owner),
+  // appending `events` in the same transaction. When `m` becomes terminal the app's status
+  // follows (ready, or needs_repair). Conflict("fenced") when the epoch moved on.
+  virtual Status UpdateMigration(const Migration& m, int64_t expected_epoch,
+                                 const std::vector<MigrationEvent>& events) = 0;
+  // Extends the lease. Conflict("fenced") when the epoch moved on.
+  virtual Status Heartbeat(const std::string& id, int64_t epoch, int64_t lease_expires_at_ms) = 0;
+  // Admission to the concurrency caps: marks `m` admitted if fewer than `global_cap` admitted
+  // non-terminal migrations exist and fewer than `region_cap` touch its source and its dest
+  // region. Returns whether it was admitted. Conflict("fenced") on a stale epoch.
+  virtual Result<bool> TryAdmit(const std::string& id, int64_t expected_epoch, int global_cap,
+                                int region_cap) = 0;
+  // The cutover, in one transaction: the app's region, every route of the app and its routing
+  // version move to m.dest_region; `m` (which the caller has advanced past the flip, with
+  // cutover_committed set) is written as in UpdateMigration. Refused with
+  // Conflict("abort_won") if an abort was requested first.
+  virtual Status CommitFlip(const Migration& m, int64_t expected_epoch,
+                            const std::vector<MigrationEvent>& events) = 0;
+  // Sets the abort flag (and makes the migration runnable now). NotFound; Conflict("not_active")
+  // for a terminal migration; Conflict("cutover_passed") once the flip has committed.
+  // Idempotent while aborting.
+  virtual Status RequestAbort(const std::string& id, int64_t now_ms) = 0;
+  // Re-drives a migration that failed after its cutover: back to the step it stopped at,
+  // attempts reset, runnable now. NotFound; Conflict("not_repairable") otherwise.
+  virtual Status RepairMigration(const std::string& id, int64_t now_ms) = 0;
+  // Compare-and-set of the replica state of a completed migration.
+  // Conflict("replica_state") when it is not `expected`.
+  virtual Status SetReplicaState(const std::string& id, const std::string& expected,
+                                 const std::string& next) = 0;
+
+  virtual Status AppendEvent(const MigrationEvent& event) = 0;
+  // Oldest first.
+  virtual Result<std::vector<MigrationEvent>> ListEvents(const std::string& migration_id) = 0;
+
+  // ---- reservations ----
+  // Idempotent per (migration_id, region).
+  virtual Status Reserve(const Reservation& r) = 0;
+  virtual Status ReleaseReservation(const std::string& migration_id, const std::string& region) = 0;
+  virtual Result<std::vector<Reservation>> ListReservations(const std::string& region) = 0;
+
+  // ---- users and tokens ----
+  virtual Status UpsertUser(const User& user) = 0;
+  // Stores the SHA-256 (hex) of a token, never the token itself.
+  virtual Status AddTokenHash(const std::string& token_sha256_hex, const std::string& user) = 0;
+  virtual Result<User> UserForTokenHash(const std::string& token_sha256_hex) = 0;
+};
+
+}  // namespace regionmove

@@ -1,0 +1,593 @@
+#include "store/sqlite/sqlite_control_store.h"
+
+#include "store/sqlite/schema.h"
+
+namespace regionmove {
+
+namespace {
+
+using sqlite::Stmt;
+using sqlite::Txn;
+
+constexpr const char* kMigrationColumns =
+    "id, app_id, owner, kind, reverse_of, reverse_path, strategy, source_region, dest_region, "
+    "current_step, stopped_at, terminal, admitted, abort_requested, cutover_committed, "
+    "needs_repair, compensation, source_replica_state, attempt, retry_count, last_error, "
+    "next_attempt_at_ms, initiated_at_ms, step_started_at_ms, completed_at_ms, updated_at_ms, "
+    "lease_owner, lease_expires_at_ms, epoch, bytes_done, bytes_total, items_done, items_total, "
+    "resources";
+
+Step StepOr(const std::string& name) { return ParseStep(name).value_or(Step::kFailed); }
+
+Migration ReadMigration(const Stmt& s) {
+  Migration m;
+  int c = 0;
+  m.id = s.Text(c++);
+  m.app_id = s.Text(c++);
+  m.owner = s.Text(c++);
+  m.kind = s.Text(c++);
+  m.reverse_of = s.Text(c++);
+  m.reverse_path = s.Text(c++);
+  m.strategy = s.Text(c++);
+  m.source_region = s.Text(c++);
+  m.dest_region = s.Text(c++);
+  m.current_step = StepOr(s.Text(c++));
+  m.stopped_at = StepOr(s.Text(c++));
+  c++;  // terminal is derived from current_step
+  m.admitted = s.Int(c++) != 0;
+  m.abort_requested = s.Int(c++) != 0;
+  m.cutover_committed = s.Int(c++) != 0;
+  m.needs_repair = s.Int(c++) != 0;
+  m.compensation = static_cast<Compensation>(s.Int(c++));
+  m.source_replica_state = s.Text(c++);
+  m.attempt = static_cast<int>(s.Int(c++));
+  m.retry_count = static_cast<int>(s.Int(c++));
+  m.last_error = s.Text(c++);
+  m.next_attempt_at_ms = s.Int(c++);
+  m.initiated_at_ms = s.Int(c++);
+  m.step_started_at_ms = s.Int(c++);
+  m.completed_at_ms = s.Int(c++);
+  m.updated_at_ms = s.Int(c++);
+  m.lease_owner = s.Text(c++);
+  m.lease_expires_at_ms = s.Int(c++);
+  m.epoch = s.Int(c++);
+  m.progress.bytes_done = s.Int(c++);
+  m.progress.bytes_total = s.Int(c++);
+  m.progress.items_done = s.Int(c++);
+  m.progress.items_total = s.Int(c++);
+  m.resources = s.Text(c++);
+  return m;
+}
+
+App ReadApp(const Stmt& s) {
+  App a;
+  a.id = s.Text(0);
+  a.name = s.Text(1);
+  a.owner = s.Text(2);
+  a.subdomain = s.Text(3);
+  a.region = s.Text(4);
+  a.status = s.Text(5);
+  a.created_at_ms = s.Int(6);
+  a.routing_version = s.Int(7);
+  return a;
+}
+constexpr const char* kAppColumns =
+    "id, name, owner, subdomain, region, status, created_at_ms, routing_version";
+
+Status Fenced(const std::string& id) {
+  return Conflict("migration " + id + " was claimed by another worker", "fenced");
+}
+
+// The app status that follows a migration's state.
+const char* AppStatusFor(const Migration& m) {
+  if (!m.terminal()) return kAppMigrating;
+  if (m.current_step == Step::kFailed && m.needs_repair) return kAppNeedsRepair;
+  return kAppReady;
+}
+
+}  // namespace
+
+int SqliteControlStore::SchemaVersion() {
+  return static_cast<int>(ControlStoreSchemaSteps().size());
+}
+
+Result<std::unique_ptr<SqliteControlStore>> SqliteControlStore::Open(const std::string& path) {
+  ASSIGN_OR_RETURN(auto db, sqlite::Db::Open(path));
+  std::unique_ptr<SqliteControlStore> store(new SqliteControlStore(std::move(db)));
+  RETURN_IF_ERROR(store->ApplySchema());
+  return store;
+}
+
+Status SqliteControlStore::ApplySchema() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  RETURN_IF_ERROR(db_->Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)"));
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_version"));
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  int64_t have = row ? q.Int(0) : 0;
+  const auto& steps = ControlStoreSchemaSteps();
+  if (have > static_cast<int64_t>(steps.size())) {
+    return Permanent("control store schema version " + std::to_string(have) +
+                     " is newer than this build (" + std::to_string(steps.size()) + ")");
+  }
+  for (size_t v = static_cast<size_t>(have); v < steps.size(); ++v) {
+    RETURN_IF_ERROR(db_->Exec(steps[v]));
+    ASSIGN_OR_RETURN(Stmt ins, db_->Prepare("INSERT INTO schema_version(version) VALUES (?)"));
+    RETURN_IF_ERROR(ins.Bind(1, static_cast<int64_t>(v + 1)).Run());
+  }
+  return txn.Commit();
+}
+
+// ---------------------------------------------------------------- apps and routes
+
+Status SqliteControlStore::CreateApp(const App& app) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  {
+    ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT 1 FROM routes WHERE host = ?"));
+    ASSIGN_OR_RETURN(bool taken, q.Bind(1, app.subdomain).Step());
+    if (taken) return Conflict("subdomain " + app.subdomain + " is taken", "subdomain_taken");
+  }
+  ASSIGN_OR_RETURN(Stmt ins, db_->Prepare(std::string("INSERT INTO apps(") + kAppColumns +
+                                          ") VALUES (?,?,?,?,?,?,?,?)"));
+  ins.Bind(1, app.id).Bind(2, app.name).Bind(3, app.owner).Bind(4, app.subdomain);
+  ins.Bind(5, app.region).Bind(6, app.status).Bind(7, app.created_at_ms);
+  ins.Bind(8, app.routing_version);
+  Status s = ins.Run();
+  if (s.code() == StatusCode::kConflict) {
+    return Conflict("app " + app.id + " or subdomain " + app.subdomain + " exists",
+                    "subdomain_taken");
+  }
+  RETURN_IF_ERROR(s);
+  ASSIGN_OR_RETURN(
+      Stmt route,
+      db_->Prepare("INSERT INTO routes(host, app_id, region, custom) VALUES (?,?,?,0)"));
+  RETURN_IF_ERROR(route.Bind(1, app.subdomain).Bind(2, app.id).Bind(3, app.region).Run());
+  return txn.Commit();
+}
+
+Result<App> SqliteControlStore::GetApp(const std::string& app_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q,
+                   db_->Prepare(std::string("SELECT ") + kAppColumns + " FROM apps WHERE id = ?"));
+  ASSIGN_OR_RETURN(bool row, q.Bind(1, app_id).Step());
+  if (!row) return NotFound("app " + app_id + " not found");
+  return ReadApp(q);
+}
+
+Result<std::vector<App>> SqliteControlStore::ListApps(const std::string& owner) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kAppColumns +
+                                        " FROM apps WHERE ?1 = '' OR owner = ?1"
+                                        " ORDER BY created_at_ms, id"));
+  q.Bind(1, owner);
+  std::vector<App> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back(ReadApp(q));
+  }
+  return out;
+}
+
+Status SqliteControlStore::AddRoute(const Route& route) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT app_id FROM routes WHERE host = ?"));
+  ASSIGN_OR_RETURN(bool row, q.Bind(1, route.host).Step());
+  if (row) {
+    if (q.Text(0) == route.app_id) return Status::Ok();  // idempotent
+    return Conflict("domain " + route.host + " belongs to another app", "domain_taken");
+  }
+  ASSIGN_OR_RETURN(Stmt app, db_->Prepare("SELECT region FROM apps WHERE id = ?"));
+  ASSIGN_OR_RETURN(bool found, app.Bind(1, route.app_id).Step());
+  if (!found) return NotFound("app " + route.app_id + " not found");
+  std::string region = app.Text(0);
+  ASSIGN_OR_RETURN(
+      Stmt ins, db_->Prepare("INSERT INTO routes(host, app_id, region, custom) VALUES (?,?,?,?)"));
+  RETURN_IF_ERROR(
+      ins.Bind(1, route.host).Bind(2, route.app_id).Bind(3, region).Bind(4, route.custom).Run());
+  return txn.Commit();
+}
+
+Status SqliteControlStore::RemoveRoute(const std::string& host) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("DELETE FROM routes WHERE host = ? AND custom = 1"));
+  RETURN_IF_ERROR(q.Bind(1, host).Run());
+  if (db_->Changes() == 0) return NotFound("domain " + host + " not found");
+  return Status::Ok();
+}
+
+Result<Route> SqliteControlStore::ResolveHost(const std::string& host) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q,
+                   db_->Prepare("SELECT host, app_id, region, custom FROM routes WHERE host = ?"));
+  ASSIGN_OR_RETURN(bool row, q.Bind(1, host).Step());
+  if (!row) return NotFound("no app is routed at " + host);
+  return Route{q.Text(0), q.Text(1), q.Text(2), q.Int(3) != 0};
+}
+
+Result<std::vector<Route>> SqliteControlStore::ListRoutes(const std::string& app_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT host, app_id, region, custom FROM routes "
+                                        "WHERE app_id = ? ORDER BY custom, host"));
+  q.Bind(1, app_id);
+  std::vector<Route> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back(Route{q.Text(0), q.Text(1), q.Text(2), q.Int(3) != 0});
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- migrations
+
+Status SqliteControlStore::CreateMigration(const Migration& m) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  {
+    ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT 1 FROM apps WHERE id = ?"));
+    ASSIGN_OR_RETURN(bool found, q.Bind(1, m.app_id).Step());
+    if (!found) return NotFound("app " + m.app_id + " not found");
+  }
+  ASSIGN_OR_RETURN(Stmt ins,
+                   db_->Prepare(std::string("INSERT INTO migrations(") + kMigrationColumns +
+                                ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                                "?,?,?,?,?,?,?,?,?,?,?,?)"));
+  ins.BindAll(m.id, m.app_id, m.owner, m.kind, m.reverse_of, m.reverse_path, m.strategy,
+              m.source_region, m.dest_region, StepName(m.current_step), StepName(m.stopped_at),
+              m.terminal(), m.admitted, m.abort_requested, m.cutover_committed, m.needs_repair,
+              static_cast<int>(m.compensation), m.source_replica_state, m.attempt, m.retry_count,
+              m.last_error, m.next_attempt_at_ms, m.initiated_at_ms, m.step_started_at_ms,
+              m.completed_at_ms, m.updated_at_ms, m.lease_owner, m.lease_expires_at_ms, m.epoch,
+              m.progress.bytes_done, m.progress.bytes_total, m.progress.items_done,
+              m.progress.items_total, m.resources);
+  Status s = ins.Run();
+  if (s.code() == StatusCode::kConflict) {
+    return Conflict("app " + m.app_id + " already has a migration in flight",
+                    "migration_in_flight");
+  }
+  RETURN_IF_ERROR(s);
+  ASSIGN_OR_RETURN(Stmt app, db_->Prepare("UPDATE apps SET status = ? WHERE id = ?"));
+  RETURN_IF_ERROR(app.Bind(1, AppStatusFor(m)).Bind(2, m.app_id).Run());
+  return txn.Commit();
+}
+
+Result<std::vector<Migration>> SqliteControlStore::QueryMigrations(const std::string& tail,
+                                                                   const std::string& bind) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kMigrationColumns +
+                                        " FROM migrations " + tail));
+  if (!bind.empty()) q.Bind(1, bind);
+  std::vector<Migration> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back(ReadMigration(q));
+  }
+  return out;
+}
+
+Result<Migration> SqliteControlStore::GetMigration(const std::string& id) {
+  ASSIGN_OR_RETURN(auto rows, QueryMigrations("WHERE id = ?", id));
+  if (rows.empty()) return NotFound("migration " + id + " not found");
+  return std::move(rows.front());
+}
+
+Result<std::vector<Migration>> SqliteControlStore::ListMigrations(const std::string& app_id) {
+  return QueryMigrations("WHERE app_id = ? ORDER BY initiated_at_ms DESC, rowid DESC", app_id);
+}
+
+Result<std::optional<Migration>> SqliteControlStore::GetActiveMigration(const std::string& app_id) {
+  ASSIGN_OR_RETURN(auto rows, QueryMigrations("WHERE app_id = ? AND terminal = 0", app_id));
+  if (rows.empty()) return std::optional<Migration>();
+  return std::optional<Migration>(std::move(rows.front()));
+}
+
+Result<std::vector<Migration>> SqliteControlStore::ListActiveMigrations() {
+  return QueryMigrations("WHERE terminal = 0 ORDER BY initiated_at_ms, rowid", "");
+}
+
+Result<std::vector<Migration>> SqliteControlStore::ListRetainedReplicas() {
+  return QueryMigrations(
+      "WHERE current_step = 'completed' AND source_replica_state IN ('replicating', "
+      "'tearing_down') ORDER BY completed_at_ms DESC, rowid DESC",
+      "");
+}
+
+Result<std::optional<Migration>> SqliteControlStore::ClaimNext(const std::string& owner,
+                                                               int64_t now_ms, int64_t lease_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT id FROM migrations WHERE terminal = 0 AND "
+                                        "next_attempt_at_ms <= ?1 AND (lease_owner = '' OR "
+                                        "lease_expires_at_ms <= ?1) ORDER BY next_attempt_at_ms, "
+                                        "initiated_at_ms LIMIT 1"));
+  ASSIGN_OR_RETURN(bool row, q.Bind(1, now_ms).Step());
+  if (!row) return std::optional<Migration>();
+  std::string id = q.Text(0);
+  ASSIGN_OR_RETURN(Stmt upd, db_->Prepare("UPDATE migrations SET lease_owner = ?, "
+                                          "lease_expires_at_ms = ?, epoch = epoch + 1 "
+                                          "WHERE id = ?"));
+  RETURN_IF_ERROR(upd.Bind(1, owner).Bind(2, now_ms + lease_ms).Bind(3, id).Run());
+  ASSIGN_OR_RETURN(Stmt get, db_->Prepare(std::string("SELECT ") + kMigrationColumns +
+                                          " FROM migrations WHERE id = ?"));
+  ASSIGN_OR_RETURN(bool found, get.Bind(1, id).Step());
+  if (!found) return Permanent("claimed migration vanished");
+  Migration m = ReadMigration(get);
+  RETURN_IF_ERROR(txn.Commit());
+  return std::optional<Migration>(std::move(m));
+}
+
+Status SqliteControlStore::InsertEventLocked(const MigrationEvent& e) {
+  ASSIGN_OR_RETURN(Stmt ins,
+                   db_->Prepare("INSERT INTO migration_events(migration_id, type, step, "
+                                "from_step, to_step, attempt, started_at_ms, ended_at_ms, error, "
+                                "bytes, message) VALUES (?,?,?,?,?,?,?,?,?,?,?)"));
+  ins.Bind(1, e.migration_id).Bind(2, e.type).Bind(3, StepName(e.step));
+  ins.Bind(4, StepName(e.from_step)).Bind(5, StepName(e.to_step)).Bind(6, e.attempt);
+  ins.Bind(7, e.started_at_ms).Bind(8, e.ended_at_ms).Bind(9, e.error).Bind(10, e.bytes);
+  ins.Bind(11, e.message);
+  return ins.Run();
+}
+
+Status SqliteControlStore::WriteMigrationLocked(const Migration& m, int64_t expected_epoch,
+                                                const std::vector<MigrationEvent>& events) {
+  ASSIGN_OR_RETURN(
+      Stmt upd,
+      db_->Prepare("UPDATE migrations SET current_step = ?, stopped_at = ?, terminal = ?, "
+                   "admitted = ?, cutover_committed = ?, needs_repair = ?, compensation = ?, "
+                   "source_replica_state = ?, attempt = ?, retry_count = ?, last_error = ?, "
+                   "next_attempt_at_ms = ?, step_started_at_ms = ?, completed_at_ms = ?, "
+                   "updated_at_ms = ?, lease_owner = ?, lease_expires_at_ms = ?, bytes_done = ?, "
+                   "bytes_total = ?, items_done = ?, items_total = ?, resources = ? "
+                   "WHERE id = ? AND epoch = ?"));
+  upd.BindAll(StepName(m.current_step), StepName(m.stopped_at), m.terminal(), m.admitted,
+              m.cutover_committed, m.needs_repair, static_cast<int>(m.compensation),
+              m.source_replica_state, m.attempt, m.retry_count, m.last_error, m.next_attempt_at_ms,
+              m.step_started_at_ms, m.completed_at_ms, m.updated_at_ms, m.lease_owner,
+              m.lease_expires_at_ms, m.progress.bytes_done, m.progress.bytes_total,
+              m.progress.items_done, m.progress.items_total, m.resources, m.id, expected_epoch);
+  RETURN_IF_ERROR(upd.Run());
+  if (db_->Changes() == 0) return Fenced(m.id);
+  for (const auto& e : events) RETURN_IF_ERROR(InsertEventLocked(e));
+  ASSIGN_OR_RETURN(Stmt app, db_->Prepare("UPDATE apps SET status = ? WHERE id = ?"));
+  return app.Bind(1, AppStatusFor(m)).Bind(2, m.app_id).Run();
+}
+
+Status SqliteControlStore::UpdateMigration(const Migration& m, int64_t expected_epoch,
+                                           const std::vector<MigrationEvent>& events) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  RETURN_IF_ERROR(WriteMigrationLocked(m, expected_epoch, events));
+  return txn.Commit();
+}
+
+Status SqliteControlStore::Heartbeat(const std::string& id, int64_t epoch,
+                                     int64_t lease_expires_at_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt upd, db_->Prepare("UPDATE migrations SET lease_expires_at_ms = ? "
+                                          "WHERE id = ? AND epoch = ? AND terminal = 0"));
+  RETURN_IF_ERROR(upd.Bind(1, lease_expires_at_ms).Bind(2, id).Bind(3, epoch).Run());
+  if (db_->Changes() == 0) return Fenced(id);
+  return Status::Ok();
+}
+
+Result<bool> SqliteControlStore::TryAdmit(const std::string& id, int64_t expected_epoch,
+                                          int global_cap, int region_cap) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Stmt me, db_->Prepare("SELECT source_region, dest_region, admitted FROM "
+                                         "migrations WHERE id = ? AND epoch = ?"));
+  ASSIGN_OR_RETURN(bool found, me.Bind(1, id).Bind(2, expected_epoch).Step());
+  if (!found) return Fenced(id);
+  if (me.Int(2) != 0) return true;
+  std::string src = me.Text(0), dst = me.Text(1);
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT COUNT(*), "
+                                        "COALESCE(SUM(source_region = ?1 OR dest_region = ?1), 0), "
+                                        "COALESCE(SUM(source_region = ?2 OR dest_region = ?2), 0) "
+                                        "FROM migrations WHERE terminal = 0 AND admitted = 1"));
+  ASSIGN_OR_RETURN(bool row, q.Bind(1, src).Bind(2, dst).Step());
+  if (!row) return Permanent("count query returned nothing");
+  if (q.Int(0) >= global_cap || q.Int(1) >= region_cap || q.Int(2) >= region_cap) return false;
+  ASSIGN_OR_RETURN(Stmt upd, db_->Prepare("UPDATE migrations SET admitted = 1 WHERE id = ?"));
+  RETURN_IF_ERROR(upd.Bind(1, id).Run());
+  RETURN_IF_ERROR(txn.Commit());
+  return true;
+}
+
+Status SqliteControlStore::CommitFlip(const Migration& m, int64_t expected_epoch,
+                                      const std::vector<MigrationEvent>& events) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT abort_requested FROM migrations "
+                                        "WHERE id = ? AND epoch = ?"));
+  ASSIGN_OR_RETURN(bool found, q.Bind(1, m.id).Bind(2, expected_epoch).Step());
+  if (!found) return Fenced(m.id);
+  if (q.Int(0) != 0) return Conflict("an abort was requested before the flip", "abort_won");
+  ASSIGN_OR_RETURN(Stmt app, db_->Prepare("UPDATE apps SET region = ?, routing_version = "
+                                          "routing_version + 1 WHERE id = ?"));
+  RETURN_IF_ERROR(app.Bind(1, m.dest_region).Bind(2, m.app_id).Run());
+  ASSIGN_OR_RETURN(Stmt routes, db_->Prepare("UPDATE routes SET region = ? WHERE app_id = ?"));
+  RETURN_IF_ERROR(routes.Bind(1, m.dest_region).Bind(2, m.app_id).Run());
+  RETURN_IF_ERROR(WriteMigrationLocked(m, expected_epoch, events));
+  return txn.Commit();
+}
+
+Status SqliteControlStore::RequestAbort(const std::string& id, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT terminal, cutover_committed, abort_requested, "
+                                        "current_step FROM migrations WHERE id = ?"));
+  ASSIGN_OR_RETURN(bool found, q.Bind(1, id).Step());
+  if (!found) return NotFound("migration " + id + " not found");
+  if (q.Int(0) != 0) return Conflict("migration " + id + " is no longer active", "not_active");
+  if (q.Int(1) != 0) {
+    return Conflict("migration " + id +
+                        " has passed its cutover; the app is served from the destination. "
+                        "Use reverse to move it back.",
+                    "cutover_passed");
+  }
+  if (q.Int(2) != 0) return Status::Ok();
+  std::string step = q.Text(3);
+  ASSIGN_OR_RETURN(Stmt upd, db_->Prepare("UPDATE migrations SET abort_requested = 1, "
+                                          "next_attempt_at_ms = MIN(next_attempt_at_ms, ?), "
+                                          "updated_at_ms = ? WHERE id = ?"));
+  RETURN_IF_ERROR(upd.Bind(1, now_ms).Bind(2, now_ms).Bind(3, id).Run());
+  MigrationEvent e;
+  e.migration_id = id;
+  e.type = "abort_requested";
+  e.step = e.from_step = e.to_step = StepOr(step);
+  e.started_at_ms = e.ended_at_ms = now_ms;
+  e.message = "abort requested";
+  RETURN_IF_ERROR(InsertEventLocked(e));
+  return txn.Commit();
+}
+
+Status SqliteControlStore::RepairMigration(const std::string& id, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kMigrationColumns +
+                                        " FROM migrations WHERE id = ?"));
+  ASSIGN_OR_RETURN(bool found, q.Bind(1, id).Step());
+  if (!found) return NotFound("migration " + id + " not found");
+  Migration m = ReadMigration(q);
+  if (m.current_step != Step::kFailed || !m.needs_repair) {
+    return Conflict("migration " + id + " does not need repair", "not_repairable");
+  }
+  ASSIGN_OR_RETURN(Stmt upd,
+                   db_->Prepare("UPDATE migrations SET current_step = stopped_at, terminal = 0, "
+                                "needs_repair = 0, attempt = 0, next_attempt_at_ms = ?1, "
+                                "completed_at_ms = 0, step_started_at_ms = ?1, updated_at_ms = ?1, "
+                                "lease_owner = '', epoch = epoch + 1 WHERE id = ?2"));
+  Status s = upd.Bind(1, now_ms).Bind(2, id).Run();
+  if (s.code() == StatusCode::kConflict) {
+    return Conflict("app " + m.app_id + " has another active migration", "not_repairable");
+  }
+  RETURN_IF_ERROR(s);
+  ASSIGN_OR_RETURN(Stmt app, db_->Prepare("UPDATE apps SET status = ? WHERE id = ?"));
+  RETURN_IF_ERROR(app.Bind(1, kAppMigrating).Bind(2, m.app_id).Run());
+  MigrationEvent e;
+  e.migration_id = id;
+  e.type = "repair";
+  e.step = e.to_step = m.stopped_at;
+  e.from_step = Step::kFailed;
+  e.started_at_ms = e.ended_at_ms = now_ms;
+  e.message = "re-driven by an admin repair";
+  RETURN_IF_ERROR(InsertEventLocked(e));
+  return txn.Commit();
+}
+
+Status SqliteControlStore::SetReplicaState(const std::string& id, const std::string& expected,
+                                           const std::string& next) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt upd, db_->Prepare("UPDATE migrations SET source_replica_state = ? "
+                                          "WHERE id = ? AND source_replica_state = ?"));
+  RETURN_IF_ERROR(upd.Bind(1, next).Bind(2, id).Bind(3, expected).Run());
+  if (db_->Changes() == 0) {
+    return Conflict("replica of migration " + id + " is not " + expected, "replica_state");
+  }
+  return Status::Ok();
+}
+
+Status SqliteControlStore::AppendEvent(const MigrationEvent& event) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return InsertEventLocked(event);
+}
+
+Result<std::vector<MigrationEvent>> SqliteControlStore::ListEvents(
+    const std::string& migration_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT seq, migration_id, type, step, from_step, to_step, "
+                                        "attempt, started_at_ms, ended_at_ms, error, bytes, "
+                                        "message FROM migration_events WHERE migration_id = ? "
+                                        "ORDER BY seq"));
+  q.Bind(1, migration_id);
+  std::vector<MigrationEvent> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    MigrationEvent e;
+    e.seq = q.Int(0);
+    e.migration_id = q.Text(1);
+    e.type = q.Text(2);
+    e.step = StepOr(q.Text(3));
+    e.from_step = StepOr(q.Text(4));
+    e.to_step = StepOr(q.Text(5));
+    e.attempt = static_cast<int>(q.Int(6));
+    e.started_at_ms = q.Int(7);
+    e.ended_at_ms = q.Int(8);
+    e.error = q.Text(9);
+    e.bytes = q.Int(10);
+    e.message = q.Text(11);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- reservations
+
+Status SqliteControlStore::Reserve(const Reservation& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt ins, db_->Prepare("INSERT INTO reservations(migration_id, region, app_id, "
+                                          "bytes, created_at_ms) VALUES (?,?,?,?,?) "
+                                          "ON CONFLICT(migration_id, region) DO UPDATE SET "
+                                          "bytes = excluded.bytes"));
+  ins.Bind(1, r.migration_id).Bind(2, r.region).Bind(3, r.app_id).Bind(4, r.bytes);
+  return ins.Bind(5, r.created_at_ms).Run();
+}
+
+Status SqliteControlStore::ReleaseReservation(const std::string& migration_id,
+                                              const std::string& region) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt del,
+                   db_->Prepare("DELETE FROM reservations WHERE migration_id = ? AND region = ?"));
+  return del.Bind(1, migration_id).Bind(2, region).Run();
+}
+
+Result<std::vector<Reservation>> SqliteControlStore::ListReservations(const std::string& region) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT migration_id, region, app_id, bytes, "
+                                        "created_at_ms FROM reservations WHERE region = ? "
+                                        "ORDER BY created_at_ms"));
+  q.Bind(1, region);
+  std::vector<Reservation> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back(Reservation{q.Text(0), q.Text(1), q.Text(2), q.Int(3), q.Int(4)});
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- users and tokens
+
+Status SqliteControlStore::UpsertUser(const User& user) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt ins,
+                   db_->Prepare("INSERT INTO users(name, admin) VALUES (?, ?) "
+                                "ON CONFLICT(name) DO UPDATE SET admin = excluded.admin"));
+  return ins.Bind(1, user.name).Bind(2, user.admin).Run();
+}
+
+Status SqliteControlStore::AddTokenHash(const std::string& token_sha256_hex,
+                                        const std::string& user) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt ins,
+                   db_->Prepare("INSERT INTO api_tokens(token_sha256, user_name) VALUES (?, ?) "
+                                "ON CONFLICT(token_sha256) DO UPDATE SET user_name = "
+                                "excluded.user_name"));
+  return ins.Bind(1, token_sha256_hex).Bind(2, user).Run();
+}
+
+Result<User> SqliteControlStore::UserForTokenHash(const std::string& token_sha256_hex) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT u.name, u.admin FROM api_tokens t JOIN users u "
+                                        "ON u.name = t.user_name WHERE t.token_sha256 = ?"));
+  ASSIGN_OR_RETURN(bool row, q.Bind(1, token_sha256_hex).Step());
+  if (!row) return NotFound("unknown token", "unauthorized");
+  return User{q.Text(0), q.Int(1) != 0};
+}
+
+}  // namespace regionmove

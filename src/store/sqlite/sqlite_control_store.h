@@ -1,0 +1,72 @@
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/sqlite.h"
+#include "store/control_store.h"
+
+namespace regionmove {
+
+// ControlStore on one SQLite file (WAL). Within a process one connection is shared behind a
+// mutex; several processes may open the same file, their write transactions are serialised by
+// SQLite (BEGIN IMMEDIATE + busy timeout). Schema migrations are applied by Open().
+class SqliteControlStore final : public ControlStore {
+ public:
+  static Result<std::unique_ptr<SqliteControlStore>> Open(const std::string& path);
+  // The schema version this build writes.
+  static int SchemaVersion();
+
+  Status CreateApp(const App& app) override;
+  Result<App> GetApp(const std::string& app_id) override;
+  Result<std::vector<App>> ListApps(const std::string& owner) override;
+  Status AddRoute(const Route& route) override;
+  Status RemoveRoute(const std::string& host) override;
+  Result<Route> ResolveHost(const std::string& host) override;
+  Result<std::vector<Route>> ListRoutes(const std::string& app_id) override;
+
+  Status CreateMigration(const Migration& m) override;
+  Result<Migration> GetMigration(const std::string& id) override;
+  Result<std::vector<Migration>> ListMigrations(const std::string& app_id) override;
+  Result<std::optional<Migration>> GetActiveMigration(const std::string& app_id) override;
+  Result<std::vector<Migration>> ListActiveMigrations() override;
+  Result<std::vector<Migration>> ListRetainedReplicas() override;
+  Result<std::optional<Migration>> ClaimNext(const std::string& owner, int64_t now_ms,
+                                             int64_t lease_ms) override;
+  Status UpdateMigration(const Migration& m, int64_t expected_epoch,
+                         const std::vector<MigrationEvent>& events) override;
+  Status Heartbeat(const std::string& id, int64_t epoch, int64_t lease_expires_at_ms) override;
+  Result<bool> TryAdmit(const std::string& id, int64_t expected_epoch, int global_cap,
+                        int region_cap) override;
+  Status CommitFlip(const Migration& m, int64_t expected_epoch,
+                    const std::vector<MigrationEvent>& events) override;
+  Status RequestAbort(const std::string& id, int64_t now_ms) override;
+  Status RepairMigration(const std::string& id, int64_t now_ms) override;
+  Status SetReplicaState(const std::string& id, const std::string& expected,
+                         const std::string& next) override;
+  Status AppendEvent(const MigrationEvent& event) override;
+  Result<std::vector<MigrationEvent>> ListEvents(const std::string& migration_id) override;
+
+  Status Reserve(const Reservation& r) override;
+  Status ReleaseReservation(const std::string& migration_id, const std::string& region) override;
+  Result<std::vector<Reservation>> ListReservations(const std::string& region) override;
+
+  Status UpsertUser(const User& user) override;
+  Status AddTokenHash(const std::string& token_sha256_hex, const std::string& user) override;
+  Result<User> UserForTokenHash(const std::string& token_sha256_hex) override;
+
+ private:
+  explicit SqliteControlStore(std::unique_ptr<sqlite::Db> db) : db_(std::move(db)) {}
+  Status ApplySchema();
+  Result<std::vector<Migration>> QueryMigrations(const std::string& where, const std::string& bind);
+  // REQUIRES: mu_ held, inside a transaction.
+  Status WriteMigrationLocked(const Migration& m, int64_t expected_epoch,
+                              const std::vector<MigrationEvent>& events);
+  Status InsertEventLocked(const MigrationEvent& e);
+
+  std::mutex mu_;
+  std::unique_ptr<sqlite::Db> db_;
+};
+
+}  // namespace regionmove

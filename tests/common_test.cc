@@ -1,0 +1,100 @@
+#include <set>
+
+#include "common/hash.h"
+#include "common/ids.h"
+#include "common/result.h"
+#include "saga/backoff.h"
+#include "test_util.h"
+
+namespace regionmove {
+namespace {
+
+TEST(Ids, AppIdsHaveThePrefixAndBase32Body) {
+  Rng rng(7);
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    std::string id = NewAppId(rng);
+    EXPECT_TRUE(IsValidAppId(id)) << id;
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+  EXPECT_FALSE(IsValidAppId("app_ABCDEFGHIJKL"));  // uppercase
+  EXPECT_FALSE(IsValidAppId("app_abcdefghijk1"));  // '1' is not base32
+  EXPECT_FALSE(IsValidAppId("app_abcdefghijk"));   // too short
+  EXPECT_FALSE(IsValidAppId("ap_abcdefghijklm"));
+  EXPECT_TRUE(IsValidAppId("app_abcdefghij27"));
+}
+
+TEST(Ids, UuidsAreVersion4) {
+  Rng rng(11);
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    std::string id = NewUuidV4(rng);
+    ASSERT_TRUE(IsValidUuid(id)) << id;
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+  EXPECT_FALSE(IsValidUuid("123e4567-e89b-12d3-a456-426614174000"));  // version 1
+  EXPECT_FALSE(IsValidUuid("not-a-uuid"));
+  EXPECT_TRUE(IsValidUuid("f47ac10b-58cc-4372-a567-0e02b2c3d479"));
+}
+
+TEST(Ids, SeededRngIsReproducible) {
+  Rng a(42), b(42);
+  EXPECT_EQ(NewUuidV4(a), NewUuidV4(b));
+}
+
+TEST(Ids, RegionSlugs) {
+  for (const char* ok : {"us-east-1", "eu-west-1", "ap-southeast-1", "local-a", "x-1-2"}) {
+    EXPECT_TRUE(IsValidRegionSlug(ok)) << ok;
+  }
+  for (const char* bad : {"", "us", "US-east-1", "us-", "-east", "us--east", "us_east_1",
+                          "1us-east", "us-east-1 ", "us-East"}) {
+    EXPECT_FALSE(IsValidRegionSlug(bad)) << bad;
+  }
+}
+
+TEST(Backoff, ExponentialWithJitterWithinBounds) {
+  Rng rng(1);
+  BackoffPolicy p;  // 1 s base, 60 s cap
+  for (int retry = 1; retry <= 12; ++retry) {
+    int64_t full = std::min<int64_t>(60000, 1000LL << (retry - 1));
+    for (int i = 0; i < 200; ++i) {
+      int64_t d = BackoffDelayMs(p, retry, rng);
+      ASSERT_GE(d, full / 2) << "retry " << retry;
+      ASSERT_LE(d, full) << "retry " << retry;
+    }
+  }
+  // Jitter actually varies.
+  std::set<int64_t> values;
+  for (int i = 0; i < 50; ++i) values.insert(BackoffDelayMs(p, 3, rng));
+  EXPECT_GT(values.size(), 10u);
+}
+
+TEST(Hash, Sha256KnownVector) {
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+Result<int> Half(int x) {
+  if (x % 2) return InvalidArgument("odd");
+  return x / 2;
+}
+Result<int> Quarter(int x) {
+  ASSIGN_OR_RETURN(int h, Half(x));
+  ASSIGN_OR_RETURN(int q, Half(h));
+  return q;
+}
+
+TEST(Result, MacrosPropagate) {
+  auto ok = Quarter(8);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(*ok, 2);
+  auto bad = Quarter(6);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(bad.status().retryable());
+  EXPECT_TRUE(Unavailable("x").retryable());
+}
+
+}  // namespace
+}  // namespace regionmove

@@ -1,0 +1,465 @@
+// The conformance suite of the ControlStore port: every engine must pass all of it.
+#include "conformance/control_store_conformance.h"
+
+#include <atomic>
+#include <thread>
+
+#include "common/hash.h"
+
+namespace regionmove::testing {
+
+void ControlStoreConformance::SetUp() {
+  auto s = GetParam().open(dir_.path());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  store_ = std::move(s).value();
+}
+
+std::unique_ptr<ControlStore> ControlStoreConformance::OpenAnother() {
+  auto s = GetParam().open(dir_.path());
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? std::move(s).value() : nullptr;
+}
+
+namespace {
+
+App MakeApp(const std::string& id, const std::string& owner = "alice",
+            const std::string& region = "us-east-1") {
+  App a;
+  a.id = id;
+  a.name = "shop " + id;
+  a.owner = owner;
+  a.subdomain = id + ".apps.test";
+  a.region = region;
+  a.created_at_ms = 1000;
+  return a;
+}
+
+Migration MakeMigration(const std::string& id, const std::string& app_id,
+                        const std::string& src = "us-east-1", const std::string& dst = "eu-west-1",
+                        int64_t at = 1000) {
+  Migration m;
+  m.id = id;
+  m.app_id = app_id;
+  m.owner = "alice";
+  m.source_region = src;
+  m.dest_region = dst;
+  m.initiated_at_ms = at;
+  return m;
+}
+
+TEST_P(ControlStoreConformance, AppsAndRoutes) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  ASSERT_OK(store_->CreateApp(MakeApp("app_bbbbbbbbbbbb", "bob")));
+  ASSERT_OK_AND_ASSIGN(App a, store_->GetApp("app_aaaaaaaaaaaa"));
+  EXPECT_EQ(a.owner, "alice");
+  EXPECT_EQ(a.region, "us-east-1");
+  EXPECT_EQ(a.status, kAppReady);
+  EXPECT_EQ(store_->GetApp("app_cccccccccccc").status().code(), StatusCode::kNotFound);
+
+  App dup = MakeApp("app_cccccccccccc");
+  dup.subdomain = "app_aaaaaaaaaaaa.apps.test";
+  Status s = store_->CreateApp(dup);
+  EXPECT_EQ(s.reason(), "subdomain_taken") << s.ToString();
+  EXPECT_EQ(store_->GetApp("app_cccccccccccc").status().code(), StatusCode::kNotFound);
+
+  ASSERT_OK_AND_ASSIGN(auto alice_apps, store_->ListApps("alice"));
+  ASSERT_EQ(alice_apps.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(auto all, store_->ListApps(""));
+  EXPECT_EQ(all.size(), 2u);
+
+  ASSERT_OK(store_->AddRoute(Route{"shop.example.com", "app_aaaaaaaaaaaa", "", true}));
+  ASSERT_OK(store_->AddRoute(Route{"shop.example.com", "app_aaaaaaaaaaaa", "", true}));
+  EXPECT_EQ(store_->AddRoute(Route{"shop.example.com", "app_bbbbbbbbbbbb", "", true}).reason(),
+            "domain_taken");
+  ASSERT_OK_AND_ASSIGN(Route r, store_->ResolveHost("shop.example.com"));
+  EXPECT_EQ(r.app_id, "app_aaaaaaaaaaaa");
+  EXPECT_EQ(r.region, "us-east-1");
+  ASSERT_OK_AND_ASSIGN(auto routes, store_->ListRoutes("app_aaaaaaaaaaaa"));
+  EXPECT_EQ(routes.size(), 2u);
+  ASSERT_OK(store_->RemoveRoute("shop.example.com"));
+  EXPECT_EQ(store_->ResolveHost("shop.example.com").status().code(), StatusCode::kNotFound);
+  // The subdomain route is not a custom domain and cannot be removed as one.
+  EXPECT_EQ(store_->RemoveRoute("app_aaaaaaaaaaaa.apps.test").code(), StatusCode::kNotFound);
+}
+
+TEST_P(ControlStoreConformance, MigrationRoundTripsEveryField) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  Migration m = MakeMigration("m1", "app_aaaaaaaaaaaa");
+  m.kind = "reverse";
+  m.reverse_of = "m0";
+  m.reverse_path = "fast";
+  m.resources = R"({"dest_db":"x"})";
+  ASSERT_OK(store_->CreateMigration(m));
+  ASSERT_OK_AND_ASSIGN(Migration got, store_->GetMigration("m1"));
+  EXPECT_EQ(got.kind, "reverse");
+  EXPECT_EQ(got.reverse_of, "m0");
+  EXPECT_EQ(got.reverse_path, "fast");
+  EXPECT_EQ(got.current_step, Step::kRequested);
+  EXPECT_EQ(got.resources, R"({"dest_db":"x"})");
+  EXPECT_EQ(got.source_replica_state, kReplicaNone);
+  ASSERT_OK_AND_ASSIGN(App a, store_->GetApp("app_aaaaaaaaaaaa"));
+  EXPECT_EQ(a.status, kAppMigrating);
+  EXPECT_EQ(store_->CreateMigration(MakeMigration("m2", "app_nonexistent1")).code(),
+            StatusCode::kNotFound);
+}
+
+TEST_P(ControlStoreConformance, OneActiveMigrationPerApp) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));
+  Status s = store_->CreateMigration(MakeMigration("m2", "app_aaaaaaaaaaaa"));
+  EXPECT_EQ(s.reason(), "migration_in_flight") << s.ToString();
+  ASSERT_OK_AND_ASSIGN(auto active, store_->GetActiveMigration("app_aaaaaaaaaaaa"));
+  ASSERT_TRUE(active.has_value());
+  EXPECT_EQ(active->id, "m1");
+
+  // Once m1 is terminal a new one may start.
+  ASSERT_OK_AND_ASSIGN(auto claimed, store_->ClaimNext("w", 2000, 1000));
+  ASSERT_TRUE(claimed.has_value());
+  Migration done = *claimed;
+  done.current_step = Step::kAborted;
+  ASSERT_OK(store_->UpdateMigration(done, claimed->epoch, {}));
+  ASSERT_OK(store_->CreateMigration(
+      MakeMigration("m2", "app_aaaaaaaaaaaa", "us-east-1", "eu-west-1", 3000)));
+  ASSERT_OK_AND_ASSIGN(auto list, store_->ListMigrations("app_aaaaaaaaaaaa"));
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].id, "m2");  // newest first
+}
+
+// Two handles (as two processes) racing to start a move of one app: exactly one wins.
+TEST_P(ControlStoreConformance, ConcurrentCreatesOneWins) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  auto other = OpenAnother();
+  ASSERT_NE(other, nullptr);
+  for (int round = 0; round < 5; ++round) {
+    std::atomic<int> wins{0}, conflicts{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i) {
+      threads.emplace_back([&, i] {
+        ControlStore* s = (i % 2) ? other.get() : store_.get();
+        Migration m = MakeMigration("r" + std::to_string(round) + "-" + std::to_string(i),
+                                    "app_aaaaaaaaaaaa");
+        Status st = s->CreateMigration(m);
+        if (st.ok()) {
+          wins++;
+        } else if (st.reason() == "migration_in_flight") {
+          conflicts++;
+        } else {
+          ADD_FAILURE() << st.ToString();
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(wins.load(), 1);
+    EXPECT_EQ(conflicts.load(), 7);
+    ASSERT_OK_AND_ASSIGN(auto active, store_->GetActiveMigration("app_aaaaaaaaaaaa"));
+    ASSERT_TRUE(active.has_value());
+    ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 10'000 + round, 10));
+    ASSERT_TRUE(c.has_value());
+    Migration end = *c;
+    end.current_step = Step::kAborted;
+    ASSERT_OK(store_->UpdateMigration(end, c->epoch, {}));
+  }
+}
+
+TEST_P(ControlStoreConformance, ClaimLeaseExpiryAndFencing) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));
+  ASSERT_OK_AND_ASSIGN(auto first, store_->ClaimNext("w1", 1000, 500));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->lease_owner, "w1");
+  EXPECT_EQ(first->lease_expires_at_ms, 1500);
+  // Leased: nobody else gets it before expiry.
+  ASSERT_OK_AND_ASSIGN(auto none, store_->ClaimNext("w2", 1499, 500));
+  EXPECT_FALSE(none.has_value());
+  // Heartbeat extends it.
+  ASSERT_OK(store_->Heartbeat("m1", first->epoch, 2000));
+  ASSERT_OK_AND_ASSIGN(auto still_none, store_->ClaimNext("w2", 1600, 500));
+  EXPECT_FALSE(still_none.has_value());
+  // Expired: w2 takes over with a new epoch.
+  ASSERT_OK_AND_ASSIGN(auto second, store_->ClaimNext("w2", 2000, 500));
+  ASSERT_TRUE(second.has_value());
+  EXPECT_GT(second->epoch, first->epoch);
+  // w1 is fenced out of every write.
+  Migration stale = *first;
+  stale.current_step = Step::kReservingDest;
+  EXPECT_EQ(store_->UpdateMigration(stale, first->epoch, {}).reason(), "fenced");
+  EXPECT_EQ(store_->Heartbeat("m1", first->epoch, 9999).reason(), "fenced");
+  EXPECT_EQ(store_->TryAdmit("m1", first->epoch, 10, 10).status().reason(), "fenced");
+  ASSERT_OK_AND_ASSIGN(Migration now, store_->GetMigration("m1"));
+  EXPECT_EQ(now.current_step, Step::kRequested);
+  // w2 may write.
+  Migration next = *second;
+  next.current_step = Step::kReservingDest;
+  next.lease_owner.clear();
+  ASSERT_OK(store_->UpdateMigration(next, second->epoch, {}));
+  // Released and due: claimable again at once.
+  ASSERT_OK_AND_ASSIGN(auto third, store_->ClaimNext("w3", 2001, 500));
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->current_step, Step::kReservingDest);
+}
+
+TEST_P(ControlStoreConformance, ClaimRespectsNextAttempt) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  Migration m = MakeMigration("m1", "app_aaaaaaaaaaaa");
+  m.next_attempt_at_ms = 5000;
+  ASSERT_OK(store_->CreateMigration(m));
+  ASSERT_OK_AND_ASSIGN(auto early, store_->ClaimNext("w", 4999, 100));
+  EXPECT_FALSE(early.has_value());
+  ASSERT_OK_AND_ASSIGN(auto due, store_->ClaimNext("w", 5000, 100));
+  EXPECT_TRUE(due.has_value());
+}
+
+TEST_P(ControlStoreConformance, UpdateNeverOverwritesTheAbortFlag) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));
+  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000, 500));
+  ASSERT_OK(store_->RequestAbort("m1", 1100));
+  Migration w = *c;  // the worker's copy still has abort_requested = false
+  w.current_step = Step::kReservingDest;
+  ASSERT_OK(store_->UpdateMigration(w, c->epoch, {}));
+  ASSERT_OK_AND_ASSIGN(Migration got, store_->GetMigration("m1"));
+  EXPECT_TRUE(got.abort_requested);
+  ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("m1"));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].type, "abort_requested");
+}
+
+TEST_P(ControlStoreConformance, AbortRules) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  EXPECT_EQ(store_->RequestAbort("nope", 1).code(), StatusCode::kNotFound);
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));
+  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000, 500));
+  // Flip committed: abort refused with cutover_passed.
+  Migration flipped = *c;
+  flipped.current_step = Step::kSettingUpReverseReplication;
+  flipped.cutover_committed = true;
+  ASSERT_OK(store_->CommitFlip(flipped, c->epoch, {}));
+  Status s = store_->RequestAbort("m1", 1200);
+  EXPECT_EQ(s.reason(), "cutover_passed");
+  EXPECT_NE(s.message().find("reverse"), std::string::npos);
+  ASSERT_OK_AND_ASSIGN(App a, store_->GetApp("app_aaaaaaaaaaaa"));
+  EXPECT_EQ(a.region, "eu-west-1");
+  EXPECT_EQ(a.routing_version, 2);
+  ASSERT_OK_AND_ASSIGN(Route r, store_->ResolveHost("app_aaaaaaaaaaaa.apps.test"));
+  EXPECT_EQ(r.region, "eu-west-1");
+  // Terminal: not_active.
+  flipped.current_step = Step::kCompleted;
+  ASSERT_OK(store_->UpdateMigration(flipped, c->epoch, {}));
+  EXPECT_EQ(store_->RequestAbort("m1", 1300).reason(), "not_active");
+  ASSERT_OK_AND_ASSIGN(App done, store_->GetApp("app_aaaaaaaaaaaa"));
+  EXPECT_EQ(done.status, kAppReady);
+}
+
+TEST_P(ControlStoreConformance, AbortBeforeFlipWins) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));
+  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000, 500));
+  ASSERT_OK(store_->RequestAbort("m1", 1100));
+  ASSERT_OK(store_->RequestAbort("m1", 1150));  // idempotent
+  Migration flipped = *c;
+  flipped.current_step = Step::kSettingUpReverseReplication;
+  flipped.cutover_committed = true;
+  EXPECT_EQ(store_->CommitFlip(flipped, c->epoch, {}).reason(), "abort_won");
+  ASSERT_OK_AND_ASSIGN(App a, store_->GetApp("app_aaaaaaaaaaaa"));
+  EXPECT_EQ(a.region, "us-east-1");
+  EXPECT_EQ(a.routing_version, 1);
+  ASSERT_OK_AND_ASSIGN(Migration m, store_->GetMigration("m1"));
+  EXPECT_FALSE(m.cutover_committed);
+  EXPECT_EQ(m.current_step, Step::kRequested);
+}
+
+// Abort and flip from two handles at once, many times: exactly one of them wins each time.
+TEST_P(ControlStoreConformance, AbortAndFlipRaceHasOneWinner) {
+  auto other = OpenAnother();
+  ASSERT_NE(other, nullptr);
+  for (int i = 0; i < 20; ++i) {
+    std::string app =
+        "app_aaaaaaaaaa" + std::string(1, 'a' + i / 10) + std::string(1, 'a' + i % 10);
+    ASSERT_OK(store_->CreateApp(MakeApp(app)));
+    std::string id = "race-" + std::to_string(i);
+    ASSERT_OK(store_->CreateMigration(MakeMigration(id, app)));
+    ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000 + i, 100000));
+    ASSERT_EQ(c->id, id);
+    Status flip, abort;
+    std::thread a([&] {
+      Migration f = *c;
+      f.current_step = Step::kSettingUpReverseReplication;
+      f.cutover_committed = true;
+      flip = store_->CommitFlip(f, c->epoch, {});
+    });
+    std::thread b([&] { abort = other->RequestAbort(id, 2000); });
+    a.join();
+    b.join();
+    EXPECT_NE(flip.ok(), abort.ok()) << flip.ToString() << " / " << abort.ToString();
+    ASSERT_OK_AND_ASSIGN(App got, store_->GetApp(app));
+    ASSERT_OK_AND_ASSIGN(Migration m, store_->GetMigration(id));
+    if (flip.ok()) {
+      EXPECT_EQ(abort.reason(), "cutover_passed");
+      EXPECT_EQ(got.region, "eu-west-1");
+      EXPECT_FALSE(m.abort_requested);
+    } else {
+      EXPECT_EQ(flip.reason(), "abort_won");
+      EXPECT_EQ(got.region, "us-east-1");
+      EXPECT_TRUE(m.abort_requested);
+    }
+    Migration end = m;
+    end.current_step = flip.ok() ? Step::kCompleted : Step::kAborted;
+    ASSERT_OK(store_->UpdateMigration(end, c->epoch, {}));
+  }
+}
+
+TEST_P(ControlStoreConformance, AdmissionCaps) {
+  // Global cap 3, per-region cap 2.
+  const char* regions[][2] = {{"us-east-1", "eu-west-1"},
+                              {"us-east-1", "ap-southeast-1"},
+                              {"us-east-1", "eu-west-1"},  // third touching us-east-1: waits
+                              {"eu-central-1", "sa-east-1"},
+                              {"ca-central-1", "me-south-1"}};  // over the global cap
+  std::vector<bool> expect = {true, true, false, true, false};
+  for (int i = 0; i < 5; ++i) {
+    std::string app = "app_aaaaaaaaaaa" + std::string(1, 'a' + i);
+    ASSERT_OK(store_->CreateApp(MakeApp(app)));
+    ASSERT_OK(store_->CreateMigration(
+        MakeMigration("m" + std::to_string(i), app, regions[i][0], regions[i][1], 1000 + i)));
+  }
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 5000, 10));
+    ASSERT_TRUE(c.has_value());
+    ASSERT_OK_AND_ASSIGN(bool admitted, store_->TryAdmit(c->id, c->epoch, 3, 2));
+    EXPECT_EQ(admitted, expect[std::stoi(c->id.substr(1))]) << c->id;
+    Migration rel = *c;
+    rel.admitted = admitted;
+    rel.lease_owner.clear();
+    rel.next_attempt_at_ms = 99999;  // out of the way of the next claim
+    ASSERT_OK(store_->UpdateMigration(rel, c->epoch, {}));
+  }
+  // m0 finishes (claims go in next-attempt then initiation order): m2 now fits.
+  auto claim_release = [&](const std::string& want, Step step, int64_t next_at) {
+    auto c = store_->ClaimNext("w", 100000, 10);
+    ASSERT_TRUE(c.ok() && c->has_value());
+    ASSERT_EQ((*c)->id, want);
+    Migration x = **c;
+    x.lease_owner.clear();
+    x.current_step = step;
+    x.next_attempt_at_ms = next_at;
+    ASSERT_OK(store_->UpdateMigration(x, (*c)->epoch, {}));
+  };
+  claim_release("m0", Step::kCompleted, 0);
+  claim_release("m1", Step::kRequested, 999999);
+  ASSERT_OK_AND_ASSIGN(auto c2, store_->ClaimNext("w", 100000, 10));
+  ASSERT_TRUE(c2.has_value());
+  ASSERT_EQ(c2->id, "m2");
+  ASSERT_OK_AND_ASSIGN(bool admitted2, store_->TryAdmit(c2->id, c2->epoch, 3, 2));
+  EXPECT_TRUE(admitted2);
+}
+
+TEST_P(ControlStoreConformance, EventsAreOrderedAndComplete) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));
+  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000, 500));
+  MigrationEvent e;
+  e.migration_id = "m1";
+  e.type = "transition";
+  e.step = Step::kRequested;
+  e.from_step = Step::kRequested;
+  e.to_step = Step::kReservingDest;
+  e.attempt = 2;
+  e.started_at_ms = 1000;
+  e.ended_at_ms = 1250;
+  e.error = "Unavailable: x";
+  e.bytes = 77;
+  e.message = "admitted";
+  Migration m = *c;
+  m.current_step = Step::kReservingDest;
+  MigrationEvent e2 = e;
+  e2.type = "note";
+  ASSERT_OK(store_->UpdateMigration(m, c->epoch, {e, e2}));
+  ASSERT_OK(store_->AppendEvent(e));
+  ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("m1"));
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].type, "transition");
+  EXPECT_EQ(events[1].type, "note");
+  EXPECT_LT(events[0].seq, events[1].seq);
+  EXPECT_EQ(events[0].to_step, Step::kReservingDest);
+  EXPECT_EQ(events[0].attempt, 2);
+  EXPECT_EQ(events[0].ended_at_ms - events[0].started_at_ms, 250);
+  EXPECT_EQ(events[0].bytes, 77);
+  EXPECT_EQ(events[0].error, "Unavailable: x");
+  // A fenced write appends nothing.
+  ASSERT_OK_AND_ASSIGN(auto c2, store_->ClaimNext("w2", 999999, 500));
+  ASSERT_TRUE(c2.has_value());
+  EXPECT_EQ(store_->UpdateMigration(m, c->epoch, {e}).reason(), "fenced");
+  ASSERT_OK_AND_ASSIGN(auto after, store_->ListEvents("m1"));
+  EXPECT_EQ(after.size(), 3u);
+}
+
+TEST_P(ControlStoreConformance, RepairRedrivesOnlyNeedsRepair) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));
+  EXPECT_EQ(store_->RepairMigration("m1", 1).reason(), "not_repairable");
+  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000, 500));
+  Migration f = *c;
+  f.cutover_committed = true;
+  f.stopped_at = Step::kSettingUpReverseReplication;
+  f.current_step = Step::kFailed;
+  f.needs_repair = true;
+  ASSERT_OK(store_->UpdateMigration(f, c->epoch, {}));
+  ASSERT_OK_AND_ASSIGN(App broken, store_->GetApp("app_aaaaaaaaaaaa"));
+  EXPECT_EQ(broken.status, kAppNeedsRepair);
+  ASSERT_OK(store_->RepairMigration("m1", 3000));
+  ASSERT_OK_AND_ASSIGN(Migration m, store_->GetMigration("m1"));
+  EXPECT_EQ(m.current_step, Step::kSettingUpReverseReplication);
+  EXPECT_FALSE(m.needs_repair);
+  EXPECT_GT(m.epoch, c->epoch);
+  EXPECT_EQ(store_->RepairMigration("m1", 3001).reason(), "not_repairable");
+  EXPECT_EQ(store_->RepairMigration("zzz", 3001).code(), StatusCode::kNotFound);
+}
+
+TEST_P(ControlStoreConformance, ReplicaStateCompareAndSet) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));
+  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000, 500));
+  Migration m = *c;
+  m.current_step = Step::kCompleted;
+  m.source_replica_state = kReplicaReplicating;
+  ASSERT_OK(store_->UpdateMigration(m, c->epoch, {}));
+  ASSERT_OK_AND_ASSIGN(auto replicas, store_->ListRetainedReplicas());
+  ASSERT_EQ(replicas.size(), 1u);
+  ASSERT_OK(store_->SetReplicaState("m1", kReplicaReplicating, kReplicaTearingDown));
+  EXPECT_EQ(store_->SetReplicaState("m1", kReplicaReplicating, kReplicaTearingDown).reason(),
+            "replica_state");
+  ASSERT_OK(store_->SetReplicaState("m1", kReplicaTearingDown, kReplicaTornDown));
+  ASSERT_OK_AND_ASSIGN(auto none, store_->ListRetainedReplicas());
+  EXPECT_TRUE(none.empty());
+}
+
+TEST_P(ControlStoreConformance, ReservationsAreIdempotent) {
+  Reservation r{"m1", "eu-west-1", "app_aaaaaaaaaaaa", 100, 1};
+  ASSERT_OK(store_->Reserve(r));
+  r.bytes = 200;
+  ASSERT_OK(store_->Reserve(r));
+  ASSERT_OK_AND_ASSIGN(auto list, store_->ListReservations("eu-west-1"));
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].bytes, 200);
+  ASSERT_OK(store_->ReleaseReservation("m1", "eu-west-1"));
+  ASSERT_OK(store_->ReleaseReservation("m1", "eu-west-1"));
+  ASSERT_OK_AND_ASSIGN(auto empty, store_->ListReservations("eu-west-1"));
+  EXPECT_TRUE(empty.empty());
+}
+
+TEST_P(ControlStoreConformance, TokensAreStoredHashed) {
+  ASSERT_OK(store_->UpsertUser(User{"alice", false}));
+  ASSERT_OK(store_->UpsertUser(User{"root", true}));
+  ASSERT_OK(store_->AddTokenHash(Sha256Hex("alice-token"), "alice"));
+  ASSERT_OK(store_->AddTokenHash(Sha256Hex("root-token"), "root"));
+  ASSERT_OK_AND_ASSIGN(User u, store_->UserForTokenHash(Sha256Hex("alice-token")));
+  EXPECT_EQ(u.name, "alice");
+  EXPECT_FALSE(u.admin);
+  ASSERT_OK_AND_ASSIGN(User r, store_->UserForTokenHash(Sha256Hex("root-token")));
+  EXPECT_TRUE(r.admin);
+  EXPECT_EQ(store_->UserForTokenHash(Sha256Hex("wrong")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->UserForTokenHash("alice-token").status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace regionmove::testing
