@@ -32,16 +32,15 @@ inline TempDir::~TempDir() {
 
 }  // namespace regionmove::testing
 
-#define ASSERT_OK(expr)                          \
-  do {                                           \
-    const ::regionmove::Status& rm_s_ = (expr);  \
-    ASSERT_TRUE(rm_s_.ok()) << rm_s_.ToString(); \
-  } while (0)
-#define EXPECT_OK(expr)                          \
-  do {                                           \
-    const ::regionmove::Status& rm_s_ = (expr);  \
-    EXPECT_TRUE(rm_s_.ok()) << rm_s_.ToString(); \
-  } while (0)
+namespace regionmove::testing {
+inline ::testing::AssertionResult IsOk(const ::regionmove::Status& s) {
+  if (s.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << s.ToString();
+}
+}  // namespace regionmove::testing
+
+#define ASSERT_OK(expr) ASSERT_TRUE(::regionmove::testing::IsOk(expr))
+#define EXPECT_OK(expr) EXPECT_TRUE(::regionmove::testing::IsOk(expr))
 // Unwraps a Result<T> into `lhs`, failing the test on error.
 #define ASSERT_OK_AND_ASSIGN(lhs, expr)                                                           \
   auto RM_CONCAT(rm_r_, __LINE__) = (expr);                                                       \

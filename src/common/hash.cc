@@ -23,3 +23,54 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 }  // namespace regionmove
+
+namespace regionmove {
+
+struct Sha256::Impl {
+  EVP_MD_CTX* ctx;
+};
+
+Sha256::Sha256() : impl_(new Impl{EVP_MD_CTX_new()}) {
+  EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr);
+}
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(impl_->ctx);
+  delete impl_;
+}
+void Sha256::Update(const void* data, size_t n) { EVP_DigestUpdate(impl_->ctx, data, n); }
+std::string Sha256::HexDigest() {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(impl_->ctx, md, &len);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+std::string Base64Encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+bool Base64Decode(std::string_view text, std::string* out) {
+  if (text.size() % 4 != 0) return false;
+  for (char c : text) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=')) {
+      return false;
+    }
+  }
+  out->assign(3 * text.size() / 4, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out->data()),
+                          reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
+  if (n < 0) return false;
+  size_t pad = 0;
+  if (!text.empty() && text.back() == '=') pad++;
+  if (text.size() > 1 && text[text.size() - 2] == '=') pad++;
+  out->resize(static_cast<size_t>(n) - pad);
+  return true;
+}
+
+}  // namespace regionmove

@@ -27,8 +27,11 @@ std::string_view StatusCodeName(StatusCode code);
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(StatusCode code, std::string message, std::string reason = {})
-      : code_(code), message_(std::move(message)), reason_(std::move(reason)) {}
+  Status(StatusCode code, std::string message, std::string reason = {}, std::string detail = {})
+      : code_(code),
+        message_(std::move(message)),
+        reason_(std::move(reason)),
+        detail_(std::move(detail)) {}
 
   static Status Ok() { return Status(); }
 
@@ -36,6 +39,8 @@ class [[nodiscard]] Status {
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
   const std::string& reason() const { return reason_; }
+  // A finer machine code under the reason ("same_region" under "ineligible").
+  const std::string& detail() const { return detail_; }
   bool retryable() const { return code_ == StatusCode::kUnavailable; }
 
   // "Conflict: message [reason]"
@@ -45,6 +50,7 @@ class [[nodiscard]] Status {
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
   std::string reason_;
+  std::string detail_;
 };
 
 inline Status NotFound(std::string msg, std::string reason = "not_found") {
@@ -82,4 +88,4 @@ inline Status Corruption(std::string msg) {
   lhs = std::move(tmp).value()
 
 #define ASSIGN_OR_RETURN(lhs, expr) \
-  RM_ASSIGN_OR_RETURN_IMPL(RM_CONCAT(rm_result_, __LINE__), lhs, expr)
+  RM_ASSIGN_OR_RETURN_IMPL(RM_CONCAT(rm_result_, __COUNTER__), lhs, expr)

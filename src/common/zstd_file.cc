@@ -1,0 +1,96 @@
+#include "common/zstd_file.h"
+
+#include <zstd.h>
+
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+#include "common/hash.h"
+
+namespace regionmove {
+
+namespace {
+struct FileCloser {
+  void operator()(FILE* f) const {
+    if (f) std::fclose(f);
+  }
+};
+using File = std::unique_ptr<FILE, FileCloser>;
+
+Result<File> OpenFile(const std::string& path, const char* mode) {
+  File f(std::fopen(path.c_str(), mode));
+  if (!f) return Unavailable("cannot open " + path);
+  return f;
+}
+}  // namespace
+
+Result<int64_t> ZstdCompressFile(const std::string& in_path, const std::string& out_path,
+                                 const std::function<Status(int64_t)>& progress) {
+  ASSIGN_OR_RETURN(File in, OpenFile(in_path, "rb"));
+  ASSIGN_OR_RETURN(File out, OpenFile(out_path, "wb"));
+  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
+  ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, 3);
+  std::vector<char> ibuf(ZSTD_CStreamInSize()), obuf(ZSTD_CStreamOutSize());
+  int64_t read_total = 0, written = 0;
+  while (true) {
+    size_t n = std::fread(ibuf.data(), 1, ibuf.size(), in.get());
+    bool last = n < ibuf.size();
+    read_total += static_cast<int64_t>(n);
+    ZSTD_inBuffer input{ibuf.data(), n, 0};
+    ZSTD_EndDirective mode = last ? ZSTD_e_end : ZSTD_e_continue;
+    bool done = false;
+    while (!done) {
+      ZSTD_outBuffer output{obuf.data(), obuf.size(), 0};
+      size_t rem = ZSTD_compressStream2(cctx.get(), &output, &input, mode);
+      if (ZSTD_isError(rem)) return Permanent(std::string("zstd: ") + ZSTD_getErrorName(rem));
+      if (std::fwrite(obuf.data(), 1, output.pos, out.get()) != output.pos) {
+        return Unavailable("short write to " + out_path);
+      }
+      written += static_cast<int64_t>(output.pos);
+      done = last ? rem == 0 : input.pos == input.size;
+    }
+    if (progress) RETURN_IF_ERROR(progress(read_total));
+    if (last) break;
+  }
+  if (std::fflush(out.get()) != 0) return Unavailable("flush " + out_path);
+  return written;
+}
+
+Result<int64_t> ZstdDecompressFile(const std::string& in_path, const std::string& out_path,
+                                   const std::function<Status(int64_t)>& progress) {
+  ASSIGN_OR_RETURN(File in, OpenFile(in_path, "rb"));
+  ASSIGN_OR_RETURN(File out, OpenFile(out_path, "wb"));
+  std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  std::vector<char> ibuf(ZSTD_DStreamInSize()), obuf(ZSTD_DStreamOutSize());
+  int64_t written = 0;
+  size_t last_ret = 0;
+  while (size_t n = std::fread(ibuf.data(), 1, ibuf.size(), in.get())) {
+    ZSTD_inBuffer input{ibuf.data(), n, 0};
+    while (input.pos < input.size) {
+      ZSTD_outBuffer output{obuf.data(), obuf.size(), 0};
+      last_ret = ZSTD_decompressStream(dctx.get(), &output, &input);
+      if (ZSTD_isError(last_ret)) {
+        return Corruption(std::string("zstd: ") + ZSTD_getErrorName(last_ret));
+      }
+      if (std::fwrite(obuf.data(), 1, output.pos, out.get()) != output.pos) {
+        return Unavailable("short write to " + out_path);
+      }
+      written += static_cast<int64_t>(output.pos);
+    }
+    if (progress) RETURN_IF_ERROR(progress(written));
+  }
+  if (last_ret != 0) return Corruption("truncated zstd stream in " + in_path);
+  if (std::fflush(out.get()) != 0) return Unavailable("flush " + out_path);
+  return written;
+}
+
+Result<std::string> Sha256File(const std::string& path) {
+  ASSIGN_OR_RETURN(File in, OpenFile(path, "rb"));
+  Sha256 h;
+  std::vector<char> buf(1 << 16);
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), in.get())) h.Update(buf.data(), n);
+  return h.HexDigest();
+}
+
+}  // namespace regionmove

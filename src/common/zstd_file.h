@@ -1,0 +1,20 @@
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "common/result.h"
+
+namespace regionmove {
+
+// Streams `in` into `out` compressed with zstd (level 3), calling `progress(raw bytes read)`
+// per chunk; a non-ok progress stops it. Returns the compressed size.
+Result<int64_t> ZstdCompressFile(const std::string& in, const std::string& out,
+                                 const std::function<Status(int64_t)>& progress);
+// The reverse; returns the decompressed size. Corruption on a damaged stream.
+Result<int64_t> ZstdDecompressFile(const std::string& in, const std::string& out,
+                                   const std::function<Status(int64_t)>& progress);
+// SHA-256 (hex) of a file's content.
+Result<std::string> Sha256File(const std::string& path);
+
+}  // namespace regionmove

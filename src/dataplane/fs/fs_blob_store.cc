@@ -1,0 +1,196 @@
+#include "dataplane/fs/fs_blob_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/hash.h"
+
+namespace regionmove {
+
+namespace fs = std::filesystem;
+using sqlite::Stmt;
+
+Status ValidateBlobKey(std::string_view key) {
+  auto bad = [](const std::string& why) { return InvalidArgument(why, "invalid_key"); };
+  if (key.empty()) return bad("blob key is empty");
+  if (key.size() > 1024) return bad("blob key is longer than 1024 bytes");
+  if (key.find('\0') != std::string_view::npos) return bad("blob key contains a NUL byte");
+  if (key.front() == '/') return bad("blob key is an absolute path");
+  size_t start = 0;
+  while (start <= key.size()) {
+    size_t end = key.find('/', start);
+    if (end == std::string_view::npos) end = key.size();
+    if (key.substr(start, end - start) == "..") return bad("blob key has a '..' segment");
+    start = end + 1;
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+Status WriteFileSynced(const std::string& path, const std::string& data) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Unavailable("cannot create " + path + ": " + std::strerror(errno));
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ::close(fd);
+      return Unavailable("write " + path + ": " + std::strerror(errno));
+    }
+    off += static_cast<size_t>(n);
+  }
+  bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok ? Status::Ok() : Unavailable("fsync " + path);
+}
+
+Result<std::string> ReadFd(int fd) {
+  std::string out;
+  char buf[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Unavailable(std::string("read blob: ") + std::strerror(errno));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+BlobInfo ReadInfo(const Stmt& q) { return BlobInfo{q.Text(0), q.Int(1), q.Text(2), q.Text(3)}; }
+
+}  // namespace
+
+Result<std::unique_ptr<FsBlobStore>> FsBlobStore::Open(const std::string& dir, Rng* rng) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Permanent("cannot create blob directory " + dir + ": " + ec.message());
+  ASSIGN_OR_RETURN(auto index, sqlite::Db::Open(dir + "/_index.sqlite3"));
+  RETURN_IF_ERROR(index->Exec(
+      "CREATE TABLE IF NOT EXISTS blobs (app_id TEXT NOT NULL, key TEXT NOT NULL, size INTEGER "
+      "NOT NULL, sha256 TEXT NOT NULL, content_type TEXT NOT NULL, PRIMARY KEY (app_id, key))"));
+  return std::unique_ptr<FsBlobStore>(new FsBlobStore(dir, std::move(index), rng));
+}
+
+std::string FsBlobStore::PathFor(const std::string& app_id, const std::string& key) const {
+  std::string h = Sha256Hex(key);
+  return dir_ + "/" + app_id + "/" + h.substr(0, 2) + "/" + h;
+}
+
+Result<BlobInfo> FsBlobStore::Put(const std::string& app_id, const std::string& key,
+                                  const std::string& data, const std::string& content_type) {
+  RETURN_IF_ERROR(ValidateBlobKey(key));
+  std::string path = PathFor(app_id, key);
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  if (ec) return Unavailable("cannot create " + path + ": " + ec.message());
+  std::string tmp = path + ".tmp-" + std::to_string(rng_->Next());
+  RETURN_IF_ERROR(WriteFileSynced(tmp, data));
+  BlobInfo info{key, static_cast<int64_t>(data.size()), Sha256Hex(data),
+                content_type.empty() ? "application/octet-stream" : content_type};
+  std::lock_guard<std::mutex> lock(mu_);
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    return Unavailable("rename blob into place: " + ec.message());
+  }
+  ASSIGN_OR_RETURN(Stmt q, index_->Prepare(
+                               "INSERT INTO blobs(app_id, key, size, sha256, content_type) "
+                               "VALUES (?,?,?,?,?) ON CONFLICT(app_id, key) DO UPDATE SET "
+                               "size = excluded.size, sha256 = excluded.sha256, "
+                               "content_type = excluded.content_type"));
+  RETURN_IF_ERROR(q.BindAll(app_id, key, info.size, info.sha256, info.content_type).Run());
+  return info;
+}
+
+Result<std::optional<BlobInfo>> FsBlobStore::StatLocked(const std::string& app_id,
+                                                        const std::string& key) {
+  ASSIGN_OR_RETURN(Stmt q, index_->Prepare("SELECT key, size, sha256, content_type FROM blobs "
+                                           "WHERE app_id = ? AND key = ?"));
+  ASSIGN_OR_RETURN(bool row, q.BindAll(app_id, key).Step());
+  if (!row) return std::optional<BlobInfo>();
+  return std::optional<BlobInfo>(ReadInfo(q));
+}
+
+Result<std::optional<BlobInfo>> FsBlobStore::Stat(const std::string& app_id,
+                                                  const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return StatLocked(app_id, key);
+}
+
+Result<std::string> FsBlobStore::Get(const std::string& app_id, const std::string& key,
+                                     BlobInfo* info) {
+  RETURN_IF_ERROR(ValidateBlobKey(key));
+  int fd = -1;
+  {
+    // Open under the lock: a later rename does not change what this descriptor reads.
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(auto found, StatLocked(app_id, key));
+    if (!found) return NotFound("blob " + key + " not found");
+    if (info) *info = *found;
+    fd = ::open(PathFor(app_id, key).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Corruption("blob " + key + " is indexed but its file is missing");
+  }
+  auto data = ReadFd(fd);
+  ::close(fd);
+  return data;
+}
+
+Status FsBlobStore::Delete(const std::string& app_id, const std::string& key) {
+  RETURN_IF_ERROR(ValidateBlobKey(key));
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q, index_->Prepare("DELETE FROM blobs WHERE app_id = ? AND key = ?"));
+  RETURN_IF_ERROR(q.BindAll(app_id, key).Run());
+  if (index_->Changes() == 0) return NotFound("blob " + key + " not found");
+  std::error_code ec;
+  fs::remove(PathFor(app_id, key), ec);
+  return Status::Ok();
+}
+
+Result<std::vector<BlobInfo>> FsBlobStore::List(const std::string& app_id,
+                                                const std::string& prefix,
+                                                const std::string& after, int limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q, index_->Prepare("SELECT key, size, sha256, content_type FROM blobs "
+                                           "WHERE app_id = ? AND key > ? AND substr(key, 1, ?) = "
+                                           "? ORDER BY key LIMIT ?"));
+  q.BindAll(app_id, after, static_cast<int64_t>(prefix.size()), prefix, limit);
+  std::vector<BlobInfo> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back(ReadInfo(q));
+  }
+  return out;
+}
+
+Status FsBlobStore::CreateNamespace(const std::string& app_id) {
+  std::error_code ec;
+  fs::create_directories(dir_ + "/" + app_id, ec);
+  return ec ? Unavailable("create blob namespace: " + ec.message()) : Status::Ok();
+}
+
+Status FsBlobStore::DeleteNamespace(const std::string& app_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q, index_->Prepare("DELETE FROM blobs WHERE app_id = ?"));
+  RETURN_IF_ERROR(q.Bind(1, app_id).Run());
+  std::error_code ec;
+  fs::remove_all(dir_ + "/" + app_id, ec);
+  return ec ? Unavailable("delete blob namespace: " + ec.message()) : Status::Ok();
+}
+
+Result<int64_t> FsBlobStore::SizeBytes(const std::string& app_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q,
+                   index_->Prepare("SELECT COALESCE(SUM(size), 0) FROM blobs WHERE app_id = ?"));
+  ASSIGN_OR_RETURN(bool row, q.Bind(1, app_id).Step());
+  return row ? q.Int(0) : 0;
+}
+
+}  // namespace regionmove

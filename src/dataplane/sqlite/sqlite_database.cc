@@ -1,0 +1,651 @@
+#include "dataplane/sqlite/sqlite_database.h"
+
+#include <filesystem>
+
+#include "common/hash.h"
+#include "common/zstd_file.h"
+
+namespace regionmove {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using sqlite::Db;
+using sqlite::Stmt;
+
+namespace {
+
+constexpr const char* kInternalSchema = R"sql(
+CREATE TABLE IF NOT EXISTS _rm_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS _rm_changelog (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS _rm_columns (
+  table_name TEXT NOT NULL, column_name TEXT NOT NULL, type TEXT NOT NULL, ord INTEGER NOT NULL,
+  PRIMARY KEY (table_name, column_name));
+)sql";
+
+// Tables that are region-local: never captured, never part of a digest.
+bool IsLocalTable(std::string_view name) {
+  return name == "_rm_meta" || name == "_rm_changelog" || name.rfind("sqlite_", 0) == 0;
+}
+
+int SessionFilter(void*, const char* table) { return IsLocalTable(table) ? 0 : 1; }
+
+std::string Quote(std::string_view ident) { return "\"" + std::string(ident) + "\""; }
+
+const char* SqlType(const std::string& type) {
+  if (type == "integer" || type == "boolean") return "INTEGER";
+  if (type == "real") return "REAL";
+  if (type == "bytes") return "BLOB";
+  return "TEXT";
+}
+
+Result<std::string> Meta(Db* db, const char* key) {
+  ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT value FROM _rm_meta WHERE key = ?"));
+  ASSIGN_OR_RETURN(bool row, q.Bind(1, key).Step());
+  return row ? q.Text(0) : std::string();
+}
+
+Status SetMeta(Db* db, const char* key, const std::string& value) {
+  ASSIGN_OR_RETURN(Stmt q, db->Prepare("INSERT INTO _rm_meta(key, value) VALUES (?, ?) "
+                                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+  return q.Bind(1, key).Bind(2, value).Run();
+}
+
+Status BindValue(Stmt& s, int i, const ColumnSpec& col, const json& v) {
+  auto bad = [&](const char* want) {
+    return InvalidArgument("field '" + col.name + "' must be " + want);
+  };
+  if (v.is_null()) {
+    s.BindNull(i);
+    return Status::Ok();
+  }
+  const std::string& t = col.type;
+  if (t == "text" || t == "timestamp") {
+    if (!v.is_string()) return bad("a string");
+    s.Bind(i, v.get_ref<const std::string&>());
+  } else if (t == "integer") {
+    if (!v.is_number_integer()) return bad("an integer");
+    s.Bind(i, v.get<int64_t>());
+  } else if (t == "real") {
+    if (!v.is_number()) return bad("a number");
+    s.Bind(i, v.get<double>());
+  } else if (t == "boolean") {
+    if (!v.is_boolean()) return bad("a boolean");
+    s.Bind(i, v.get<bool>());
+  } else if (t == "json") {
+    s.Bind(i, v.dump());
+  } else if (t == "bytes") {
+    std::string raw;
+    if (!v.is_string() || !Base64Decode(v.get_ref<const std::string&>(), &raw)) {
+      return bad("base64 text");
+    }
+    s.BindBlob(i, raw.data(), raw.size());
+  }
+  return Status::Ok();
+}
+
+json ReadValue(const Stmt& s, int i, const std::string& type) {
+  if (s.IsNull(i)) return nullptr;
+  if (type == "integer") return s.Int(i);
+  if (type == "real") return s.Real(i);
+  if (type == "boolean") return s.Int(i) != 0;
+  if (type == "bytes") return Base64Encode(s.Blob(i));
+  if (type == "json") {
+    json parsed = json::parse(s.Text(i), nullptr, /*allow_exceptions=*/false);
+    return parsed.is_discarded() ? json(s.Text(i)) : parsed;
+  }
+  return s.Text(i);
+}
+
+std::string SelectList(const std::vector<ColumnSpec>& cols) {
+  std::string sql = "id";
+  for (const auto& c : cols) sql += ", " + Quote(c.name);
+  return sql;
+}
+
+json ReadRow(const Stmt& s, const std::vector<ColumnSpec>& cols) {
+  json row = json::object();
+  row["id"] = s.Text(0);
+  for (size_t i = 0; i < cols.size(); ++i) {
+    row[cols[i].name] = ReadValue(s, static_cast<int>(i + 1), cols[i].type);
+  }
+  return row;
+}
+
+const ColumnSpec* FindColumn(const std::vector<ColumnSpec>& cols, const std::string& name) {
+  for (const auto& c : cols) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+int64_t FileSize(const std::string& path) {
+  std::error_code ec;
+  auto n = fs::file_size(path, ec);
+  return ec ? 0 : static_cast<int64_t>(n);
+}
+
+void RemoveDbFiles(const std::string& path) {
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix, ec);
+}
+
+}  // namespace
+
+bool IsValidColumnType(std::string_view type) {
+  for (const char* t : kColumnTypes) {
+    if (type == t) return true;
+  }
+  return false;
+}
+
+bool IsValidIdentifier(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+  if (!alpha(name[0])) return false;
+  for (char c : name) {
+    if (!alpha(c) && !(c >= '0' && c <= '9')) return false;
+  }
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower != "id" && lower.rfind("_rm_", 0) != 0 && lower.rfind("sqlite_", 0) != 0;
+}
+
+Result<std::unique_ptr<SqliteDatabase>> SqliteDatabase::Open(const std::string& dir, Rng* rng) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Permanent("cannot create database directory " + dir + ": " + ec.message());
+  return std::unique_ptr<SqliteDatabase>(new SqliteDatabase(dir, rng));
+}
+
+SqliteDatabase::~SqliteDatabase() = default;
+
+std::string SqliteDatabase::PathFor(const std::string& app_id) const {
+  return dir_ + "/" + app_id + ".sqlite3";
+}
+
+Result<std::shared_ptr<SqliteDatabase::Conn>> SqliteDatabase::GetConn(const std::string& app_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = conns_.find(app_id);
+  if (it != conns_.end()) return it->second;
+  std::string path = PathFor(app_id);
+  if (!fs::exists(path)) return NotFound("app " + app_id + " has no database in this region");
+  auto conn = std::make_shared<Conn>();
+  ASSIGN_OR_RETURN(conn->db, Db::Open(path));
+  conns_[app_id] = conn;
+  return conn;
+}
+
+void SqliteDatabase::ForgetConn(const std::string& app_id) {
+  std::shared_ptr<Conn> conn;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = conns_.find(app_id);
+    if (it == conns_.end()) return;
+    conn = it->second;
+    conns_.erase(it);
+  }
+  std::lock_guard<std::mutex> drain(conn->mu);  // waits for the operation in flight
+  conn->db.reset();
+}
+
+Status SqliteDatabase::Create(const std::string& app_id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!fs::exists(PathFor(app_id))) {
+      ASSIGN_OR_RETURN(auto db, Db::Open(PathFor(app_id)));
+      RETURN_IF_ERROR(db->Exec(kInternalSchema));
+      return Status::Ok();
+    }
+  }
+  ASSIGN_OR_RETURN(auto conn, GetConn(app_id));
+  std::lock_guard<std::mutex> lock(conn->mu);
+  return conn->db->Exec(kInternalSchema);
+}
+
+Status SqliteDatabase::Drop(const std::string& app_id) {
+  ForgetConn(app_id);
+  RemoveDbFiles(PathFor(app_id));
+  return Status::Ok();
+}
+
+Result<bool> SqliteDatabase::Exists(const std::string& app_id) {
+  return fs::exists(PathFor(app_id));
+}
+
+Result<int64_t> SqliteDatabase::SizeBytes(const std::string& app_id) {
+  std::string p = PathFor(app_id);
+  return FileSize(p) + FileSize(p + "-wal");
+}
+
+Status SqliteDatabase::WithConnection(const std::string& app_id,
+                                      const std::function<Status(Db*)>& fn) {
+  ASSIGN_OR_RETURN(auto conn, GetConn(app_id));
+  std::lock_guard<std::mutex> lock(conn->mu);
+  if (!conn->db) return Unavailable("database of " + app_id + " is being replaced");
+  return fn(conn->db.get());
+}
+
+Status SqliteDatabase::WithWriteTxn(const std::string& app_id,
+                                    const std::function<Status(Db*)>& fn) {
+  return WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db));
+    RETURN_IF_ERROR(fn(db));
+    return txn.Commit();
+  });
+}
+
+Status SqliteDatabase::Write(const std::string& app_id, Fenced fenced,
+                             const std::function<Status(Db*, std::string*)>& fn) {
+  return WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db));
+    if (fenced == Fenced::kRespect) {
+      ASSIGN_OR_RETURN(std::string f, Meta(db, "fenced"));
+      if (f == "1") {
+        return Status(StatusCode::kUnavailable, "writes to app " + app_id + " are blocked",
+                      "app_migrating");
+      }
+    }
+    ASSIGN_OR_RETURN(std::string capture, Meta(db, "capture"));
+    sqlite3_session* session = nullptr;
+    if (capture == "1") {
+      int rc = sqlite3session_create(db->raw(), "main", &session);
+      if (rc != SQLITE_OK) return sqlite::FromCode(rc, db->raw(), "session create");
+      sqlite3session_table_filter(session, SessionFilter, nullptr);
+      rc = sqlite3session_attach(session, nullptr);
+      if (rc != SQLITE_OK) {
+        sqlite3session_delete(session);
+        return sqlite::FromCode(rc, db->raw(), "session attach");
+      }
+    }
+    std::string ddl;
+    Status s = fn(db, &ddl);
+    if (s.ok() && session) {
+      int n = 0;
+      void* data = nullptr;
+      int rc = sqlite3session_changeset(session, &n, &data);
+      sqlite3session_delete(session);
+      session = nullptr;
+      if (rc != SQLITE_OK) {
+        sqlite3_free(data);
+        return sqlite::FromCode(rc, db->raw(), "session changeset");
+      }
+      // The change record commits in the same transaction as the write it records.
+      auto log = [&](const char* kind, const void* p, size_t len) -> Status {
+        ASSIGN_OR_RETURN(Stmt ins,
+                         db->Prepare("INSERT INTO _rm_changelog(kind, payload) VALUES (?, ?)"));
+        return ins.Bind(1, kind).BindBlob(2, p, len).Run();
+      };
+      if (!ddl.empty()) s = log("ddl", ddl.data(), ddl.size());
+      if (s.ok() && n > 0) s = log("changeset", data, static_cast<size_t>(n));
+      sqlite3_free(data);
+    }
+    if (session) sqlite3session_delete(session);
+    RETURN_IF_ERROR(s);
+    return txn.Commit();
+  });
+}
+
+Status SqliteDatabase::Fence(const std::string& app_id) {
+  // Taking the connection and a write transaction drains the writes in flight.
+  return Write(app_id, Fenced::kIgnore,
+               [](Db* db, std::string*) { return SetMeta(db, "fenced", "1"); });
+}
+
+Status SqliteDatabase::Unfence(const std::string& app_id) {
+  return Write(app_id, Fenced::kIgnore,
+               [](Db* db, std::string*) { return SetMeta(db, "fenced", "0"); });
+}
+
+Result<bool> SqliteDatabase::IsFenced(const std::string& app_id) {
+  bool fenced = false;
+  RETURN_IF_ERROR(WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(std::string f, Meta(db, "fenced"));
+    fenced = f == "1";
+    return Status::Ok();
+  }));
+  return fenced;
+}
+
+Status SqliteDatabase::SetCapture(const std::string& app_id, bool on) {
+  return Write(app_id, Fenced::kIgnore, [on](Db* db, std::string*) -> Status {
+    if (!on) RETURN_IF_ERROR(db->Exec("DELETE FROM _rm_changelog"));
+    return SetMeta(db, "capture", on ? "1" : "0");
+  });
+}
+
+Result<DumpArtifact> SqliteDatabase::Dump(const std::string& app_id, const std::string& path,
+                                          const ProgressFn& progress) {
+  std::string src_path = PathFor(app_id);
+  if (!fs::exists(src_path)) return NotFound("app " + app_id + " has no database to dump");
+  std::string tmp = path + ".raw";
+  RemoveDbFiles(tmp);
+  int64_t raw_bytes = 0;
+  {
+    // A separate connection: reads of the app keep going while the backup runs.
+    ASSIGN_OR_RETURN(auto src, Db::Open(src_path));
+    sqlite3* dst = nullptr;
+    int rc = sqlite3_open(tmp.c_str(), &dst);
+    std::unique_ptr<sqlite3, int (*)(sqlite3*)> dst_guard(dst, sqlite3_close);
+    if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "open dump file");
+    sqlite3_backup* b = sqlite3_backup_init(dst, "main", src->raw(), "main");
+    if (!b) return sqlite::FromCode(sqlite3_errcode(dst), dst, "backup init");
+    int page_size = 4096;
+    if (auto q = src->Prepare("PRAGMA page_size"); q.ok() && q->Step().ok()) {
+      page_size = static_cast<int>(q->Int(0));
+    }
+    while (true) {
+      rc = sqlite3_backup_step(b, 256);
+      int64_t total = int64_t{sqlite3_backup_pagecount(b)} * page_size;
+      int64_t done = total - int64_t{sqlite3_backup_remaining(b)} * page_size;
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
+        sqlite3_backup_finish(b);
+        return sqlite::FromCode(rc, dst, "backup step");
+      }
+      if (progress) {
+        Status s = progress(done, 2 * total);
+        if (!s.ok()) {
+          sqlite3_backup_finish(b);
+          return s;
+        }
+      }
+    }
+    rc = sqlite3_backup_finish(b);
+    if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "backup finish");
+  }
+  raw_bytes = FileSize(tmp);
+  auto compressed = ZstdCompressFile(tmp, path, [&](int64_t n) {
+    return progress ? progress(raw_bytes + n, 2 * raw_bytes) : Status::Ok();
+  });
+  RemoveDbFiles(tmp);
+  if (!compressed.ok()) return compressed.status();
+  ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
+  return DumpArtifact{path, *compressed, raw_bytes, sha};
+}
+
+Status SqliteDatabase::Restore(const std::string& app_id, const DumpArtifact& artifact,
+                               const ProgressFn& progress) {
+  ASSIGN_OR_RETURN(std::string sha, Sha256File(artifact.path));
+  if (sha != artifact.sha256) {
+    return Corruption("dump artifact " + artifact.path + " has checksum " + sha + ", expected " +
+                      artifact.sha256);
+  }
+  std::string final_path = PathFor(app_id);
+  std::string tmp = final_path + ".restore";
+  RemoveDbFiles(tmp);
+  auto n = ZstdDecompressFile(artifact.path, tmp, [&](int64_t done) {
+    return progress ? progress(done, artifact.raw_bytes) : Status::Ok();
+  });
+  if (!n.ok()) {
+    RemoveDbFiles(tmp);
+    return n.status();
+  }
+  if (*n != artifact.raw_bytes) {
+    RemoveDbFiles(tmp);
+    return Corruption("restored " + std::to_string(*n) + " bytes, expected " +
+                      std::to_string(artifact.raw_bytes));
+  }
+  ForgetConn(app_id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    RemoveDbFiles(final_path);
+    std::error_code ec;
+    fs::rename(tmp, final_path, ec);
+    if (ec) return Unavailable("rename restored database: " + ec.message());
+  }
+  // The copy starts fenced, with no change log of its own.
+  return Write(app_id, Fenced::kIgnore, [](Db* db, std::string*) -> Status {
+    RETURN_IF_ERROR(db->Exec(kInternalSchema));
+    RETURN_IF_ERROR(db->Exec("DELETE FROM _rm_changelog; DELETE FROM _rm_meta WHERE key = "
+                             "'replica_position'"));
+    RETURN_IF_ERROR(SetMeta(db, "capture", "0"));
+    return SetMeta(db, "fenced", "1");
+  });
+}
+
+Result<std::vector<TableDigest>> SqliteDatabase::Digest(const std::string& app_id) {
+  std::vector<TableDigest> out;
+  RETURN_IF_ERROR(WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(Stmt tables, db->Prepare("SELECT name FROM sqlite_master WHERE type = "
+                                              "'table' ORDER BY name"));
+    std::vector<std::string> names;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, tables.Step());
+      if (!row) break;
+      if (!IsLocalTable(tables.Text(0))) names.push_back(tables.Text(0));
+    }
+    for (const auto& name : names) {
+      ASSIGN_OR_RETURN(Stmt info, db->Prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 "
+                                              "ORDER BY pk"));
+      info.Bind(1, name);
+      std::string order;
+      while (true) {
+        ASSIGN_OR_RETURN(bool row, info.Step());
+        if (!row) break;
+        order += (order.empty() ? "" : ", ") + Quote(info.Text(0));
+      }
+      if (order.empty()) order = "rowid";
+      ASSIGN_OR_RETURN(Stmt rows,
+                       db->Prepare("SELECT * FROM " + Quote(name) + " ORDER BY " + order));
+      Sha256 h;
+      TableDigest d;
+      d.table = name;
+      while (true) {
+        ASSIGN_OR_RETURN(bool row, rows.Step());
+        if (!row) break;
+        d.rows++;
+        for (int c = 0; c < rows.ColumnCount(); ++c) {
+          char tag = static_cast<char>('0' + rows.ColumnType(c));
+          std::string v = rows.ColumnType(c) == SQLITE_BLOB ? rows.Blob(c) : rows.Text(c);
+          uint64_t len = v.size();
+          h.Update(&tag, 1);
+          h.Update(&len, sizeof(len));
+          h.Update(v);
+        }
+      }
+      d.checksum = h.HexDigest();
+      out.push_back(std::move(d));
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+// ---------------------------------------------------------------- app data API
+
+Result<std::vector<ColumnSpec>> SqliteDatabase::Columns(Db* db, const std::string& table) {
+  ASSIGN_OR_RETURN(Stmt exists,
+                   db->Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"));
+  ASSIGN_OR_RETURN(bool found, exists.Bind(1, table).Step());
+  if (!found || !IsValidIdentifier(table)) return NotFound("table " + table + " not found");
+  ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT column_name, type FROM _rm_columns "
+                                       "WHERE table_name = ? ORDER BY ord"));
+  q.Bind(1, table);
+  std::vector<ColumnSpec> cols;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    cols.push_back(ColumnSpec{q.Text(0), q.Text(1)});
+  }
+  return cols;
+}
+
+Status SqliteDatabase::CreateTable(const std::string& app_id, const TableSpec& spec) {
+  if (!IsValidIdentifier(spec.name)) {
+    return InvalidArgument("table name '" + spec.name + "' is not allowed", "invalid_name");
+  }
+  std::string sql = "CREATE TABLE " + Quote(spec.name) + " (id TEXT PRIMARY KEY NOT NULL";
+  for (size_t i = 0; i < spec.columns.size(); ++i) {
+    const auto& c = spec.columns[i];
+    if (!IsValidIdentifier(c.name)) {
+      return InvalidArgument("column name '" + c.name + "' is not allowed", "invalid_name");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (spec.columns[j].name == c.name) {
+        return InvalidArgument("column '" + c.name + "' is repeated", "invalid_name");
+      }
+    }
+    if (!IsValidColumnType(c.type)) {
+      return InvalidArgument("column '" + c.name + "' has unknown type '" + c.type +
+                             "' (text integer real boolean json timestamp bytes)");
+    }
+    sql += ", " + Quote(c.name) + " " + SqlType(c.type);
+  }
+  sql += ")";
+  return Write(app_id, Fenced::kRespect, [&](Db* db, std::string* ddl) -> Status {
+    ASSIGN_OR_RETURN(Stmt exists,
+                     db->Prepare("SELECT 1 FROM sqlite_master WHERE name = ? COLLATE NOCASE"));
+    ASSIGN_OR_RETURN(bool found, exists.Bind(1, spec.name).Step());
+    if (found) return Conflict("table " + spec.name + " exists", "table_exists");
+    RETURN_IF_ERROR(db->Exec(sql));
+    *ddl = sql;
+    for (size_t i = 0; i < spec.columns.size(); ++i) {
+      ASSIGN_OR_RETURN(Stmt ins, db->Prepare("INSERT INTO _rm_columns(table_name, column_name, "
+                                             "type, ord) VALUES (?, ?, ?, ?)"));
+      RETURN_IF_ERROR(ins.BindAll(spec.name, spec.columns[i].name, spec.columns[i].type,
+                                  static_cast<int64_t>(i))
+                          .Run());
+    }
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<TableSpec>> SqliteDatabase::ListTables(const std::string& app_id) {
+  std::vector<TableSpec> out;
+  RETURN_IF_ERROR(WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                         "ORDER BY name"));
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      std::string name = q.Text(0);
+      if (!IsValidIdentifier(name)) continue;
+      TableSpec t;
+      t.name = name;
+      ASSIGN_OR_RETURN(t.columns, Columns(db, name));
+      ASSIGN_OR_RETURN(Stmt count, db->Prepare("SELECT COUNT(*) FROM " + Quote(name)));
+      ASSIGN_OR_RETURN(bool c, count.Step());
+      t.row_count = c ? count.Int(0) : 0;
+      out.push_back(std::move(t));
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<json> SqliteDatabase::InsertRows(const std::string& app_id, const std::string& table,
+                                        const json& rows_in) {
+  json rows = rows_in.is_array() ? rows_in : json::array({rows_in});
+  if (rows.empty()) return InvalidArgument("no rows given");
+  json out = json::array();
+  RETURN_IF_ERROR(Write(app_id, Fenced::kRespect, [&](Db* db, std::string*) -> Status {
+    ASSIGN_OR_RETURN(auto cols, Columns(db, table));
+    std::string sql = "INSERT INTO " + Quote(table) + " (" + SelectList(cols) + ") VALUES (?";
+    for (size_t i = 0; i < cols.size(); ++i) sql += ", ?";
+    sql += ")";
+    ASSIGN_OR_RETURN(Stmt ins, db->Prepare(sql));
+    for (auto& row : rows) {
+      if (!row.is_object()) return InvalidArgument("each row must be a JSON object");
+      for (auto it = row.begin(); it != row.end(); ++it) {
+        if (it.key() != "id" && !FindColumn(cols, it.key())) {
+          return InvalidArgument("table " + table + " has no column '" + it.key() + "'");
+        }
+      }
+      if (!row.contains("id")) row["id"] = NewUuidV4(*rng_);
+      const json& id = row["id"];
+      if (!id.is_string() || id.get_ref<const std::string&>().empty() ||
+          id.get_ref<const std::string&>().size() > 255) {
+        return InvalidArgument("field 'id' must be a non-empty string of at most 255 bytes");
+      }
+      ins.Reset();
+      ins.Bind(1, id.get_ref<const std::string&>());
+      for (size_t i = 0; i < cols.size(); ++i) {
+        auto v = row.find(cols[i].name);
+        RETURN_IF_ERROR(
+            BindValue(ins, static_cast<int>(i + 2), cols[i], v == row.end() ? json() : *v));
+        if (v == row.end()) row[cols[i].name] = nullptr;
+      }
+      Status s = ins.Run();
+      if (s.code() == StatusCode::kConflict) {
+        return Conflict("row " + id.get<std::string>() + " exists in " + table, "row_exists");
+      }
+      RETURN_IF_ERROR(s);
+      out.push_back(row);
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<json> SqliteDatabase::GetRow(const std::string& app_id, const std::string& table,
+                                    const std::string& id) {
+  json out;
+  RETURN_IF_ERROR(WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(auto cols, Columns(db, table));
+    ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT " + SelectList(cols) + " FROM " + Quote(table) +
+                                         " WHERE id = ?"));
+    ASSIGN_OR_RETURN(bool row, q.Bind(1, id).Step());
+    if (!row) return NotFound("row " + id + " not found in " + table);
+    out = ReadRow(q, cols);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<json> SqliteDatabase::UpdateRow(const std::string& app_id, const std::string& table,
+                                       const std::string& id, const json& patch) {
+  if (!patch.is_object()) return InvalidArgument("the body must be a JSON object");
+  if (patch.contains("id")) return InvalidArgument("field 'id' cannot be changed");
+  RETURN_IF_ERROR(Write(app_id, Fenced::kRespect, [&](Db* db, std::string*) -> Status {
+    ASSIGN_OR_RETURN(auto cols, Columns(db, table));
+    std::string sql = "UPDATE " + Quote(table) + " SET id = id";
+    std::vector<std::pair<const ColumnSpec*, const json*>> sets;
+    for (auto it = patch.begin(); it != patch.end(); ++it) {
+      const ColumnSpec* c = FindColumn(cols, it.key());
+      if (!c) return InvalidArgument("table " + table + " has no column '" + it.key() + "'");
+      sql += ", " + Quote(c->name) + " = ?";
+      sets.emplace_back(c, &*it);
+    }
+    sql += " WHERE id = ?";
+    ASSIGN_OR_RETURN(Stmt upd, db->Prepare(sql));
+    int i = 1;
+    for (const auto& [c, v] : sets) RETURN_IF_ERROR(BindValue(upd, i++, *c, *v));
+    upd.Bind(i, id);
+    RETURN_IF_ERROR(upd.Run());
+    if (db->Changes() == 0) return NotFound("row " + id + " not found in " + table);
+    return Status::Ok();
+  }));
+  return GetRow(app_id, table, id);
+}
+
+Status SqliteDatabase::DeleteRow(const std::string& app_id, const std::string& table,
+                                 const std::string& id) {
+  return Write(app_id, Fenced::kRespect, [&](Db* db, std::string*) -> Status {
+    RETURN_IF_ERROR(Columns(db, table).status());
+    ASSIGN_OR_RETURN(Stmt del, db->Prepare("DELETE FROM " + Quote(table) + " WHERE id = ?"));
+    RETURN_IF_ERROR(del.Bind(1, id).Run());
+    if (db->Changes() == 0) return NotFound("row " + id + " not found in " + table);
+    return Status::Ok();
+  });
+}
+
+Result<json> SqliteDatabase::ListRows(const std::string& app_id, const std::string& table,
+                                      const std::string& after, int limit) {
+  json rows = json::array();
+  RETURN_IF_ERROR(WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(auto cols, Columns(db, table));
+    ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT " + SelectList(cols) + " FROM " + Quote(table) +
+                                         " WHERE id > ? ORDER BY id LIMIT ?"));
+    q.Bind(1, after).Bind(2, limit);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      rows.push_back(ReadRow(q, cols));
+    }
+    return Status::Ok();
+  }));
+  return rows;
+}
+
+}  // namespace regionmove

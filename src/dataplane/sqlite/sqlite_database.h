@@ -1,0 +1,88 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/ids.h"
+#include "common/sqlite.h"
+#include "dataplane/database.h"
+
+namespace regionmove {
+
+// Database on SQLite: one file per app (`<dir>/<app_id>.sqlite3`), WAL mode.
+//
+// Every app database carries three internal tables:
+//   _rm_meta      key/value: `fenced`, `capture`, `replica_position` (region-local, never copied
+//                 by replication);
+//   _rm_changelog the change log of a primary whose writes are captured for a replica;
+//   _rm_columns   the logical column types of the data API (replicated like user data).
+// The fence is a row in _rm_meta read inside every write transaction (BEGIN IMMEDIATE), so once
+// Fence() commits no write commits, from this process or any other.
+// When `capture` is on, each write transaction records its changes with the SQLite session
+// extension and appends the changeset to _rm_changelog in the same transaction.
+class SqliteDatabase final : public Database {
+ public:
+  static Result<std::unique_ptr<SqliteDatabase>> Open(const std::string& dir, Rng* rng);
+  ~SqliteDatabase() override;
+
+  Status Create(const std::string& app_id) override;
+  Status Drop(const std::string& app_id) override;
+  Result<bool> Exists(const std::string& app_id) override;
+  Result<int64_t> SizeBytes(const std::string& app_id) override;
+  Status Fence(const std::string& app_id) override;
+  Status Unfence(const std::string& app_id) override;
+  Result<bool> IsFenced(const std::string& app_id) override;
+  Result<DumpArtifact> Dump(const std::string& app_id, const std::string& path,
+                            const ProgressFn& progress) override;
+  Status Restore(const std::string& app_id, const DumpArtifact& artifact,
+                 const ProgressFn& progress) override;
+  Result<std::vector<TableDigest>> Digest(const std::string& app_id) override;
+
+  Status CreateTable(const std::string& app_id, const TableSpec& spec) override;
+  Result<std::vector<TableSpec>> ListTables(const std::string& app_id) override;
+  Result<nlohmann::json> InsertRows(const std::string& app_id, const std::string& table,
+                                    const nlohmann::json& rows) override;
+  Result<nlohmann::json> GetRow(const std::string& app_id, const std::string& table,
+                                const std::string& id) override;
+  Result<nlohmann::json> UpdateRow(const std::string& app_id, const std::string& table,
+                                   const std::string& id, const nlohmann::json& patch) override;
+  Status DeleteRow(const std::string& app_id, const std::string& table,
+                   const std::string& id) override;
+  Result<nlohmann::json> ListRows(const std::string& app_id, const std::string& table,
+                                  const std::string& after, int limit) override;
+
+  // ---- for the SQLite replicator ----
+  std::string PathFor(const std::string& app_id) const;
+  // Turns change capture on or off (off also empties the change log).
+  Status SetCapture(const std::string& app_id, bool on);
+  // Runs `fn` on the app's connection inside a write transaction that ignores the fence (the
+  // replicator applying changes to a replica). Not captured.
+  Status WithWriteTxn(const std::string& app_id, const std::function<Status(sqlite::Db*)>& fn);
+  // Runs `fn` on the app's connection without a transaction (reads).
+  Status WithConnection(const std::string& app_id, const std::function<Status(sqlite::Db*)>& fn);
+
+ private:
+  struct Conn {
+    std::mutex mu;
+    std::unique_ptr<sqlite::Db> db;
+  };
+  enum class Fenced { kRespect, kIgnore };
+
+  SqliteDatabase(std::string dir, Rng* rng) : dir_(std::move(dir)), rng_(rng) {}
+  Result<std::shared_ptr<Conn>> GetConn(const std::string& app_id);
+  void ForgetConn(const std::string& app_id);
+  // A write transaction: refuses when fenced (unless kIgnore), captures changes when on.
+  // `ddl` (if any) is logged before the changeset so a replica can replay schema changes.
+  Status Write(const std::string& app_id, Fenced fenced,
+               const std::function<Status(sqlite::Db*, std::string* ddl)>& fn);
+  Result<std::vector<ColumnSpec>> Columns(sqlite::Db* db, const std::string& table);
+
+  std::string dir_;
+  Rng* rng_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Conn>> conns_;
+};
+
+}  // namespace regionmove

@@ -1,0 +1,161 @@
+#include "dataplane/sqlite/sqlite_replicator.h"
+
+#include <vector>
+
+namespace regionmove {
+
+using sqlite::Db;
+using sqlite::Stmt;
+
+namespace {
+
+Result<int64_t> ReplicaPosition(Db* db) {
+  ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT value FROM _rm_meta WHERE key = "
+                                       "'replica_position'"));
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return NotFound("not a replica");
+  return std::stoll(q.Text(0));
+}
+
+Status SetReplicaPosition(Db* db, int64_t pos) {
+  ASSIGN_OR_RETURN(Stmt q, db->Prepare("INSERT INTO _rm_meta(key, value) VALUES "
+                                       "('replica_position', ?) ON CONFLICT(key) DO UPDATE SET "
+                                       "value = excluded.value"));
+  return q.Bind(1, std::to_string(pos)).Run();
+}
+
+// A replica equals its primary: a conflicting row takes the primary's version, a change to a
+// row that is already gone is dropped.
+int OnConflict(void*, int kind, sqlite3_changeset_iter*) {
+  return (kind == SQLITE_CHANGESET_DATA || kind == SQLITE_CHANGESET_CONFLICT)
+             ? SQLITE_CHANGESET_REPLACE
+             : SQLITE_CHANGESET_OMIT;
+}
+
+struct Change {
+  int64_t seq;
+  std::string kind;
+  std::string payload;
+};
+
+}  // namespace
+
+Result<std::pair<SqliteDatabase*, SqliteDatabase*>> SqliteReplicator::Resolve(
+    const std::string& primary, const std::string& replica) {
+  SqliteDatabase* p = resolve_(primary);
+  SqliteDatabase* r = resolve_(replica);
+  if (!p || !r) {
+    return Permanent("replication " + primary + " -> " + replica +
+                     " needs the sqlite database engine on both sides");
+  }
+  return std::make_pair(p, r);
+}
+
+Status SqliteReplicator::Start(const std::string& app_id, const std::string& primary_region,
+                               const std::string& replica_region) {
+  ASSIGN_OR_RETURN(auto dbs, Resolve(primary_region, replica_region));
+  auto [primary, replica] = dbs;
+  bool already = false;
+  RETURN_IF_ERROR(replica->WithConnection(app_id, [&](Db* db) -> Status {
+    already = ReplicaPosition(db).ok();
+    return Status::Ok();
+  }));
+  if (already) return primary->SetCapture(app_id, true);  // keeps the pending log
+  RETURN_IF_ERROR(primary->SetCapture(app_id, true));
+  int64_t head = 0;
+  RETURN_IF_ERROR(primary->WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT COALESCE(MAX(seq), 0) FROM _rm_changelog"));
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    head = row ? q.Int(0) : 0;
+    return Status::Ok();
+  }));
+  return replica->WithWriteTxn(app_id, [&](Db* db) { return SetReplicaPosition(db, head); });
+}
+
+Result<ReplicationLag> SqliteReplicator::Pump(const std::string& app_id,
+                                              const std::string& primary_region,
+                                              const std::string& replica_region) {
+  ASSIGN_OR_RETURN(auto dbs, Resolve(primary_region, replica_region));
+  auto [primary, replica] = dbs;
+  std::lock_guard<std::mutex> lock(pump_mu_);
+  int64_t pos = 0;
+  RETURN_IF_ERROR(replica->WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(pos, ReplicaPosition(db));
+    return Status::Ok();
+  }));
+  while (true) {
+    std::vector<Change> batch;
+    RETURN_IF_ERROR(primary->WithConnection(app_id, [&](Db* db) -> Status {
+      ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT seq, kind, payload FROM _rm_changelog "
+                                           "WHERE seq > ? ORDER BY seq LIMIT 256"));
+      q.Bind(1, pos);
+      while (true) {
+        ASSIGN_OR_RETURN(bool row, q.Step());
+        if (!row) break;
+        batch.push_back(Change{q.Int(0), q.Text(1), q.Blob(2)});
+      }
+      return Status::Ok();
+    }));
+    if (batch.empty()) break;
+    for (const Change& c : batch) {
+      // The change and the new position commit together.
+      RETURN_IF_ERROR(replica->WithWriteTxn(app_id, [&](Db* db) -> Status {
+        if (c.kind == "ddl") {
+          RETURN_IF_ERROR(db->Exec(c.payload));
+        } else {
+          int rc = sqlite3changeset_apply(db->raw(), static_cast<int>(c.payload.size()),
+                                          const_cast<char*>(c.payload.data()), nullptr,
+                                          OnConflict, nullptr);
+          if (rc != SQLITE_OK) return sqlite::FromCode(rc, db->raw(), "apply changeset");
+        }
+        return SetReplicaPosition(db, c.seq);
+      }));
+      pos = c.seq;
+    }
+    // Applied changes are no longer needed by the primary.
+    RETURN_IF_ERROR(primary->WithWriteTxn(app_id, [&](Db* db) -> Status {
+      ASSIGN_OR_RETURN(Stmt del, db->Prepare("DELETE FROM _rm_changelog WHERE seq <= ?"));
+      return del.Bind(1, pos).Run();
+    }));
+  }
+  return Lag(app_id, primary_region, replica_region);
+}
+
+Result<ReplicationLag> SqliteReplicator::Lag(const std::string& app_id,
+                                             const std::string& primary_region,
+                                             const std::string& replica_region) {
+  ASSIGN_OR_RETURN(auto dbs, Resolve(primary_region, replica_region));
+  auto [primary, replica] = dbs;
+  ReplicationLag lag;
+  RETURN_IF_ERROR(replica->WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(lag.replica_position, ReplicaPosition(db));
+    return Status::Ok();
+  }));
+  RETURN_IF_ERROR(primary->WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0), "
+                                         "(SELECT COALESCE(MAX(seq), 0) FROM _rm_changelog) "
+                                         "FROM _rm_changelog WHERE seq > ?"));
+    ASSIGN_OR_RETURN(bool row, q.Bind(1, lag.replica_position).Step());
+    if (row) {
+      lag.changes = q.Int(0);
+      lag.bytes = q.Int(1);
+      lag.primary_position = std::max(q.Int(2), lag.replica_position);
+    }
+    return Status::Ok();
+  }));
+  return lag;
+}
+
+Status SqliteReplicator::Stop(const std::string& app_id, const std::string& primary_region,
+                              const std::string& replica_region) {
+  ASSIGN_OR_RETURN(auto dbs, Resolve(primary_region, replica_region));
+  auto [primary, replica] = dbs;
+  Status s = primary->SetCapture(app_id, false);
+  if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
+  Status r = replica->WithWriteTxn(
+      app_id, [](Db* db) { return db->Exec("DELETE FROM _rm_meta WHERE key = 'replica_position'"); });
+  if (!r.ok() && r.code() != StatusCode::kNotFound) return r;
+  return Status::Ok();
+}
+
+}  // namespace regionmove

@@ -1,0 +1,282 @@
+#include "dataplane/sqlite/sqlite_runtime_store.h"
+
+#include <filesystem>
+
+namespace regionmove {
+
+using sqlite::Stmt;
+using sqlite::Txn;
+
+namespace {
+
+constexpr const char* kTables[] = {"functions", "env", "cron", "domains"};
+constexpr const char* kKeyColumn[] = {"name", "key", "name", "host"};
+
+Status ValidateCronField(std::string_view field, int lo, int hi, const char* what) {
+  auto bad = [&] {
+    return InvalidArgument("cron " + std::string(what) + " field '" + std::string(field) +
+                           "' is not valid (" + std::to_string(lo) + "-" + std::to_string(hi) +
+                           ")");
+  };
+  auto number = [&](std::string_view s, int* out) {
+    if (s.empty() || s.size() > 2) return false;
+    int v = 0;
+    for (char c : s) {
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    *out = v;
+    return true;
+  };
+  size_t start = 0;
+  while (start <= field.size()) {
+    size_t end = field.find(',', start);
+    if (end == std::string_view::npos) end = field.size();
+    std::string_view part = field.substr(start, end - start);
+    std::string_view range = part, step;
+    if (size_t slash = part.find('/'); slash != std::string_view::npos) {
+      range = part.substr(0, slash);
+      step = part.substr(slash + 1);
+      int s = 0;
+      if (!number(step, &s) || s < 1) return bad();
+    }
+    if (range != "*") {
+      size_t dash = range.find('-');
+      int a = 0, b = 0;
+      if (dash == std::string_view::npos) {
+        if (!number(range, &a) || a < lo || a > hi) return bad();
+      } else if (!number(range.substr(0, dash), &a) || !number(range.substr(dash + 1), &b) ||
+                 a < lo || b > hi || a > b) {
+        return bad();
+      }
+    }
+    start = end + 1;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateCron(std::string_view schedule) {
+  std::vector<std::string_view> fields;
+  size_t i = 0;
+  while (i < schedule.size()) {
+    while (i < schedule.size() && schedule[i] == ' ') ++i;
+    size_t start = i;
+    while (i < schedule.size() && schedule[i] != ' ') ++i;
+    if (i > start) fields.push_back(schedule.substr(start, i - start));
+  }
+  if (fields.size() != 5) {
+    return InvalidArgument("cron schedule must have 5 fields (minute hour day month weekday)");
+  }
+  static const struct {
+    int lo, hi;
+    const char* name;
+  } kRanges[] = {{0, 59, "minute"}, {0, 23, "hour"}, {1, 31, "day"}, {1, 12, "month"},
+                 {0, 7, "weekday"}};
+  for (size_t f = 0; f < 5; ++f) {
+    RETURN_IF_ERROR(ValidateCronField(fields[f], kRanges[f].lo, kRanges[f].hi, kRanges[f].name));
+  }
+  return Status::Ok();
+}
+
+bool RuntimeSnapshot::operator==(const RuntimeSnapshot& o) const {
+  auto fn_eq = [](const FunctionDef& a, const FunctionDef& b) {
+    return a.name == b.name && a.version == b.version && a.entrypoint == b.entrypoint &&
+           a.runtime == b.runtime && a.bundle == b.bundle;
+  };
+  auto env_eq = [](const EnvVar& a, const EnvVar& b) {
+    return a.key == b.key && a.value == b.value && a.secret == b.secret;
+  };
+  auto cron_eq = [](const CronTrigger& a, const CronTrigger& b) {
+    return a.name == b.name && a.schedule == b.schedule && a.function == b.function;
+  };
+  return std::equal(functions.begin(), functions.end(), o.functions.begin(), o.functions.end(),
+                    fn_eq) &&
+         std::equal(env.begin(), env.end(), o.env.begin(), o.env.end(), env_eq) &&
+         std::equal(cron.begin(), cron.end(), o.cron.begin(), o.cron.end(), cron_eq) &&
+         domains == o.domains;
+}
+
+Result<std::unique_ptr<SqliteRuntimeStore>> SqliteRuntimeStore::Open(const std::string& dir,
+                                                                     const SecretBox* secrets) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  ASSIGN_OR_RETURN(auto db, sqlite::Db::Open(dir + "/_runtime.sqlite3"));
+  RETURN_IF_ERROR(db->Exec(R"sql(
+CREATE TABLE IF NOT EXISTS functions (app_id TEXT NOT NULL, name TEXT NOT NULL,
+  archived INTEGER NOT NULL, version INTEGER NOT NULL, entrypoint TEXT NOT NULL,
+  runtime TEXT NOT NULL, bundle BLOB NOT NULL, PRIMARY KEY (app_id, archived, name));
+CREATE TABLE IF NOT EXISTS env (app_id TEXT NOT NULL, key TEXT NOT NULL,
+  archived INTEGER NOT NULL, value BLOB NOT NULL, secret INTEGER NOT NULL,
+  PRIMARY KEY (app_id, archived, key));
+CREATE TABLE IF NOT EXISTS cron (app_id TEXT NOT NULL, name TEXT NOT NULL,
+  archived INTEGER NOT NULL, schedule TEXT NOT NULL, function TEXT NOT NULL,
+  PRIMARY KEY (app_id, archived, name));
+CREATE TABLE IF NOT EXISTS domains (app_id TEXT NOT NULL, host TEXT NOT NULL,
+  archived INTEGER NOT NULL, PRIMARY KEY (app_id, archived, host));
+)sql"));
+  return std::unique_ptr<SqliteRuntimeStore>(new SqliteRuntimeStore(std::move(db), secrets));
+}
+
+Status SqliteRuntimeStore::PutFunctionLocked(const std::string& app_id, const FunctionDef& f) {
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("INSERT OR REPLACE INTO functions(app_id, name, archived, "
+                                        "version, entrypoint, runtime, bundle) "
+                                        "VALUES (?, ?, 0, ?, ?, ?, ?)"));
+  q.BindAll(app_id, f.name, f.version, f.entrypoint, f.runtime);
+  q.BindBlob(6, f.bundle.data(), f.bundle.size());
+  return q.Run();
+}
+
+Status SqliteRuntimeStore::PutEnvLocked(const std::string& app_id, const EnvVar& e) {
+  std::string stored = e.value;
+  if (e.secret) {
+    ASSIGN_OR_RETURN(stored, secrets_->Seal(e.value));
+  }
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("INSERT OR REPLACE INTO env(app_id, key, archived, value, "
+                                        "secret) VALUES (?, ?, 0, ?, ?)"));
+  q.BindAll(app_id, e.key);
+  q.BindBlob(3, stored.data(), stored.size()).Bind(4, e.secret);
+  return q.Run();
+}
+
+Status SqliteRuntimeStore::PutCronLocked(const std::string& app_id, const CronTrigger& c) {
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("INSERT OR REPLACE INTO cron(app_id, name, archived, "
+                                        "schedule, function) VALUES (?, ?, 0, ?, ?)"));
+  return q.BindAll(app_id, c.name, c.schedule, c.function).Run();
+}
+
+Status SqliteRuntimeStore::PutDomainLocked(const std::string& app_id, const std::string& host) {
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("INSERT OR REPLACE INTO domains(app_id, host, archived) "
+                                        "VALUES (?, ?, 0)"));
+  return q.BindAll(app_id, host).Run();
+}
+
+Status SqliteRuntimeStore::PutFunction(const std::string& app_id, const FunctionDef& f) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return PutFunctionLocked(app_id, f);
+}
+Status SqliteRuntimeStore::PutEnv(const std::string& app_id, const EnvVar& e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return PutEnvLocked(app_id, e);
+}
+Status SqliteRuntimeStore::PutCron(const std::string& app_id, const CronTrigger& c) {
+  RETURN_IF_ERROR(ValidateCron(c.schedule));
+  std::lock_guard<std::mutex> lock(mu_);
+  return PutCronLocked(app_id, c);
+}
+Status SqliteRuntimeStore::PutDomain(const std::string& app_id, const std::string& host) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return PutDomainLocked(app_id, host);
+}
+
+Status SqliteRuntimeStore::Delete(const std::string& app_id, const std::string& kind,
+                                  const std::string& name) {
+  for (size_t i = 0; i < 4; ++i) {
+    if (kind != kTables[i]) continue;
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("DELETE FROM ") + kTables[i] +
+                                          " WHERE app_id = ? AND archived = 0 AND " +
+                                          kKeyColumn[i] + " = ?"));
+    RETURN_IF_ERROR(q.BindAll(app_id, name).Run());
+    if (db_->Changes() == 0) return NotFound(kind + " " + name + " not found");
+    return Status::Ok();
+  }
+  return InvalidArgument("unknown runtime kind " + kind);
+}
+
+Result<RuntimeSnapshot> SqliteRuntimeStore::Snapshot(const std::string& app_id, bool archived) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RuntimeSnapshot s;
+  int a = archived ? 1 : 0;
+  ASSIGN_OR_RETURN(Stmt f, db_->Prepare("SELECT name, version, entrypoint, runtime, bundle FROM "
+                                        "functions WHERE app_id = ? AND archived = ? ORDER BY "
+                                        "name"));
+  f.BindAll(app_id, a);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, f.Step());
+    if (!row) break;
+    s.functions.push_back(FunctionDef{f.Text(0), f.Int(1), f.Text(2), f.Text(3), f.Blob(4)});
+  }
+  ASSIGN_OR_RETURN(Stmt e, db_->Prepare("SELECT key, value, secret FROM env WHERE app_id = ? AND "
+                                        "archived = ? ORDER BY key"));
+  e.BindAll(app_id, a);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, e.Step());
+    if (!row) break;
+    EnvVar v{e.Text(0), e.Blob(1), e.Int(2) != 0};
+    if (v.secret) {
+      ASSIGN_OR_RETURN(v.value, secrets_->Open(v.value));
+    }
+    s.env.push_back(std::move(v));
+  }
+  ASSIGN_OR_RETURN(Stmt c, db_->Prepare("SELECT name, schedule, function FROM cron WHERE app_id = "
+                                        "? AND archived = ? ORDER BY name"));
+  c.BindAll(app_id, a);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, c.Step());
+    if (!row) break;
+    s.cron.push_back(CronTrigger{c.Text(0), c.Text(1), c.Text(2)});
+  }
+  ASSIGN_OR_RETURN(Stmt d, db_->Prepare("SELECT host FROM domains WHERE app_id = ? AND archived "
+                                        "= ? ORDER BY host"));
+  d.BindAll(app_id, a);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, d.Step());
+    if (!row) break;
+    s.domains.push_back(d.Text(0));
+  }
+  return s;
+}
+
+Status SqliteRuntimeStore::DeleteLocked(const std::string& app_id, int archived) {
+  for (const char* t : kTables) {
+    ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("DELETE FROM ") + t +
+                                          " WHERE app_id = ?1 AND (?2 < 0 OR archived = ?2)"));
+    RETURN_IF_ERROR(q.BindAll(app_id, archived).Run());
+  }
+  return Status::Ok();
+}
+
+Status SqliteRuntimeStore::ReplaceLive(const std::string& app_id, const RuntimeSnapshot& s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  RETURN_IF_ERROR(DeleteLocked(app_id, 0));
+  for (const auto& f : s.functions) RETURN_IF_ERROR(PutFunctionLocked(app_id, f));
+  for (const auto& e : s.env) RETURN_IF_ERROR(PutEnvLocked(app_id, e));
+  for (const auto& c : s.cron) RETURN_IF_ERROR(PutCronLocked(app_id, c));
+  for (const auto& d : s.domains) RETURN_IF_ERROR(PutDomainLocked(app_id, d));
+  return txn.Commit();
+}
+
+Status SqliteRuntimeStore::SetArchived(const std::string& app_id, bool archived) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  int to = archived ? 1 : 0;
+  // Whatever stood at the target state is replaced by the rows moving there.
+  ASSIGN_OR_RETURN(auto count, [&]() -> Result<int64_t> {
+    int64_t n = 0;
+    for (const char* t : kTables) {
+      ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT COUNT(*) FROM ") + t +
+                                            " WHERE app_id = ? AND archived = ?"));
+      ASSIGN_OR_RETURN(bool row, q.BindAll(app_id, 1 - to).Step());
+      n += row ? q.Int(0) : 0;
+    }
+    return n;
+  }());
+  if (count == 0) return Status::Ok();  // nothing to move: keep what stands there (idempotent)
+  RETURN_IF_ERROR(DeleteLocked(app_id, to));
+  for (const char* t : kTables) {
+    ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("UPDATE ") + t +
+                                          " SET archived = ? WHERE app_id = ? AND archived = ?"));
+    RETURN_IF_ERROR(q.BindAll(to, app_id, 1 - to).Run());
+  }
+  return txn.Commit();
+}
+
+Status SqliteRuntimeStore::DeleteAll(const std::string& app_id, Which which) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return DeleteLocked(app_id, which == Which::kAll ? -1 : which == Which::kArchived ? 1 : 0);
+}
+
+}  // namespace regionmove

@@ -1,0 +1,75 @@
+#include "saga/steps/steps.h"
+
+namespace regionmove {
+namespace steps {
+
+using nlohmann::json;
+
+json Resources(StepContext& ctx) {
+  json j = json::parse(ctx.migration().resources, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() ? j : json::object();
+}
+
+Status SaveResources(StepContext& ctx, const json& res) {
+  ctx.migration().resources = res.dump();
+  return ctx.SaveResources();
+}
+
+RegionPlane* Source(const StepDeps& deps, const Migration& m) {
+  return deps.plane->Region(m.source_region);
+}
+RegionPlane* Dest(const StepDeps& deps, const Migration& m) {
+  return deps.plane->Region(m.dest_region);
+}
+
+bool IsFastReverse(const Migration& m) { return m.kind == "reverse" && m.reverse_path == "fast"; }
+
+std::string StagingPath(const StepDeps& deps, const Migration& m) {
+  return deps.plane->staging_dir() + "/" + m.id + ".db.zst";
+}
+
+void Note(const StepDeps& deps, const Migration& m, const std::string& message) {
+  MigrationEvent e;
+  e.migration_id = m.id;
+  e.type = "note";
+  e.step = e.from_step = e.to_step = m.current_step;
+  e.started_at_ms = e.ended_at_ms = deps.clock->NowMs();
+  e.message = message;
+  (void)deps.store->AppendEvent(e);  // history only: never fails a step
+}
+
+Status Validate(const StepDeps& deps, StepContext& ctx) {
+  const Migration& m = ctx.migration();
+  if (!Source(deps, m)) return Permanent("source region " + m.source_region + " is not configured");
+  RegionPlane* dest = Dest(deps, m);
+  if (!dest) return Permanent("destination region " + m.dest_region + " is not configured");
+  if (dest->config.status == "offline") {
+    return Permanent("destination region " + m.dest_region + " is offline");
+  }
+  ASSIGN_OR_RETURN(App app, deps.store->GetApp(m.app_id));
+  if (app.region != m.source_region) {
+    return Permanent("app " + m.app_id + " is served from " + app.region + ", not " +
+                     m.source_region);
+  }
+  return Status::Ok();
+}
+
+}  // namespace steps
+
+void RegisterMoveSteps(StepRegistry* registry, const StepDeps& deps) {
+  using Fn = Status (*)(const StepDeps&, StepContext&);
+  auto bind = [deps](Fn fn) { return [deps, fn](StepContext& ctx) { return fn(deps, ctx); }; };
+  registry->Register(Step::kRequested, bind(steps::Validate));
+  registry->Register(Step::kReservingDest, bind(steps::ReserveDest));
+  registry->Register(Step::kBlockingWrites, bind(steps::BlockWrites));
+  registry->Register(Step::kDumpingData, bind(steps::DumpData));
+  registry->Register(Step::kRestoringData, bind(steps::RestoreData));
+  registry->Register(Step::kCopyingBlobs, bind(steps::CopyBlobs));
+  registry->Register(Step::kCopyingRuntime, bind(steps::CopyRuntime));
+  registry->Register(Step::kFlippingRouting, bind(steps::CheckBeforeFlip));
+  registry->Register(Step::kSettingUpReverseReplication, bind(steps::SetUpReverseReplication));
+  registry->Register(Step::kUnblockingWrites, bind(steps::UnblockWrites));
+  registry->RegisterCompensation(bind(steps::Compensate));
+}
+
+}  // namespace regionmove

@@ -1,0 +1,148 @@
+// copying_blobs and copying_runtime.
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "common/log.h"
+#include "saga/steps/steps.h"
+
+namespace regionmove::steps {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int kPage = 64;
+constexpr int kCopyThreads = 4;
+
+struct PageResult {
+  int64_t bytes = 0;
+  int copied = 0;
+  int skipped = 0;
+  Status status;
+};
+
+// Copies one blob unless dest already has the same content; verifies what it wrote.
+Status CopyOne(RegionPlane* src, RegionPlane* dst, const std::string& app, const BlobInfo& info,
+               bool* skipped) {
+  ASSIGN_OR_RETURN(auto have, dst->blobs->Stat(app, info.key));
+  if (have && have->sha256 == info.sha256) {
+    *skipped = true;
+    return Status::Ok();
+  }
+  BlobInfo cur;
+  ASSIGN_OR_RETURN(std::string data, src->blobs->Get(app, info.key, &cur));
+  ASSIGN_OR_RETURN(BlobInfo put, dst->blobs->Put(app, info.key, data, cur.content_type));
+  if (put.sha256 != cur.sha256 || put.size != cur.size) {
+    return Corruption("blob " + info.key + " does not verify after copy");
+  }
+  return Status::Ok();
+}
+
+// The page's blobs, copied by a few threads at once.
+PageResult CopyPage(RegionPlane* src, RegionPlane* dst, const std::string& app,
+                    const std::vector<BlobInfo>& page) {
+  PageResult out;
+  std::mutex mu;
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < page.size(); i = next++) {
+      bool skipped = false;
+      Status s = CopyOne(src, dst, app, page[i], &skipped);
+      std::lock_guard<std::mutex> lock(mu);
+      if (!s.ok()) {
+        if (out.status.ok()) out.status = s;
+        continue;
+      }
+      (skipped ? out.skipped : out.copied)++;
+      out.bytes += page[i].size;
+    }
+  };
+  std::vector<std::thread> threads;
+  int n = std::min<int>(kCopyThreads, static_cast<int>(page.size()));
+  for (int t = 1; t < n; ++t) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  return out;
+}
+
+bool Empty(const RuntimeSnapshot& s) {
+  return s.functions.empty() && s.env.empty() && s.cron.empty() && s.domains.empty();
+}
+
+}  // namespace
+
+Status CopyBlobs(const StepDeps& deps, StepContext& ctx) {
+  const Migration& m = ctx.migration();
+  RegionPlane* src = Source(deps, m);
+  RegionPlane* dst = Dest(deps, m);
+  json res = Resources(ctx);
+  ASSIGN_OR_RETURN(int64_t total, src->blobs->SizeBytes(m.app_id));
+  RETURN_IF_ERROR(dst->blobs->CreateNamespace(m.app_id));
+  if (!res.value("blobs_done", false)) {
+    // Resumes after the last page recorded in the manifest cursor.
+    std::string cursor = res.value("blob_cursor", "");
+    int64_t done = res.value("blob_bytes", int64_t{0});
+    while (true) {
+      ASSIGN_OR_RETURN(auto page, src->blobs->List(m.app_id, "", cursor, kPage));
+      if (page.empty()) break;
+      PageResult r = CopyPage(src, dst, m.app_id, page);
+      RETURN_IF_ERROR(r.status);
+      done += r.bytes;
+      cursor = page.back().key;
+      res["blob_cursor"] = cursor;
+      res["blob_bytes"] = done;
+      res["blobs_copied"] = res.value("blobs_copied", 0) + r.copied;
+      res["blobs_skipped"] = res.value("blobs_skipped", 0) + r.skipped;
+      RETURN_IF_ERROR(SaveResources(ctx, res));
+      RETURN_IF_ERROR(ctx.ReportProgress(done, std::max(done, total)));
+    }
+  }
+  // Dest keeps nothing the source does not have (a replica's blobs deleted since the cutover).
+  std::string after;
+  int deleted = 0;
+  while (true) {
+    ASSIGN_OR_RETURN(auto page, dst->blobs->List(m.app_id, "", after, 256));
+    if (page.empty()) break;
+    for (const auto& b : page) {
+      ASSIGN_OR_RETURN(auto there, src->blobs->Stat(m.app_id, b.key));
+      if (!there) {
+        Status s = dst->blobs->Delete(m.app_id, b.key);
+        if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
+        ++deleted;
+      }
+    }
+    after = page.back().key;
+    RETURN_IF_ERROR(ctx.Checkpoint());
+  }
+  res["blobs_done"] = true;
+  res["blobs_deleted"] = res.value("blobs_deleted", 0) + deleted;
+  return SaveResources(ctx, res);
+}
+
+Status CopyRuntime(const StepDeps& deps, StepContext& ctx) {
+  const Migration& m = ctx.migration();
+  RegionPlane* src = Source(deps, m);
+  RegionPlane* dst = Dest(deps, m);
+  json res = Resources(ctx);
+  // After a crash past the archiving, the source's rows are the archived ones.
+  ASSIGN_OR_RETURN(RuntimeSnapshot snap, src->runtime->Snapshot(m.app_id, false));
+  if (Empty(snap)) {
+    ASSIGN_OR_RETURN(snap, src->runtime->Snapshot(m.app_id, true));
+  }
+  res["dest_runtime_written"] = true;
+  RETURN_IF_ERROR(SaveResources(ctx, res));
+  RETURN_IF_ERROR(dst->runtime->ReplaceLive(m.app_id, snap));
+  RETURN_IF_ERROR(dst->runtime->DeleteAll(m.app_id, RuntimeStore::Which::kArchived));
+  ASSIGN_OR_RETURN(RuntimeSnapshot check, dst->runtime->Snapshot(m.app_id, false));
+  if (!(check == snap)) return Corruption("runtime rows in " + m.dest_region + " do not verify");
+  res["runtime"] = {{"functions", snap.functions.size()},
+                    {"env", snap.env.size()},
+                    {"cron", snap.cron.size()},
+                    {"domains", snap.domains.size()}};
+  res["source_runtime_archived"] = true;
+  RETURN_IF_ERROR(SaveResources(ctx, res));
+  return src->runtime->SetArchived(m.app_id, true);
+}
+
+}  // namespace regionmove::steps

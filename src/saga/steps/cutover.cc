@@ -1,0 +1,61 @@
+// flipping_routing (pre-flip checks), setting_up_reverse_replication and unblocking_writes.
+#include <filesystem>
+
+#include "common/log.h"
+#include "saga/steps/steps.h"
+
+namespace regionmove::steps {
+
+using nlohmann::json;
+
+Status CheckBeforeFlip(const StepDeps&, StepContext& ctx) {
+  json res = Resources(ctx);
+  if (!res.contains("verified")) return Permanent("pre-flip check: the database was not verified");
+  if (!res.value("blobs_done", false)) return Permanent("pre-flip check: blobs were not copied");
+  if (!res.value("source_runtime_archived", false)) {
+    return Permanent("pre-flip check: runtime was not copied");
+  }
+  return ctx.Checkpoint();  // last look at the stop token; the commit itself is serialised
+}
+
+Status SetUpReverseReplication(const StepDeps& deps, StepContext& ctx) {
+  Migration& m = ctx.migration();
+  // At most one replica per app: the older ones go once this move has passed its cutover.
+  ASSIGN_OR_RETURN(auto replicas, deps.store->ListRetainedReplicas());
+  for (const auto& r : replicas) {
+    if (r.app_id != m.app_id || r.id == m.reverse_of || r.id == m.id) continue;
+    RETURN_IF_ERROR(TeardownReplica(deps, r.id, "superseded by migration " + m.id));
+    Note(deps, m, "tore down the older replica of migration " + r.id);
+  }
+  if (IsFastReverse(m)) {
+    Status s = deps.store->SetReplicaState(m.reverse_of, kReplicaReplicating, kReplicaPromoted);
+    if (!s.ok() && s.reason() != "replica_state") return s;
+  }
+  Status s = deps.plane->replicator()->Start(m.app_id, m.dest_region, m.source_region);
+  if (!s.ok()) {
+    // Never fails the move: it only loses the fast way back.
+    m.source_replica_state = kReplicaNone;
+    Note(deps, m, "reverse replication not set up: " + s.message());
+    Log(LogLevel::kWarn, "reverse_replication_failed",
+        {{"migration_id", m.id}, {"error", s.ToString()}});
+    return Status::Ok();
+  }
+  m.source_replica_state = kReplicaReplicating;
+  auto size = Source(deps, m)->db->SizeBytes(m.app_id);
+  auto blobs = Source(deps, m)->blobs->SizeBytes(m.app_id);
+  return deps.store->Reserve(Reservation{m.id, m.source_region, m.app_id,
+                                         (size.ok() ? *size : 0) + (blobs.ok() ? *blobs : 0),
+                                         deps.clock->NowMs()});
+}
+
+Status UnblockWrites(const StepDeps& deps, StepContext& ctx) {
+  const Migration& m = ctx.migration();
+  RETURN_IF_ERROR(Dest(deps, m)->db->Unfence(m.app_id));
+  // The app now lives in dest: its reservation there has done its job.
+  RETURN_IF_ERROR(deps.store->ReleaseReservation(m.id, m.dest_region));
+  std::error_code ec;
+  std::filesystem::remove(StagingPath(deps, m), ec);
+  return Status::Ok();
+}
+
+}  // namespace regionmove::steps

@@ -1,0 +1,87 @@
+// dumping_data and restoring_data.
+#include <filesystem>
+
+#include "saga/steps/steps.h"
+
+namespace regionmove::steps {
+
+using nlohmann::json;
+
+namespace {
+
+ProgressFn Reporter(StepContext& ctx) {
+  return [&ctx](int64_t done, int64_t total) { return ctx.ReportProgress(done, total); };
+}
+
+// Row counts and checksums must match table by table, or the move stops before its flip.
+Status VerifyEqual(const StepDeps& deps, StepContext& ctx) {
+  const Migration& m = ctx.migration();
+  ASSIGN_OR_RETURN(auto src, Source(deps, m)->db->Digest(m.app_id));
+  ASSIGN_OR_RETURN(auto dst, Dest(deps, m)->db->Digest(m.app_id));
+  size_t n = std::max(src.size(), dst.size());
+  int64_t rows = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (i >= src.size() || i >= dst.size() || src[i].table != dst[i].table) {
+      return Corruption("verification failed: the table sets of " + m.source_region + " and " +
+                        m.dest_region + " differ");
+    }
+    if (src[i].rows != dst[i].rows) {
+      return Corruption("verification failed: table " + src[i].table + " has " +
+                        std::to_string(src[i].rows) + " rows in " + m.source_region + " but " +
+                        std::to_string(dst[i].rows) + " in " + m.dest_region);
+    }
+    if (src[i].checksum != dst[i].checksum) {
+      return Corruption("verification failed: table " + src[i].table + " checksums differ");
+    }
+    rows += src[i].rows;
+  }
+  json res = Resources(ctx);
+  res["verified"] = {{"tables", src.size()}, {"rows", rows}};
+  return SaveResources(ctx, res);
+}
+
+}  // namespace
+
+Status DumpData(const StepDeps& deps, StepContext& ctx) {
+  const Migration& m = ctx.migration();
+  if (IsFastReverse(m)) {
+    // No dump: wait until the replica has applied every change of the (fenced) primary.
+    ASSIGN_OR_RETURN(auto lag, deps.plane->replicator()->Pump(m.app_id, m.source_region,
+                                                              m.dest_region));
+    if (lag.changes != 0) return Unavailable("replica still behind by " +
+                                             std::to_string(lag.changes) + " changes");
+    return ctx.ReportProgress(lag.primary_position, lag.primary_position);
+  }
+  json res = Resources(ctx);
+  if (res.contains("dump") && std::filesystem::exists(res["dump"].value("path", ""))) {
+    return Status::Ok();  // done before a crash; restore verifies its checksum
+  }
+  std::string path = StagingPath(deps, m);
+  res["dump_path"] = path;  // recorded first: compensation deletes it
+  RETURN_IF_ERROR(SaveResources(ctx, res));
+  ASSIGN_OR_RETURN(DumpArtifact a, Source(deps, m)->db->Dump(m.app_id, path, Reporter(ctx)));
+  res["dump"] = {{"path", a.path},
+                 {"size_bytes", a.size_bytes},
+                 {"raw_bytes", a.raw_bytes},
+                 {"sha256", a.sha256}};
+  return SaveResources(ctx, res);
+}
+
+Status RestoreData(const StepDeps& deps, StepContext& ctx) {
+  const Migration& m = ctx.migration();
+  json res = Resources(ctx);
+  if (IsFastReverse(m)) {
+    res["replication_stopped"] = true;
+    RETURN_IF_ERROR(SaveResources(ctx, res));
+    RETURN_IF_ERROR(deps.plane->replicator()->Stop(m.app_id, m.source_region, m.dest_region));
+    return VerifyEqual(deps, ctx);
+  }
+  if (!res.contains("dump")) return Permanent("no dump recorded for this migration");
+  const json& d = res["dump"];
+  DumpArtifact a{d.value("path", ""), d.value("size_bytes", int64_t{0}),
+                 d.value("raw_bytes", int64_t{0}), d.value("sha256", "")};
+  RETURN_IF_ERROR(Dest(deps, m)->db->Restore(m.app_id, a, Reporter(ctx)));
+  return VerifyEqual(deps, ctx);
+}
+
+}  // namespace regionmove::steps

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "common/clock.h"
+#include "config/config.h"
+#include "dataplane/data_plane.h"
+#include "saga/engine.h"
+#include "saga/step_registry.h"
+#include "store/control_store.h"
+
+namespace regionmove {
+
+// What the real steps need. Pointers are borrowed and outlive the registry.
+struct StepDeps {
+  ControlStore* store = nullptr;
+  DataPlane* plane = nullptr;
+  Clock* clock = nullptr;
+  const Config* config = nullptr;
+};
+
+// Registers every step of SPEC §2 (forward move, fast and slow reverse) and the compensation
+// of SPEC §4 on the embedded data plane ports.
+void RegisterMoveSteps(StepRegistry* registry, const StepDeps& deps);
+
+// Tears down the retained source replica of completed migration `migration_id` (SPEC §5):
+// stops replication, drops the replica database, deletes its blobs and archived runtime rows,
+// releases its capacity. Conflict("not_replicating") unless the replica is replicating (or a
+// teardown was interrupted). Records an event with `reason`. Idempotent once started.
+Status TeardownReplica(const StepDeps& deps, const std::string& migration_id,
+                       const std::string& reason);
+
+// ---- shared by the step files ----
+namespace steps {
+
+// The migration's resources as JSON (an empty object when unset or unreadable).
+nlohmann::json Resources(StepContext& ctx);
+// Writes `res` into the migration and persists it.
+Status SaveResources(StepContext& ctx, const nlohmann::json& res);
+RegionPlane* Source(const StepDeps& deps, const Migration& m);
+RegionPlane* Dest(const StepDeps& deps, const Migration& m);
+bool IsFastReverse(const Migration& m);
+std::string StagingPath(const StepDeps& deps, const Migration& m);
+// Appends a "note" event to the migration's history.
+void Note(const StepDeps& deps, const Migration& m, const std::string& message);
+
+Status Validate(const StepDeps& deps, StepContext& ctx);
+Status ReserveDest(const StepDeps& deps, StepContext& ctx);
+Status BlockWrites(const StepDeps& deps, StepContext& ctx);
+Status DumpData(const StepDeps& deps, StepContext& ctx);
+Status RestoreData(const StepDeps& deps, StepContext& ctx);
+Status CopyBlobs(const StepDeps& deps, StepContext& ctx);
+Status CopyRuntime(const StepDeps& deps, StepContext& ctx);
+Status CheckBeforeFlip(const StepDeps& deps, StepContext& ctx);
+Status SetUpReverseReplication(const StepDeps& deps, StepContext& ctx);
+Status UnblockWrites(const StepDeps& deps, StepContext& ctx);
+Status Compensate(const StepDeps& deps, StepContext& ctx);
+
+}  // namespace steps
+}  // namespace regionmove

@@ -1,0 +1,278 @@
+#include "service/migration_service.h"
+
+#include <algorithm>
+
+namespace regionmove {
+
+using nlohmann::json;
+
+namespace {
+
+Status Ineligible(const std::string& code, const std::string& message) {
+  return Status(StatusCode::kConflict, message, "ineligible", code);
+}
+
+Status CheckStrategy(const std::string& strategy) {
+  if (strategy.empty() || strategy == "offline") return Status::Ok();
+  if (strategy == "online") {
+    return InvalidArgument("the online strategy is planned but not available yet; use offline",
+                           "invalid_strategy");
+  }
+  return InvalidArgument("unknown strategy '" + strategy + "' (offline)", "invalid_strategy");
+}
+
+// Throughput assumed by the plan's estimates (local disk copy, compressed dump).
+constexpr double kBytesPerSecond = 80.0 * 1024 * 1024;
+constexpr double kFixedSeconds = 2.0;
+
+}  // namespace
+
+Result<App> MigrationService::OwnedApp(const std::string& owner, const std::string& app_id) {
+  if (!IsValidAppId(app_id)) return NotFound("app " + app_id + " not found");
+  auto app = deps_.store->GetApp(app_id);
+  if (!app.ok() || (!owner.empty() && app->owner != owner)) {
+    return NotFound("app " + app_id + " not found");
+  }
+  return app;
+}
+
+Result<Migration> MigrationService::OwnedMigration(const std::string& owner,
+                                                   const std::string& migration_id) {
+  auto m = deps_.store->GetMigration(migration_id);
+  if (!m.ok() || (!owner.empty() && m->owner != owner)) {
+    return NotFound("migration " + migration_id + " not found");
+  }
+  return m;
+}
+
+Status MigrationService::CheckEligible(const App& app, const std::string& dest_region) {
+  RegionPlane* dest = deps_.plane->Region(dest_region);
+  if (!dest) {
+    return InvalidArgument("unknown region '" + dest_region + "'", "invalid_region");
+  }
+  if (app.region == dest_region) {
+    return Ineligible("same_region", "app " + app.id + " is already in " + dest_region);
+  }
+  if (dest->config.status != "available") {
+    return Ineligible("region_not_accepting",
+                      "region " + dest_region + " is " + dest->config.status +
+                          " and does not accept moves");
+  }
+  ASSIGN_OR_RETURN(auto active, deps_.store->GetActiveMigration(app.id));
+  if (active) {
+    return Ineligible("migration_in_flight",
+                      "app " + app.id + " already has migration " + active->id + " in flight");
+  }
+  if (app.status != kAppReady) {
+    return Ineligible("app_not_ready", "app " + app.id + " is " + app.status);
+  }
+  ASSIGN_OR_RETURN(auto apps, deps_.store->ListApps(""));
+  int64_t in_dest = std::count_if(apps.begin(), apps.end(),
+                                  [&](const App& a) { return a.region == dest_region; });
+  if (in_dest + 1 > dest->config.max_apps) {
+    return Ineligible("insufficient_capacity", "region " + dest_region + " is full");
+  }
+  return Status::Ok();
+}
+
+Result<Migration> MigrationService::Move(const std::string& owner, const std::string& app_id,
+                                         const std::string& dest_region,
+                                         const std::string& strategy) {
+  RETURN_IF_ERROR(CheckStrategy(strategy));
+  ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
+  RETURN_IF_ERROR(CheckEligible(app, dest_region));
+  Migration m;
+  m.id = NewUuidV4(*rng_);
+  m.app_id = app.id;
+  m.owner = app.owner;
+  m.strategy = "offline";
+  m.source_region = app.region;
+  m.dest_region = dest_region;
+  m.initiated_at_ms = m.next_attempt_at_ms = m.updated_at_ms = deps_.clock->NowMs();
+  Status s = deps_.store->CreateMigration(m);
+  if (s.reason() == "migration_in_flight") return Ineligible("migration_in_flight", s.message());
+  RETURN_IF_ERROR(s);
+  return m;
+}
+
+Result<json> MigrationService::PlanMove(const std::string& owner, const std::string& app_id,
+                                       const std::string& dest_region,
+                                       const std::string& strategy) {
+  RETURN_IF_ERROR(CheckStrategy(strategy));
+  ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
+  if (!deps_.plane->Region(dest_region)) {
+    return InvalidArgument("unknown region '" + dest_region + "'", "invalid_region");
+  }
+  RegionPlane* src = deps_.plane->Region(app.region);
+  int64_t db = 0, blobs = 0;
+  if (src) {
+    auto d = src->db->SizeBytes(app.id);
+    auto b = src->blobs->SizeBytes(app.id);
+    db = d.ok() ? *d : 0;
+    blobs = b.ok() ? *b : 0;
+  }
+  Status eligible = CheckEligible(app, dest_region);
+  double copy_seconds = static_cast<double>(db + blobs) / kBytesPerSecond;
+  json checks = json::array();
+  checks.push_back({{"name", "eligible"},
+                    {"ok", eligible.ok()},
+                    {"reason_code", eligible.detail()},
+                    {"message", eligible.ok() ? "the app can move" : eligible.message()}});
+  return json{{"dry_run", true},
+              {"app_id", app.id},
+              {"source_region", app.region},
+              {"dest_region", dest_region},
+              {"strategy", "offline"},
+              {"eligible", eligible.ok()},
+              {"sizes", {{"database_bytes", db}, {"blob_bytes", blobs}}},
+              {"estimated_duration_seconds", kFixedSeconds + copy_seconds},
+              {"estimated_write_block_seconds", kFixedSeconds + copy_seconds},
+              {"steps", kStepCount},
+              {"checks", checks}};
+}
+
+Result<Migration> MigrationService::Get(const std::string& owner, const std::string& app_id,
+                                        const std::string& migration_id) {
+  ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
+  ASSIGN_OR_RETURN(Migration m, OwnedMigration(owner, migration_id));
+  if (m.app_id != app.id) return NotFound("migration " + migration_id + " not found");
+  return m;
+}
+
+Result<std::vector<Migration>> MigrationService::List(const std::string& owner,
+                                                      const std::string& app_id) {
+  ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
+  return deps_.store->ListMigrations(app.id);
+}
+
+Result<std::optional<Migration>> MigrationService::Active(const std::string& owner,
+                                                          const std::string& app_id) {
+  ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
+  return deps_.store->GetActiveMigration(app.id);
+}
+
+Result<std::vector<MigrationEvent>> MigrationService::Events(const std::string& owner,
+                                                             const std::string& app_id,
+                                                             const std::string& migration_id) {
+  ASSIGN_OR_RETURN(Migration m, Get(owner, app_id, migration_id));
+  return deps_.store->ListEvents(m.id);
+}
+
+Result<Migration> MigrationService::Abort(const std::string& owner, const std::string& app_id,
+                                          const std::string& migration_id) {
+  ASSIGN_OR_RETURN(Migration m, Get(owner, app_id, migration_id));
+  RETURN_IF_ERROR(deps_.store->RequestAbort(m.id, deps_.clock->NowMs()));
+  return deps_.store->GetMigration(m.id);
+}
+
+Result<Migration> MigrationService::Reverse(const std::string& owner, const std::string& app_id,
+                                            const std::string& migration_id) {
+  ASSIGN_OR_RETURN(Migration f, Get(owner, app_id, migration_id));
+  auto refuse = [](const std::string& why) { return Conflict(why, "not_reversible"); };
+  if (f.current_step != Step::kCompleted) {
+    return refuse("migration " + f.id + " is not completed; only a completed move can be reversed");
+  }
+  ASSIGN_OR_RETURN(auto all, deps_.store->ListMigrations(f.app_id));
+  for (const auto& other : all) {
+    if (!other.terminal()) return refuse("app " + f.app_id + " has migration " + other.id +
+                                         " in flight");
+  }
+  auto latest = std::find_if(all.begin(), all.end(), [](const Migration& x) {
+    return x.current_step == Step::kCompleted;
+  });
+  if (latest == all.end() || latest->id != f.id) {
+    return refuse("migration " + f.id + " is not the app's latest completed migration");
+  }
+  ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
+  if (app.status != kAppReady) return refuse("app " + app.id + " is " + app.status);
+  Migration r;
+  r.id = NewUuidV4(*rng_);
+  r.app_id = f.app_id;
+  r.owner = f.owner;
+  r.kind = "reverse";
+  r.reverse_of = f.id;
+  r.reverse_path = f.source_replica_state == kReplicaReplicating ? "fast" : "slow";
+  r.source_region = f.dest_region;
+  r.dest_region = f.source_region;
+  r.initiated_at_ms = r.next_attempt_at_ms = r.updated_at_ms = deps_.clock->NowMs();
+  Status s = deps_.store->CreateMigration(r);
+  if (s.reason() == "migration_in_flight") return refuse(s.message());
+  RETURN_IF_ERROR(s);
+  return r;
+}
+
+Result<std::vector<ReplicaInfo>> MigrationService::ListReplicas(const std::string& owner) {
+  ASSIGN_OR_RETURN(auto retained, deps_.store->ListRetainedReplicas());
+  std::vector<ReplicaInfo> out;
+  for (auto& m : retained) {
+    if (!owner.empty() && m.owner != owner) continue;
+    ReplicaInfo info;
+    if (RegionPlane* r = deps_.plane->Region(m.source_region)) {
+      auto db = r->db->SizeBytes(m.app_id);
+      auto blobs = r->blobs->SizeBytes(m.app_id);
+      info.size_bytes = (db.ok() ? *db : 0) + (blobs.ok() ? *blobs : 0);
+    }
+    if (m.source_replica_state == kReplicaReplicating) {
+      auto lag = deps_.plane->replicator()->Lag(m.app_id, m.dest_region, m.source_region);
+      if (lag.ok()) {
+        info.lag_bytes = lag->bytes;
+        info.lag_changes = lag->changes;
+      }
+    }
+    info.estimated_monthly_cost_usd = static_cast<double>(info.size_bytes) /
+                                      (1024.0 * 1024 * 1024) *
+                                      deps_.config->price_per_gb_month_usd;
+    info.migration = std::move(m);
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+Status MigrationService::Teardown(const std::string& owner, const std::string& migration_id) {
+  ASSIGN_OR_RETURN(Migration m, OwnedMigration(owner, migration_id));
+  return TeardownReplica(deps_, m.id, "requested by " + (owner.empty() ? "an admin" : owner));
+}
+
+Status MigrationService::PumpReplicas() {
+  ASSIGN_OR_RETURN(auto retained, deps_.store->ListRetainedReplicas());
+  Status first;
+  for (const auto& m : retained) {
+    if (m.source_replica_state != kReplicaReplicating) continue;
+    auto lag = deps_.plane->replicator()->Pump(m.app_id, m.dest_region, m.source_region);
+    if (!lag.ok() && first.ok()) first = lag.status();
+  }
+  return first;
+}
+
+Status MigrationService::EnforceRetention() {
+  int days = deps_.config->retention_days;
+  if (days <= 0) return Status::Ok();
+  ASSIGN_OR_RETURN(auto retained, deps_.store->ListRetainedReplicas());
+  int64_t cutoff = deps_.clock->NowMs() - int64_t{days} * 86'400'000;
+  for (const auto& m : retained) {
+    if (m.source_replica_state == kReplicaReplicating && m.completed_at_ms < cutoff) {
+      RETURN_IF_ERROR(TeardownReplica(
+          deps_, m.id, "older than the retention of " + std::to_string(days) + " days"));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<Migration>> MigrationService::WriteBlocker(const std::string& app_id) {
+  ASSIGN_OR_RETURN(auto active, deps_.store->GetActiveMigration(app_id));
+  if (active && active->writes_blocked()) return active;
+  return std::optional<Migration>();
+}
+
+int64_t MigrationService::RetryAfterSeconds(const Migration& m) const {
+  const Progress& p = m.progress;
+  if (p.bytes_total <= 0 || p.bytes_done <= 0 || m.step_started_at_ms <= 0) return 60;
+  double elapsed = static_cast<double>(deps_.clock->NowMs() - m.step_started_at_ms) / 1000.0;
+  double left = elapsed * static_cast<double>(p.bytes_total - p.bytes_done) /
+                static_cast<double>(p.bytes_done);
+  int steps_left = StepIndex(Step::kUnblockingWrites) - StepIndex(m.current_step);
+  int64_t secs = static_cast<int64_t>(left) + std::max(0, steps_left);
+  return std::clamp<int64_t>(secs, 1, 3600);
+}
+
+}  // namespace regionmove

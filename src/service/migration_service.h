@@ -1,0 +1,77 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/ids.h"
+#include "saga/steps/steps.h"
+
+namespace regionmove {
+
+// One retained source replica as the API lists it.
+struct ReplicaInfo {
+  Migration migration;
+  int64_t size_bytes = 0;
+  int64_t lag_bytes = 0;
+  int64_t lag_changes = 0;
+  double estimated_monthly_cost_usd = 0;
+};
+
+// The use cases of moves (SPEC §2–§6): start, plan, inspect, abort, reverse, replicas and
+// teardown, and the write guard. `owner` scopes every call to one user's apps (another user's
+// app, migration or replica is NotFound); an empty owner means an admin or internal caller.
+// Thread-safe.
+class MigrationService {
+ public:
+  MigrationService(const StepDeps& deps, Rng* rng) : deps_(deps), rng_(rng) {}
+
+  // Queues a move. InvalidArgument("invalid_region" | "invalid_strategy"), NotFound,
+  // Conflict("ineligible") with detail same_region | region_not_accepting |
+  // migration_in_flight | app_not_ready | insufficient_capacity.
+  Result<Migration> Move(const std::string& owner, const std::string& app_id,
+                         const std::string& dest_region, const std::string& strategy);
+  // The plan of a move without starting it: sizes, estimates and eligibility checks.
+  Result<nlohmann::json> PlanMove(const std::string& owner, const std::string& app_id,
+                                  const std::string& dest_region, const std::string& strategy);
+
+  Result<Migration> Get(const std::string& owner, const std::string& app_id,
+                        const std::string& migration_id);
+  Result<std::vector<Migration>> List(const std::string& owner, const std::string& app_id);
+  Result<std::optional<Migration>> Active(const std::string& owner, const std::string& app_id);
+  Result<std::vector<MigrationEvent>> Events(const std::string& owner, const std::string& app_id,
+                                             const std::string& migration_id);
+  // Conflict("cutover_passed" | "not_active").
+  Result<Migration> Abort(const std::string& owner, const std::string& app_id,
+                          const std::string& migration_id);
+  // Conflict("not_reversible"). The new migration says its path: fast or slow.
+  Result<Migration> Reverse(const std::string& owner, const std::string& app_id,
+                            const std::string& migration_id);
+
+  Result<std::vector<ReplicaInfo>> ListReplicas(const std::string& owner);
+  // Conflict("not_replicating").
+  Status Teardown(const std::string& owner, const std::string& migration_id);
+  // Applies pending changes to every replicating replica.
+  Status PumpReplicas();
+  // Tears down replicas older than the configured retention (0 keeps them).
+  Status EnforceRetention();
+
+  // The migration that blocks the app's writes now, if any (the guard of SPEC §6).
+  Result<std::optional<Migration>> WriteBlocker(const std::string& app_id);
+  // Seconds a blocked writer should wait: an estimate from progress, at least 1; 60 unknown.
+  int64_t RetryAfterSeconds(const Migration& m) const;
+
+  // Owner check for an app: NotFound when it is not `owner`'s.
+  Result<App> OwnedApp(const std::string& owner, const std::string& app_id);
+  Result<Migration> OwnedMigration(const std::string& owner, const std::string& migration_id);
+
+ private:
+  Status CheckEligible(const App& app, const std::string& dest_region);
+
+  StepDeps deps_;
+  Rng* rng_;
+};
+
+}  // namespace regionmove

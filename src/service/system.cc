@@ -1,0 +1,69 @@
+#include "service/system.h"
+
+#include <filesystem>
+
+#include "common/log.h"
+#include "store/sqlite/sqlite_control_store.h"
+
+namespace regionmove {
+
+Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock, Rng* rng) {
+  std::unique_ptr<System> sys(new System(config, clock, rng));
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  if (ec) return Permanent("cannot create data_dir " + config.data_dir + ": " + ec.message());
+  if (config.control_store_engine != "sqlite") {
+    return InvalidArgument("control_store.engine '" + config.control_store_engine +
+                               "' is not available in this build (sqlite is)",
+                           "invalid_config");
+  }
+  ASSIGN_OR_RETURN(auto store, SqliteControlStore::Open(config.control_store_path));
+  sys->store_ = std::move(store);
+  for (const auto& u : config.users) {
+    RETURN_IF_ERROR(sys->store_->UpsertUser(User{u.name, u.admin}));
+    RETURN_IF_ERROR(sys->store_->AddTokenHash(u.token_sha256, u.name));
+  }
+  ASSIGN_OR_RETURN(sys->plane_, DataPlane::Open(config, rng));
+  StepDeps deps{sys->store_.get(), sys->plane_.get(), clock, &sys->config_};
+  RegisterMoveSteps(&sys->registry_, deps);
+  EngineOptions o;
+  o.owner = "pid" + std::to_string(::getpid());
+  o.max_attempts = config.max_attempts;
+  o.lease_ms = int64_t{config.lease_seconds} * 1000;
+  o.max_concurrent = config.max_concurrent;
+  o.max_concurrent_per_region = config.max_concurrent_per_region;
+  o.queue_poll_ms = 250;
+  o.idle_poll_ms = 50;
+  ASSIGN_OR_RETURN(sys->engine_, Engine::Make(sys->store_.get(), &sys->registry_, clock, rng, o));
+  sys->migrations_ = std::make_unique<MigrationService>(deps, rng);
+  sys->apps_ = std::make_unique<AppService>(deps, sys->migrations_.get(), rng);
+  return sys;
+}
+
+System::~System() { Stop(); }
+
+void System::Start() {
+  engine_->Start(config_.workers);
+  stop_ = false;
+  background_ = std::thread([this] {
+    int64_t last_retention = 0;
+    while (!stop_.load()) {
+      Status s = migrations_->PumpReplicas();
+      if (!s.ok()) Log(LogLevel::kWarn, "replication_pump", {{"error", s.ToString()}});
+      if (clock_->NowMs() - last_retention > 60'000) {
+        last_retention = clock_->NowMs();
+        Status r = migrations_->EnforceRetention();
+        if (!r.ok()) Log(LogLevel::kWarn, "replica_retention", {{"error", r.ToString()}});
+      }
+      SystemClock::Default()->SleepMs(200);
+    }
+  });
+}
+
+void System::Stop() {
+  if (engine_) engine_->Stop();
+  stop_ = true;
+  if (background_.joinable()) background_.join();
+}
+
+}  // namespace regionmove

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <thread>
+
+#include "config/config.h"
+#include "dataplane/data_plane.h"
+#include "saga/engine.h"
+#include "service/app_service.h"
+#include "service/migration_service.h"
+#include "store/control_store.h"
+
+namespace regionmove {
+
+// Everything of one regionmove process, wired from a Config: control store, data plane, saga
+// engine with the real steps, and the services. Start() runs the workers and a background
+// loop that applies replication changes and the replica retention policy.
+class System {
+ public:
+  // `clock` and `rng` are borrowed and must outlive the System.
+  static Result<std::unique_ptr<System>> Open(const Config& config, Clock* clock, Rng* rng);
+  ~System();
+
+  void Start();
+  void Stop();
+
+  const Config& config() const { return config_; }
+  ControlStore* store() { return store_.get(); }
+  DataPlane* plane() { return plane_.get(); }
+  Engine* engine() { return engine_.get(); }
+  MigrationService* migrations() { return migrations_.get(); }
+  AppService* apps() { return apps_.get(); }
+  Clock* clock() { return clock_; }
+
+ private:
+  System(Config config, Clock* clock, Rng* rng)
+      : config_(std::move(config)), clock_(clock), rng_(rng) {}
+
+  Config config_;
+  Clock* clock_;
+  Rng* rng_;
+  std::unique_ptr<ControlStore> store_;
+  std::unique_ptr<DataPlane> plane_;
+  StepRegistry registry_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<MigrationService> migrations_;
+  std::unique_ptr<AppService> apps_;
+  std::atomic<bool> stop_{false};
+  std::thread background_;
+};
+
+}  // namespace regionmove

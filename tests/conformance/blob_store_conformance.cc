@@ -1,0 +1,115 @@
+// The conformance suite of the BlobStore port.
+#include <thread>
+
+#include "common/hash.h"
+#include "conformance/dataplane_conformance.h"
+
+namespace regionmove::testing {
+namespace {
+
+const std::string kApp = "app_aaaaaaaaaaaa";
+
+std::string RandomBytes(Rng& rng, size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t v = rng.Next();
+    for (size_t j = 0; j < 8 && i + j < n; ++j) s[i + j] = static_cast<char>(v >> (j * 8));
+  }
+  return s;
+}
+
+TEST_P(BlobStoreConformance, PutGetStatDelete) {
+  ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
+  ASSERT_OK(bs->CreateNamespace(kApp));
+  std::string big = RandomBytes(rng_, 3 * 1024 * 1024 + 17);
+  ASSERT_OK_AND_ASSIGN(BlobInfo put, bs->Put(kApp, "media/big.bin", big, "video/mp4"));
+  EXPECT_EQ(put.size, static_cast<int64_t>(big.size()));
+  EXPECT_EQ(put.sha256, Sha256Hex(big));
+  BlobInfo info;
+  ASSERT_OK_AND_ASSIGN(std::string got, bs->Get(kApp, "media/big.bin", &info));
+  EXPECT_EQ(got, big);
+  EXPECT_EQ(info.content_type, "video/mp4");
+  ASSERT_OK_AND_ASSIGN(auto st, bs->Stat(kApp, "media/big.bin"));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->sha256, put.sha256);
+  // Overwrite replaces content and metadata.
+  ASSERT_OK(bs->Put(kApp, "media/big.bin", "small", "text/plain").status());
+  ASSERT_OK_AND_ASSIGN(std::string small, bs->Get(kApp, "media/big.bin", &info));
+  EXPECT_EQ(small, "small");
+  EXPECT_EQ(info.size, 5);
+  ASSERT_OK_AND_ASSIGN(int64_t size, bs->SizeBytes(kApp));
+  EXPECT_EQ(size, 5);
+  ASSERT_OK(bs->Delete(kApp, "media/big.bin"));
+  EXPECT_EQ(bs->Delete(kApp, "media/big.bin").code(), StatusCode::kNotFound);
+  EXPECT_EQ(bs->Get(kApp, "media/big.bin", nullptr).status().code(), StatusCode::kNotFound);
+  // Empty blobs are blobs.
+  ASSERT_OK(bs->Put(kApp, "empty", "", "").status());
+  ASSERT_OK_AND_ASSIGN(std::string empty, bs->Get(kApp, "empty", &info));
+  EXPECT_TRUE(empty.empty());
+  EXPECT_EQ(info.content_type, "application/octet-stream");
+}
+
+TEST_P(BlobStoreConformance, KeysAreValidated) {
+  ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
+  for (std::string bad : {std::string(""), std::string("/etc/passwd"), std::string("a/../b"),
+                          std::string(".."), std::string("x/.."), std::string("a\0b", 3),
+                          std::string(1025, 'k')}) {
+    auto r = bs->Put(kApp, bad, "x", "");
+    EXPECT_EQ(r.status().reason(), "invalid_key") << bad;
+  }
+  for (std::string ok : {std::string("a..b"), std::string("..a/b"), std::string("a/./b"),
+                         std::string("dir/file.txt"), std::string(1024, 'k')}) {
+    EXPECT_OK(bs->Put(kApp, ok, "x", "").status());
+  }
+}
+
+TEST_P(BlobStoreConformance, ListsInKeyOrderWithCursorAndPrefix) {
+  ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
+  for (int i = 0; i < 30; ++i) {
+    char key[32];
+    std::snprintf(key, sizeof(key), "%s/%02d", i % 3 ? "img" : "doc", i);
+    ASSERT_OK(bs->Put(kApp, key, std::to_string(i), "").status());
+  }
+  ASSERT_OK(bs->Put("app_bbbbbbbbbbbb", "img/99", "other app", "").status());
+  std::string after;
+  std::vector<std::string> keys;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(auto page, bs->List(kApp, "img/", after, 7));
+    if (page.empty()) break;
+    for (const auto& b : page) keys.push_back(b.key);
+    after = page.back().key;
+  }
+  EXPECT_EQ(keys.size(), 20u);
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
+  for (const auto& k : keys) EXPECT_EQ(k.rfind("img/", 0), 0u);
+  ASSERT_OK(bs->DeleteNamespace(kApp));
+  ASSERT_OK_AND_ASSIGN(auto none, bs->List(kApp, "", "", 100));
+  EXPECT_TRUE(none.empty());
+  ASSERT_OK_AND_ASSIGN(auto others, bs->List("app_bbbbbbbbbbbb", "", "", 100));
+  EXPECT_EQ(others.size(), 1u);
+}
+
+// Readers racing an overwrite see the old or the new content, never a mix.
+TEST_P(BlobStoreConformance, OverwritesAreAtomic) {
+  ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
+  std::string a(256 * 1024, 'a'), b(256 * 1024, 'b');
+  ASSERT_OK(bs->Put(kApp, "k", a, "").status());
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 40; ++i) EXPECT_OK(bs->Put(kApp, "k", i % 2 ? a : b, "").status());
+    done = true;
+  });
+  int reads = 0;
+  while (!done.load()) {
+    BlobInfo info;
+    auto got = bs->Get(kApp, "k", &info);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ASSERT_TRUE(*got == a || *got == b);
+    ++reads;
+  }
+  writer.join();
+  EXPECT_GT(reads, 0);
+}
+
+}  // namespace
+}  // namespace regionmove::testing

@@ -1,0 +1,261 @@
+// The conformance suite of the Database port.
+#include <atomic>
+#include <thread>
+
+#include "common/hash.h"
+#include "conformance/dataplane_conformance.h"
+
+namespace regionmove::testing {
+namespace {
+
+using nlohmann::json;
+const std::string kApp = "app_aaaaaaaaaaaa";
+
+TableSpec AllTypes() {
+  return TableSpec{"things",
+                   {{"title", "text"},
+                    {"count", "integer"},
+                    {"price", "real"},
+                    {"active", "boolean"},
+                    {"meta", "json"},
+                    {"at", "timestamp"},
+                    {"data", "bytes"}}};
+}
+
+std::unique_ptr<Database> Open(const DatabaseEngine& e, const std::string& dir, Rng* rng) {
+  auto db = e.open(dir, rng);
+  EXPECT_TRUE(db.ok()) << db.status().ToString();
+  return db.ok() ? std::move(db).value() : nullptr;
+}
+
+TEST_P(DatabaseConformance, LifecycleIsIdempotent) {
+  auto db = Open(GetParam(), dir_.path(), &rng_);
+  ASSERT_OK_AND_ASSIGN(bool before, db->Exists(kApp));
+  EXPECT_FALSE(before);
+  ASSERT_OK(db->Create(kApp));
+  ASSERT_OK(db->Create(kApp));
+  ASSERT_OK_AND_ASSIGN(bool after, db->Exists(kApp));
+  EXPECT_TRUE(after);
+  ASSERT_OK(db->Drop(kApp));
+  ASSERT_OK(db->Drop(kApp));
+  ASSERT_OK_AND_ASSIGN(bool gone, db->Exists(kApp));
+  EXPECT_FALSE(gone);
+  EXPECT_EQ(db->ListTables(kApp).status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(DatabaseConformance, EveryColumnTypeRoundTrips) {
+  auto db = Open(GetParam(), dir_.path(), &rng_);
+  ASSERT_OK(db->Create(kApp));
+  ASSERT_OK(db->CreateTable(kApp, AllTypes()));
+  json row = {{"id", "r1"},
+              {"title", "héllo \"quoted\""},
+              {"count", 9007199254740993LL},
+              {"price", 12.5},
+              {"active", true},
+              {"meta", {{"tags", {"a", "b"}}, {"n", 1}}},
+              {"at", "2026-11-25T10:00:00Z"},
+              {"data", Base64Encode(std::string("\x00\x01\xff", 3))}};
+  ASSERT_OK_AND_ASSIGN(json inserted, db->InsertRows(kApp, "things", row));
+  ASSERT_EQ(inserted.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(json got, db->GetRow(kApp, "things", "r1"));
+  EXPECT_EQ(got, row);
+  ASSERT_OK_AND_ASSIGN(json nulls, db->InsertRows(kApp, "things", json{{"title", "only"}}));
+  std::string gen = nulls[0]["id"];
+  EXPECT_FALSE(gen.empty());
+  ASSERT_OK_AND_ASSIGN(json g2, db->GetRow(kApp, "things", gen));
+  EXPECT_TRUE(g2["count"].is_null());
+  ASSERT_OK_AND_ASSIGN(json patched, db->UpdateRow(kApp, "things", "r1", {{"count", 3}}));
+  EXPECT_EQ(patched["count"], 3);
+  EXPECT_EQ(patched["title"], row["title"]);
+  ASSERT_OK_AND_ASSIGN(auto tables, db->ListTables(kApp));
+  ASSERT_EQ(tables.size(), 1u);
+  EXPECT_EQ(tables[0].row_count, 2);
+  EXPECT_EQ(tables[0].columns.size(), 7u);
+  ASSERT_OK(db->DeleteRow(kApp, "things", "r1"));
+  EXPECT_EQ(db->DeleteRow(kApp, "things", "r1").code(), StatusCode::kNotFound);
+  EXPECT_EQ(db->GetRow(kApp, "things", "r1").status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(DatabaseConformance, BadInputChangesNothing) {
+  auto db = Open(GetParam(), dir_.path(), &rng_);
+  ASSERT_OK(db->Create(kApp));
+  EXPECT_EQ(db->CreateTable(kApp, TableSpec{"1bad", {}}).reason(), "invalid_name");
+  EXPECT_EQ(db->CreateTable(kApp, TableSpec{"_rm_x", {}}).reason(), "invalid_name");
+  EXPECT_EQ(db->CreateTable(kApp, TableSpec{"t", {{"id", "text"}}}).reason(), "invalid_name");
+  EXPECT_EQ(db->CreateTable(kApp, TableSpec{"t", {{"a", "float"}}}).code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_OK(db->CreateTable(kApp, AllTypes()));
+  EXPECT_EQ(db->CreateTable(kApp, AllTypes()).reason(), "table_exists");
+  // A batch with one ill-typed row inserts nothing.
+  json batch = json::array({{{"id", "ok1"}, {"count", 1}}, {{"id", "bad"}, {"count", "one"}}});
+  Status s = db->InsertRows(kApp, "things", batch).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("count"), std::string::npos);
+  EXPECT_EQ(db->GetRow(kApp, "things", "ok1").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(db->InsertRows(kApp, "things", {{"nope", 1}}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(db->InsertRows(kApp, "things", {{"data", "!!notbase64"}}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(db->InsertRows(kApp, "missing", {{"a", 1}}).status().code(), StatusCode::kNotFound);
+  ASSERT_OK(db->InsertRows(kApp, "things", {{"id", "x"}}).status());
+  EXPECT_EQ(db->InsertRows(kApp, "things", {{"id", "x"}}).status().reason(), "row_exists");
+}
+
+TEST_P(DatabaseConformance, KeysetPaging) {
+  auto db = Open(GetParam(), dir_.path(), &rng_);
+  ASSERT_OK(db->Create(kApp));
+  ASSERT_OK(db->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
+  json rows = json::array();
+  for (int i = 0; i < 25; ++i) {
+    char id[8];
+    std::snprintf(id, sizeof(id), "k%02d", i);
+    rows.push_back({{"id", id}, {"n", i}});
+  }
+  ASSERT_OK(db->InsertRows(kApp, "t", rows).status());
+  std::string after;
+  int seen = 0, pages = 0;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(json page, db->ListRows(kApp, "t", after, 10));
+    if (page.empty()) break;
+    for (const auto& r : page) {
+      EXPECT_EQ(r["n"], seen);
+      ++seen;
+    }
+    after = page.back()["id"];
+    ++pages;
+  }
+  EXPECT_EQ(seen, 25);
+  EXPECT_EQ(pages, 3);
+}
+
+TEST_P(DatabaseConformance, FenceBlocksWritesNotReadsAcrossHandles) {
+  auto db = Open(GetParam(), dir_.path(), &rng_);
+  auto other = Open(GetParam(), dir_.path(), &rng_);  // as another process
+  ASSERT_OK(db->Create(kApp));
+  ASSERT_OK(db->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
+  ASSERT_OK(db->InsertRows(kApp, "t", {{"id", "a"}, {"n", 1}}).status());
+  ASSERT_OK(db->Fence(kApp));
+  ASSERT_OK_AND_ASSIGN(bool fenced, other->IsFenced(kApp));
+  EXPECT_TRUE(fenced);
+  EXPECT_EQ(db->InsertRows(kApp, "t", {{"n", 2}}).status().reason(), "app_migrating");
+  EXPECT_EQ(other->InsertRows(kApp, "t", {{"n", 2}}).status().reason(), "app_migrating");
+  EXPECT_EQ(other->UpdateRow(kApp, "t", "a", {{"n", 5}}).status().reason(), "app_migrating");
+  EXPECT_EQ(other->DeleteRow(kApp, "t", "a").reason(), "app_migrating");
+  EXPECT_EQ(other->CreateTable(kApp, TableSpec{"u", {}}).reason(), "app_migrating");
+  ASSERT_OK_AND_ASSIGN(json row, other->GetRow(kApp, "t", "a"));
+  EXPECT_EQ(row["n"], 1);
+  ASSERT_OK(other->Unfence(kApp));
+  ASSERT_OK(db->InsertRows(kApp, "t", {{"n", 3}}).status());
+}
+
+// Writers run while the fence lands: every acknowledged write is present, none lands after.
+TEST_P(DatabaseConformance, FenceDrainsWritesInFlight) {
+  auto db = Open(GetParam(), dir_.path(), &rng_);
+  auto other = Open(GetParam(), dir_.path(), &rng_);
+  ASSERT_OK(db->Create(kApp));
+  ASSERT_OK(db->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
+  std::atomic<bool> fenced{false};
+  std::atomic<int> acked{0}, refused{0}, acked_after_fence{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      Database* d = w % 2 ? other.get() : db.get();
+      for (int i = 0; i < 200; ++i) {
+        bool was_fenced = fenced.load();
+        auto r = d->InsertRows(kApp, "t", {{"id", std::to_string(w) + "-" + std::to_string(i)},
+                                           {"n", i}});
+        if (r.ok()) {
+          acked++;
+          if (was_fenced) acked_after_fence++;
+        } else if (r.status().reason() == "app_migrating") {
+          refused++;
+        } else if (!r.status().retryable()) {
+          ADD_FAILURE() << r.status().ToString();
+        }
+      }
+    });
+  }
+  while (acked.load() < 50) std::this_thread::yield();
+  ASSERT_OK(db->Fence(kApp));
+  fenced = true;
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(acked_after_fence.load(), 0);
+  EXPECT_GT(refused.load(), 0);
+  ASSERT_OK_AND_ASSIGN(auto tables, db->ListTables(kApp));
+  EXPECT_EQ(tables[0].row_count, acked.load());
+}
+
+TEST_P(DatabaseConformance, DumpRestoreVerifies) {
+  auto src = Open(GetParam(), dir_.File("a"), &rng_);
+  auto dst = Open(GetParam(), dir_.File("b"), &rng_);
+  ASSERT_OK(src->Create(kApp));
+  ASSERT_OK(src->CreateTable(kApp, AllTypes()));
+  json rows = json::array();
+  for (int i = 0; i < 500; ++i) {
+    rows.push_back({{"id", "r" + std::to_string(i)},
+                    {"title", "row " + std::to_string(i)},
+                    {"count", i},
+                    {"price", i * 0.25},
+                    {"active", i % 2 == 0},
+                    {"data", Base64Encode(std::string(static_cast<size_t>(i % 50), 'x'))}});
+  }
+  ASSERT_OK(src->InsertRows(kApp, "things", rows).status());
+  ASSERT_OK(src->Fence(kApp));
+  int64_t last_done = -1;
+  int calls = 0;
+  ASSERT_OK_AND_ASSIGN(DumpArtifact a,
+                       src->Dump(kApp, dir_.File("dump.zst"), [&](int64_t done, int64_t total) {
+                         EXPECT_LE(done, total);
+                         last_done = done;
+                         ++calls;
+                         return Status::Ok();
+                       }));
+  EXPECT_GT(calls, 0);
+  EXPECT_GT(a.size_bytes, 0);
+  EXPECT_LT(a.size_bytes, a.raw_bytes);  // compressed
+  EXPECT_EQ(a.sha256.size(), 64u);
+  ASSERT_OK(dst->Restore(kApp, a, nullptr));
+  ASSERT_OK_AND_ASSIGN(auto ds, src->Digest(kApp));
+  ASSERT_OK_AND_ASSIGN(auto dd, dst->Digest(kApp));
+  EXPECT_EQ(ds, dd);
+  ASSERT_FALSE(ds.empty());
+  // The restored copy starts fenced.
+  ASSERT_OK_AND_ASSIGN(bool fenced, dst->IsFenced(kApp));
+  EXPECT_TRUE(fenced);
+  ASSERT_OK(dst->Unfence(kApp));
+  // A change on one side shows in the digest.
+  ASSERT_OK(dst->UpdateRow(kApp, "things", "r7", {{"count", -1}}).status());
+  ASSERT_OK_AND_ASSIGN(auto changed, dst->Digest(kApp));
+  EXPECT_NE(changed, ds);
+}
+
+TEST_P(DatabaseConformance, RestoreRefusesADamagedArtifact) {
+  auto src = Open(GetParam(), dir_.File("a"), &rng_);
+  auto dst = Open(GetParam(), dir_.File("b"), &rng_);
+  ASSERT_OK(src->Create(kApp));
+  ASSERT_OK(src->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
+  ASSERT_OK_AND_ASSIGN(DumpArtifact a, src->Dump(kApp, dir_.File("dump.zst"), nullptr));
+  {
+    FILE* f = std::fopen(a.path.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    std::fseek(f, a.size_bytes / 2, SEEK_SET);
+    std::fputc('Z', f);
+    std::fclose(f);
+  }
+  Status s = dst->Restore(kApp, a, nullptr);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+  ASSERT_OK_AND_ASSIGN(bool exists, dst->Exists(kApp));
+  EXPECT_FALSE(exists);
+}
+
+TEST_P(DatabaseConformance, DumpStopsWhenProgressSaysStop) {
+  auto src = Open(GetParam(), dir_.File("a"), &rng_);
+  ASSERT_OK(src->Create(kApp));
+  Status s = src->Dump(kApp, dir_.File("d.zst"), [](int64_t, int64_t) {
+                  return Cancelled("abort requested");
+                }).status();
+  EXPECT_EQ(s.code(), StatusCode::kCancelled);
+}
+
+}  // namespace
+}  // namespace regionmove::testing

@@ -1,0 +1,98 @@
+// The conformance suite of the Replicator port.
+#include "conformance/dataplane_conformance.h"
+
+namespace regionmove::testing {
+namespace {
+
+using nlohmann::json;
+const std::string kApp = "app_aaaaaaaaaaaa";
+
+// Primary "a-1" and replica "b-1" holding the same data, as after a move's restore.
+
+Status Seed(ReplicationEngine::Pair& p, const std::string& dir) {
+  RETURN_IF_ERROR(p.a->Create(kApp));
+  RETURN_IF_ERROR(p.a->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}, {"s", "text"}}}));
+  json rows = json::array();
+  for (int i = 0; i < 100; ++i) rows.push_back({{"id", "r" + std::to_string(i)}, {"n", i}});
+  RETURN_IF_ERROR(p.a->InsertRows(kApp, "t", rows).status());
+  RETURN_IF_ERROR(p.a->Fence(kApp));
+  ASSIGN_OR_RETURN(DumpArtifact d, p.a->Dump(kApp, dir + "/seed.zst", nullptr));
+  RETURN_IF_ERROR(p.b->Restore(kApp, d, nullptr));
+  return p.a->Unfence(kApp);
+}
+
+Status Equal(ReplicationEngine::Pair& p) {
+  ASSIGN_OR_RETURN(auto da, p.a->Digest(kApp));
+  ASSIGN_OR_RETURN(auto db, p.b->Digest(kApp));
+  if (da != db) return Corruption("replica differs from primary");
+  return Status::Ok();
+}
+
+TEST_P(ReplicatorConformance, AppliesEveryCommittedWriteInOrder) {
+  ASSERT_OK_AND_ASSIGN(auto p, GetParam().open(dir_.path(), &rng_));
+  ASSERT_OK(Seed(p, dir_.path()));
+  ASSERT_OK(p.replicator->Start(kApp, "a-1", "b-1"));
+  ASSERT_OK(p.replicator->Start(kApp, "a-1", "b-1"));  // idempotent
+  ASSERT_OK(p.a->InsertRows(kApp, "t", {{"id", "new"}, {"n", 1000}}).status());
+  ASSERT_OK(p.a->UpdateRow(kApp, "t", "r5", {{"s", "changed"}}).status());
+  ASSERT_OK(p.a->DeleteRow(kApp, "t", "r6"));
+  ASSERT_OK(p.a->CreateTable(kApp, TableSpec{"later", {{"v", "json"}}}));  // DDL too
+  ASSERT_OK(p.a->InsertRows(kApp, "later", {{"v", {{"x", 1}}}}).status());
+  ASSERT_OK_AND_ASSIGN(ReplicationLag before, p.replicator->Lag(kApp, "a-1", "b-1"));
+  // One record per write transaction, and the DDL of CreateTable as a record of its own.
+  EXPECT_EQ(before.changes, 6);
+  EXPECT_GT(before.bytes, 0);
+  EXPECT_NE(Equal(p).code(), StatusCode::kOk);
+  ASSERT_OK_AND_ASSIGN(ReplicationLag after, p.replicator->Pump(kApp, "a-1", "b-1"));
+  EXPECT_EQ(after.changes, 0);
+  EXPECT_EQ(after.bytes, 0);
+  EXPECT_EQ(after.replica_position, after.primary_position);
+  ASSERT_OK(Equal(p));
+  ASSERT_OK_AND_ASSIGN(json got, p.b->GetRow(kApp, "t", "r5"));
+  EXPECT_EQ(got["s"], "changed");
+}
+
+// The applier's position commits with each change: a new process (new handles) resumes where
+// the old one stopped, applying nothing twice and skipping nothing.
+TEST_P(ReplicatorConformance, RestartResumesWithoutLossOrDoubleApply) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto p, GetParam().open(dir_.path(), &rng_));
+    ASSERT_OK(Seed(p, dir_.path()));
+    ASSERT_OK(p.replicator->Start(kApp, "a-1", "b-1"));
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_OK(p.a->UpdateRow(kApp, "t", "r1", {{"n", i}}).status());
+      ASSERT_OK(p.a->InsertRows(kApp, "t", {{"id", "x" + std::to_string(i)}}).status());
+    }
+    ASSERT_OK(p.replicator->Pump(kApp, "a-1", "b-1").status());
+    for (int i = 10; i < 20; ++i) {
+      ASSERT_OK(p.a->InsertRows(kApp, "t", {{"id", "x" + std::to_string(i)}}).status());
+    }
+  }  // "crash": the second batch is recorded but not applied
+  ASSERT_OK_AND_ASSIGN(auto p, GetParam().open(dir_.path(), &rng_));
+  ASSERT_OK_AND_ASSIGN(ReplicationLag lag, p.replicator->Lag(kApp, "a-1", "b-1"));
+  EXPECT_EQ(lag.changes, 10);
+  ASSERT_OK(p.replicator->Pump(kApp, "a-1", "b-1").status());
+  ASSERT_OK(Equal(p));
+  ASSERT_OK_AND_ASSIGN(auto tables, p.b->ListTables(kApp));
+  EXPECT_EQ(tables[0].row_count, 120);
+  ASSERT_OK_AND_ASSIGN(json r1, p.b->GetRow(kApp, "t", "r1"));
+  EXPECT_EQ(r1["n"], 9);
+}
+
+TEST_P(ReplicatorConformance, StopForgetsPendingChanges) {
+  ASSERT_OK_AND_ASSIGN(auto p, GetParam().open(dir_.path(), &rng_));
+  ASSERT_OK(Seed(p, dir_.path()));
+  ASSERT_OK(p.replicator->Start(kApp, "a-1", "b-1"));
+  ASSERT_OK(p.a->InsertRows(kApp, "t", {{"id", "z"}}).status());
+  ASSERT_OK(p.replicator->Stop(kApp, "a-1", "b-1"));
+  ASSERT_OK(p.replicator->Stop(kApp, "a-1", "b-1"));
+  EXPECT_EQ(p.replicator->Lag(kApp, "a-1", "b-1").status().code(), StatusCode::kNotFound);
+  // Writes after the stop are not recorded.
+  ASSERT_OK(p.a->InsertRows(kApp, "t", {{"id", "w"}}).status());
+  ASSERT_OK(p.replicator->Start(kApp, "a-1", "b-1"));
+  ASSERT_OK_AND_ASSIGN(ReplicationLag lag, p.replicator->Lag(kApp, "a-1", "b-1"));
+  EXPECT_EQ(lag.changes, 0);
+}
+
+}  // namespace
+}  // namespace regionmove::testing
