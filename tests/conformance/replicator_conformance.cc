@@ -63,7 +63,9 @@ TEST_P(ReplicatorConformance, RestartResumesWithoutLossOrDoubleApply) {
       ASSERT_OK(p.a->UpdateRow(kApp, "t", "r1", {{"n", i}}).status());
       ASSERT_OK(p.a->InsertRows(kApp, "t", {{"id", "x" + std::to_string(i)}}).status());
     }
-    ASSERT_OK(p.replicator->Pump(kApp, "a-1", "b-1").status());
+    ASSERT_OK_AND_ASSIGN(ReplicationLag caught_up, p.replicator->Pump(kApp, "a-1", "b-1"));
+    EXPECT_EQ(caught_up.replica_position, caught_up.primary_position);
+    EXPECT_EQ(caught_up.primary_position, 20);
     for (int i = 10; i < 20; ++i) {
       ASSERT_OK(p.a->InsertRows(kApp, "t", {{"id", "x" + std::to_string(i)}}).status());
     }
@@ -71,7 +73,10 @@ TEST_P(ReplicatorConformance, RestartResumesWithoutLossOrDoubleApply) {
   ASSERT_OK_AND_ASSIGN(auto p, GetParam().open(dir_.path(), &rng_));
   ASSERT_OK_AND_ASSIGN(ReplicationLag lag, p.replicator->Lag(kApp, "a-1", "b-1"));
   EXPECT_EQ(lag.changes, 10);
-  ASSERT_OK(p.replicator->Pump(kApp, "a-1", "b-1").status());
+  EXPECT_EQ(lag.primary_position, 30);
+  EXPECT_EQ(lag.replica_position, 20);
+  ASSERT_OK_AND_ASSIGN(ReplicationLag done, p.replicator->Pump(kApp, "a-1", "b-1"));
+  EXPECT_EQ(done.replica_position, 30);
   ASSERT_OK(Equal(p));
   ASSERT_OK_AND_ASSIGN(auto tables, p.b->ListTables(kApp));
   EXPECT_EQ(tables[0].row_count, 120);

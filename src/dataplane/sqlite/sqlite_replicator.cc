@@ -64,7 +64,8 @@ Status SqliteReplicator::Start(const std::string& app_id, const std::string& pri
   RETURN_IF_ERROR(primary->SetCapture(app_id, true));
   int64_t head = 0;
   RETURN_IF_ERROR(primary->WithConnection(app_id, [&](Db* db) -> Status {
-    ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT COALESCE(MAX(seq), 0) FROM _rm_changelog"));
+    ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence "
+                                         "WHERE name = '_rm_changelog'"));
     ASSIGN_OR_RETURN(bool row, q.Step());
     head = row ? q.Int(0) : 0;
     return Status::Ok();
@@ -104,8 +105,8 @@ Result<ReplicationLag> SqliteReplicator::Pump(const std::string& app_id,
           RETURN_IF_ERROR(db->Exec(c.payload));
         } else {
           int rc = sqlite3changeset_apply(db->raw(), static_cast<int>(c.payload.size()),
-                                          const_cast<char*>(c.payload.data()), nullptr,
-                                          OnConflict, nullptr);
+                                          const_cast<char*>(c.payload.data()), nullptr, OnConflict,
+                                          nullptr);
           if (rc != SQLITE_OK) return sqlite::FromCode(rc, db->raw(), "apply changeset");
         }
         return SetReplicaPosition(db, c.seq);
@@ -132,14 +133,16 @@ Result<ReplicationLag> SqliteReplicator::Lag(const std::string& app_id,
     return Status::Ok();
   }));
   RETURN_IF_ERROR(primary->WithConnection(app_id, [&](Db* db) -> Status {
+    // sqlite_sequence keeps the highest sequence ever issued, even after the log is pruned.
     ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0), "
-                                         "(SELECT COALESCE(MAX(seq), 0) FROM _rm_changelog) "
+                                         "(SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence "
+                                         "WHERE name = '_rm_changelog') "
                                          "FROM _rm_changelog WHERE seq > ?"));
     ASSIGN_OR_RETURN(bool row, q.Bind(1, lag.replica_position).Step());
     if (row) {
       lag.changes = q.Int(0);
       lag.bytes = q.Int(1);
-      lag.primary_position = std::max(q.Int(2), lag.replica_position);
+      lag.primary_position = q.Int(2);
     }
     return Status::Ok();
   }));
@@ -152,8 +155,9 @@ Status SqliteReplicator::Stop(const std::string& app_id, const std::string& prim
   auto [primary, replica] = dbs;
   Status s = primary->SetCapture(app_id, false);
   if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
-  Status r = replica->WithWriteTxn(
-      app_id, [](Db* db) { return db->Exec("DELETE FROM _rm_meta WHERE key = 'replica_position'"); });
+  Status r = replica->WithWriteTxn(app_id, [](Db* db) {
+    return db->Exec("DELETE FROM _rm_meta WHERE key = 'replica_position'");
+  });
   if (!r.ok() && r.code() != StatusCode::kNotFound) return r;
   return Status::Ok();
 }
