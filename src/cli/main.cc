@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli/demo.h"
 #include "config/config.h"
 
 namespace regionmove {
@@ -39,9 +40,15 @@ int main(int argc, char** argv) {
 
   auto* config_cmd = app.add_subcommand("config", "validate the configuration and print it");
   auto* version_cmd = app.add_subcommand("version", "print the version");
+  auto* demo_cmd = app.add_subcommand("demo", "move a demo app around the embedded regions");
+  int demo_rows = 5000, demo_blob_mib = 4;
+  demo_cmd->add_option("--rows", demo_rows, "rows per table")->check(CLI::Range(1, 1000000));
+  demo_cmd->add_option("--blob-mib", demo_blob_mib, "size of each of the two large blobs")
+      ->check(CLI::Range(1, 1024));
 
   CLI11_PARSE(app, argc, argv);
   if (*config_cmd) return regionmove::PrintConfig(config_path);
+  if (*demo_cmd) return regionmove::RunDemo(config_path, demo_rows, demo_blob_mib);
   if (*version_cmd) {
     std::cout << "regionmove 0.1.0\n";
     return 0;

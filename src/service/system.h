@@ -32,6 +32,7 @@ class System {
   MigrationService* migrations() { return migrations_.get(); }
   AppService* apps() { return apps_.get(); }
   Clock* clock() { return clock_; }
+  FaultPoints* faults() { return &faults_; }
 
  private:
   System(Config config, Clock* clock, Rng* rng)
@@ -40,6 +41,7 @@ class System {
   Config config_;
   Clock* clock_;
   Rng* rng_;
+  FaultPoints faults_;
   std::unique_ptr<ControlStore> store_;
   std::unique_ptr<DataPlane> plane_;
   StepRegistry registry_;

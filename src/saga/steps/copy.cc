@@ -95,6 +95,7 @@ Status CopyBlobs(const StepDeps& deps, StepContext& ctx) {
       res["blobs_copied"] = res.value("blobs_copied", 0) + r.copied;
       res["blobs_skipped"] = res.value("blobs_skipped", 0) + r.skipped;
       RETURN_IF_ERROR(SaveResources(ctx, res));
+      RETURN_IF_ERROR(deps.Fault("copying_blobs.after_page"));
       RETURN_IF_ERROR(ctx.ReportProgress(done, std::max(done, total)));
     }
   }

@@ -31,7 +31,8 @@ Status SetUpReverseReplication(const StepDeps& deps, StepContext& ctx) {
     Status s = deps.store->SetReplicaState(m.reverse_of, kReplicaReplicating, kReplicaPromoted);
     if (!s.ok() && s.reason() != "replica_state") return s;
   }
-  Status s = deps.plane->replicator()->Start(m.app_id, m.dest_region, m.source_region);
+  Status s = deps.Fault("setting_up_reverse_replication.start");
+  if (s.ok()) s = deps.plane->replicator()->Start(m.app_id, m.dest_region, m.source_region);
   if (!s.ok()) {
     // Never fails the move: it only loses the fast way back.
     m.source_replica_state = kReplicaNone;
@@ -50,6 +51,7 @@ Status SetUpReverseReplication(const StepDeps& deps, StepContext& ctx) {
 
 Status UnblockWrites(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
+  RETURN_IF_ERROR(deps.Fault("unblocking_writes"));
   RETURN_IF_ERROR(Dest(deps, m)->db->Unfence(m.app_id));
   // The app now lives in dest: its reservation there has done its job.
   RETURN_IF_ERROR(deps.store->ReleaseReservation(m.id, m.dest_region));

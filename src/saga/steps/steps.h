@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/fault_points.h"
 #include "config/config.h"
 #include "dataplane/data_plane.h"
 #include "saga/engine.h"
@@ -19,6 +20,9 @@ struct StepDeps {
   DataPlane* plane = nullptr;
   Clock* clock = nullptr;
   const Config* config = nullptr;
+  FaultPoints* faults = nullptr;  // test hooks; may be null
+
+  Status Fault(const std::string& point) const { return faults ? faults->Hit(point) : Status::Ok(); }
 };
 
 // Registers every step of SPEC §2 (forward move, fast and slow reverse) and the compensation

@@ -1,0 +1,33 @@
+#include "common/fault_points.h"
+
+namespace regionmove {
+
+void FaultPoints::Arm(const std::string& point, Status error, int times, int skip) {
+  std::lock_guard<std::mutex> lock(mu_);
+  faults_[point] = Fault{std::move(error), times, skip};
+}
+
+void FaultPoints::DisarmAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  faults_.clear();
+}
+
+Status FaultPoints::Hit(const std::string& point) {
+  std::lock_guard<std::mutex> lock(mu_);
+  hits_[point]++;
+  auto it = faults_.find(point);
+  if (it == faults_.end() || it->second.times <= 0) return Status::Ok();
+  if (it->second.skip > 0) {
+    it->second.skip--;
+    return Status::Ok();
+  }
+  it->second.times--;
+  return it->second.error;
+}
+
+int FaultPoints::hits(const std::string& point) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return hits_[point];
+}
+
+}  // namespace regionmove

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "common/status.h"
+
+namespace regionmove {
+
+// Named points where tests inject failures into real code paths (a step that fails after its
+// first page, a crash before a commit). Disarmed points cost one map lookup under a mutex.
+// Thread-safe.
+class FaultPoints {
+ public:
+  // After `skip` passing hits, the next `times` hits of `point` return `error`.
+  void Arm(const std::string& point, Status error, int times = 1, int skip = 0);
+  void DisarmAll();
+  // Ok unless an armed fault fires.
+  Status Hit(const std::string& point);
+  int hits(const std::string& point);
+
+ private:
+  struct Fault {
+    Status error;
+    int times = 0;
+    int skip = 0;
+  };
+  std::mutex mu_;
+  std::map<std::string, Fault> faults_;
+  std::map<std::string, int> hits_;
+};
+
+}  // namespace regionmove

@@ -1,0 +1,129 @@
+// Faults injected into the real steps: resume, verification, degraded replication, repair.
+#include "dataplane/sqlite/sqlite_database.h"
+#include "e2e/e2e_util.h"
+
+namespace regionmove::testing {
+namespace {
+
+using nlohmann::json;
+
+class FaultE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    sys_ = OpenSystem(dir_, SystemClock::Default(), &rng_);
+    ASSERT_NE(sys_, nullptr);
+  }
+  std::string MakeApp(int blobs) {
+    auto app = sys_->apps()->CreateApp("alice", "shop", "us-east-1", "");
+    EXPECT_TRUE(app.ok());
+    RegionPlane* r = sys_->plane()->Region("us-east-1");
+    EXPECT_OK(r->db->CreateTable(app->id, TableSpec{"t", {{"n", "integer"}}}));
+    json rows = json::array();
+    for (int i = 0; i < 200; ++i) rows.push_back({{"id", "r" + std::to_string(i)}, {"n", i}});
+    EXPECT_OK(r->db->InsertRows(app->id, "t", rows).status());
+    for (int i = 0; i < blobs; ++i) {
+      EXPECT_OK(r->blobs->Put(app->id, "b/" + std::to_string(1000 + i), std::string(2000, 'x'), "")
+                    .status());
+    }
+    return app->id;
+  }
+  TempDir dir_;
+  Rng rng_{17};
+  std::unique_ptr<System> sys_;
+};
+
+TEST_F(FaultE2E, BlobCopyResumesFromItsCursor) {
+  std::string app = MakeApp(150);  // three pages
+  AppState before = Capture(*sys_, "us-east-1", app);
+  sys_->faults()->Arm("copying_blobs.after_page", Unavailable("blob store hiccup"), 1, 1);
+  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app, "eu-west-1", ""));
+  Migration done = Drive(*sys_, m.id);
+  ASSERT_EQ(done.current_step, Step::kCompleted) << done.last_error;
+  EXPECT_EQ(done.retry_count, 1);
+  json res = json::parse(done.resources);
+  EXPECT_EQ(res["blobs_copied"], 150);  // each blob once
+  EXPECT_EQ(res["blobs_skipped"], 0);   // the retry started after the recorded cursor
+  EXPECT_TRUE(Capture(*sys_, "eu-west-1", app) == before);
+}
+
+TEST_F(FaultE2E, VerificationMismatchNeverFlips) {
+  std::string app = MakeApp(3);
+  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app, "eu-west-1", ""));
+  RunUntil(*sys_, m.id, Step::kRestoringData);
+  // A change slips into the source after the dump (bypassing the fence).
+  auto* us = dynamic_cast<SqliteDatabase*>(sys_->plane()->Region("us-east-1")->db.get());
+  ASSERT_OK(us->WithWriteTxn(app, [](sqlite::Db* db) {
+    return db->Exec("DELETE FROM t WHERE id = 'r5'");
+  }));
+  Migration done = Drive(*sys_, m.id);
+  EXPECT_EQ(done.current_step, Step::kFailed);
+  EXPECT_FALSE(done.cutover_committed);
+  EXPECT_NE(done.last_error.find("verification failed"), std::string::npos) << done.last_error;
+  EXPECT_EQ(sys_->store()->GetApp(app)->region, "us-east-1");
+  ASSERT_OK_AND_ASSIGN(bool dest_db, sys_->plane()->Region("eu-west-1")->db->Exists(app));
+  EXPECT_FALSE(dest_db);
+  ASSERT_OK_AND_ASSIGN(bool fenced, us->IsFenced(app));
+  EXPECT_FALSE(fenced);
+}
+
+TEST_F(FaultE2E, ReplicationFailureDegradesToNoReplica) {
+  std::string app = MakeApp(3);
+  sys_->faults()->Arm("setting_up_reverse_replication.start", Permanent("replica unreachable"));
+  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app, "eu-west-1", ""));
+  Migration done = Drive(*sys_, m.id);
+  ASSERT_EQ(done.current_step, Step::kCompleted);
+  EXPECT_EQ(done.source_replica_state, kReplicaNone);
+  ASSERT_OK_AND_ASSIGN(auto events, sys_->store()->ListEvents(m.id));
+  bool noted = false;
+  for (const auto& e : events) {
+    noted |= e.message.find("reverse replication not set up: replica unreachable") == 0;
+  }
+  EXPECT_TRUE(noted);
+  ASSERT_OK_AND_ASSIGN(Migration rev, sys_->migrations()->Reverse("alice", app, m.id));
+  EXPECT_EQ(rev.reverse_path, "slow");
+  ASSERT_EQ(Drive(*sys_, rev.id).current_step, Step::kCompleted);
+  EXPECT_EQ(sys_->store()->GetApp(app)->region, "us-east-1");
+}
+
+TEST_F(FaultE2E, FailureAfterCutoverWaitsForRepair) {
+  std::string app = MakeApp(3);
+  sys_->faults()->Arm("unblocking_writes", Unavailable("guard store down"), 100);
+  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app, "eu-west-1", ""));
+  Migration failed = Drive(*sys_, m.id);
+  ASSERT_EQ(failed.current_step, Step::kFailed);
+  EXPECT_TRUE(failed.needs_repair);
+  EXPECT_EQ(failed.stopped_at, Step::kUnblockingWrites);
+  EXPECT_EQ(sys_->store()->GetApp(app)->region, "eu-west-1");  // forward only
+  EXPECT_EQ(sys_->store()->GetApp(app)->status, kAppNeedsRepair);
+  EXPECT_EQ(sys_->migrations()->Move("alice", app, "us-east-1", "").status().detail(),
+            "app_not_ready");
+  sys_->faults()->DisarmAll();
+  ASSERT_OK(sys_->store()->RepairMigration(m.id, SystemClock::Default()->NowMs()));
+  Migration repaired = Drive(*sys_, m.id);
+  ASSERT_EQ(repaired.current_step, Step::kCompleted);
+  ASSERT_OK(sys_->plane()->Region("eu-west-1")->db->InsertRows(app, "t", {{"n", 1}}).status());
+}
+
+TEST_F(FaultE2E, RetentionTearsDownOldReplicas) {
+  TempDir dir;
+  FakeClock clock(SystemClock::Default()->NowMs());
+  Rng rng(3);
+  auto sys = OpenSystem(dir, &clock, &rng, "[replicas]\nretention_days = 2\n");
+  ASSERT_NE(sys, nullptr);
+  ASSERT_OK_AND_ASSIGN(App app, sys->apps()->CreateApp("alice", "a", "us-east-1", ""));
+  ASSERT_OK_AND_ASSIGN(Migration m, sys->migrations()->Move("alice", app.id, "eu-west-1", ""));
+  for (int i = 0; i < 50 && !sys->store()->GetMigration(m.id)->terminal(); ++i) {
+    ASSERT_TRUE(sys->engine()->Drain().ok());
+    clock.Advance(1000);
+  }
+  ASSERT_EQ(sys->store()->GetMigration(m.id)->source_replica_state, kReplicaReplicating);
+  clock.Advance(86'400'000);
+  ASSERT_OK(sys->migrations()->EnforceRetention());
+  EXPECT_EQ(sys->store()->GetMigration(m.id)->source_replica_state, kReplicaReplicating);
+  clock.Advance(86'400'000 + 1000);
+  ASSERT_OK(sys->migrations()->EnforceRetention());
+  EXPECT_EQ(sys->store()->GetMigration(m.id)->source_replica_state, kReplicaTornDown);
+}
+
+}  // namespace
+}  // namespace regionmove::testing
