@@ -3,7 +3,9 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli/client.h"
 #include "cli/demo.h"
+#include "cli/serve.h"
 #include "config/config.h"
 
 namespace regionmove {
@@ -46,7 +48,17 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--blob-mib", demo_blob_mib, "size of each of the two large blobs")
       ->check(CLI::Range(1, 1024));
 
+  auto* serve_cmd = app.add_subcommand("serve", "run the REST API server with saga workers");
+  std::string listen;
+  serve_cmd->add_option("--listen", listen, "host:port (default: server.listen of the config)");
+  auto* worker_cmd = app.add_subcommand("worker", "run saga workers only (no HTTP)");
+
+  regionmove::ClientCommands client(app);
+
   CLI11_PARSE(app, argc, argv);
+  if (int rc = client.Run(); rc >= 0) return rc;
+  if (*serve_cmd) return regionmove::RunServe(config_path, listen);
+  if (*worker_cmd) return regionmove::RunWorker(config_path);
   if (*config_cmd) return regionmove::PrintConfig(config_path);
   if (*demo_cmd) return regionmove::RunDemo(config_path, demo_rows, demo_blob_mib);
   if (*version_cmd) {

@@ -21,7 +21,8 @@ ProgressPrinter::ProgressPrinter(FILE* out) : out_(out), tty_(isatty(fileno(out)
 
 void ProgressPrinter::Update(const Migration& m, int64_t now_ms) {
   int index = StepIndex(m.current_step);
-  std::string label = StepLabel(m.current_step, m.source_region, m.dest_region);
+  std::string label =
+      StepLabel(m.current_step, m.source_region, m.dest_region, m.reverse_path == "fast");
   std::string status(MigrationStatusName(m.status()));
   std::string step = index >= 0 ? std::to_string(index + 1) + "/" + std::to_string(kStepCount)
                                 : "-/" + std::to_string(kStepCount);
@@ -31,7 +32,7 @@ void ProgressPrinter::Update(const Migration& m, int64_t now_ms) {
     for (int i = last_index_ + 1; i < upto; ++i) {
       Step s = static_cast<Step>(i);
       std::fprintf(out_, "[%d/%d] running   %s\n", i + 1, kStepCount,
-                   StepLabel(s, m.source_region, m.dest_region).c_str());
+                   StepLabel(s, m.source_region, m.dest_region, m.reverse_path == "fast").c_str());
     }
     last_index_ = std::max(last_index_, upto - 1);
     std::string key = std::string(StepName(m.current_step)) + status;

@@ -15,6 +15,8 @@ class FaultPoints {
  public:
   // After `skip` passing hits, the next `times` hits of `point` return `error`.
   void Arm(const std::string& point, Status error, int times = 1, int skip = 0);
+  // The next `times` hits of `point` sleep `ms` (real time) before passing.
+  void ArmDelay(const std::string& point, int ms, int times = 1);
   void DisarmAll();
   // Ok unless an armed fault fires.
   Status Hit(const std::string& point);
@@ -25,6 +27,7 @@ class FaultPoints {
     Status error;
     int times = 0;
     int skip = 0;
+    int delay_ms = 0;
   };
   std::mutex mu_;
   std::map<std::string, Fault> faults_;

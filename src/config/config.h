@@ -37,6 +37,8 @@ struct Config {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir;  // absolute
   int64_t max_body_bytes = 64LL << 20;
+  // Requests whose Host is <subdomain>.<apps_domain> (or an app's custom domain) reach that app.
+  std::string apps_domain = "apps.localhost";
 
   std::string control_store_engine = "sqlite";
   std::string control_store_path;  // absolute, sqlite

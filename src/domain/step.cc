@@ -51,8 +51,13 @@ std::optional<Step> ParseStep(std::string_view name) {
   return std::nullopt;
 }
 
-std::string StepLabel(Step step, std::string_view src, std::string_view dst) {
+std::string StepLabel(Step step, std::string_view src, std::string_view dst, bool fast) {
   std::string s(src), d(dst);
+  if (fast && step == Step::kDumpingData) return "Letting the replica in " + d + " catch up";
+  if (fast && step == Step::kRestoringData) {
+    return "Stopping replication and verifying the replica in " + d;
+  }
+  if (fast && step == Step::kCopyingBlobs) return "Syncing changed files to " + d;
   switch (step) {
     case Step::kRequested:
       return "Waiting for a free migration slot";

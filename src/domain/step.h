@@ -44,7 +44,9 @@ std::string_view StepName(Step step);
 std::optional<Step> ParseStep(std::string_view name);
 
 // A friendly label for people: "Copying files to eu-west-1".
-std::string StepLabel(Step step, std::string_view source_region, std::string_view dest_region);
+// `fast` names the fast-reverse work of the data steps (catching up the replica, no dump).
+std::string StepLabel(Step step, std::string_view source_region, std::string_view dest_region,
+                      bool fast = false);
 
 // The legal transition table. A migration moves:
 //  - forward one step at a time (never skipping, never backwards);

@@ -125,6 +125,11 @@ Result<int> Engine::Drain() {
   }
 }
 
+Status Engine::Recorded(Status written, const MigrationEvent& e) const {
+  if (written.ok()) Measure(e);
+  return written;
+}
+
 MigrationEvent Engine::NewEvent(const Migration& m, std::string type) const {
   MigrationEvent e;
   e.migration_id = m.id;
@@ -135,6 +140,23 @@ MigrationEvent Engine::NewEvent(const Migration& m, std::string type) const {
   e.ended_at_ms = clock_->NowMs();
   e.bytes = m.progress.bytes_done;
   return e;
+}
+
+void Engine::Measure(const MigrationEvent& e) const {
+  Metrics* mx = options_.metrics;
+  if (!mx) return;
+  std::string step = "step=\"" + std::string(StepName(e.step)) + "\"";
+  if (e.type == "transition") {
+    mx->Observe("regionmove_step_duration_seconds", step,
+                static_cast<double>(e.ended_at_ms - e.started_at_ms) / 1000.0);
+    if (e.bytes > 0) mx->Inc("regionmove_bytes_copied_total", step, static_cast<double>(e.bytes));
+  } else if (e.type == "retry" || e.type == "compensation_retry") {
+    mx->Inc("regionmove_step_retries_total", step);
+  }
+  if (IsTerminal(e.to_step) && e.type != "abort_requested") {
+    mx->Inc("regionmove_migrations_finished_total",
+            "status=\"" + std::string(StepName(e.to_step)) + "\"");
+  }
 }
 
 void Engine::ReleaseLease(Migration& m) const {
@@ -219,10 +241,10 @@ Status Engine::Advance(Migration m, int64_t epoch, std::string note) {
        {"from", std::string(StepName(from))},
        {"to", std::string(StepName(to))},
        {"duration_ms", std::to_string(e.ended_at_ms - e.started_at_ms)}});
-  if (from != kCutoverStep) return store_->UpdateMigration(m, epoch, {e});
+  if (from != kCutoverStep) return Recorded(store_->UpdateMigration(m, epoch, {e}), e);
 
   m.cutover_committed = true;
-  Status s = store_->CommitFlip(m, epoch, {e});
+  Status s = Recorded(store_->CommitFlip(m, epoch, {e}), e);
   if (s.reason() == "abort_won") {
     m.current_step = from;
     m.cutover_committed = false;
@@ -249,7 +271,7 @@ Status Engine::HandleFailure(Migration m, int64_t epoch, const Status& error) {
          {"step", std::string(StepName(m.current_step))},
          {"attempt", std::to_string(used)},
          {"error", m.last_error}});
-    return store_->UpdateMigration(m, epoch, {e});
+    return Recorded(store_->UpdateMigration(m, epoch, {e}), e);
   }
   std::string why = (error.retryable() ? "out of attempts at " : "permanent error at ") +
                     std::string(StepName(m.current_step)) + ": " + error.message();
@@ -266,7 +288,7 @@ Status Engine::HandleFailure(Migration m, int64_t epoch, const Status& error) {
   m.completed_at_ms = clock_->NowMs();
   ReleaseLease(m);
   Log(LogLevel::kError, "migration_needs_repair", {{"migration_id", m.id}, {"error", why}});
-  return store_->UpdateMigration(m, epoch, {e});
+  return Recorded(store_->UpdateMigration(m, epoch, {e}), e);
 }
 
 Status Engine::StartCompensation(Migration m, int64_t epoch, Compensation why, std::string reason) {
@@ -303,7 +325,7 @@ Status Engine::RunCompensation(Migration m, int64_t epoch) {
       m.retry_count++;
       m.next_attempt_at_ms = clock_->NowMs() + BackoffDelayMs(options_.backoff, used, *rng_);
       ReleaseLease(m);
-      return store_->UpdateMigration(m, epoch, {e});
+      return Recorded(store_->UpdateMigration(m, epoch, {e}), e);
     }
     // Compensation itself is stuck: stop and wait for an operator's repair.
     e.type = "failed";
@@ -314,7 +336,7 @@ Status Engine::RunCompensation(Migration m, int64_t epoch) {
     m.needs_repair = true;
     m.completed_at_ms = clock_->NowMs();
     ReleaseLease(m);
-    return store_->UpdateMigration(m, epoch, {e});
+    return Recorded(store_->UpdateMigration(m, epoch, {e}), e);
   }
   Step end = m.compensation == Compensation::kAbort ? Step::kAborted : Step::kFailed;
   MigrationEvent e = NewEvent(m, "compensated");
@@ -326,7 +348,7 @@ Status Engine::RunCompensation(Migration m, int64_t epoch) {
   m.progress = Progress{};
   ReleaseLease(m);
   Log(LogLevel::kInfo, "migration_" + std::string(StepName(end)), {{"migration_id", m.id}});
-  return store_->UpdateMigration(m, epoch, {e});
+  return Recorded(store_->UpdateMigration(m, epoch, {e}), e);
 }
 
 }  // namespace regionmove

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/ids.h"
+#include "common/metrics.h"
 #include "saga/backoff.h"
 #include "saga/step_registry.h"
 #include "store/control_store.h"
@@ -25,6 +26,7 @@ struct EngineOptions {
   int64_t progress_interval_ms = 1000;
   int64_t abort_poll_ms = 250;  // how often Checkpoint() reads the abort flag
   int64_t idle_poll_ms = 100;   // worker threads sleep this long when nothing is runnable
+  Metrics* metrics = nullptr;   // step durations, retries, bytes, outcomes; may be null
 };
 
 class Engine;
@@ -103,6 +105,10 @@ class Engine {
   Status RunCompensation(Migration m, int64_t epoch);
   MigrationEvent NewEvent(const Migration& m, std::string type) const;
   void ReleaseLease(Migration& m) const;
+  // Records an event in the metrics (when configured).
+  void Measure(const MigrationEvent& e) const;
+  // Passes `written` through, measuring `e` when it was written.
+  Status Recorded(Status written, const MigrationEvent& e) const;
 
   ControlStore* store_;
   const StepRegistry* registry_;

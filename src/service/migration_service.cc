@@ -54,9 +54,9 @@ Status MigrationService::CheckEligible(const App& app, const std::string& dest_r
     return Ineligible("same_region", "app " + app.id + " is already in " + dest_region);
   }
   if (dest->config.status != "available") {
-    return Ineligible("region_not_accepting",
-                      "region " + dest_region + " is " + dest->config.status +
-                          " and does not accept moves");
+    return Ineligible(
+        "region_not_accepting",
+        "region " + dest_region + " is " + dest->config.status + " and does not accept moves");
   }
   ASSIGN_OR_RETURN(auto active, deps_.store->GetActiveMigration(app.id));
   if (active) {
@@ -96,8 +96,8 @@ Result<Migration> MigrationService::Move(const std::string& owner, const std::st
 }
 
 Result<json> MigrationService::PlanMove(const std::string& owner, const std::string& app_id,
-                                       const std::string& dest_region,
-                                       const std::string& strategy) {
+                                        const std::string& dest_region,
+                                        const std::string& strategy) {
   RETURN_IF_ERROR(CheckStrategy(strategy));
   ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
   if (!deps_.plane->Region(dest_region)) {
@@ -174,12 +174,11 @@ Result<Migration> MigrationService::Reverse(const std::string& owner, const std:
   }
   ASSIGN_OR_RETURN(auto all, deps_.store->ListMigrations(f.app_id));
   for (const auto& other : all) {
-    if (!other.terminal()) return refuse("app " + f.app_id + " has migration " + other.id +
-                                         " in flight");
+    if (!other.terminal())
+      return refuse("app " + f.app_id + " has migration " + other.id + " in flight");
   }
-  auto latest = std::find_if(all.begin(), all.end(), [](const Migration& x) {
-    return x.current_step == Step::kCompleted;
-  });
+  auto latest = std::find_if(all.begin(), all.end(),
+                             [](const Migration& x) { return x.current_step == Step::kCompleted; });
   if (latest == all.end() || latest->id != f.id) {
     return refuse("migration " + f.id + " is not the app's latest completed migration");
   }
@@ -220,8 +219,7 @@ Result<std::vector<ReplicaInfo>> MigrationService::ListReplicas(const std::strin
       }
     }
     info.estimated_monthly_cost_usd = static_cast<double>(info.size_bytes) /
-                                      (1024.0 * 1024 * 1024) *
-                                      deps_.config->price_per_gb_month_usd;
+                                      (1024.0 * 1024 * 1024) * deps_.config->price_per_gb_month_usd;
     info.migration = std::move(m);
     out.push_back(std::move(info));
   }
@@ -264,15 +262,31 @@ Result<std::optional<Migration>> MigrationService::WriteBlocker(const std::strin
   return std::optional<Migration>();
 }
 
-int64_t MigrationService::RetryAfterSeconds(const Migration& m) const {
+std::optional<int64_t> MigrationService::EtaSeconds(const Migration& m) const {
+  if (m.terminal()) return 0;
   const Progress& p = m.progress;
-  if (p.bytes_total <= 0 || p.bytes_done <= 0 || m.step_started_at_ms <= 0) return 60;
+  if (p.bytes_total <= 0 || p.bytes_done <= 0 || m.step_started_at_ms <= 0) return std::nullopt;
   double elapsed = static_cast<double>(deps_.clock->NowMs() - m.step_started_at_ms) / 1000.0;
   double left = elapsed * static_cast<double>(p.bytes_total - p.bytes_done) /
                 static_cast<double>(p.bytes_done);
-  int steps_left = StepIndex(Step::kUnblockingWrites) - StepIndex(m.current_step);
-  int64_t secs = static_cast<int64_t>(left) + std::max(0, steps_left);
-  return std::clamp<int64_t>(secs, 1, 3600);
+  int steps_left = std::max(0, StepIndex(Step::kCompleted) - StepIndex(m.current_step) - 1);
+  return static_cast<int64_t>(left) + steps_left;
+}
+
+int64_t MigrationService::RetryAfterSeconds(const Migration& m) const {
+  auto eta = EtaSeconds(m);
+  return eta ? std::clamp<int64_t>(*eta, 1, 3600) : 60;
+}
+
+bool MigrationService::IsReversible(const Migration& m) {
+  if (m.current_step != Step::kCompleted) return false;
+  auto all = deps_.store->ListMigrations(m.app_id);
+  if (!all.ok()) return false;
+  for (const auto& other : *all) {
+    if (!other.terminal()) return false;
+    if (other.current_step == Step::kCompleted) return other.id == m.id;
+  }
+  return false;
 }
 
 }  // namespace regionmove

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <optional>
 #include <string>
 #include <vector>
@@ -62,6 +61,10 @@ class MigrationService {
   Result<std::optional<Migration>> WriteBlocker(const std::string& app_id);
   // Seconds a blocked writer should wait: an estimate from progress, at least 1; 60 unknown.
   int64_t RetryAfterSeconds(const Migration& m) const;
+  // Estimated seconds until the migration ends; nullopt while there is no progress to go by.
+  std::optional<int64_t> EtaSeconds(const Migration& m) const;
+  // A completed migration that is the app's latest and has no active successor.
+  bool IsReversible(const Migration& m);
 
   // Owner check for an app: NotFound when it is not `owner`'s.
   Result<App> OwnedApp(const std::string& owner, const std::string& app_id);

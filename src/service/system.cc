@@ -34,6 +34,7 @@ Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock,
   o.max_concurrent_per_region = config.max_concurrent_per_region;
   o.queue_poll_ms = 250;
   o.idle_poll_ms = 50;
+  o.metrics = &sys->metrics_;
   ASSIGN_OR_RETURN(sys->engine_, Engine::Make(sys->store_.get(), &sys->registry_, clock, rng, o));
   sys->migrations_ = std::make_unique<MigrationService>(deps, rng);
   sys->apps_ = std::make_unique<AppService>(deps, sys->migrations_.get(), rng);

@@ -4,6 +4,7 @@
 #include <memory>
 #include <thread>
 
+#include "common/metrics.h"
 #include "config/config.h"
 #include "dataplane/data_plane.h"
 #include "saga/engine.h"
@@ -33,6 +34,7 @@ class System {
   AppService* apps() { return apps_.get(); }
   Clock* clock() { return clock_; }
   FaultPoints* faults() { return &faults_; }
+  Metrics* metrics() { return &metrics_; }
 
  private:
   System(Config config, Clock* clock, Rng* rng)
@@ -42,6 +44,7 @@ class System {
   Clock* clock_;
   Rng* rng_;
   FaultPoints faults_;
+  Metrics metrics_;
   std::unique_ptr<ControlStore> store_;
   std::unique_ptr<DataPlane> plane_;
   StepRegistry registry_;

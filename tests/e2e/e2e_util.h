@@ -11,10 +11,12 @@ namespace regionmove::testing {
 
 // A System on a fresh data dir with three embedded regions.
 inline std::unique_ptr<System> OpenSystem(const TempDir& dir, Clock* clock, Rng* rng,
-                                          const std::string& extra_toml = "") {
+                                          const std::string& extra_toml = "",
+                                          const std::string& server_toml = "") {
   std::string toml = R"(
 [server]
 data_dir = "var"
+)" + server_toml + R"(
 [saga]
 workers = 2
 max_attempts = 3
@@ -24,6 +26,10 @@ token = "alice-token"
 [[users]]
 name = "bob"
 token = "bob-token"
+[[users]]
+name = "root"
+token = "admin-token"
+admin = true
 )" + extra_toml;
   for (const char* slug : {"us-east-1", "eu-west-1", "ap-southeast-1"}) {
     toml += std::string("[[regions]]\nslug = \"") + slug +

@@ -1,0 +1,318 @@
+// The app data API of SPEC §7: tables and rows, blobs, functions, env vars, cron triggers and
+// custom domains, under /v1/apps/{app_id}/ or on the app's own host.
+#include <httplib.h>
+
+#include "api/http_api.h"
+#include "api/http_util.h"
+#include "api/routing.h"
+#include "api/views.h"
+
+namespace regionmove {
+
+using nlohmann::json;
+using Req = httplib::Request;
+using Res = httplib::Response;
+
+namespace {
+
+using Reply = Result<std::pair<int, json>>;
+
+bool IsName(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
+Status MethodNotAllowed(const Req& req) {
+  return Status(StatusCode::kInvalidArgument, req.method + " is not allowed on " + req.path,
+                "method_not_allowed");
+}
+
+Reply Tables(System* sys, const http::Caller& c, const Req& req, const std::string& app,
+             const std::string& rest) {
+  AppService* apps = sys->apps();
+  bool write = req.method != "GET";
+  ASSIGN_OR_RETURN(RegionPlane * plane,
+                   write ? apps->ForWrite(c.owner(), app) : apps->ForRead(c.owner(), app));
+  size_t slash = rest.find('/');
+  std::string table = rest.substr(0, slash);
+  std::string id = slash == std::string::npos ? "" : rest.substr(slash + 1);
+  if (table.empty()) {
+    if (req.method == "GET") {
+      ASSIGN_OR_RETURN(auto tables, plane->db->ListTables(app));
+      json out = json::array();
+      for (const auto& t : tables) {
+        json cols = json::array();
+        for (const auto& col : t.columns) cols.push_back({{"name", col.name}, {"type", col.type}});
+        out.push_back({{"name", t.name}, {"columns", cols}, {"row_count", t.row_count}});
+      }
+      return std::pair<int, json>{200, {{"tables", out}}};
+    }
+    if (req.method != "POST") return MethodNotAllowed(req);
+    ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
+    ASSIGN_OR_RETURN(std::string name, http::StringField(body, "name", true));
+    if (!body.contains("columns") || !body["columns"].is_array()) {
+      return InvalidArgument("field 'columns' must be an array of {name, type}");
+    }
+    TableSpec spec{name, {}};
+    for (const auto& col : body["columns"]) {
+      ASSIGN_OR_RETURN(std::string cname, http::StringField(col, "name", true));
+      ASSIGN_OR_RETURN(std::string ctype, http::StringField(col, "type", true));
+      spec.columns.push_back({cname, ctype});
+    }
+    RETURN_IF_ERROR(plane->db->CreateTable(app, spec));
+    return std::pair<int, json>{201,
+                                {{"name", name}, {"columns", body["columns"]}, {"row_count", 0}}};
+  }
+  if (id.empty()) {
+    if (req.method == "GET") {
+      ASSIGN_OR_RETURN(int limit, http::IntParam(req, "limit", 100, 1000));
+      if (limit == 0) return InvalidArgument("parameter 'limit' must be at least 1");
+      std::string after = req.has_param("after") ? req.get_param_value("after") : "";
+      ASSIGN_OR_RETURN(json rows, plane->db->ListRows(app, table, after, limit));
+      json next = rows.size() == static_cast<size_t>(limit) ? rows.back()["id"] : json(nullptr);
+      return std::pair<int, json>{200, {{"rows", rows}, {"next_after", next}}};
+    }
+    if (req.method != "POST") return MethodNotAllowed(req);
+    ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
+    if (!body.is_object() && !body.is_array()) {
+      return InvalidArgument("the body must be a row object or an array of them");
+    }
+    ASSIGN_OR_RETURN(json rows, plane->db->InsertRows(app, table, body));
+    return std::pair<int, json>{201, {{"rows", rows}}};
+  }
+  if (req.method == "GET") {
+    ASSIGN_OR_RETURN(json row, plane->db->GetRow(app, table, id));
+    return std::pair<int, json>{200, row};
+  }
+  if (req.method == "PATCH") {
+    ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
+    ASSIGN_OR_RETURN(json row, plane->db->UpdateRow(app, table, id, body));
+    return std::pair<int, json>{200, row};
+  }
+  if (req.method == "DELETE") {
+    RETURN_IF_ERROR(plane->db->DeleteRow(app, table, id));
+    return std::pair<int, json>{204, nullptr};
+  }
+  return MethodNotAllowed(req);
+}
+
+// Blobs answer raw bytes on GET, so this one writes the response itself.
+Status Blobs(System* sys, const http::Caller& c, const Req& req, Res& res, const std::string& app,
+             const std::string& key) {
+  AppService* apps = sys->apps();
+  bool write = req.method != "GET";
+  ASSIGN_OR_RETURN(RegionPlane * plane,
+                   write ? apps->ForWrite(c.owner(), app) : apps->ForRead(c.owner(), app));
+  if (key.empty()) {
+    if (req.method != "GET") return MethodNotAllowed(req);
+    ASSIGN_OR_RETURN(int limit, http::IntParam(req, "limit", 100, 1000));
+    if (limit == 0) return InvalidArgument("parameter 'limit' must be at least 1");
+    std::string prefix = req.has_param("prefix") ? req.get_param_value("prefix") : "";
+    std::string after = req.has_param("after") ? req.get_param_value("after") : "";
+    ASSIGN_OR_RETURN(auto list, plane->blobs->List(app, prefix, after, limit));
+    json out = json::array();
+    for (const auto& b : list) out.push_back(BlobJson(b));
+    json next = list.size() == static_cast<size_t>(limit) ? json(list.back().key) : json(nullptr);
+    http::Reply(res, 200, {{"blobs", out}, {"next_after", next}});
+    return Status::Ok();
+  }
+  RETURN_IF_ERROR(ValidateBlobKey(key));
+  if (req.method == "PUT") {
+    std::string type = req.get_header_value("Content-Type");
+    ASSIGN_OR_RETURN(BlobInfo info, plane->blobs->Put(app, key, req.body, type));
+    http::Reply(res, 201, {{"key", info.key}, {"size", info.size}, {"sha256", info.sha256}});
+    return Status::Ok();
+  }
+  if (req.method == "GET") {
+    BlobInfo info;
+    ASSIGN_OR_RETURN(std::string data, plane->blobs->Get(app, key, &info));
+    res.status = 200;
+    res.set_header("ETag", "\"" + info.sha256 + "\"");
+    res.set_content(std::move(data), info.content_type.c_str());
+    return Status::Ok();
+  }
+  if (req.method == "DELETE") {
+    RETURN_IF_ERROR(plane->blobs->Delete(app, key));
+    res.status = 204;
+    return Status::Ok();
+  }
+  return MethodNotAllowed(req);
+}
+
+Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::string& app,
+              const std::string& kind, const std::string& name) {
+  AppService* apps = sys->apps();
+  bool write = req.method != "GET";
+  ASSIGN_OR_RETURN(RegionPlane * plane,
+                   write ? apps->ForWrite(c.owner(), app) : apps->ForRead(c.owner(), app));
+  ASSIGN_OR_RETURN(RuntimeSnapshot snap, plane->runtime->Snapshot(app, false));
+  auto fn_json = [](const FunctionDef& f, bool with_code) {
+    json j = {{"name", f.name},
+              {"version", f.version},
+              {"entrypoint", f.entrypoint},
+              {"runtime", f.runtime}};
+    if (with_code) j["code"] = f.bundle;
+    return j;
+  };
+  auto env_json = [](const EnvVar& e) {
+    return json{{"key", e.key}, {"value", e.secret ? "********" : e.value}, {"secret", e.secret}};
+  };
+  auto cron_json = [](const CronTrigger& t) {
+    return json{{"name", t.name}, {"schedule", t.schedule}, {"function", t.function}};
+  };
+  if (name.empty()) {
+    if (req.method != "GET") return MethodNotAllowed(req);
+    json out = json::array();
+    if (kind == "functions") {
+      for (const auto& f : snap.functions) out.push_back(fn_json(f, false));
+    } else if (kind == "env") {
+      for (const auto& e : snap.env) out.push_back(env_json(e));
+    } else if (kind == "cron") {
+      for (const auto& t : snap.cron) out.push_back(cron_json(t));
+    } else {
+      for (const auto& d : snap.domains) out.push_back({{"host", d}});
+    }
+    return std::pair<int, json>{200, {{kind, out}}};
+  }
+  if (req.method == "DELETE") {
+    if (kind == "domains") {
+      RETURN_IF_ERROR(apps->DeleteDomain(c.owner(), app, name));
+    } else {
+      RETURN_IF_ERROR(plane->runtime->Delete(app, kind, name));
+    }
+    return std::pair<int, json>{204, nullptr};
+  }
+  if (req.method == "GET") {
+    auto not_found = NotFound(kind + " " + name + " not found");
+    if (kind == "functions") {
+      for (const auto& f : snap.functions) {
+        if (f.name == name) return std::pair<int, json>{200, fn_json(f, true)};
+      }
+    } else if (kind == "env") {
+      for (const auto& e : snap.env) {
+        if (e.key == name) return std::pair<int, json>{200, env_json(e)};
+      }
+    } else if (kind == "cron") {
+      for (const auto& t : snap.cron) {
+        if (t.name == name) return std::pair<int, json>{200, cron_json(t)};
+      }
+    } else {
+      for (const auto& d : snap.domains) {
+        if (d == name) return std::pair<int, json>{200, {{"host", d}}};
+      }
+    }
+    return not_found;
+  }
+  if (req.method != "PUT") return MethodNotAllowed(req);
+  if (kind == "domains") {
+    bool existed = std::find(snap.domains.begin(), snap.domains.end(), name) != snap.domains.end();
+    RETURN_IF_ERROR(apps->PutDomain(c.owner(), app, name));
+    return std::pair<int, json>{existed ? 200 : 201, {{"host", name}}};
+  }
+  if (!IsName(name)) {
+    return InvalidArgument("'" + name + "' is not a valid name (letters, digits, _ and -)",
+                           "invalid_name");
+  }
+  ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
+  if (kind == "functions") {
+    ASSIGN_OR_RETURN(std::string entrypoint, http::StringField(body, "entrypoint", true));
+    ASSIGN_OR_RETURN(std::string runtime, http::StringField(body, "runtime", true));
+    ASSIGN_OR_RETURN(std::string code, http::StringField(body, "code", true));
+    FunctionDef f{name, 1, entrypoint, runtime, code};
+    bool existed = false;
+    for (const auto& old : snap.functions) {
+      if (old.name == name) {
+        f.version = old.version + 1;
+        existed = true;
+      }
+    }
+    RETURN_IF_ERROR(plane->runtime->PutFunction(app, f));
+    return std::pair<int, json>{existed ? 200 : 201, fn_json(f, false)};
+  }
+  if (kind == "env") {
+    ASSIGN_OR_RETURN(std::string value, http::StringField(body, "value", true));
+    ASSIGN_OR_RETURN(bool secret, http::BoolField(body, "secret", false));
+    bool existed = false;
+    for (const auto& e : snap.env) existed |= e.key == name;
+    EnvVar e{name, value, secret};
+    RETURN_IF_ERROR(plane->runtime->PutEnv(app, e));
+    return std::pair<int, json>{existed ? 200 : 201, env_json(e)};
+  }
+  ASSIGN_OR_RETURN(std::string schedule, http::StringField(body, "schedule", true));
+  ASSIGN_OR_RETURN(std::string function, http::StringField(body, "function", true));
+  bool known = false, existed = false;
+  for (const auto& f : snap.functions) known |= f.name == function;
+  for (const auto& t : snap.cron) existed |= t.name == name;
+  if (!known) return InvalidArgument("field 'function': no function named '" + function + "'");
+  CronTrigger t{name, schedule, function};
+  RETURN_IF_ERROR(plane->runtime->PutCron(app, t));
+  return std::pair<int, json>{existed ? 200 : 201, cron_json(t)};
+}
+
+void Dispatch(System* sys, const Req& req, Res& res, const std::string& app,
+              const std::string& kind, const std::string& rest) {
+  auto caller = http::Authenticate(sys->store(), req);
+  if (!caller.ok()) return http::ReplyError(res, caller.status());
+  Status s;
+  if (kind == "blobs") {
+    s = Blobs(sys, *caller, req, res, app, rest);
+  } else {
+    Reply r = kind == "tables" ? Tables(sys, *caller, req, app, rest)
+                               : Runtime(sys, *caller, req, app, kind, rest);
+    if (r.ok()) {
+      if (r->first == 204) {
+        res.status = 204;
+      } else {
+        http::Reply(res, r->first, r->second);
+      }
+      return;
+    }
+    s = r.status();
+  }
+  if (!s.ok()) {
+    if (s.reason() == "method_not_allowed") {
+      http::Reply(res, 405, ErrorJson(s));
+      return;
+    }
+    if (s.reason() == "app_migrating") {
+      auto blocker = sys->migrations()->WriteBlocker(app);
+      res.set_header(
+          "Retry-After",
+          std::to_string(blocker.ok() && *blocker ? sys->migrations()->RetryAfterSeconds(**blocker)
+                                                  : 60));
+    }
+    http::ReplyError(res, s);
+  }
+}
+
+}  // namespace
+
+void HttpApi::RegisterDataRoutes() {
+  System* sys = sys_;
+  const std::string v1 = R"(/v1/apps/([^/]+)/(tables|blobs|functions|env|cron|domains)(?:/(.*))?)";
+  const std::string host = R"(/(tables|blobs|functions|env|cron|domains)(?:/(.*))?)";
+  auto by_path = [sys](const Req& req, Res& res) {
+    Dispatch(sys, req, res, req.matches[1], req.matches[2], req.matches[3]);
+  };
+  auto by_host = [sys](const Req& req, Res& res) {
+    auto app = AppForHost(sys, req.get_header_value("Host"));
+    if (!app) {
+      return http::ReplyError(
+          res, NotFound("no app is served at host '" + req.get_header_value("Host") + "'"));
+    }
+    Dispatch(sys, req, res, *app, req.matches[1], req.matches[2]);
+  };
+  for (const auto& [pattern, handler] :
+       {std::pair<std::string, httplib::Server::Handler>{v1, by_path}, {host, by_host}}) {
+    server_->Get(pattern, handler);
+    server_->Post(pattern, handler);
+    server_->Put(pattern, handler);
+    server_->Patch(pattern, handler);
+    server_->Delete(pattern, handler);
+  }
+}
+
+}  // namespace regionmove

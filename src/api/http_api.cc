@@ -1,0 +1,379 @@
+#include "api/http_api.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <map>
+#include <regex>
+
+#include "api/http_util.h"
+#include "api/routing.h"
+#include "api/views.h"
+#include "common/log.h"
+
+namespace regionmove {
+
+using http::Caller;
+using http::Reply;
+using http::ReplyError;
+using nlohmann::json;
+using Req = httplib::Request;
+using Res = httplib::Response;
+
+HttpApi::HttpApi(System* system, Metrics* metrics)
+    : sys_(system), metrics_(metrics), server_(std::make_unique<httplib::Server>()) {}
+
+HttpApi::~HttpApi() { Stop(); }
+
+Result<std::unique_ptr<HttpApi>> HttpApi::Make(System* system, Metrics* metrics) {
+  std::unique_ptr<HttpApi> api(new HttpApi(system, metrics));
+  api->Register();
+  api->RegisterDataRoutes();
+  return api;
+}
+
+Status HttpApi::Start(const std::string& host, int port) {
+  port_ =
+      port == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, port) ? port : -1);
+  if (port_ <= 0) {
+    return Unavailable("cannot listen on " + host + ":" + std::to_string(port) +
+                       " (address in use?)");
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  return Status::Ok();
+}
+
+void HttpApi::Stop() {
+  server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void HttpApi::Wait() {
+  if (thread_.joinable()) thread_.join();
+}
+
+namespace {
+
+// Runs a handler body that yields (status, json) or an error.
+template <typename Fn>
+void Handle(Res& res, Fn&& fn) {
+  Result<std::pair<int, json>> r = fn();
+  if (!r.ok()) return ReplyError(res, r.status());
+  Reply(res, r->first, r->second);
+}
+
+std::pair<int, json> Ok(json body) { return {200, std::move(body)}; }
+
+}  // namespace
+
+void HttpApi::Register() {
+  httplib::Server& s = *server_;
+  System* sys = sys_;
+  MigrationService* ms = sys->migrations();
+  Metrics* mx = metrics_;
+  int64_t max_body = sys->config().max_body_bytes;
+  s.set_payload_max_length(static_cast<size_t>(max_body));
+  mx->Describe("regionmove_http_requests_total", "counter", "HTTP requests by route and code");
+  mx->Describe("regionmove_guard_rejections_total", "counter",
+               "writes answered 503 app_migrating by the migration guard");
+  mx->Describe("regionmove_step_duration_seconds", "histogram", "duration of completed steps");
+  mx->Describe("regionmove_bytes_copied_total", "counter", "bytes moved by steps");
+  mx->Describe("regionmove_step_retries_total", "counter", "step retries");
+  mx->Describe("regionmove_migrations_finished_total", "counter", "migrations by final status");
+
+  // Before authentication and body parsing: the size limit and the migration guard.
+  s.set_pre_routing_handler([sys, ms, mx, max_body](const Req& req, Res& res) {
+    auto unread_body = [&] {
+      // The body is not read: the connection cannot carry another request.
+      res.set_header("Connection", "close");
+    };
+    if (req.has_header("Content-Length")) {
+      std::string len = req.get_header_value("Content-Length");
+      if (len.size() > 18 || std::stoll(len.empty() ? "0" : len) > max_body) {
+        unread_body();
+        ReplyError(res, Status(StatusCode::kInvalidArgument,
+                               "request body is larger than " + std::to_string(max_body) + " bytes",
+                               "payload_too_large"));
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
+    std::optional<std::string> app = DataWriteTarget(sys, req);
+    if (!app) return httplib::Server::HandlerResponse::Unhandled;
+    auto blocker = ms->WriteBlocker(*app);
+    if (!blocker.ok() || !*blocker) return httplib::Server::HandlerResponse::Unhandled;
+    const Migration& m = **blocker;
+    mx->Inc("regionmove_guard_rejections_total");
+    unread_body();
+    res.set_header("Retry-After", std::to_string(ms->RetryAfterSeconds(m)));
+    Reply(res, 503,
+          {{"error", "app_migrating"},
+           {"message", "app " + *app + " is moving from " + m.source_region + " to " +
+                           m.dest_region + "; writes are paused until the move finishes"},
+           {"migration_id", m.id},
+           {"step", StepName(m.current_step)}});
+    return httplib::Server::HandlerResponse::Handled;
+  });
+
+  s.set_logger([mx](const Req& req, const Res& res) {
+    std::string route = NormalizeRoute(req.path);
+    mx->Inc("regionmove_http_requests_total", "route=\"" + req.method + " " + route + "\",code=\"" +
+                                                  std::to_string(res.status) + "\"");
+    Log(LogLevel::kInfo, "http_request",
+        {{"method", req.method},
+         {"path", req.path},
+         {"route", route},
+         {"status", std::to_string(res.status)},
+         {"remote", req.remote_addr}});
+  });
+
+  s.set_error_handler([](const Req&, Res& res) {
+    if (!res.body.empty()) return;
+    Status st = res.status == 404   ? NotFound("no such route")
+                : res.status == 413 ? Status(StatusCode::kInvalidArgument, "request body too large",
+                                             "payload_too_large")
+                                    : Status(StatusCode::kInvalidArgument,
+                                             "bad request (" + std::to_string(res.status) + ")");
+    http::Reply(res, res.status, ErrorJson(st));
+  });
+
+  s.set_exception_handler([](const Req&, Res& res, std::exception_ptr ep) {
+    std::string what = "internal error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    Log(LogLevel::kError, "http_exception", {{"error", what}});
+    http::Reply(res, 500, {{"error", "internal"}, {"message", what}});
+  });
+
+  s.Get("/healthz", [sys](const Req&, Res& res) {
+    auto apps = sys->store()->ListApps("__healthz__");
+    if (!apps.ok()) return ReplyError(res, apps.status());
+    Reply(res, 200, {{"status", "ok"}});
+  });
+
+  s.Get("/metrics", [sys, mx](const Req&, Res& res) {
+    std::string extra;
+    auto active = sys->store()->ListActiveMigrations();
+    std::map<std::string, int> by;
+    if (active.ok()) {
+      for (const auto& m : *active) {
+        by["status=\"" + std::string(MigrationStatusName(m.status())) + "\",step=\"" +
+           std::string(StepName(m.current_step)) + "\""]++;
+      }
+    }
+    extra += "# HELP regionmove_active_migrations active migrations by status and step\n";
+    extra += "# TYPE regionmove_active_migrations gauge\n";
+    for (const auto& [labels, n] : by) {
+      extra += "regionmove_active_migrations{" + labels + "} " + std::to_string(n) + "\n";
+    }
+    auto replicas = sys->store()->ListRetainedReplicas();
+    extra += "# HELP regionmove_source_replicas retained source replicas\n";
+    extra += "# TYPE regionmove_source_replicas gauge\n";
+    extra +=
+        "regionmove_source_replicas " + std::to_string(replicas.ok() ? replicas->size() : 0) + "\n";
+    res.set_content(mx->Render(extra), "text/plain; version=0.0.4");
+  });
+
+  s.Get("/v1/regions", [sys](const Req&, Res& res) {
+    json regions = json::array();
+    for (const auto& r : sys->config().regions) regions.push_back(RegionJson(r));
+    Reply(res, 200, {{"regions", regions}});
+  });
+
+  // ---- apps
+  s.Post("/v1/apps", [sys](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
+      ASSIGN_OR_RETURN(std::string name, http::StringField(body, "name", true));
+      ASSIGN_OR_RETURN(std::string region, http::StringField(body, "region", true));
+      ASSIGN_OR_RETURN(std::string sub, http::StringField(body, "subdomain", false));
+      ASSIGN_OR_RETURN(App app, sys->apps()->CreateApp(c.user.name, name, region, sub));
+      return std::pair<int, json>{201, AppJson(app, sys->apps()->SizeBytes(app))};
+    });
+  });
+  s.Get("/v1/apps", [sys](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(auto apps, sys->store()->ListApps(c.owner()));
+      json out = json::array();
+      for (const auto& a : apps) out.push_back(AppJson(a, sys->apps()->SizeBytes(a)));
+      return Ok({{"apps", out}});
+    });
+  });
+  s.Get(R"(/v1/apps/([^/]+))", [sys, ms](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(App app, ms->OwnedApp(c.owner(), req.matches[1]));
+      return Ok(AppJson(app, sys->apps()->SizeBytes(app)));
+    });
+  });
+
+  // ---- moves and migrations
+  auto migration_json = [ms](const Migration& m) {
+    auto eta = ms->EtaSeconds(m);
+    json j = MigrationJson(m, ms->IsReversible(m), eta.value_or(-1));
+    if (!eta) j["progress"]["eta_seconds"] = nullptr;
+    return j;
+  };
+  s.Post(R"(/v1/apps/([^/]+)/move)", [sys, ms](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
+      ASSIGN_OR_RETURN(std::string dest, http::StringField(body, "dest_region", true));
+      ASSIGN_OR_RETURN(std::string strategy, http::StringField(body, "strategy", false));
+      ASSIGN_OR_RETURN(bool dry_run, http::BoolField(body, "dry_run", false));
+      if (dry_run) {
+        ASSIGN_OR_RETURN(json plan, ms->PlanMove(c.owner(), req.matches[1], dest, strategy));
+        return Ok(plan);
+      }
+      ASSIGN_OR_RETURN(Migration m, ms->Move(c.owner(), req.matches[1], dest, strategy));
+      return std::pair<int, json>{202, {{"migration_id", m.id}, {"status", "queued"}}};
+    });
+  });
+  s.Get(R"(/v1/apps/([^/]+)/migrations)", [sys, ms, migration_json](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(auto list, ms->List(c.owner(), req.matches[1]));
+      json out = json::array();
+      for (const auto& m : list) out.push_back(migration_json(m));
+      return Ok({{"migrations", out}});
+    });
+  });
+  s.Get(R"(/v1/apps/([^/]+)/migrations/active)",
+        [sys, ms, migration_json](const Req& req, Res& res) {
+          Handle(res, [&]() -> Result<std::pair<int, json>> {
+            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(auto active, ms->Active(c.owner(), req.matches[1]));
+            return Ok({{"migration", active ? migration_json(*active) : json(nullptr)}});
+          });
+        });
+  s.Get(R"(/v1/apps/([^/]+)/migrations/([^/]+))",
+        [sys, ms, migration_json](const Req& req, Res& res) {
+          Handle(res, [&]() -> Result<std::pair<int, json>> {
+            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(Migration m, ms->Get(c.owner(), req.matches[1], req.matches[2]));
+            return Ok(migration_json(m));
+          });
+        });
+  s.Get(R"(/v1/apps/([^/]+)/migrations/([^/]+)/events)", [sys, ms](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(auto events, ms->Events(c.owner(), req.matches[1], req.matches[2]));
+      json out = json::array();
+      for (const auto& e : events) out.push_back(EventJson(e));
+      return Ok({{"events", out}});
+    });
+  });
+  s.Post(R"(/v1/apps/([^/]+)/migrations/([^/]+)/abort)", [sys, ms](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(Migration m, ms->Abort(c.owner(), req.matches[1], req.matches[2]));
+      return std::pair<int, json>{202, {{"migration_id", m.id}, {"status", "aborting"}}};
+    });
+  });
+  s.Post(R"(/v1/apps/([^/]+)/migrations/([^/]+)/reverse)", [sys, ms](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(Migration r, ms->Reverse(c.owner(), req.matches[1], req.matches[2]));
+      return std::pair<int, json>{202,
+                                  {{"migration_id", r.id},
+                                   {"reverse_of", r.reverse_of},
+                                   {"path", r.reverse_path},
+                                   {"status", "queued"}}};
+    });
+  });
+
+  // ---- replicas
+  s.Get("/v1/source-replicas", [sys, ms](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(auto replicas, ms->ListReplicas(c.owner()));
+      json out = json::array();
+      for (const auto& r : replicas) out.push_back(ReplicaJson(r));
+      return Ok({{"source_replicas", out}});
+    });
+  });
+  s.Delete(R"(/v1/source-replicas/([^/]+))", [sys, ms](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      RETURN_IF_ERROR(ms->Teardown(c.owner(), req.matches[1]));
+      return Ok({{"migration_id", req.matches[1]}, {"status", kReplicaTornDown}});
+    });
+  });
+
+  // ---- admin
+  auto admin = [sys](const Req& req) -> Result<Caller> {
+    ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+    if (!c.user.admin) return http::Forbidden("admin token required");
+    return c;
+  };
+  s.Get("/v1/admin/migrations/summary", [sys, admin](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      RETURN_IF_ERROR(admin(req).status());
+      ASSIGN_OR_RETURN(auto active, sys->store()->ListActiveMigrations());
+      std::map<std::string, std::pair<int, int64_t>> by_step;
+      std::map<std::pair<std::string, std::string>, int> by_pair;
+      for (const auto& m : active) {
+        auto& [count, oldest] = by_step[std::string(StepName(m.current_step))];
+        ++count;
+        int64_t started = m.step_started_at_ms > 0 ? m.step_started_at_ms : m.initiated_at_ms;
+        oldest = oldest == 0 ? started : std::min(oldest, started);
+        by_pair[{m.source_region, m.dest_region}]++;
+      }
+      json steps = json::array(), pairs = json::array();
+      for (const auto& [step, v] : by_step) {
+        steps.push_back(
+            {{"step", step}, {"count", v.first}, {"oldest_started_at", FormatTimeMs(v.second)}});
+      }
+      for (const auto& [pair, n] : by_pair) {
+        pairs.push_back(
+            {{"source_region", pair.first}, {"dest_region", pair.second}, {"count", n}});
+      }
+      ASSIGN_OR_RETURN(auto replicas, sys->store()->ListRetainedReplicas());
+      return Ok({{"by_step", steps},
+                 {"by_region_pair", pairs},
+                 {"active_source_replicas", replicas.size()}});
+    });
+  });
+  s.Get("/v1/admin/region-state", [sys, admin](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      RETURN_IF_ERROR(admin(req).status());
+      ASSIGN_OR_RETURN(auto apps, sys->store()->ListApps(""));
+      std::map<std::string, std::pair<int, int64_t>> per;
+      for (const auto& a : apps) {
+        auto& [n, bytes] = per[a.region];
+        ++n;
+        bytes += sys->apps()->SizeBytes(a);
+      }
+      json regions = json::array(), unknown = json::array();
+      for (const auto& r : sys->config().regions) {
+        auto it = per.find(r.slug);
+        regions.push_back({{"slug", r.slug},
+                           {"status", r.status},
+                           {"apps", it == per.end() ? 0 : it->second.first},
+                           {"bytes", it == per.end() ? 0 : it->second.second}});
+      }
+      for (const auto& [slug, v] : per) {
+        if (!sys->config().FindRegion(slug)) {
+          unknown.push_back({{"slug", slug}, {"apps", v.first}, {"bytes", v.second}});
+        }
+      }
+      return Ok({{"regions", regions}, {"unknown_regions", unknown}});
+    });
+  });
+  s.Post(R"(/v1/admin/migrations/([^/]+)/repair)", [sys, admin](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      RETURN_IF_ERROR(admin(req).status());
+      RETURN_IF_ERROR(sys->store()->RepairMigration(req.matches[1], sys->clock()->NowMs()));
+      ASSIGN_OR_RETURN(Migration m, sys->store()->GetMigration(req.matches[1]));
+      return std::pair<int, json>{
+          202, {{"migration_id", m.id}, {"status", MigrationStatusName(m.status())}}};
+    });
+  });
+}
+
+}  // namespace regionmove

@@ -1,0 +1,50 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/metrics.h"
+#include "common/result.h"
+#include "service/system.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace regionmove {
+
+// The HTTP face of a System: the REST API of SPEC §7 (with the migration guard of §6),
+// /healthz, /metrics, and any extra handlers (MCP) mounted by the caller. Thread-safe once
+// listening; handlers run on the server's thread pool.
+class HttpApi {
+ public:
+  // Routes every request; `metrics` may be shared with the saga engine.
+  static Result<std::unique_ptr<HttpApi>> Make(System* system, Metrics* metrics);
+  ~HttpApi();
+
+  // Binds host:port (port 0 picks a free one) and serves on a background thread.
+  Status Start(const std::string& host, int port);
+  int port() const { return port_; }
+  // Stops accepting and joins the server thread.
+  void Stop();
+  // Blocks until Stop() is called from elsewhere (signal handler thread).
+  void Wait();
+
+  httplib::Server* server() { return server_.get(); }
+
+ private:
+  HttpApi(System* system, Metrics* metrics);
+  void Register();
+  void RegisterDataRoutes();
+
+  System* sys_;
+  Metrics* metrics_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace regionmove

@@ -1,0 +1,83 @@
+#include "api/http_util.h"
+
+#include "api/views.h"
+#include "common/hash.h"
+
+namespace regionmove::http {
+
+using nlohmann::json;
+
+Status Unauthorized(const std::string& why) {
+  return Status(StatusCode::kPermanent, why, "unauthorized");
+}
+Status Forbidden(const std::string& why) {
+  return Status(StatusCode::kPermanent, why, "forbidden");
+}
+
+Result<Caller> Authenticate(ControlStore* store, const httplib::Request& req) {
+  std::string auth = req.get_header_value("Authorization");
+  const std::string prefix = "Bearer ";
+  if (auth.size() <= prefix.size() || auth.compare(0, prefix.size(), prefix) != 0) {
+    return Unauthorized("missing bearer token (Authorization: Bearer <token>)");
+  }
+  auto user = store->UserForTokenHash(Sha256Hex(auth.substr(prefix.size())));
+  if (!user.ok()) return Unauthorized("unknown token");
+  return Caller{*user};
+}
+
+Result<json> ParseJsonBody(const httplib::Request& req) {
+  if (req.body.empty()) return json::object();
+  try {
+    return json::parse(req.body);
+  } catch (const json::parse_error& e) {
+    return InvalidArgument("malformed JSON at byte " + std::to_string(e.byte) + ": " +
+                               std::string(e.what()).substr(std::string(e.what()).find(':') + 2),
+                           "invalid_json");
+  }
+}
+
+Result<std::string> StringField(const json& body, const char* name, bool required) {
+  if (!body.is_object()) return InvalidArgument("the body must be a JSON object");
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) {
+    if (required) return InvalidArgument(std::string("field '") + name + "' is required");
+    return std::string();
+  }
+  if (!it->is_string())
+    return InvalidArgument(std::string("field '") + name + "' must be a string");
+  return it->get<std::string>();
+}
+
+Result<bool> BoolField(const json& body, const char* name, bool fallback) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) {
+    return InvalidArgument(std::string("field '") + name + "' must be a boolean");
+  }
+  return it->get<bool>();
+}
+
+Result<int> IntParam(const httplib::Request& req, const char* name, int fallback, int max) {
+  if (!req.has_param(name)) return fallback;
+  std::string v = req.get_param_value(name);
+  if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) {
+    return InvalidArgument(std::string("parameter '") + name + "' must be a non-negative integer");
+  }
+  int n = std::stoi(v);
+  if (n > max) {
+    return InvalidArgument(std::string("parameter '") + name + "' must be at most " +
+                           std::to_string(max));
+  }
+  return n;
+}
+
+void Reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void ReplyError(httplib::Response& res, const Status& s) {
+  Reply(res, HttpStatusFor(s), ErrorJson(s));
+}
+
+}  // namespace regionmove::http

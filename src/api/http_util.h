@@ -1,0 +1,38 @@
+#pragma once
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "domain/app.h"
+#include "store/control_store.h"
+
+namespace regionmove::http {
+
+// The authenticated caller. Admins act for every owner.
+struct Caller {
+  User user;
+  std::string owner() const { return user.admin ? std::string() : user.name; }
+};
+
+// Bearer token -> user. Unauthorized (401) when missing or unknown.
+Result<Caller> Authenticate(ControlStore* store, const httplib::Request& req);
+// The request body as JSON: invalid_json (400) saying what is wrong; an empty body is {}.
+Result<nlohmann::json> ParseJsonBody(const httplib::Request& req);
+
+// Field readers: InvalidArgument naming the field when missing (if required) or ill-typed.
+Result<std::string> StringField(const nlohmann::json& body, const char* name, bool required);
+Result<bool> BoolField(const nlohmann::json& body, const char* name, bool fallback);
+// A non-negative integer query parameter with a default and a maximum.
+Result<int> IntParam(const httplib::Request& req, const char* name, int fallback, int max);
+
+void Reply(httplib::Response& res, int status, const nlohmann::json& body);
+void ReplyError(httplib::Response& res, const Status& s);
+
+Status Unauthorized(const std::string& why);
+Status Forbidden(const std::string& why);
+
+}  // namespace regionmove::http

@@ -1,0 +1,22 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace httplib {
+struct Request;
+}
+
+namespace regionmove {
+
+class System;
+
+// The app whose data a request writes (POST/PUT/PATCH/DELETE under /v1/apps/{id}/<data> or a
+// host-routed /<data> path), or nullopt for any other request. Used by the guard.
+std::optional<std::string> DataWriteTarget(System* sys, const httplib::Request& req);
+// The app a Host header names: a custom domain, or <subdomain>.<apps_domain>.
+std::optional<std::string> AppForHost(System* sys, const std::string& host_header);
+// "/v1/apps/app_x/tables/t/r1" -> "/v1/apps/{app_id}/tables/{table}/{id}" (for metrics).
+std::string NormalizeRoute(const std::string& path);
+
+}  // namespace regionmove

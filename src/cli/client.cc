@@ -1,0 +1,369 @@
+#include "cli/client.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/progress.h"
+#include "common/clock.h"
+#include "domain/migration.h"
+
+namespace regionmove {
+
+using nlohmann::json;
+
+namespace {
+
+// The fields of an AppMigration that the progress display needs.
+Migration FromJson(const json& j) {
+  Migration m;
+  m.id = j.value("migration_id", "");
+  m.reverse_path = j["path"].is_string() ? j["path"].get<std::string>() : "";
+  m.source_region = j.value("source_region", "");
+  m.dest_region = j.value("dest_region", "");
+  m.current_step = ParseStep(j.value("current_step", "requested")).value_or(Step::kRequested);
+  std::string status = j.value("status", "running");
+  m.admitted = status != "queued";
+  m.abort_requested = status == "aborting";
+  m.last_error = j["last_error"].is_string() ? j["last_error"].get<std::string>() : "";
+  const json& p = j["progress"];
+  if (p.is_object()) {
+    m.progress.bytes_done = p.value("bytes_done", int64_t{0});
+    m.progress.bytes_total = p.value("bytes_total", int64_t{0});
+  }
+  m.step_started_at_ms = 0;
+  return m;
+}
+
+}  // namespace
+
+struct ClientCommands::Impl {
+  std::string server, token;
+  bool as_json = false;
+  std::function<int()> run;
+
+  struct Response {
+    int status = 0;
+    json body;
+  };
+
+  std::unique_ptr<httplib::Client> Connect() {
+    std::string url = server.empty() ? "http://127.0.0.1:8080" : server;
+    auto c = std::make_unique<httplib::Client>(url);
+    c->set_connection_timeout(5);
+    c->set_read_timeout(60);
+    if (!token.empty()) c->set_bearer_token_auth(token);
+    return c;
+  }
+
+  // One request; prints the error and returns nullopt on failure.
+  std::optional<Response> Call(const std::string& method, const std::string& path,
+                               const json* body = nullptr) {
+    auto c = Connect();
+    httplib::Result r = method == "GET" ? c->Get(path)
+                        : method == "POST"
+                            ? c->Post(path, body ? body->dump() : "{}", "application/json")
+                            : c->Delete(path);
+    if (!r) {
+      std::cerr << "error: cannot reach " << (server.empty() ? "http://127.0.0.1:8080" : server)
+                << " (" << httplib::to_string(r.error()) << "); is `regionmove serve` running?\n";
+      return std::nullopt;
+    }
+    Response out{r->status, json::parse(r->body, nullptr, false)};
+    if (r->status >= 400) {
+      if (as_json) {
+        std::cout << r->body << "\n";
+      } else if (out.body.is_object()) {
+        std::cerr << "error: " << out.body.value("error", "error") << ": "
+                  << out.body.value("message", "") << "\n";
+      } else {
+        std::cerr << "error: HTTP " << r->status << "\n";
+      }
+      return std::nullopt;
+    }
+    return out;
+  }
+
+  int Print(const std::optional<Response>& r, const std::function<void(const json&)>& human) {
+    if (!r) return 1;
+    if (as_json) {
+      std::cout << r->body.dump(2) << "\n";
+    } else {
+      human(r->body);
+    }
+    return 0;
+  }
+
+  int Follow(const std::string& app, const std::string& id) {
+    ProgressPrinter printer(stdout);
+    while (true) {
+      auto r = Call("GET", "/v1/apps/" + app + "/migrations/" + id);
+      if (!r) return 1;
+      Migration m = FromJson(r->body);
+      std::string status = r->body.value("status", "");
+      if (status == "completed" || status == "aborted" || status == "failed") {
+        printer.Finish(m, SystemClock::Default()->NowMs());
+        if (status != "completed") {
+          std::cout << "migration " << id << " " << status;
+          if (!m.last_error.empty()) std::cout << ": " << m.last_error;
+          std::cout << "\n";
+        }
+        return status == "completed" ? 0 : 3;
+      }
+      printer.Update(m, SystemClock::Default()->NowMs());
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  }
+
+  static void PrintMigration(const json& m) {
+    std::cout << "migration " << m.value("migration_id", "") << " (" << m.value("kind", "")
+              << (m["path"].is_string() ? ", " + m["path"].get<std::string>() + " path" : "")
+              << ")\n"
+              << "  " << m.value("source_region", "") << " -> " << m.value("dest_region", "")
+              << "  step " << m["progress"].value("step_index", 0) << "/"
+              << m["progress"].value("step_count", 11) << " " << m.value("current_step", "")
+              << "  status " << m.value("status", "") << "\n"
+              << "  " << m.value("step_label", "") << "\n"
+              << "  source replica: " << m.value("source_replica_state", "")
+              << "  abortable: " << (m.value("abortable", false) ? "yes" : "no")
+              << "  reversible: " << (m.value("reversible", false) ? "yes" : "no") << "\n";
+    if (m["last_error"].is_string()) std::cout << "  last error: " << m["last_error"] << "\n";
+  }
+};
+
+ClientCommands::ClientCommands(CLI::App& app) : impl_(std::make_shared<Impl>()) {
+  Impl* d = impl_.get();
+  if (const char* s = std::getenv("REGIONMOVE_SERVER")) d->server = s;
+  if (const char* t = std::getenv("REGIONMOVE_TOKEN")) d->token = t;
+  auto common = [d](CLI::App* cmd) {
+    cmd->add_option("--server", d->server, "server URL (env REGIONMOVE_SERVER)");
+    cmd->add_option("--token", d->token, "bearer token (env REGIONMOVE_TOKEN)");
+    cmd->add_flag("--json", d->as_json, "print the JSON answer");
+  };
+
+  auto* regions = app.add_subcommand("regions", "list the regions");
+  common(regions);
+  regions->callback([d] {
+    d->run = [d] {
+      return d->Print(d->Call("GET", "/v1/regions"), [](const json& b) {
+        for (const auto& r : b["regions"]) {
+          std::printf("%-16s %-28s %-10s %s\n", r.value("slug", "").c_str(),
+                      r.value("name", "").c_str(), r.value("status", "").c_str(),
+                      r.value("accepting_moves", false) ? "accepting moves" : "not accepting");
+        }
+      });
+    };
+  });
+
+  // ---- apps
+  auto* apps = app.add_subcommand("apps", "create, list and show apps");
+  apps->require_subcommand(1);
+  auto app_line = [](const json& a) {
+    std::printf("%-18s %-20s %-16s %-10s %s\n", a.value("app_id", "").c_str(),
+                a.value("name", "").c_str(), a.value("region", "").c_str(),
+                a.value("status", "").c_str(), HumanBytes(a.value("size_bytes", 0)).c_str());
+  };
+  auto* create = apps->add_subcommand("create", "create an app");
+  common(create);
+  auto name = std::make_shared<std::string>(), region = std::make_shared<std::string>(),
+       sub = std::make_shared<std::string>();
+  create->add_option("name", *name, "app name")->required();
+  create->add_option("--region", *region, "region slug")->required();
+  create->add_option("--subdomain", *sub, "subdomain (default: from the app id)");
+  create->callback([d, name, region, sub, app_line] {
+    d->run = [=] {
+      json body = {{"name", *name}, {"region", *region}};
+      if (!sub->empty()) body["subdomain"] = *sub;
+      return d->Print(d->Call("POST", "/v1/apps", &body), app_line);
+    };
+  });
+  auto* list = apps->add_subcommand("list", "list your apps");
+  common(list);
+  list->callback([d, app_line] {
+    d->run = [=] {
+      return d->Print(d->Call("GET", "/v1/apps"), [&](const json& b) {
+        for (const auto& a : b["apps"]) app_line(a);
+      });
+    };
+  });
+  auto* show = apps->add_subcommand("show", "show one app");
+  common(show);
+  auto app_id = std::make_shared<std::string>();
+  show->add_option("app", *app_id, "app id")->required();
+  show->callback([d, app_id] {
+    d->run = [=] {
+      return d->Print(d->Call("GET", "/v1/apps/" + *app_id),
+                      [](const json& a) { std::cout << a.dump(2) << "\n"; });
+    };
+  });
+
+  // ---- move
+  auto* move = app.add_subcommand("move", "move an app to another region");
+  common(move);
+  auto dest = std::make_shared<std::string>(), strategy = std::make_shared<std::string>();
+  auto follow = std::make_shared<bool>(false), dry = std::make_shared<bool>(false);
+  move->add_option("app", *app_id, "app id")->required();
+  move->add_option("region", *dest, "destination region")->required();
+  move->add_option("--strategy", *strategy, "offline (default)");
+  move->add_flag("--follow", *follow, "show live progress until the move ends");
+  move->add_flag("--dry-run", *dry, "show the plan without moving");
+  move->callback([d, app_id, dest, strategy, follow, dry] {
+    d->run = [=] {
+      json body = {{"dest_region", *dest}, {"dry_run", *dry}};
+      if (!strategy->empty()) body["strategy"] = *strategy;
+      auto r = d->Call("POST", "/v1/apps/" + *app_id + "/move", &body);
+      if (!r) return 1;
+      if (*dry || d->as_json || !*follow) {
+        if (d->as_json || *dry) {
+          std::cout << r->body.dump(2) << "\n";
+        } else {
+          std::cout << "migration " << r->body.value("migration_id", "") << " queued\n";
+        }
+        return 0;
+      }
+      std::cout << "migration " << r->body.value("migration_id", "") << " queued\n";
+      return d->Follow(*app_id, r->body.value("migration_id", ""));
+    };
+  });
+
+  // ---- migrations
+  auto* migs = app.add_subcommand("migrations", "inspect, abort and reverse migrations");
+  migs->require_subcommand(1);
+  auto mig_id = std::make_shared<std::string>();
+  auto* status = migs->add_subcommand("status", "show a migration");
+  common(status);
+  status->add_option("app", *app_id, "app id")->required();
+  status->add_option("migration", *mig_id, "migration id")->required();
+  status->add_flag("--follow", *follow, "show live progress until it ends");
+  status->callback([d, app_id, mig_id, follow] {
+    d->run = [=] {
+      if (*follow && !d->as_json) return d->Follow(*app_id, *mig_id);
+      return d->Print(d->Call("GET", "/v1/apps/" + *app_id + "/migrations/" + *mig_id),
+                      Impl::PrintMigration);
+    };
+  });
+  auto* active = migs->add_subcommand("active", "show the app's active migration");
+  common(active);
+  active->add_option("app", *app_id, "app id")->required();
+  active->callback([d, app_id] {
+    d->run = [=] {
+      return d->Print(d->Call("GET", "/v1/apps/" + *app_id + "/migrations/active"),
+                      [](const json& b) {
+                        if (b["migration"].is_null()) {
+                          std::cout << "no active migration\n";
+                        } else {
+                          Impl::PrintMigration(b["migration"]);
+                        }
+                      });
+    };
+  });
+  auto* mlist = migs->add_subcommand("list", "list the app's migrations, newest first");
+  common(mlist);
+  mlist->add_option("app", *app_id, "app id")->required();
+  mlist->callback([d, app_id] {
+    d->run = [=] {
+      return d->Print(d->Call("GET", "/v1/apps/" + *app_id + "/migrations"), [](const json& b) {
+        for (const auto& m : b["migrations"]) {
+          std::printf("%s  %-7s %-14s -> %-14s %-10s %s\n", m.value("migration_id", "").c_str(),
+                      m.value("kind", "").c_str(), m.value("source_region", "").c_str(),
+                      m.value("dest_region", "").c_str(), m.value("status", "").c_str(),
+                      m.value("current_step", "").c_str());
+        }
+      });
+    };
+  });
+  auto* abort = migs->add_subcommand("abort", "abort a migration before its cutover");
+  common(abort);
+  abort->add_option("app", *app_id, "app id")->required();
+  abort->add_option("migration", *mig_id, "migration id")->required();
+  abort->callback([d, app_id, mig_id] {
+    d->run = [=] {
+      return d->Print(d->Call("POST", "/v1/apps/" + *app_id + "/migrations/" + *mig_id + "/abort"),
+                      [](const json& b) {
+                        std::cout << "migration " << b.value("migration_id", "") << " is "
+                                  << b.value("status", "") << "\n";
+                      });
+    };
+  });
+  auto* reverse = migs->add_subcommand("reverse", "move the app back (fast through the replica)");
+  common(reverse);
+  reverse->add_option("app", *app_id, "app id")->required();
+  reverse->add_option("migration", *mig_id, "the completed migration to reverse")->required();
+  reverse->add_flag("--follow", *follow, "show live progress until it ends");
+  reverse->callback([d, app_id, mig_id, follow] {
+    d->run = [=] {
+      auto r = d->Call("POST", "/v1/apps/" + *app_id + "/migrations/" + *mig_id + "/reverse");
+      if (!r) return 1;
+      if (d->as_json) {
+        std::cout << r->body.dump(2) << "\n";
+        return 0;
+      }
+      std::cout << "reverse " << r->body.value("migration_id", "") << " queued ("
+                << r->body.value("path", "") << " path)\n";
+      return *follow ? d->Follow(*app_id, r->body.value("migration_id", "")) : 0;
+    };
+  });
+  auto* events = migs->add_subcommand("events", "show a migration's history");
+  common(events);
+  events->add_option("app", *app_id, "app id")->required();
+  events->add_option("migration", *mig_id, "migration id")->required();
+  events->callback([d, app_id, mig_id] {
+    d->run = [=] {
+      return d->Print(
+          d->Call("GET", "/v1/apps/" + *app_id + "/migrations/" + *mig_id + "/events"),
+          [](const json& b) {
+            for (const auto& e : b["events"]) {
+              std::printf("%s  %-16s %-30s -> %-30s %6lldms %s%s\n",
+                          e["ended_at"].is_string() ? e["ended_at"].get<std::string>().c_str() : "",
+                          e.value("type", "").c_str(), e.value("from", "").c_str(),
+                          e.value("to", "").c_str(),
+                          static_cast<long long>(e.value("duration_ms", int64_t{0})),
+                          e.value("message", "").c_str(),
+                          e["error"].is_string()
+                              ? (" error: " + e["error"].get<std::string>()).c_str()
+                              : "");
+            }
+          });
+    };
+  });
+
+  // ---- replicas
+  auto* replicas = app.add_subcommand("replicas", "list and tear down source replicas");
+  replicas->require_subcommand(1);
+  auto* rlist = replicas->add_subcommand("list", "list retained source replicas");
+  common(rlist);
+  rlist->callback([d] {
+    d->run = [d] {
+      return d->Print(d->Call("GET", "/v1/source-replicas"), [](const json& b) {
+        for (const auto& r : b["source_replicas"]) {
+          std::printf("%s  %-18s replica in %-14s (app in %s)  %s  lag %s  ~$%.2f/month\n",
+                      r.value("migration_id", "").c_str(), r.value("app_id", "").c_str(),
+                      r.value("source_region", "").c_str(), r.value("dest_region", "").c_str(),
+                      HumanBytes(r.value("size_bytes", 0)).c_str(),
+                      HumanBytes(r.value("lag_bytes", 0)).c_str(),
+                      r.value("estimated_monthly_cost_usd", 0.0));
+        }
+        if (b["source_replicas"].empty()) std::cout << "no retained source replicas\n";
+      });
+    };
+  });
+  auto* teardown = replicas->add_subcommand("teardown", "tear down a migration's source replica");
+  common(teardown);
+  teardown->add_option("migration", *mig_id, "migration id")->required();
+  teardown->callback([d, mig_id] {
+    d->run = [=] {
+      return d->Print(d->Call("DELETE", "/v1/source-replicas/" + *mig_id), [](const json& b) {
+        std::cout << "replica of " << b.value("migration_id", "") << " " << b.value("status", "")
+                  << "\n";
+      });
+    };
+  });
+}
+
+int ClientCommands::Run() { return impl_->run ? impl_->run() : -1; }
+
+}  // namespace regionmove
