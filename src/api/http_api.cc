@@ -29,6 +29,7 @@ Result<std::unique_ptr<HttpApi>> HttpApi::Make(System* system, Metrics* metrics)
   std::unique_ptr<HttpApi> api(new HttpApi(system, metrics));
   api->Register();
   api->RegisterDataRoutes();
+  api->RegisterMcp();
   return api;
 }
 
@@ -213,12 +214,7 @@ void HttpApi::Register() {
   });
 
   // ---- moves and migrations
-  auto migration_json = [ms](const Migration& m) {
-    auto eta = ms->EtaSeconds(m);
-    json j = MigrationJson(m, ms->IsReversible(m), eta.value_or(-1));
-    if (!eta) j["progress"]["eta_seconds"] = nullptr;
-    return j;
-  };
+  auto migration_json = [ms](const Migration& m) { return MigrationView(ms, m); };
   s.Post(R"(/v1/apps/([^/]+)/move)", [sys, ms](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));

@@ -39,10 +39,13 @@ class HttpApi {
   HttpApi(System* system, Metrics* metrics);
   void Register();
   void RegisterDataRoutes();
+  void RegisterMcp();
 
   System* sys_;
   Metrics* metrics_;
   std::unique_ptr<httplib::Server> server_;
+  struct McpSessions;
+  std::shared_ptr<McpSessions> mcp_;
   std::thread thread_;
   int port_ = 0;
 };

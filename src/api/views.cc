@@ -59,6 +59,13 @@ json MigrationJson(const Migration& m, bool reversible, int64_t eta_seconds) {
           {"resources", resources}};
 }
 
+json MigrationView(MigrationService* ms, const Migration& m) {
+  auto eta = ms->EtaSeconds(m);
+  json j = MigrationJson(m, ms->IsReversible(m), eta.value_or(0));
+  if (!eta) j["progress"]["eta_seconds"] = nullptr;
+  return j;
+}
+
 json EventJson(const MigrationEvent& e) {
   return {{"seq", e.seq},
           {"type", e.type},

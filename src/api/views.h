@@ -13,6 +13,8 @@ namespace regionmove {
 nlohmann::json AppJson(const App& app, int64_t size_bytes);
 // `reversible` is computed by the caller (it needs the app's other migrations).
 nlohmann::json MigrationJson(const Migration& m, bool reversible, int64_t eta_seconds);
+// MigrationJson with `reversible` and the ETA worked out by the service.
+nlohmann::json MigrationView(MigrationService* ms, const Migration& m);
 nlohmann::json EventJson(const MigrationEvent& e);
 nlohmann::json ReplicaJson(const ReplicaInfo& r);
 nlohmann::json RegionJson(const RegionConfig& r);

@@ -5,6 +5,7 @@
 
 #include "cli/client.h"
 #include "cli/demo.h"
+#include "cli/mcp_stdio.h"
 #include "cli/serve.h"
 #include "config/config.h"
 
@@ -53,12 +54,29 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--listen", listen, "host:port (default: server.listen of the config)");
   auto* worker_cmd = app.add_subcommand("worker", "run saga workers only (no HTTP)");
 
+  auto* mcp_cmd = app.add_subcommand("mcp", "MCP server on stdio (for agents)");
+  std::string mcp_user, mcp_server, mcp_token;
+  if (const char* s = std::getenv("REGIONMOVE_SERVER")) mcp_server = s;
+  if (const char* t = std::getenv("REGIONMOVE_TOKEN")) mcp_token = t;
+  mcp_cmd->add_option("--user", mcp_user, "in-process mode: act as this configured user");
+  mcp_cmd->add_option("--server", mcp_server, "client mode: the regionmove server URL");
+  mcp_cmd->add_option("--token", mcp_token, "client mode: bearer token");
+
   regionmove::ClientCommands client(app);
 
   CLI11_PARSE(app, argc, argv);
   if (int rc = client.Run(); rc >= 0) return rc;
   if (*serve_cmd) return regionmove::RunServe(config_path, listen);
   if (*worker_cmd) return regionmove::RunWorker(config_path);
+  if (*mcp_cmd) {
+    if (mcp_user.empty() && mcp_server.empty()) {
+      std::cerr << "regionmove mcp: give --user NAME (in process) or --server URL --token T\n";
+      return 2;
+    }
+    // An explicit --user selects the in-process mode even when REGIONMOVE_SERVER is set.
+    return regionmove::RunMcpStdio(config_path, mcp_user, mcp_user.empty() ? mcp_server : "",
+                                   mcp_token);
+  }
   if (*config_cmd) return regionmove::PrintConfig(config_path);
   if (*demo_cmd) return regionmove::RunDemo(config_path, demo_rows, demo_blob_mib);
   if (*version_cmd) {
