@@ -3,10 +3,13 @@ PRESET ?= default
 BUILD_DIR := $(if $(filter asan,$(PRESET)),build-asan,build)
 JOBS ?= 2
 
-.PHONY: deps configure build test test-asan demo format clean
+.PHONY: deps test-deps configure build test test-asan demo format clean
 
 deps:
 	@bash scripts/install-deps.sh
+
+test-deps:
+	@bash scripts/install-deps.sh --test
 
 configure: deps
 	@test -f $(BUILD_DIR)/build.ninja || cmake --preset $(PRESET) >/dev/null
@@ -14,7 +17,7 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: build
+test: test-deps build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 test-asan:

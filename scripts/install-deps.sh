@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages regionmove needs to build and test. Idempotent: when every
-# package is present it prints nothing and touches nothing.
+# Installs the Debian packages regionmove needs to build (and, with --test, to run its tests:
+# Node.js and the MCP SDK). Idempotent: when everything is present it prints nothing and
+# touches nothing.
 set -euo pipefail
+with_tests=0
+[ "${1:-}" = "--test" ] && with_tests=1
 
 pkgs=(
   cmake ninja-build g++ ccache pkg-config
@@ -11,15 +14,28 @@ pkgs=(
   clang-format
 )
 
+if [ $with_tests = 1 ] && ! command -v node >/dev/null 2>&1; then pkgs+=(nodejs npm); fi
+
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq >/dev/null
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
-echo "installing: ${missing[*]}"
-sudo_cmd=""
-[ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo_cmd apt-get update -qq >/dev/null
-$sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+[ $with_tests = 1 ] || exit 0
+
+# The official MCP TypeScript SDK for the MCP tests, pinned by tests/mcp/package-lock.json.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+lock="$root/tests/mcp/package-lock.json"
+stamp="$root/tests/mcp/node_modules/.package-lock.json"
+if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
+  echo "installing the MCP test client (npm ci in tests/mcp)"
+  npm ci --prefix "$root/tests/mcp" --no-audit --no-fund --loglevel=error >/dev/null
+fi

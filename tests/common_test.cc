@@ -98,3 +98,24 @@ TEST(Result, MacrosPropagate) {
 
 }  // namespace
 }  // namespace regionmove
+
+#include "common/fault_points.h"
+
+namespace regionmove {
+namespace {
+
+TEST(FaultPoints, SpecArmsAndRejects) {
+  FaultPoints f;
+  ASSERT_OK(f.ArmFromSpec("a=error:2;b=delay:1:1"));
+  EXPECT_TRUE(f.Hit("a").retryable());
+  EXPECT_FALSE(f.Hit("a").ok());
+  EXPECT_OK(f.Hit("a"));
+  EXPECT_OK(f.Hit("b"));
+  EXPECT_EQ(f.hits("a"), 3);
+  for (const char* bad : {"a", "a=boom:1", "a=delay", "a=delay:x", "a=error:1:2"}) {
+    EXPECT_FALSE(f.ArmFromSpec(bad).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace regionmove

@@ -37,6 +37,7 @@ int PrintConfig(const std::string& config_path) {
 int main(int argc, char** argv) {
   CLI::App app{"regionmove: move a tenant app between regions, safely"};
   app.require_subcommand(1);
+  app.fallthrough();  // --config may follow the subcommand: `regionmove serve --config FILE`
   std::string config_path;
   app.add_option("--config", config_path,
                  "configuration file (TOML); the embedded default if absent");

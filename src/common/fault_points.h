@@ -18,6 +18,11 @@ class FaultPoints {
   // The next `times` hits of `point` sleep `ms` (real time) before passing.
   void ArmDelay(const std::string& point, int ms, int times = 1);
   void DisarmAll();
+  // Arms points from a spec such as "unblocking_writes=delay:1500:1;copying_blobs=error:2"
+  // (delay:MS[:TIMES] or error:TIMES, the error being retryable). For the
+  // REGIONMOVE_FAULTS environment variable that out-of-process tests set; InvalidArgument when
+  // malformed.
+  Status ArmFromSpec(const std::string& spec);
   // Ok unless an armed fault fires.
   Status Hit(const std::string& point);
   int hits(const std::string& point);

@@ -1,5 +1,6 @@
 #include "service/system.h"
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "common/log.h"
@@ -16,6 +17,10 @@ Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock,
     return InvalidArgument("control_store.engine '" + config.control_store_engine +
                                "' is not available in this build (sqlite is)",
                            "invalid_config");
+  }
+  if (const char* faults = std::getenv("REGIONMOVE_FAULTS")) {
+    RETURN_IF_ERROR(sys->faults_.ArmFromSpec(faults));
+    Log(LogLevel::kWarn, "faults_armed", {{"spec", faults}});
   }
   ASSIGN_OR_RETURN(auto store, SqliteControlStore::Open(config.control_store_path));
   sys->store_ = std::move(store);

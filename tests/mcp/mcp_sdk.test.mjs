@@ -1,0 +1,232 @@
+// regionmove's MCP server driven by the official MCP TypeScript SDK, over Streamable HTTP and
+// over stdio (client mode and in-process mode): the agent flow of the seed and its error cases.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const BIN = process.env.REGIONMOVE_BIN ?? resolve(here, '../../build/regionmove');
+const ALICE = 'alice-mcp-token';
+const BOB = 'bob-mcp-token';
+const cleanups = [];
+after(async () => { for (const fn of cleanups.reverse()) await fn(); });
+
+function makeConfig() {
+  const dir = mkdtempSync(join(tmpdir(), 'regionmove-mcp-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  let toml = `[server]\ndata_dir = "var"\n[saga]\nworkers = 2\n` +
+    `[[users]]\nname = "alice"\ntoken = "${ALICE}"\n[[users]]\nname = "bob"\ntoken = "${BOB}"\n`;
+  for (const slug of ['us-east-1', 'eu-west-1', 'ap-southeast-1']) {
+    toml += `[[regions]]\nslug = "${slug}"\ndatabase = { engine = "sqlite", dir = "regions/${slug}/db" }\n` +
+      `blobs = { engine = "fs", dir = "regions/${slug}/blobs" }\n`;
+  }
+  const path = join(dir, 'regionmove.toml');
+  writeFileSync(path, toml);
+  return path;
+}
+
+// Starts `regionmove serve` on a free port; resolves to { base, stop }.
+function startServer(config, env = {}) {
+  return new Promise((resolvePromise, reject) => {
+    const proc = spawn(BIN, ['serve', '--config', config, '--listen', '127.0.0.1:0'], {
+      env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    const timer = setTimeout(() => reject(new Error('server did not start: ' + log)), 15000);
+    proc.stderr.on('data', (chunk) => {
+      log += chunk;
+      const m = /serving on (http:\/\/[0-9.:]+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        const stop = () => new Promise((done) => {
+          if (proc.exitCode !== null) return done();
+          proc.once('exit', () => done());
+          proc.kill('SIGTERM');
+        });
+        cleanups.push(stop);
+        resolvePromise({ base: m[1], stop });
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${log}`)));
+  });
+}
+
+async function rest(base, token, method, path, body) {
+  const res = await fetch(base + path, {
+    method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+async function createApp(base, token, rows = 50) {
+  const app = await rest(base, token, 'POST', '/v1/apps', { name: 'shop', region: 'us-east-1' });
+  assert.equal(app.status, 201, JSON.stringify(app.body));
+  const id = app.body.app_id;
+  await rest(base, token, 'POST', `/v1/apps/${id}/tables`,
+    { name: 'orders', columns: [{ name: 'total', type: 'real' }] });
+  const data = Array.from({ length: rows }, (_, i) => ({ id: `o${i}`, total: i }));
+  assert.equal((await rest(base, token, 'POST', `/v1/apps/${id}/tables/orders`, data)).status, 201);
+  return id;
+}
+
+async function call(client, name, args = {}) {
+  const r = await client.callTool({ name, arguments: args });
+  assert.ok(Array.isArray(r.content) && r.content[0].type === 'text', 'text content');
+  assert.deepEqual(JSON.parse(r.content[0].text), r.structuredContent, 'text renders the result');
+  return r;
+}
+
+async function waitDone(client, appId, migrationId, until = (m) =>
+  ['completed', 'aborted', 'failed'].includes(m.status)) {
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline) {
+    const r = await call(client, 'move_app_status', { app_id: appId, migration_id: migrationId });
+    assert.equal(r.isError, false, JSON.stringify(r.structuredContent));
+    if (until(r.structuredContent)) return r.structuredContent;
+    await new Promise((s) => setTimeout(s, 25));
+  }
+  throw new Error(`migration ${migrationId} did not get there`);
+}
+
+async function checkTools(client) {
+  const { tools } = await client.listTools();
+  const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
+  assert.deepEqual(Object.keys(byName).sort(), ['list_regions', 'manage_migrations', 'move_app',
+    'move_app_status', 'teardown_source_replica']);
+  for (const t of tools) {
+    assert.equal(t.inputSchema.type, 'object');
+    assert.ok(t.title && t.description.length > 100, t.name);
+    assert.equal(typeof t.annotations.readOnlyHint, 'boolean');
+    assert.equal(typeof t.annotations.destructiveHint, 'boolean');
+    assert.equal(typeof t.annotations.idempotentHint, 'boolean');
+  }
+  assert.deepEqual(byName.move_app.inputSchema.required, ['app_id', 'dest_region']);
+  assert.deepEqual(byName.manage_migrations.inputSchema.properties.action.enum,
+    ['get_active', 'abort', 'reverse', 'list_source_replicas']);
+  assert.equal(byName.list_regions.annotations.readOnlyHint, true);
+  assert.equal(byName.teardown_source_replica.annotations.destructiveHint, true);
+  assert.match(byName.move_app.description, /flipping_routing/);
+  assert.match(byName.manage_migrations.description, /fast/);
+  assert.match(byName.teardown_source_replica.description, /slow/);
+}
+
+// The seed's agent flow: list_regions -> move_app -> poll -> replicas -> reverse -> poll ->
+// teardown.
+async function agentFlow(client, appId) {
+  const regions = await call(client, 'list_regions');
+  const dest = regions.structuredContent.regions.find((r) => r.slug === 'eu-west-1');
+  assert.equal(dest.accepting_moves, true);
+  const move = await call(client, 'move_app', { app_id: appId, dest_region: 'eu-west-1' });
+  assert.equal(move.isError, false, JSON.stringify(move.structuredContent));
+  assert.equal(move.structuredContent.status, 'queued');
+  const moved = await waitDone(client, appId, move.structuredContent.migration_id);
+  assert.equal(moved.status, 'completed');
+  assert.equal(moved.source_replica_state, 'replicating');
+  const replicas = await call(client, 'manage_migrations', { action: 'list_source_replicas' });
+  const mine = replicas.structuredContent.source_replicas
+    .find((r) => r.migration_id === move.structuredContent.migration_id);
+  assert.ok(mine && mine.size_bytes > 0 && 'estimated_monthly_cost_usd' in mine);
+  const active = await call(client, 'manage_migrations', { action: 'get_active', app_id: appId });
+  assert.equal(active.structuredContent.migration, null);
+  const rev = await call(client, 'manage_migrations',
+    { action: 'reverse', app_id: appId, migration_id: move.structuredContent.migration_id });
+  assert.equal(rev.isError, false, JSON.stringify(rev.structuredContent));
+  assert.equal(rev.structuredContent.path, 'fast');
+  const reversed = await waitDone(client, appId, rev.structuredContent.migration_id);
+  assert.equal(reversed.status, 'completed');
+  assert.equal(reversed.dest_region, 'us-east-1');
+  const torn = await call(client, 'teardown_source_replica',
+    { migration_id: rev.structuredContent.migration_id });
+  assert.equal(torn.isError, false, JSON.stringify(torn.structuredContent));
+  assert.equal(torn.structuredContent.status, 'torn_down');
+  const again = await call(client, 'teardown_source_replica',
+    { migration_id: rev.structuredContent.migration_id });
+  assert.equal(again.isError, true);
+  assert.equal(again.structuredContent.error, 'not_replicating');
+}
+
+test('Streamable HTTP: tools, agent flow and errors', async () => {
+  const config = makeConfig();
+  // The first move to reach unblocking_writes lingers there, so an abort can arrive after the
+  // cutover.
+  const { base } = await startServer(config, { REGIONMOVE_FAULTS: 'unblocking_writes=delay:2000:1' });
+  const late = await createApp(base, ALICE);
+  const app = await createApp(base, ALICE);
+  const bobs = await createApp(base, BOB);
+  const transport = new StreamableHTTPClientTransport(new URL(base + '/mcp'),
+    { requestInit: { headers: { Authorization: `Bearer ${ALICE}` } } });
+  const client = new Client({ name: 'regionmove-test', version: '1.0.0' });
+  await client.connect(transport);
+  cleanups.push(() => client.close());
+  assert.ok(transport.sessionId, 'the server assigned a session id');
+  assert.equal(client.getServerVersion().name, 'regionmove');
+  await checkTools(client);
+
+  // Abort after the cutover is refused and says to reverse.
+  const m = await call(client, 'move_app', { app_id: late, dest_region: 'ap-southeast-1' });
+  const id = m.structuredContent.migration_id;
+  await waitDone(client, late, id, (s) => s.current_step === 'unblocking_writes' ||
+    ['completed', 'aborted', 'failed'].includes(s.status));
+  const abort = await call(client, 'manage_migrations',
+    { action: 'abort', app_id: late, migration_id: id });
+  assert.equal(abort.isError, true);
+  assert.equal(abort.structuredContent.error, 'cutover_passed');
+  assert.match(abort.structuredContent.message, /reverse/);
+  assert.equal((await waitDone(client, late, id)).status, 'completed');
+
+  await agentFlow(client, app);
+
+  const unknown = await call(client, 'move_app', { app_id: app, dest_region: 'mars-1' });
+  assert.equal(unknown.isError, true);
+  assert.equal(unknown.structuredContent.error, 'invalid_region');
+  const missing = await call(client, 'move_app', { app_id: app });
+  assert.equal(missing.isError, true);
+  assert.match(missing.content[0].text, /dest_region/);
+  const foreign = await call(client, 'move_app', { app_id: bobs, dest_region: 'eu-west-1' });
+  assert.equal(foreign.isError, true);
+  assert.equal(foreign.structuredContent.error, 'not_found');
+  const foreignStatus = await call(client, 'manage_migrations', { action: 'get_active', app_id: bobs });
+  assert.equal(foreignStatus.structuredContent.error, 'not_found');
+  await assert.rejects(client.callTool({ name: 'fly_app', arguments: {} }), /Unknown tool/);
+
+  // Without a token there is no session at all.
+  const anon = new Client({ name: 'anon', version: '1.0.0' });
+  await assert.rejects(anon.connect(new StreamableHTTPClientTransport(new URL(base + '/mcp'))));
+});
+
+test('stdio, client of a running server', async () => {
+  const { base } = await startServer(makeConfig());
+  const app = await createApp(base, ALICE);
+  const client = new Client({ name: 'regionmove-test', version: '1.0.0' });
+  await client.connect(new StdioClientTransport({
+    command: BIN, args: ['mcp', '--server', base, '--token', ALICE], stderr: 'ignore',
+  }));
+  cleanups.push(() => client.close());
+  await checkTools(client);
+  await agentFlow(client, app);
+  const missing = await call(client, 'manage_migrations', { action: 'abort', app_id: app });
+  assert.equal(missing.isError, true);
+  assert.match(missing.content[0].text, /migration_id/);
+});
+
+test('stdio, in process on a config file', async () => {
+  const config = makeConfig();
+  const server = await startServer(config);
+  const app = await createApp(server.base, ALICE);
+  await server.stop();  // the in-process MCP server takes over the same data
+  const client = new Client({ name: 'regionmove-test', version: '1.0.0' });
+  await client.connect(new StdioClientTransport({
+    command: BIN, args: ['mcp', '--config', config, '--user', 'alice'], stderr: 'ignore',
+  }));
+  cleanups.push(() => client.close());
+  await checkTools(client);
+  await agentFlow(client, app);
+});
