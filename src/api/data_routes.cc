@@ -308,10 +308,7 @@ void HttpApi::RegisterDataRoutes() {
   for (const auto& [pattern, handler] :
        {std::pair<std::string, httplib::Server::Handler>{v1, by_path}, {host, by_host}}) {
     server_->Get(pattern, handler);
-    server_->Post(pattern, handler);
-    server_->Put(pattern, handler);
-    server_->Patch(pattern, handler);
-    server_->Delete(pattern, handler);
+    for (const char* method : {"POST", "PUT", "PATCH", "DELETE"}) Route(method, pattern, handler);
   }
 }
 

@@ -53,6 +53,27 @@ void HttpApi::Wait() {
   if (thread_.joinable()) thread_.join();
 }
 
+void HttpApi::Route(const std::string& method, const std::string& pattern, Handler handler) {
+  if (method == "POST") server_->Post(pattern, handler);
+  if (method == "PUT") server_->Put(pattern, handler);
+  if (method == "PATCH") server_->Patch(pattern, handler);
+  if (method == "DELETE") server_->Delete(pattern, handler);
+  routes_.push_back(BodylessRoute{method, std::regex(pattern), std::move(handler)});
+}
+
+bool HttpApi::DispatchBodyless(const httplib::Request& req, httplib::Response& res) {
+  if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) return false;
+  for (const auto& r : routes_) {
+    if (r.method != req.method) continue;
+    httplib::Request copy = req;
+    if (std::regex_match(copy.path, copy.matches, r.pattern)) {
+      r.handler(copy, res);
+      return true;
+    }
+  }
+  return false;
+}
+
 namespace {
 
 // Runs a handler body that yields (status, json) or an error.
@@ -83,7 +104,7 @@ void HttpApi::Register() {
   mx->Describe("regionmove_migrations_finished_total", "counter", "migrations by final status");
 
   // Before authentication and body parsing: the size limit and the migration guard.
-  s.set_pre_routing_handler([sys, ms, mx, max_body](const Req& req, Res& res) {
+  s.set_pre_routing_handler([this, sys, ms, mx, max_body](const Req& req, Res& res) {
     auto unread_body = [&] {
       // The body is not read: the connection cannot carry another request.
       res.set_header("Connection", "close");
@@ -98,10 +119,14 @@ void HttpApi::Register() {
         return httplib::Server::HandlerResponse::Handled;
       }
     }
+    auto pass = [&] {
+      return DispatchBodyless(req, res) ? httplib::Server::HandlerResponse::Handled
+                                        : httplib::Server::HandlerResponse::Unhandled;
+    };
     std::optional<std::string> app = DataWriteTarget(sys, req);
-    if (!app) return httplib::Server::HandlerResponse::Unhandled;
+    if (!app) return pass();
     auto blocker = ms->WriteBlocker(*app);
-    if (!blocker.ok() || !*blocker) return httplib::Server::HandlerResponse::Unhandled;
+    if (!blocker.ok() || !*blocker) return pass();
     const Migration& m = **blocker;
     mx->Inc("regionmove_guard_rejections_total");
     unread_body();
@@ -185,7 +210,7 @@ void HttpApi::Register() {
   });
 
   // ---- apps
-  s.Post("/v1/apps", [sys](const Req& req, Res& res) {
+  Route("POST", "/v1/apps", [sys](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
       ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
@@ -215,7 +240,7 @@ void HttpApi::Register() {
 
   // ---- moves and migrations
   auto migration_json = [ms](const Migration& m) { return MigrationView(ms, m); };
-  s.Post(R"(/v1/apps/([^/]+)/move)", [sys, ms](const Req& req, Res& res) {
+  Route("POST", R"(/v1/apps/([^/]+)/move)", [sys, ms](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
       ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
@@ -264,14 +289,14 @@ void HttpApi::Register() {
       return Ok({{"events", out}});
     });
   });
-  s.Post(R"(/v1/apps/([^/]+)/migrations/([^/]+)/abort)", [sys, ms](const Req& req, Res& res) {
+  Route("POST", R"(/v1/apps/([^/]+)/migrations/([^/]+)/abort)", [sys, ms](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
       ASSIGN_OR_RETURN(Migration m, ms->Abort(c.owner(), req.matches[1], req.matches[2]));
       return std::pair<int, json>{202, {{"migration_id", m.id}, {"status", "aborting"}}};
     });
   });
-  s.Post(R"(/v1/apps/([^/]+)/migrations/([^/]+)/reverse)", [sys, ms](const Req& req, Res& res) {
+  Route("POST", R"(/v1/apps/([^/]+)/migrations/([^/]+)/reverse)", [sys, ms](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
       ASSIGN_OR_RETURN(Migration r, ms->Reverse(c.owner(), req.matches[1], req.matches[2]));
@@ -293,7 +318,7 @@ void HttpApi::Register() {
       return Ok({{"source_replicas", out}});
     });
   });
-  s.Delete(R"(/v1/source-replicas/([^/]+))", [sys, ms](const Req& req, Res& res) {
+  Route("DELETE", R"(/v1/source-replicas/([^/]+))", [sys, ms](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
       RETURN_IF_ERROR(ms->Teardown(c.owner(), req.matches[1]));
@@ -361,7 +386,7 @@ void HttpApi::Register() {
       return Ok({{"regions", regions}, {"unknown_regions", unknown}});
     });
   });
-  s.Post(R"(/v1/admin/migrations/([^/]+)/repair)", [sys, admin](const Req& req, Res& res) {
+  Route("POST", R"(/v1/admin/migrations/([^/]+)/repair)", [sys, admin](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       RETURN_IF_ERROR(admin(req).status());
       RETURN_IF_ERROR(sys->store()->RepairMigration(req.matches[1], sys->clock()->NowMs()));

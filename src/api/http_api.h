@@ -2,7 +2,10 @@
 
 #include <memory>
 #include <string>
+#include <functional>
+#include <regex>
 #include <thread>
+#include <vector>
 
 #include "common/metrics.h"
 #include "common/result.h"
@@ -40,10 +43,23 @@ class HttpApi {
   void Register();
   void RegisterDataRoutes();
   void RegisterMcp();
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  // Registers a route that may come without a body (POST/PUT/PATCH/DELETE). httplib refuses
+  // such a request when it has neither Content-Length nor Transfer-Encoding (as `curl -X POST`
+  // sends it), so the pre-routing handler dispatches those itself, as with an empty body.
+  void Route(const std::string& method, const std::string& pattern, Handler handler);
+  // Runs the matching Route() for a request without body headers; false when none matches.
+  bool DispatchBodyless(const httplib::Request& req, httplib::Response& res);
 
   System* sys_;
   Metrics* metrics_;
   std::unique_ptr<httplib::Server> server_;
+  struct BodylessRoute {
+    std::string method;
+    std::regex pattern;
+    Handler handler;
+  };
+  std::vector<BodylessRoute> routes_;
   struct McpSessions;
   std::shared_ptr<McpSessions> mcp_;
   std::thread thread_;

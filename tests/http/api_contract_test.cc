@@ -1,4 +1,9 @@
 // Contract tests of the REST API (SPEC §7) over real HTTP on a free loopback port.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "http/http_util.h"
 
 namespace regionmove::testing {
@@ -231,6 +236,9 @@ TEST_F(ApiContract, AbortBeforeAndAfterCutover) {
   EXPECT_EQ(abort.body["status"], "aborting");
   EXPECT_EQ(WaitDone(kAlice, app, id)["status"], "aborted");
   EXPECT_EQ(Call("GET", "/v1/apps/" + app, kAlice).body["region"], "us-east-1");
+  HttpReply not_done = Call("POST", "/v1/apps/" + app + "/migrations/" + id + "/reverse", kAlice);
+  EXPECT_EQ(not_done.status, 409);
+  EXPECT_EQ(not_done.body["error"], "not_reversible");
 
   sys_->faults()->ArmDelay("unblocking_writes", 1500);
   std::string id2 = Move(app, "eu-west-1");
@@ -283,6 +291,10 @@ TEST_F(ApiContract, AdminRoutes) {
   json failed = WaitDone(kAlice, app, id2);
   EXPECT_EQ(failed["status"], "failed");
   EXPECT_EQ(failed["needs_repair"], true);
+  HttpReply not_ready = Json("POST", "/v1/apps/" + app + "/move", kAlice,
+                             {{"dest_region", "us-east-1"}});
+  EXPECT_EQ(not_ready.status, 409);
+  EXPECT_EQ(not_ready.body["reason_code"], "app_not_ready");
   sys_->faults()->DisarmAll();
   HttpReply repair = Call("POST", "/v1/admin/migrations/" + id2 + "/repair", kAdmin);
   EXPECT_EQ(repair.status, 202) << repair.raw;
@@ -436,6 +448,42 @@ TEST_F(ApiContract, GuardAnswers503BeforeAuthAndReadsKeepWorking) {
   HttpReply metrics = Call("GET", "/metrics", "");
   EXPECT_NE(metrics.raw.find("regionmove_guard_rejections_total"), std::string::npos);
   EXPECT_NE(metrics.raw.find("regionmove_step_duration_seconds_bucket"), std::string::npos);
+}
+
+// What `curl -X POST` sends: no Content-Length, no body.
+std::string RawRequest(int port, const std::string& head) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return "";
+  std::string req = head + "Host: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  (void)!::write(fd, req.data(), req.size());
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+TEST_F(ApiContract, BodylessPostsAndDeletesWork) {
+  std::string app = CreateApp(kAlice);
+  Call("PUT", "/v1/apps/" + app + "/blobs/x", kAlice, "x", "text/plain");
+  std::string id = Move(app, "eu-west-1");
+  WaitDone(kAlice, app, id);
+  std::string rev = RawRequest(api_->port(), "POST /v1/apps/" + app + "/migrations/" + id +
+                                                 "/reverse HTTP/1.1\r\nAuthorization: Bearer " +
+                                                 kAlice + "\r\n");
+  EXPECT_EQ(rev.rfind("HTTP/1.1 202", 0), 0u) << rev;
+  EXPECT_NE(rev.find("\"path\":\"fast\""), std::string::npos) << rev;
+  std::string abort = RawRequest(api_->port(), "POST /v1/apps/" + app + "/migrations/" + id +
+                                                   "/abort HTTP/1.1\r\nAuthorization: Bearer " +
+                                                   kAlice + "\r\n");
+  EXPECT_EQ(abort.rfind("HTTP/1.1 409", 0), 0u) << abort;
+  std::string unauth = RawRequest(api_->port(), "POST /v1/apps/" + app + "/move HTTP/1.1\r\n");
+  EXPECT_EQ(unauth.rfind("HTTP/1.1 401", 0), 0u) << unauth;
 }
 
 }  // namespace

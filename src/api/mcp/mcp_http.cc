@@ -42,7 +42,7 @@ void HttpApi::RegisterMcp() {
   auto sessions = mcp_;
   System* sys = sys_;
 
-  server_->Post("/mcp", [sys, sessions](const httplib::Request& req, httplib::Response& res) {
+  Route("POST", "/mcp", [sys, sessions](const httplib::Request& req, httplib::Response& res) {
     auto caller = http::Authenticate(sys->store(), req);
     if (!caller.ok()) {
       res.set_header("WWW-Authenticate", "Bearer");
@@ -108,7 +108,7 @@ void HttpApi::RegisterMcp() {
                  {"message", "this server answers with JSON; there is no SSE stream"}});
   });
 
-  server_->Delete("/mcp", [sys, sessions](const httplib::Request& req, httplib::Response& res) {
+  Route("DELETE", "/mcp", [sys, sessions](const httplib::Request& req, httplib::Response& res) {
     auto caller = http::Authenticate(sys->store(), req);
     if (!caller.ok()) return http::ReplyError(res, caller.status());
     std::lock_guard<std::mutex> lock(sessions->mu);
