@@ -3,7 +3,7 @@ PRESET ?= default
 BUILD_DIR := $(if $(filter asan,$(PRESET)),build-asan,build)
 JOBS ?= 2
 
-.PHONY: deps test-deps configure build test test-asan demo format clean
+.PHONY: deps test-deps configure build test test-asan demo bench format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -25,6 +25,9 @@ test-asan:
 
 demo: build
 	@./$(BUILD_DIR)/regionmove demo
+
+bench: build
+	@./$(BUILD_DIR)/regionmove_bench $(BENCH_ARGS)
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')

@@ -428,22 +428,45 @@ Result<std::vector<TableDigest>> SqliteDatabase::Digest(const std::string& app_i
       if (order.empty()) order = "rowid";
       ASSIGN_OR_RETURN(Stmt rows,
                        db->Prepare("SELECT * FROM " + Quote(name) + " ORDER BY " + order));
+      // Rows are serialised into a buffer (type tag, length, bytes per value, read straight
+      // from SQLite's memory) and hashed in large chunks.
       Sha256 h;
       TableDigest d;
       d.table = name;
+      std::string buf;
+      buf.reserve(1 << 16);
+      auto put = [&buf](const void* p, size_t n) {
+        buf.append(static_cast<const char*>(p), n);
+      };
+      sqlite3_stmt* st = rows.raw();
       while (true) {
         ASSIGN_OR_RETURN(bool row, rows.Step());
         if (!row) break;
         d.rows++;
-        for (int c = 0; c < rows.ColumnCount(); ++c) {
-          char tag = static_cast<char>('0' + rows.ColumnType(c));
-          std::string v = rows.ColumnType(c) == SQLITE_BLOB ? rows.Blob(c) : rows.Text(c);
-          uint64_t len = v.size();
-          h.Update(&tag, 1);
-          h.Update(&len, sizeof(len));
-          h.Update(v);
+        int cols = sqlite3_column_count(st);
+        for (int c = 0; c < cols; ++c) {
+          int type = sqlite3_column_type(st, c);
+          buf.push_back(static_cast<char>('0' + type));
+          if (type == SQLITE_INTEGER) {
+            int64_t v = sqlite3_column_int64(st, c);
+            put(&v, sizeof(v));
+          } else if (type == SQLITE_FLOAT) {
+            double v = sqlite3_column_double(st, c);
+            put(&v, sizeof(v));
+          } else if (type != SQLITE_NULL) {
+            const void* p = type == SQLITE_BLOB ? sqlite3_column_blob(st, c)
+                                                : static_cast<const void*>(sqlite3_column_text(st, c));
+            uint64_t n = static_cast<uint64_t>(sqlite3_column_bytes(st, c));
+            put(&n, sizeof(n));
+            if (n) put(p, n);
+          }
+        }
+        if (buf.size() >= (1 << 16)) {
+          h.Update(buf);
+          buf.clear();
         }
       }
+      h.Update(buf);
       d.checksum = h.HexDigest();
       out.push_back(std::move(d));
     }
