@@ -2,6 +2,7 @@
 
 #include "api/views.h"
 #include "common/hash.h"
+#include "common/json_limits.h"
 
 namespace regionmove::http {
 
@@ -27,6 +28,10 @@ Result<Caller> Authenticate(ControlStore* store, const httplib::Request& req) {
 
 Result<json> ParseJsonBody(const httplib::Request& req) {
   if (req.body.empty()) return json::object();
+  if (!JsonDepthWithin(req.body)) {
+    return InvalidArgument("JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels",
+                           "invalid_json");
+  }
   try {
     return json::parse(req.body);
   } catch (const json::parse_error& e) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 
@@ -66,6 +67,24 @@ class Stmt {
   sqlite3_stmt* stmt_ = nullptr;
   int bind_rc_ = SQLITE_OK;
 };
+
+// Steps `q` to the end, calling `fn(q)` on every row (fn returns void).
+template <typename Fn>
+Status ForEachRow(Stmt& q, Fn&& fn) {
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) return Status::Ok();
+    fn(static_cast<const Stmt&>(q));
+  }
+}
+
+// Every row of `q`, each read by `read(q)` into a T.
+template <typename T, typename Fn>
+Result<std::vector<T>> Collect(Stmt& q, Fn&& read) {
+  std::vector<T> out;
+  RETURN_IF_ERROR(ForEachRow(q, [&](const Stmt& row) { out.push_back(read(row)); }));
+  return out;
+}
 
 // An open database connection. Not thread-safe: callers serialise access.
 class Db {

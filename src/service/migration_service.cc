@@ -75,20 +75,26 @@ Status MigrationService::CheckEligible(const App& app, const std::string& dest_r
   return Status::Ok();
 }
 
+Migration MigrationService::Draft(const std::string& app_id, const std::string& owner,
+                                  const std::string& source, const std::string& dest) {
+  Migration m;
+  m.id = NewUuidV4(*rng_);
+  m.app_id = app_id;
+  m.owner = owner;
+  m.strategy = "offline";
+  m.source_region = source;
+  m.dest_region = dest;
+  m.initiated_at_ms = m.next_attempt_at_ms = m.updated_at_ms = deps_.clock->NowMs();
+  return m;
+}
+
 Result<Migration> MigrationService::Move(const std::string& owner, const std::string& app_id,
                                          const std::string& dest_region,
                                          const std::string& strategy) {
   RETURN_IF_ERROR(CheckStrategy(strategy));
   ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
   RETURN_IF_ERROR(CheckEligible(app, dest_region));
-  Migration m;
-  m.id = NewUuidV4(*rng_);
-  m.app_id = app.id;
-  m.owner = app.owner;
-  m.strategy = "offline";
-  m.source_region = app.region;
-  m.dest_region = dest_region;
-  m.initiated_at_ms = m.next_attempt_at_ms = m.updated_at_ms = deps_.clock->NowMs();
+  Migration m = Draft(app.id, app.owner, app.region, dest_region);
   Status s = deps_.store->CreateMigration(m);
   if (s.reason() == "migration_in_flight") return Ineligible("migration_in_flight", s.message());
   RETURN_IF_ERROR(s);
@@ -184,16 +190,10 @@ Result<Migration> MigrationService::Reverse(const std::string& owner, const std:
   }
   ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
   if (app.status != kAppReady) return refuse("app " + app.id + " is " + app.status);
-  Migration r;
-  r.id = NewUuidV4(*rng_);
-  r.app_id = f.app_id;
-  r.owner = f.owner;
+  Migration r = Draft(f.app_id, f.owner, f.dest_region, f.source_region);
   r.kind = "reverse";
   r.reverse_of = f.id;
   r.reverse_path = f.source_replica_state == kReplicaReplicating ? "fast" : "slow";
-  r.source_region = f.dest_region;
-  r.dest_region = f.source_region;
-  r.initiated_at_ms = r.next_attempt_at_ms = r.updated_at_ms = deps_.clock->NowMs();
   Status s = deps_.store->CreateMigration(r);
   if (s.reason() == "migration_in_flight") return refuse(s.message());
   RETURN_IF_ERROR(s);

@@ -72,6 +72,9 @@ class MigrationService {
 
  private:
   Status CheckEligible(const App& app, const std::string& dest_region);
+  // A new queued migration of the app from `source` to `dest`.
+  Migration Draft(const std::string& app_id, const std::string& owner, const std::string& source,
+                  const std::string& dest);
 
   StepDeps deps_;
   Rng* rng_;

@@ -65,6 +65,10 @@ TEST_F(ApiContract, AuthAndInputErrors) {
   HttpReply typed = Json("POST", "/v1/apps", kAlice, {{"name", 5}, {"region", "us-east-1"}});
   EXPECT_EQ(typed.status, 400);
   EXPECT_NE(typed.body["message"].get<std::string>().find("name"), std::string::npos);
+  HttpReply deep =
+      Call("POST", "/v1/apps", kAlice, std::string(1500, '[') + std::string(1500, ']'));
+  EXPECT_EQ(deep.status, 400);
+  EXPECT_EQ(deep.body["error"], "invalid_json");
   HttpReply big = Call("POST", "/v1/apps", kAlice, std::string(5000, ' '));
   EXPECT_EQ(big.status, 413);
   EXPECT_EQ(big.body["error"], "payload_too_large");
@@ -291,8 +295,8 @@ TEST_F(ApiContract, AdminRoutes) {
   json failed = WaitDone(kAlice, app, id2);
   EXPECT_EQ(failed["status"], "failed");
   EXPECT_EQ(failed["needs_repair"], true);
-  HttpReply not_ready = Json("POST", "/v1/apps/" + app + "/move", kAlice,
-                             {{"dest_region", "us-east-1"}});
+  HttpReply not_ready =
+      Json("POST", "/v1/apps/" + app + "/move", kAlice, {{"dest_region", "us-east-1"}});
   EXPECT_EQ(not_ready.status, 409);
   EXPECT_EQ(not_ready.body["reason_code"], "app_not_ready");
   sys_->faults()->DisarmAll();
@@ -473,14 +477,14 @@ TEST_F(ApiContract, BodylessPostsAndDeletesWork) {
   Call("PUT", "/v1/apps/" + app + "/blobs/x", kAlice, "x", "text/plain");
   std::string id = Move(app, "eu-west-1");
   WaitDone(kAlice, app, id);
-  std::string rev = RawRequest(api_->port(), "POST /v1/apps/" + app + "/migrations/" + id +
-                                                 "/reverse HTTP/1.1\r\nAuthorization: Bearer " +
-                                                 kAlice + "\r\n");
+  std::string rev =
+      RawRequest(api_->port(), "POST /v1/apps/" + app + "/migrations/" + id +
+                                   "/reverse HTTP/1.1\r\nAuthorization: Bearer " + kAlice + "\r\n");
   EXPECT_EQ(rev.rfind("HTTP/1.1 202", 0), 0u) << rev;
   EXPECT_NE(rev.find("\"path\":\"fast\""), std::string::npos) << rev;
-  std::string abort = RawRequest(api_->port(), "POST /v1/apps/" + app + "/migrations/" + id +
-                                                   "/abort HTTP/1.1\r\nAuthorization: Bearer " +
-                                                   kAlice + "\r\n");
+  std::string abort =
+      RawRequest(api_->port(), "POST /v1/apps/" + app + "/migrations/" + id +
+                                   "/abort HTTP/1.1\r\nAuthorization: Bearer " + kAlice + "\r\n");
   EXPECT_EQ(abort.rfind("HTTP/1.1 409", 0), 0u) << abort;
   std::string unauth = RawRequest(api_->port(), "POST /v1/apps/" + app + "/move HTTP/1.1\r\n");
   EXPECT_EQ(unauth.rfind("HTTP/1.1 401", 0), 0u) << unauth;

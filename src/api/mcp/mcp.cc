@@ -1,5 +1,7 @@
 #include "api/mcp/mcp.h"
 
+#include "common/json_limits.h"
+
 namespace regionmove {
 
 using nlohmann::json;
@@ -165,6 +167,10 @@ bool McpSession::IsInitialize(const json& message) {
 }
 
 std::optional<json> McpSession::Handle(const std::string& text) {
+  if (!JsonDepthWithin(text)) {
+    return Error(nullptr, kParseError,
+                 "Parse error: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   json message = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (message.is_discarded()) return Error(nullptr, kParseError, "Parse error: not valid JSON");
   return HandleJson(message);

@@ -8,6 +8,7 @@
 #include "api/http_util.h"
 #include "api/mcp/mcp.h"
 #include "common/ids.h"
+#include "common/json_limits.h"
 
 namespace regionmove {
 
@@ -54,6 +55,9 @@ void HttpApi::RegisterMcp() {
         std::find(versions.begin(), versions.end(), version) == versions.end()) {
       return ReplyRpcError(res, 400, -32600,
                            "Bad Request: unsupported MCP-Protocol-Version " + version);
+    }
+    if (!JsonDepthWithin(req.body)) {
+      return ReplyRpcError(res, 400, -32700, "Parse error: JSON nested too deep");
     }
     json message = json::parse(req.body, nullptr, false);
     if (message.is_discarded()) return ReplyRpcError(res, 400, -32700, "Parse error: not JSON");

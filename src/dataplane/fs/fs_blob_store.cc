@@ -100,11 +100,11 @@ Result<BlobInfo> FsBlobStore::Put(const std::string& app_id, const std::string& 
     fs::remove(tmp, ec);
     return Unavailable("rename blob into place: " + ec.message());
   }
-  ASSIGN_OR_RETURN(Stmt q, index_->Prepare(
-                               "INSERT INTO blobs(app_id, key, size, sha256, content_type) "
-                               "VALUES (?,?,?,?,?) ON CONFLICT(app_id, key) DO UPDATE SET "
-                               "size = excluded.size, sha256 = excluded.sha256, "
-                               "content_type = excluded.content_type"));
+  ASSIGN_OR_RETURN(Stmt q,
+                   index_->Prepare("INSERT INTO blobs(app_id, key, size, sha256, content_type) "
+                                   "VALUES (?,?,?,?,?) ON CONFLICT(app_id, key) DO UPDATE SET "
+                                   "size = excluded.size, sha256 = excluded.sha256, "
+                                   "content_type = excluded.content_type"));
   RETURN_IF_ERROR(q.BindAll(app_id, key, info.size, info.sha256, info.content_type).Run());
   return info;
 }
@@ -154,20 +154,14 @@ Status FsBlobStore::Delete(const std::string& app_id, const std::string& key) {
 }
 
 Result<std::vector<BlobInfo>> FsBlobStore::List(const std::string& app_id,
-                                                const std::string& prefix,
-                                                const std::string& after, int limit) {
+                                                const std::string& prefix, const std::string& after,
+                                                int limit) {
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(Stmt q, index_->Prepare("SELECT key, size, sha256, content_type FROM blobs "
                                            "WHERE app_id = ? AND key > ? AND substr(key, 1, ?) = "
                                            "? ORDER BY key LIMIT ?"));
   q.BindAll(app_id, after, static_cast<int64_t>(prefix.size()), prefix, limit);
-  std::vector<BlobInfo> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    out.push_back(ReadInfo(q));
-  }
-  return out;
+  return sqlite::Collect<BlobInfo>(q, ReadInfo);
 }
 
 Status FsBlobStore::CreateNamespace(const std::string& app_id) {

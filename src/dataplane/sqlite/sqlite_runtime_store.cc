@@ -72,8 +72,8 @@ Status ValidateCron(std::string_view schedule) {
   static const struct {
     int lo, hi;
     const char* name;
-  } kRanges[] = {{0, 59, "minute"}, {0, 23, "hour"}, {1, 31, "day"}, {1, 12, "month"},
-                 {0, 7, "weekday"}};
+  } kRanges[] = {
+      {0, 59, "minute"}, {0, 23, "hour"}, {1, 31, "day"}, {1, 12, "month"}, {0, 7, "weekday"}};
   for (size_t f = 0; f < 5; ++f) {
     RETURN_IF_ERROR(ValidateCronField(fields[f], kRanges[f].lo, kRanges[f].hi, kRanges[f].name));
   }
@@ -175,9 +175,9 @@ Status SqliteRuntimeStore::Delete(const std::string& app_id, const std::string& 
   for (size_t i = 0; i < 4; ++i) {
     if (kind != kTables[i]) continue;
     std::lock_guard<std::mutex> lock(mu_);
-    ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("DELETE FROM ") + kTables[i] +
-                                          " WHERE app_id = ? AND archived = 0 AND " +
-                                          kKeyColumn[i] + " = ?"));
+    ASSIGN_OR_RETURN(
+        Stmt q, db_->Prepare(std::string("DELETE FROM ") + kTables[i] +
+                             " WHERE app_id = ? AND archived = 0 AND " + kKeyColumn[i] + " = ?"));
     RETURN_IF_ERROR(q.BindAll(app_id, name).Run());
     if (db_->Changes() == 0) return NotFound(kind + " " + name + " not found");
     return Status::Ok();
@@ -193,39 +193,31 @@ Result<RuntimeSnapshot> SqliteRuntimeStore::Snapshot(const std::string& app_id, 
                                         "functions WHERE app_id = ? AND archived = ? ORDER BY "
                                         "name"));
   f.BindAll(app_id, a);
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, f.Step());
-    if (!row) break;
-    s.functions.push_back(FunctionDef{f.Text(0), f.Int(1), f.Text(2), f.Text(3), f.Blob(4)});
-  }
+  ASSIGN_OR_RETURN(s.functions, sqlite::Collect<FunctionDef>(f, [](const Stmt& q) {
+                     return FunctionDef{q.Text(0), q.Int(1), q.Text(2), q.Text(3), q.Blob(4)};
+                   }));
   ASSIGN_OR_RETURN(Stmt e, db_->Prepare("SELECT key, value, secret FROM env WHERE app_id = ? AND "
                                         "archived = ? ORDER BY key"));
   e.BindAll(app_id, a);
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, e.Step());
-    if (!row) break;
-    EnvVar v{e.Text(0), e.Blob(1), e.Int(2) != 0};
+  ASSIGN_OR_RETURN(s.env, sqlite::Collect<EnvVar>(e, [](const Stmt& q) {
+                     return EnvVar{q.Text(0), q.Blob(1), q.Int(2) != 0};
+                   }));
+  for (EnvVar& v : s.env) {
     if (v.secret) {
       ASSIGN_OR_RETURN(v.value, secrets_->Open(v.value));
     }
-    s.env.push_back(std::move(v));
   }
   ASSIGN_OR_RETURN(Stmt c, db_->Prepare("SELECT name, schedule, function FROM cron WHERE app_id = "
                                         "? AND archived = ? ORDER BY name"));
   c.BindAll(app_id, a);
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, c.Step());
-    if (!row) break;
-    s.cron.push_back(CronTrigger{c.Text(0), c.Text(1), c.Text(2)});
-  }
+  ASSIGN_OR_RETURN(s.cron, sqlite::Collect<CronTrigger>(c, [](const Stmt& q) {
+                     return CronTrigger{q.Text(0), q.Text(1), q.Text(2)};
+                   }));
   ASSIGN_OR_RETURN(Stmt d, db_->Prepare("SELECT host FROM domains WHERE app_id = ? AND archived "
                                         "= ? ORDER BY host"));
   d.BindAll(app_id, a);
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, d.Step());
-    if (!row) break;
-    s.domains.push_back(d.Text(0));
-  }
+  ASSIGN_OR_RETURN(s.domains,
+                   sqlite::Collect<std::string>(d, [](const Stmt& q) { return q.Text(0); }));
   return s;
 }
 

@@ -59,6 +59,23 @@ Migration ReadMigration(const Stmt& s) {
   return m;
 }
 
+MigrationEvent ReadEvent(const Stmt& q) {
+  MigrationEvent e;
+  e.seq = q.Int(0);
+  e.migration_id = q.Text(1);
+  e.type = q.Text(2);
+  e.step = StepOr(q.Text(3));
+  e.from_step = StepOr(q.Text(4));
+  e.to_step = StepOr(q.Text(5));
+  e.attempt = static_cast<int>(q.Int(6));
+  e.started_at_ms = q.Int(7);
+  e.ended_at_ms = q.Int(8);
+  e.error = q.Text(9);
+  e.bytes = q.Int(10);
+  e.message = q.Text(11);
+  return e;
+}
+
 App ReadApp(const Stmt& s) {
   App a;
   a.id = s.Text(0);
@@ -161,13 +178,7 @@ Result<std::vector<App>> SqliteControlStore::ListApps(const std::string& owner) 
                                         " FROM apps WHERE ?1 = '' OR owner = ?1"
                                         " ORDER BY created_at_ms, id"));
   q.Bind(1, owner);
-  std::vector<App> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    out.push_back(ReadApp(q));
-  }
-  return out;
+  return sqlite::Collect<App>(q, ReadApp);
 }
 
 Status SqliteControlStore::AddRoute(const Route& route) {
@@ -212,13 +223,9 @@ Result<std::vector<Route>> SqliteControlStore::ListRoutes(const std::string& app
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT host, app_id, region, custom FROM routes "
                                         "WHERE app_id = ? ORDER BY custom, host"));
   q.Bind(1, app_id);
-  std::vector<Route> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    out.push_back(Route{q.Text(0), q.Text(1), q.Text(2), q.Int(3) != 0});
-  }
-  return out;
+  return sqlite::Collect<Route>(q, [](const Stmt& q) {
+    return Route{q.Text(0), q.Text(1), q.Text(2), q.Int(3) != 0};
+  });
 }
 
 // ---------------------------------------------------------------- migrations
@@ -260,13 +267,7 @@ Result<std::vector<Migration>> SqliteControlStore::QueryMigrations(const std::st
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kMigrationColumns +
                                         " FROM migrations " + tail));
   if (!bind.empty()) q.Bind(1, bind);
-  std::vector<Migration> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    out.push_back(ReadMigration(q));
-  }
-  return out;
+  return sqlite::Collect<Migration>(q, ReadMigration);
 }
 
 Result<Migration> SqliteControlStore::GetMigration(const std::string& id) {
@@ -504,26 +505,7 @@ Result<std::vector<MigrationEvent>> SqliteControlStore::ListEvents(
                                         "message FROM migration_events WHERE migration_id = ? "
                                         "ORDER BY seq"));
   q.Bind(1, migration_id);
-  std::vector<MigrationEvent> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    MigrationEvent e;
-    e.seq = q.Int(0);
-    e.migration_id = q.Text(1);
-    e.type = q.Text(2);
-    e.step = StepOr(q.Text(3));
-    e.from_step = StepOr(q.Text(4));
-    e.to_step = StepOr(q.Text(5));
-    e.attempt = static_cast<int>(q.Int(6));
-    e.started_at_ms = q.Int(7);
-    e.ended_at_ms = q.Int(8);
-    e.error = q.Text(9);
-    e.bytes = q.Int(10);
-    e.message = q.Text(11);
-    out.push_back(std::move(e));
-  }
-  return out;
+  return sqlite::Collect<MigrationEvent>(q, ReadEvent);
 }
 
 // ---------------------------------------------------------------- reservations
@@ -552,13 +534,9 @@ Result<std::vector<Reservation>> SqliteControlStore::ListReservations(const std:
                                         "created_at_ms FROM reservations WHERE region = ? "
                                         "ORDER BY created_at_ms"));
   q.Bind(1, region);
-  std::vector<Reservation> out;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    out.push_back(Reservation{q.Text(0), q.Text(1), q.Text(2), q.Int(3), q.Int(4)});
-  }
-  return out;
+  return sqlite::Collect<Reservation>(q, [](const Stmt& q) {
+    return Reservation{q.Text(0), q.Text(1), q.Text(2), q.Int(3), q.Int(4)};
+  });
 }
 
 // ---------------------------------------------------------------- users and tokens
