@@ -122,7 +122,11 @@ Status Blobs(System* sys, const http::Caller& c, const Req& req, Res& res, const
   RETURN_IF_ERROR(ValidateBlobKey(key));
   if (req.method == "PUT") {
     std::string type = req.get_header_value("Content-Type");
-    ASSIGN_OR_RETURN(BlobInfo info, plane->blobs->Put(app, key, req.body, type));
+    BlobInfo info;
+    RETURN_IF_ERROR(plane->db->WithWriteFence(app, [&]() -> Status {
+      ASSIGN_OR_RETURN(info, plane->blobs->Put(app, key, req.body, type));
+      return Status::Ok();
+    }));
     http::Reply(res, 201, {{"key", info.key}, {"size", info.size}, {"sha256", info.sha256}});
     return Status::Ok();
   }
@@ -135,7 +139,7 @@ Status Blobs(System* sys, const http::Caller& c, const Req& req, Res& res, const
     return Status::Ok();
   }
   if (req.method == "DELETE") {
-    RETURN_IF_ERROR(plane->blobs->Delete(app, key));
+    RETURN_IF_ERROR(plane->db->WithWriteFence(app, [&] { return plane->blobs->Delete(app, key); }));
     res.status = 204;
     return Status::Ok();
   }
@@ -181,7 +185,8 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
     if (kind == "domains") {
       RETURN_IF_ERROR(apps->DeleteDomain(c.owner(), app, name));
     } else {
-      RETURN_IF_ERROR(plane->runtime->Delete(app, kind, name));
+      RETURN_IF_ERROR(
+          plane->db->WithWriteFence(app, [&] { return plane->runtime->Delete(app, kind, name); }));
     }
     return std::pair<int, json>{204, nullptr};
   }
@@ -229,7 +234,8 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
         existed = true;
       }
     }
-    RETURN_IF_ERROR(plane->runtime->PutFunction(app, f));
+    RETURN_IF_ERROR(
+        plane->db->WithWriteFence(app, [&] { return plane->runtime->PutFunction(app, f); }));
     return std::pair<int, json>{existed ? 200 : 201, fn_json(f, false)};
   }
   if (kind == "env") {
@@ -238,7 +244,7 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
     bool existed = false;
     for (const auto& e : snap.env) existed |= e.key == name;
     EnvVar e{name, value, secret};
-    RETURN_IF_ERROR(plane->runtime->PutEnv(app, e));
+    RETURN_IF_ERROR(plane->db->WithWriteFence(app, [&] { return plane->runtime->PutEnv(app, e); }));
     return std::pair<int, json>{existed ? 200 : 201, env_json(e)};
   }
   ASSIGN_OR_RETURN(std::string schedule, http::StringField(body, "schedule", true));
@@ -248,7 +254,7 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
   for (const auto& t : snap.cron) existed |= t.name == name;
   if (!known) return InvalidArgument("field 'function': no function named '" + function + "'");
   CronTrigger t{name, schedule, function};
-  RETURN_IF_ERROR(plane->runtime->PutCron(app, t));
+  RETURN_IF_ERROR(plane->db->WithWriteFence(app, [&] { return plane->runtime->PutCron(app, t); }));
   return std::pair<int, json>{existed ? 200 : 201, cron_json(t)};
 }
 

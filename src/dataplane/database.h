@@ -1,9 +1,8 @@
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -16,7 +15,7 @@ namespace regionmove {
 using ProgressFn = std::function<Status(int64_t done, int64_t total)>;
 
 // Column types of the app data API.
-inline constexpr const char* kColumnTypes[] = {"text", "integer", "real",     "boolean",
+inline constexpr const char* kColumnTypes[] = {"text", "integer",   "real", "boolean",
                                                "json", "timestamp", "bytes"};
 bool IsValidColumnType(std::string_view type);
 // [A-Za-z_][A-Za-z0-9_]{0,62}, not reserved (id, and names starting with "_rm_" or "sqlite_").
@@ -64,6 +63,10 @@ class Database {
   virtual Status Fence(const std::string& app_id) = 0;
   virtual Status Unfence(const std::string& app_id) = 0;
   virtual Result<bool> IsFenced(const std::string& app_id) = 0;
+  // Runs `fn` (a write of the app outside this database: a blob, a runtime row) under the
+  // app's write fence: Unavailable("app_migrating") without running it when fenced, and a
+  // concurrent Fence() waits until it has finished. So a move's drain covers those writes too.
+  virtual Status WithWriteFence(const std::string& app_id, const std::function<Status()>& fn) = 0;
   // Consistent dump of schema and data into a compressed artifact at `path`.
   virtual Result<DumpArtifact> Dump(const std::string& app_id, const std::string& path,
                                     const ProgressFn& progress) = 0;

@@ -63,7 +63,7 @@ Result<RegionPlane*> AppService::ForRead(const std::string& owner, const std::st
 }
 
 Result<RegionPlane*> AppService::ForWrite(const std::string& owner, const std::string& app_id) {
-  ASSIGN_OR_RETURN(RegionPlane* plane, ForRead(owner, app_id));
+  ASSIGN_OR_RETURN(RegionPlane * plane, ForRead(owner, app_id));
   ASSIGN_OR_RETURN(auto blocker, migrations_->WriteBlocker(app_id));
   if (blocker) {
     return Status(StatusCode::kUnavailable,
@@ -77,17 +77,21 @@ Result<RegionPlane*> AppService::ForWrite(const std::string& owner, const std::s
 Status AppService::PutDomain(const std::string& owner, const std::string& app_id,
                              const std::string& host) {
   if (!IsValidHostname(host)) return InvalidArgument("'" + host + "' is not a valid hostname");
-  ASSIGN_OR_RETURN(RegionPlane* plane, ForWrite(owner, app_id));
-  RETURN_IF_ERROR(deps_.store->AddRoute(Route{host, app_id, "", true}));
-  return plane->runtime->PutDomain(app_id, host);
+  ASSIGN_OR_RETURN(RegionPlane * plane, ForWrite(owner, app_id));
+  return plane->db->WithWriteFence(app_id, [&]() -> Status {
+    RETURN_IF_ERROR(deps_.store->AddRoute(Route{host, app_id, "", true}));
+    return plane->runtime->PutDomain(app_id, host);
+  });
 }
 
 Status AppService::DeleteDomain(const std::string& owner, const std::string& app_id,
                                 const std::string& host) {
-  ASSIGN_OR_RETURN(RegionPlane* plane, ForWrite(owner, app_id));
-  RETURN_IF_ERROR(plane->runtime->Delete(app_id, "domains", host));
-  Status s = deps_.store->RemoveRoute(host);
-  return s.code() == StatusCode::kNotFound ? Status::Ok() : s;
+  ASSIGN_OR_RETURN(RegionPlane * plane, ForWrite(owner, app_id));
+  return plane->db->WithWriteFence(app_id, [&]() -> Status {
+    RETURN_IF_ERROR(plane->runtime->Delete(app_id, "domains", host));
+    Status s = deps_.store->RemoveRoute(host);
+    return s.code() == StatusCode::kNotFound ? Status::Ok() : s;
+  });
 }
 
 int64_t AppService::SizeBytes(const App& app) {

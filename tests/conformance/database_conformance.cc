@@ -162,8 +162,8 @@ TEST_P(DatabaseConformance, FenceDrainsWritesInFlight) {
       Database* d = w % 2 ? other.get() : db.get();
       for (int i = 0; i < 200; ++i) {
         bool was_fenced = fenced.load();
-        auto r = d->InsertRows(kApp, "t", {{"id", std::to_string(w) + "-" + std::to_string(i)},
-                                           {"n", i}});
+        auto r = d->InsertRows(kApp, "t",
+                               {{"id", std::to_string(w) + "-" + std::to_string(i)}, {"n", i}});
         if (r.ok()) {
           acked++;
           if (was_fenced) acked_after_fence++;
@@ -183,6 +183,36 @@ TEST_P(DatabaseConformance, FenceDrainsWritesInFlight) {
   EXPECT_GT(refused.load(), 0);
   ASSERT_OK_AND_ASSIGN(auto tables, db->ListTables(kApp));
   EXPECT_EQ(tables[0].row_count, acked.load());
+}
+
+// Writes outside the database (blobs, runtime rows) drain and stop with the fence too.
+TEST_P(DatabaseConformance, WriteFenceCoversOtherWrites) {
+  auto db = Open(GetParam(), dir_.path(), &rng_);
+  auto other = Open(GetParam(), dir_.path(), &rng_);
+  ASSERT_OK(db->Create(kApp));
+  std::atomic<bool> inside{false}, finished{false}, fenced_before_finish{false};
+  std::thread writer([&] {
+    EXPECT_OK(db->WithWriteFence(kApp, [&] {
+      inside = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      finished = true;
+      return Status::Ok();
+    }));
+  });
+  while (!inside.load()) std::this_thread::yield();
+  ASSERT_OK(other->Fence(kApp));  // must wait for the write in flight
+  fenced_before_finish = !finished.load();
+  writer.join();
+  EXPECT_FALSE(fenced_before_finish.load());
+  bool ran = false;
+  Status s = db->WithWriteFence(kApp, [&] {
+    ran = true;
+    return Status::Ok();
+  });
+  EXPECT_EQ(s.reason(), "app_migrating");
+  EXPECT_FALSE(ran);
+  Status inner = other->WithWriteFence(kApp, [] { return Status::Ok(); });
+  EXPECT_EQ(inner.reason(), "app_migrating");
 }
 
 TEST_P(DatabaseConformance, DumpRestoreVerifies) {
@@ -251,9 +281,9 @@ TEST_P(DatabaseConformance, RestoreRefusesADamagedArtifact) {
 TEST_P(DatabaseConformance, DumpStopsWhenProgressSaysStop) {
   auto src = Open(GetParam(), dir_.File("a"), &rng_);
   ASSERT_OK(src->Create(kApp));
-  Status s = src->Dump(kApp, dir_.File("d.zst"), [](int64_t, int64_t) {
-                  return Cancelled("abort requested");
-                }).status();
+  Status s = src->Dump(kApp, dir_.File("d.zst"),
+                       [](int64_t, int64_t) { return Cancelled("abort requested"); })
+                 .status();
   EXPECT_EQ(s.code(), StatusCode::kCancelled);
 }
 

@@ -307,6 +307,12 @@ Result<bool> SqliteDatabase::IsFenced(const std::string& app_id) {
   return fenced;
 }
 
+Status SqliteDatabase::WithWriteFence(const std::string& app_id,
+                                      const std::function<Status()>& fn) {
+  // The app database's write transaction is the lock that Fence() also takes.
+  return Write(app_id, Fenced::kRespect, [&](Db*, std::string*) { return fn(); });
+}
+
 Status SqliteDatabase::SetCapture(const std::string& app_id, bool on) {
   return Write(app_id, Fenced::kIgnore, [on](Db* db, std::string*) -> Status {
     if (!on) RETURN_IF_ERROR(db->Exec("DELETE FROM _rm_changelog"));
@@ -397,8 +403,9 @@ Status SqliteDatabase::Restore(const std::string& app_id, const DumpArtifact& ar
   // The copy starts fenced, with no change log of its own.
   return Write(app_id, Fenced::kIgnore, [](Db* db, std::string*) -> Status {
     RETURN_IF_ERROR(db->Exec(kInternalSchema));
-    RETURN_IF_ERROR(db->Exec("DELETE FROM _rm_changelog; DELETE FROM _rm_meta WHERE key = "
-                             "'replica_position'"));
+    RETURN_IF_ERROR(
+        db->Exec("DELETE FROM _rm_changelog; DELETE FROM _rm_meta WHERE key = "
+                 "'replica_position'"));
     RETURN_IF_ERROR(SetMeta(db, "capture", "0"));
     return SetMeta(db, "fenced", "1");
   });
@@ -435,9 +442,7 @@ Result<std::vector<TableDigest>> SqliteDatabase::Digest(const std::string& app_i
       d.table = name;
       std::string buf;
       buf.reserve(1 << 16);
-      auto put = [&buf](const void* p, size_t n) {
-        buf.append(static_cast<const char*>(p), n);
-      };
+      auto put = [&buf](const void* p, size_t n) { buf.append(static_cast<const char*>(p), n); };
       sqlite3_stmt* st = rows.raw();
       while (true) {
         ASSIGN_OR_RETURN(bool row, rows.Step());
@@ -454,8 +459,9 @@ Result<std::vector<TableDigest>> SqliteDatabase::Digest(const std::string& app_i
             double v = sqlite3_column_double(st, c);
             put(&v, sizeof(v));
           } else if (type != SQLITE_NULL) {
-            const void* p = type == SQLITE_BLOB ? sqlite3_column_blob(st, c)
-                                                : static_cast<const void*>(sqlite3_column_text(st, c));
+            const void* p = type == SQLITE_BLOB
+                                ? sqlite3_column_blob(st, c)
+                                : static_cast<const void*>(sqlite3_column_text(st, c));
             uint64_t n = static_cast<uint64_t>(sqlite3_column_bytes(st, c));
             put(&n, sizeof(n));
             if (n) put(p, n);

@@ -34,6 +34,7 @@ class SqliteDatabase final : public Database {
   Status Fence(const std::string& app_id) override;
   Status Unfence(const std::string& app_id) override;
   Result<bool> IsFenced(const std::string& app_id) override;
+  Status WithWriteFence(const std::string& app_id, const std::function<Status()>& fn) override;
   Result<DumpArtifact> Dump(const std::string& app_id, const std::string& path,
                             const ProgressFn& progress) override;
   Status Restore(const std::string& app_id, const DumpArtifact& artifact,
