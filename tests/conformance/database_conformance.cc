@@ -259,6 +259,30 @@ TEST_P(DatabaseConformance, DumpRestoreVerifies) {
   EXPECT_NE(changed, ds);
 }
 
+// Another process drops the database and restores a new one in its place: this handle, which
+// had the old one open, sees the new one.
+TEST_P(DatabaseConformance, ReplacementByAnotherProcessIsSeen) {
+  auto src = Open(GetParam(), dir_.File("a"), &rng_);
+  auto mine = Open(GetParam(), dir_.File("b"), &rng_);
+  auto theirs = Open(GetParam(), dir_.File("b"), &rng_);
+  ASSERT_OK(src->Create(kApp));
+  ASSERT_OK(src->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
+  ASSERT_OK(src->InsertRows(kApp, "t", {{"id", "new"}, {"n", 2}}).status());
+  ASSERT_OK(mine->Create(kApp));
+  ASSERT_OK(mine->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
+  ASSERT_OK(mine->InsertRows(kApp, "t", {{"id", "old"}, {"n", 1}}).status());
+  ASSERT_OK_AND_ASSIGN(DumpArtifact a, src->Dump(kApp, dir_.File("d.zst"), nullptr));
+  ASSERT_OK(theirs->Restore(kApp, a, nullptr));
+  ASSERT_OK(theirs->Unfence(kApp));
+  EXPECT_EQ(mine->GetRow(kApp, "t", "old").status().code(), StatusCode::kNotFound);
+  ASSERT_OK_AND_ASSIGN(json row, mine->GetRow(kApp, "t", "new"));
+  EXPECT_EQ(row["n"], 2);
+  ASSERT_OK(mine->InsertRows(kApp, "t", {{"id", "after"}}).status());
+  ASSERT_OK_AND_ASSIGN(json seen, theirs->GetRow(kApp, "t", "after"));  // not lost in a ghost
+  ASSERT_OK(theirs->Drop(kApp));
+  EXPECT_EQ(mine->GetRow(kApp, "t", "new").status().code(), StatusCode::kNotFound);
+}
+
 TEST_P(DatabaseConformance, RestoreRefusesADamagedArtifact) {
   auto src = Open(GetParam(), dir_.File("a"), &rng_);
   auto dst = Open(GetParam(), dir_.File("b"), &rng_);

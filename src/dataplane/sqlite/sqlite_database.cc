@@ -1,5 +1,7 @@
 #include "dataplane/sqlite/sqlite_database.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include "common/hash.h"
@@ -165,13 +167,21 @@ std::string SqliteDatabase::PathFor(const std::string& app_id) const {
 }
 
 Result<std::shared_ptr<SqliteDatabase::Conn>> SqliteDatabase::GetConn(const std::string& app_id) {
+  std::string path = PathFor(app_id);
+  struct stat st {};
+  bool exists = ::stat(path.c_str(), &st) == 0;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = conns_.find(app_id);
-  if (it != conns_.end()) return it->second;
-  std::string path = PathFor(app_id);
-  if (!fs::exists(path)) return NotFound("app " + app_id + " has no database in this region");
+  if (it != conns_.end()) {
+    // A cached connection is only good while the file is the one it opened: another process
+    // may have dropped it or restored a new one in its place.
+    if (exists && it->second->inode == static_cast<uint64_t>(st.st_ino)) return it->second;
+    conns_.erase(it);  // in-flight users keep their shared_ptr; the next call reopens
+  }
+  if (!exists) return NotFound("app " + app_id + " has no database in this region");
   auto conn = std::make_shared<Conn>();
   ASSIGN_OR_RETURN(conn->db, Db::Open(path));
+  conn->inode = static_cast<uint64_t>(st.st_ino);
   conns_[app_id] = conn;
   return conn;
 }

@@ -68,6 +68,7 @@ class SqliteDatabase final : public Database {
   struct Conn {
     std::mutex mu;
     std::unique_ptr<sqlite::Db> db;
+    uint64_t inode = 0;  // of the file when opened: another process may replace or drop it
   };
   enum class Fenced { kRespect, kIgnore };
 

@@ -101,6 +101,10 @@ Result<ReplicationLag> SqliteReplicator::Pump(const std::string& app_id,
     for (const Change& c : batch) {
       // The change and the new position commit together.
       RETURN_IF_ERROR(replica->WithWriteTxn(app_id, [&](Db* db) -> Status {
+        // Another applier (another process) may have applied it already: the position read
+        // under this write transaction decides.
+        ASSIGN_OR_RETURN(int64_t applied, ReplicaPosition(db));
+        if (applied >= c.seq) return Status::Ok();
         if (c.kind == "ddl") {
           RETURN_IF_ERROR(db->Exec(c.payload));
         } else {
