@@ -1,5 +1,6 @@
 #include <set>
 
+#include "common/clock.h"
 #include "common/hash.h"
 #include "common/ids.h"
 #include "common/result.h"
@@ -69,6 +70,15 @@ TEST(Backoff, ExponentialWithJitterWithinBounds) {
   std::set<int64_t> values;
   for (int i = 0; i < 50; ++i) values.insert(BackoffDelayMs(p, 3, rng));
   EXPECT_GT(values.size(), 10u);
+}
+
+TEST(Clock, FormatAndParseRoundTrip) {
+  for (int64_t ms : {int64_t{0}, int64_t{1700000000123}, int64_t{1795000000999}}) {
+    EXPECT_EQ(ParseTimeMs(FormatTimeMs(ms)), ms) << FormatTimeMs(ms);
+  }
+  EXPECT_EQ(ParseTimeMs("2026-11-25T10:00:00Z"), 1795600800000);
+  EXPECT_EQ(ParseTimeMs("yesterday"), 0);
+  EXPECT_EQ(ParseTimeMs("2026-11-25T10:00:00"), 0);
 }
 
 TEST(Hash, Sha256KnownVector) {

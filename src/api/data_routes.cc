@@ -2,6 +2,8 @@
 // custom domains, under /v1/apps/{app_id}/ or on the app's own host.
 #include <httplib.h>
 
+#include <regex>
+
 #include "api/http_api.h"
 #include "api/http_util.h"
 #include "api/routing.h"
@@ -311,10 +313,37 @@ void HttpApi::RegisterDataRoutes() {
     }
     Dispatch(sys, req, res, *app, req.matches[1], req.matches[2]);
   };
+  int64_t max_body = sys->config().max_body_bytes;
   for (const auto& [pattern, handler] :
        {std::pair<std::string, httplib::Server::Handler>{v1, by_path}, {host, by_host}}) {
     server_->Get(pattern, handler);
     for (const char* method : {"POST", "PUT", "PATCH", "DELETE"}) Route(method, pattern, handler);
+    // PUT bodies (blobs above all) are read raw: httplib would otherwise parse a body sent
+    // as application/x-www-form-urlencoded (curl's default) and refuse one over 8 KiB.
+    std::regex re(pattern);
+    server_->Put(pattern, [handler, re, max_body](const Req& req, Res& res,
+                                                  const httplib::ContentReader& reader) {
+      std::string body;
+      bool too_large = false;
+      reader([&](const char* data, size_t n) {
+        if (static_cast<int64_t>(body.size() + n) > max_body) {
+          too_large = true;
+          return false;
+        }
+        body.append(data, n);
+        return true;
+      });
+      if (too_large) {
+        return http::ReplyError(
+            res, Status(StatusCode::kInvalidArgument,
+                        "request body is larger than " + std::to_string(max_body) + " bytes",
+                        "payload_too_large"));
+      }
+      Req copy = req;
+      copy.body = std::move(body);
+      std::regex_match(copy.path, copy.matches, re);
+      handler(copy, res);
+    });
   }
 }
 

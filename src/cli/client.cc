@@ -35,7 +35,7 @@ Migration FromJson(const json& j) {
     m.progress.bytes_done = p.value("bytes_done", int64_t{0});
     m.progress.bytes_total = p.value("bytes_total", int64_t{0});
   }
-  m.step_started_at_ms = 0;
+  if (j["step_started_at"].is_string()) m.step_started_at_ms = ParseTimeMs(j["step_started_at"]);
   return m;
 }
 

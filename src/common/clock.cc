@@ -30,4 +30,20 @@ std::string FormatTimeMs(int64_t ms) {
   return buf;
 }
 
+int64_t ParseTimeMs(const std::string& text) {
+  std::tm tm{};
+  int ms = 0;
+  const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!rest) return 0;
+  if (*rest == '.') {
+    int digits = 0;
+    for (++rest; *rest >= '0' && *rest <= '9'; ++rest) {
+      if (digits++ < 3) ms = ms * 10 + (*rest - '0');
+    }
+    while (digits++ < 3) ms *= 10;
+  }
+  if (*rest != 'Z') return 0;
+  return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
+}
+
 }  // namespace regionmove

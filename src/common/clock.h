@@ -39,5 +39,7 @@ class FakeClock final : public Clock {
 
 // "2026-11-25T09:45:29.123Z"
 std::string FormatTimeMs(int64_t ms);
+// The inverse of FormatTimeMs ("...Z" with optional milliseconds); 0 when malformed.
+int64_t ParseTimeMs(const std::string& text);
 
 }  // namespace regionmove

@@ -245,6 +245,13 @@ TEST_F(MoveE2E, AbortOfAFastReverseKeepsTheReplica) {
   EXPECT_EQ(rev2.reverse_path, "fast");
   EXPECT_EQ(Drive(*sys_, rev2.id).current_step, Step::kCompleted);
   EXPECT_EQ(GetApp(app).region, "us-east-1");
+  // A reverse can itself be reversed, fast, through the replica it left behind.
+  AppState in_us = Capture(*sys_, "us-east-1", app);
+  ASSERT_OK_AND_ASSIGN(Migration rev3, sys_->migrations()->Reverse("alice", app, rev2.id));
+  EXPECT_EQ(rev3.reverse_path, "fast");
+  EXPECT_EQ(Drive(*sys_, rev3.id).current_step, Step::kCompleted);
+  EXPECT_EQ(GetApp(app).region, "eu-west-1");
+  EXPECT_TRUE(Capture(*sys_, "eu-west-1", app) == in_us);
 }
 
 }  // namespace

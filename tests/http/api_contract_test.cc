@@ -454,6 +454,24 @@ TEST_F(ApiContract, GuardAnswers503BeforeAuthAndReadsKeepWorking) {
   EXPECT_NE(metrics.raw.find("regionmove_step_duration_seconds_bucket"), std::string::npos);
 }
 
+class DefaultLimits : public HttpFixture {
+ protected:
+  void SetUp() override { StartServer(); }
+};
+
+// curl --data-binary sends application/x-www-form-urlencoded unless told otherwise; a blob
+// body is still taken raw, whatever its size (up to max_body_bytes).
+TEST_F(DefaultLimits, FormEncodedBlobBodiesAreRaw) {
+  std::string app = CreateApp(kAlice);
+  std::string form(200000, 'z');
+  HttpReply put = Call("PUT", "/v1/apps/" + app + "/blobs/form.bin", kAlice, form,
+                       "application/x-www-form-urlencoded");
+  EXPECT_EQ(put.status, 201) << put.raw.substr(0, 200);
+  HttpReply got = Call("GET", "/v1/apps/" + app + "/blobs/form.bin", kAlice);
+  EXPECT_EQ(got.raw.size(), form.size());
+  EXPECT_EQ(Sha256Hex(got.raw), Sha256Hex(form));
+}
+
 // What `curl -X POST` sends: no Content-Length, no body.
 std::string RawRequest(int port, const std::string& head) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
