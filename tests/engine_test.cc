@@ -42,8 +42,10 @@ class EngineTest : public ::testing::Test {
     });
   }
 
+  // The fake clock drives leases here; the real-time LeaseKeeper is tested on its own.
   std::unique_ptr<Engine> MakeEngine(EngineOptions o = {}, const std::string& owner = "w") {
     o.owner = owner;
+    o.keep_leases = false;
     auto e = Engine::Make(store_.get(), &registry_, &clock_, &rng_, o);
     EXPECT_TRUE(e.ok()) << e.status().ToString();
     return std::move(e).value();
@@ -521,6 +523,57 @@ TEST_F(EngineTest, ConcurrencyCapsAreHonoured) {
   for (const auto& id : ids) EXPECT_EQ(RunToEnd(*engine, id).current_step, Step::kCompleted);
   EXPECT_EQ(max_in_flight.load(), 2);
   EXPECT_EQ(max_us_east.load(), 1);
+}
+
+// A step that blocks for several lease periods without a checkpoint keeps its lease: another
+// worker cannot take the migration over meanwhile.
+TEST(LeaseKeeper, LongStepKeepsItsLease) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteControlStore::Open(dir.File("c.sqlite3")));
+  StepRegistry reg;
+  std::atomic<int> restores{0};
+  Engine* other_ptr = nullptr;
+  std::atomic<bool> stolen{false};
+  for (Step s : AllWorkSteps()) {
+    reg.Register(s, [&, s](StepContext&) {
+      if (s != Step::kRestoringData) return Status::Ok();
+      if (restores++ > 0) return Status::Ok();  // a takeover runs it again: that is the failure
+      // Four lease periods inside one call, while another worker keeps trying to claim.
+      for (int i = 0; i < 16; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        auto r = other_ptr->RunOnce();
+        if (r.ok() && *r) stolen = true;
+      }
+      return Status::Ok();
+    });
+  }
+  reg.RegisterCompensation([](StepContext&) { return Status::Ok(); });
+  Rng rng(9);
+  EngineOptions o;
+  o.lease_ms = 200;
+  ASSERT_OK_AND_ASSIGN(auto engine,
+                       Engine::Make(store.get(), &reg, SystemClock::Default(), &rng, o));
+  ASSERT_OK_AND_ASSIGN(auto other,
+                       Engine::Make(store.get(), &reg, SystemClock::Default(), &rng, o));
+  other_ptr = other.get();
+  App a;
+  a.id = NewAppId(rng);
+  a.owner = "alice";
+  a.subdomain = a.id;
+  a.region = "us-east-1";
+  ASSERT_OK(store->CreateApp(a));
+  Migration m;
+  m.id = NewUuidV4(rng);
+  m.app_id = a.id;
+  m.source_region = "us-east-1";
+  m.dest_region = "eu-west-1";
+  ASSERT_OK(store->CreateMigration(m));
+  for (int i = 0; i < 100 && !store->GetMigration(m.id)->terminal(); ++i) {
+    ASSERT_TRUE(engine->RunOnce().ok());
+  }
+  EXPECT_EQ(store->GetMigration(m.id)->current_step, Step::kCompleted);
+  EXPECT_FALSE(stolen.load());
+  EXPECT_EQ(restores.load(), 1);
 }
 
 // Real threads on the real clock: several workers drive several migrations to completion,

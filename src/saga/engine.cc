@@ -1,6 +1,9 @@
 #include "saga/engine.h"
 
+#include <optional>
+
 #include "common/log.h"
+#include "saga/lease_keeper.h"
 
 namespace regionmove {
 
@@ -200,6 +203,8 @@ Status Engine::RunStep(Migration m, int64_t epoch) {
   const StepRegistry::StepFn* fn = registry_->Find(step);
   Status s;
   if (fn) {
+    std::optional<LeaseKeeper> keeper;
+    if (options_.keep_leases) keeper.emplace(store_, clock_, m.id, epoch, options_.lease_ms);
     StepContext ctx(this, std::move(m));
     Log(LogLevel::kDebug, "step_start",
         {{"migration_id", ctx.m_.id}, {"step", std::string(StepName(step))}});
@@ -311,9 +316,13 @@ Status Engine::StartCompensation(Migration m, int64_t epoch, Compensation why, s
 }
 
 Status Engine::RunCompensation(Migration m, int64_t epoch) {
+  std::optional<LeaseKeeper> keeper;
+  if (options_.keep_leases) keeper.emplace(store_, clock_, m.id, epoch, options_.lease_ms);
   StepContext ctx(this, std::move(m));
   Status s = (*registry_->compensation())(ctx);
-  if (ctx.lease_lost_) return Conflict("lease lost during compensation", "fenced");
+  if (ctx.lease_lost_ || (keeper && keeper->lost())) {
+    return Conflict("lease lost during compensation", "fenced");
+  }
   m = std::move(ctx.m_);
   if (s.code() == StatusCode::kCancelled) s = Unavailable(s.message());  // abort of an abort
   if (!s.ok()) {

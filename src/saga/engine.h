@@ -27,6 +27,9 @@ struct EngineOptions {
   int64_t abort_poll_ms = 250;  // how often Checkpoint() reads the abort flag
   int64_t idle_poll_ms = 100;   // worker threads sleep this long when nothing is runnable
   Metrics* metrics = nullptr;   // step durations, retries, bytes, outcomes; may be null
+  // Renew leases from a background thread while steps run (LeaseKeeper), on top of the
+  // heartbeats of Checkpoint(). Off for tests that stall a worker on a FakeClock on purpose.
+  bool keep_leases = true;
 };
 
 class Engine;
