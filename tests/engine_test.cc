@@ -525,6 +525,23 @@ TEST_F(EngineTest, ConcurrencyCapsAreHonoured) {
   EXPECT_EQ(max_us_east.load(), 1);
 }
 
+// A new app in us-east-1 and a queued move of it to eu-west-1, straight in the store.
+Result<Migration> SeedMove(ControlStore* store, Rng& rng) {
+  App a;
+  a.id = NewAppId(rng);
+  a.owner = "alice";
+  a.subdomain = a.id;
+  a.region = "us-east-1";
+  RETURN_IF_ERROR(store->CreateApp(a));
+  Migration m;
+  m.id = NewUuidV4(rng);
+  m.app_id = a.id;
+  m.source_region = "us-east-1";
+  m.dest_region = "eu-west-1";
+  RETURN_IF_ERROR(store->CreateMigration(m));
+  return m;
+}
+
 // A step that blocks for several lease periods without a checkpoint keeps its lease: another
 // worker cannot take the migration over meanwhile.
 TEST(LeaseKeeper, LongStepKeepsItsLease) {
@@ -556,18 +573,7 @@ TEST(LeaseKeeper, LongStepKeepsItsLease) {
   ASSERT_OK_AND_ASSIGN(auto other,
                        Engine::Make(store.get(), &reg, SystemClock::Default(), &rng, o));
   other_ptr = other.get();
-  App a;
-  a.id = NewAppId(rng);
-  a.owner = "alice";
-  a.subdomain = a.id;
-  a.region = "us-east-1";
-  ASSERT_OK(store->CreateApp(a));
-  Migration m;
-  m.id = NewUuidV4(rng);
-  m.app_id = a.id;
-  m.source_region = "us-east-1";
-  m.dest_region = "eu-west-1";
-  ASSERT_OK(store->CreateMigration(m));
+  ASSERT_OK_AND_ASSIGN(Migration m, SeedMove(store.get(), rng));
   for (int i = 0; i < 100 && !store->GetMigration(m.id)->terminal(); ++i) {
     ASSERT_TRUE(engine->RunOnce().ok());
   }
@@ -602,18 +608,7 @@ TEST(EngineThreads, WorkerPoolFinishesEverything) {
                        Engine::Make(store.get(), &reg, SystemClock::Default(), &rng, o));
   std::vector<std::string> ids;
   for (int i = 0; i < 6; ++i) {
-    App a;
-    a.id = NewAppId(rng);
-    a.owner = "alice";
-    a.subdomain = a.id;
-    a.region = "us-east-1";
-    ASSERT_OK(store->CreateApp(a));
-    Migration m;
-    m.id = NewUuidV4(rng);
-    m.app_id = a.id;
-    m.source_region = "us-east-1";
-    m.dest_region = "eu-west-1";
-    ASSERT_OK(store->CreateMigration(m));
+    ASSERT_OK_AND_ASSIGN(Migration m, SeedMove(store.get(), rng));
     ids.push_back(m.id);
   }
   engine->Start(3);

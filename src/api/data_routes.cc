@@ -137,6 +137,7 @@ Status Blobs(System* sys, const http::Caller& c, const Req& req, Res& res, const
     ASSIGN_OR_RETURN(std::string data, plane->blobs->Get(app, key, &info));
     res.status = 200;
     res.set_header("ETag", "\"" + info.sha256 + "\"");
+    res.set_header("X-Content-Type-Options", "nosniff");  // stored types are the uploader's
     res.set_content(std::move(data), info.content_type.c_str());
     return Status::Ok();
   }

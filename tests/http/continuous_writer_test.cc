@@ -89,22 +89,19 @@ TEST_F(ContinuousWriter, NothingAcknowledgedIsLost) {
 
   EXPECT_EQ(Call("GET", "/v1/apps/" + app, kAlice).body["region"], "us-east-1");
   std::set<std::string> present;
-  std::string after;
-  while (true) {
-    HttpReply page = Call("GET", base + "/tables/w?limit=1000&after=" + after, kAlice);
-    ASSERT_EQ(page.status, 200);
-    for (const auto& r : page.body["rows"]) present.insert(r["id"].get<std::string>());
-    if (page.body["next_after"].is_null()) break;
-    after = page.body["next_after"];
-  }
-  after.clear();
-  while (true) {
-    HttpReply page = Call("GET", base + "/blobs?prefix=w&limit=1000&after=" + after, kAlice);
-    ASSERT_EQ(page.status, 200);
-    for (const auto& b : page.body["blobs"]) present.insert(b["key"].get<std::string>());
-    if (page.body["next_after"].is_null()) break;
-    after = page.body["next_after"];
-  }
+  // Every id of a keyset-paged listing: rows by "id", blobs by "key".
+  auto collect = [&](const std::string& path, const char* list, const char* key) {
+    std::string after;
+    while (true) {
+      HttpReply page = Call("GET", path + "&after=" + after, kAlice);
+      ASSERT_EQ(page.status, 200);
+      for (const auto& item : page.body[list]) present.insert(item[key].get<std::string>());
+      if (page.body["next_after"].is_null()) break;
+      after = page.body["next_after"];
+    }
+  };
+  collect(base + "/tables/w?limit=1000", "rows", "id");
+  collect(base + "/blobs?prefix=w&limit=1000", "blobs", "key");
   int lost = 0;
   for (const auto& id : acked) lost += present.count(id) == 0;
   // A blob's content is its key: spot-check the last acknowledged ones.
