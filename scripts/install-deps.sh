@@ -31,11 +31,11 @@ fi
 
 [ $with_tests = 1 ] || exit 0
 
-# The official MCP TypeScript SDK for the MCP tests, pinned by tests/mcp/package-lock.json.
+# The official MCP TypeScript SDK for the tests in tests/node, pinned by tests/node/package-lock.json.
 root="$(cd "$(dirname "$0")/.." && pwd)"
-lock="$root/tests/mcp/package-lock.json"
-stamp="$root/tests/mcp/node_modules/.package-lock.json"
+lock="$root/tests/node/package-lock.json"
+stamp="$root/tests/node/node_modules/.package-lock.json"
 if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
-  echo "installing the MCP test client (npm ci in tests/mcp)"
-  npm ci --prefix "$root/tests/mcp" --no-audit --no-fund --loglevel=error >/dev/null
+  echo "installing the MCP test client (npm ci in tests/node)"
+  npm ci --prefix "$root/tests/node" --no-audit --no-fund --loglevel=error >/dev/null
 fi

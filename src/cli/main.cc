@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
   auto* serve_cmd = app.add_subcommand("serve", "run the REST API server with saga workers");
   std::string listen;
   serve_cmd->add_option("--listen", listen, "host:port (default: server.listen of the config)");
+  bool no_workers = false;
+  serve_cmd->add_flag("--no-workers", no_workers,
+                      "answer the API only; `regionmove worker` processes run the migrations");
   auto* worker_cmd = app.add_subcommand("worker", "run saga workers only (no HTTP)");
 
   auto* mcp_cmd = app.add_subcommand("mcp", "MCP server on stdio (for agents)");
@@ -67,7 +70,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (int rc = client.Run(); rc >= 0) return rc;
-  if (*serve_cmd) return regionmove::RunServe(config_path, listen);
+  if (*serve_cmd) return regionmove::RunServe(config_path, listen, !no_workers);
   if (*worker_cmd) return regionmove::RunWorker(config_path);
   if (*mcp_cmd) {
     if (mcp_user.empty() && mcp_server.empty()) {

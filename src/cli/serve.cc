@@ -67,7 +67,7 @@ int Open(const std::string& config_path, Process* p) {
 
 }  // namespace
 
-int RunServe(const std::string& config_path, const std::string& listen) {
+int RunServe(const std::string& config_path, const std::string& listen, bool workers) {
   BlockSignals();
   Process p;
   if (int rc = Open(config_path, &p)) return rc;
@@ -87,7 +87,7 @@ int RunServe(const std::string& config_path, const std::string& listen) {
     std::fprintf(stderr, "regionmove: %s\n", s.message().c_str());
     return 1;
   }
-  p.sys->Start();
+  p.sys->Start(workers);
   Log(LogLevel::kInfo, "listening",
       {{"addr", host + ":" + std::to_string((*api)->port())}, {"config", p.config.source}});
   std::fprintf(stderr, "regionmove serving on http://%s:%d (config: %s)\n", host.c_str(),

@@ -48,7 +48,8 @@ Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock,
 
 System::~System() { Stop(); }
 
-void System::Start() {
+void System::Start(bool background) {
+  if (!background) return;
   engine_->Start(config_.workers);
   stop_ = false;
   background_ = std::thread([this] {

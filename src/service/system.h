@@ -23,7 +23,9 @@ class System {
   static Result<std::unique_ptr<System>> Open(const Config& config, Clock* clock, Rng* rng);
   ~System();
 
-  void Start();
+  // Starts the saga workers and the replication/retention loop. With `background` false,
+  // nothing runs in the background (an API-only process; `regionmove worker` does the work).
+  void Start(bool background = true);
   void Stop();
 
   const Config& config() const { return config_; }

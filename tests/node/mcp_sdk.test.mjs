@@ -1,81 +1,11 @@
 // regionmove's MCP server driven by the official MCP TypeScript SDK, over Streamable HTTP and
 // over stdio (client mode and in-process mode): the agent flow of the seed and its error cases.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.REGIONMOVE_BIN ?? resolve(here, '../../build/regionmove');
-const ALICE = 'alice-mcp-token';
-const BOB = 'bob-mcp-token';
-const cleanups = [];
-after(async () => { for (const fn of cleanups.reverse()) await fn(); });
-
-function makeConfig() {
-  const dir = mkdtempSync(join(tmpdir(), 'regionmove-mcp-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  let toml = `[server]\ndata_dir = "var"\n[saga]\nworkers = 2\n` +
-    `[[users]]\nname = "alice"\ntoken = "${ALICE}"\n[[users]]\nname = "bob"\ntoken = "${BOB}"\n`;
-  for (const slug of ['us-east-1', 'eu-west-1', 'ap-southeast-1']) {
-    toml += `[[regions]]\nslug = "${slug}"\ndatabase = { engine = "sqlite", dir = "regions/${slug}/db" }\n` +
-      `blobs = { engine = "fs", dir = "regions/${slug}/blobs" }\n`;
-  }
-  const path = join(dir, 'regionmove.toml');
-  writeFileSync(path, toml);
-  return path;
-}
-
-// Starts `regionmove serve` on a free port; resolves to { base, stop }.
-function startServer(config, env = {}) {
-  return new Promise((resolvePromise, reject) => {
-    const proc = spawn(BIN, ['serve', '--config', config, '--listen', '127.0.0.1:0'], {
-      env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let log = '';
-    const timer = setTimeout(() => reject(new Error('server did not start: ' + log)), 15000);
-    proc.stderr.on('data', (chunk) => {
-      log += chunk;
-      const m = /serving on (http:\/\/[0-9.:]+)/.exec(log);
-      if (m) {
-        clearTimeout(timer);
-        const stop = () => new Promise((done) => {
-          if (proc.exitCode !== null) return done();
-          proc.once('exit', () => done());
-          proc.kill('SIGTERM');
-        });
-        cleanups.push(stop);
-        resolvePromise({ base: m[1], stop });
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${log}`)));
-  });
-}
-
-async function rest(base, token, method, path, body) {
-  const res = await fetch(base + path, {
-    method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json() };
-}
-
-async function createApp(base, token, rows = 50) {
-  const app = await rest(base, token, 'POST', '/v1/apps', { name: 'shop', region: 'us-east-1' });
-  assert.equal(app.status, 201, JSON.stringify(app.body));
-  const id = app.body.app_id;
-  await rest(base, token, 'POST', `/v1/apps/${id}/tables`,
-    { name: 'orders', columns: [{ name: 'total', type: 'real' }] });
-  const data = Array.from({ length: rows }, (_, i) => ({ id: `o${i}`, total: i }));
-  assert.equal((await rest(base, token, 'POST', `/v1/apps/${id}/tables/orders`, data)).status, 201);
-  return id;
-}
+import { ALICE, BIN, BOB, cleanups, createApp, makeConfig, rest, startServer } from './helpers.mjs';
 
 async function call(client, name, args = {}) {
   const r = await client.callTool({ name, arguments: args });

@@ -1,0 +1,83 @@
+// Shared by the out-of-process tests: configs in temp dirs, regionmove processes, REST calls.
+import { after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const BIN = process.env.REGIONMOVE_BIN ?? resolve(here, '../../build/regionmove');
+export const ALICE = 'alice-mcp-token';
+export const BOB = 'bob-mcp-token';
+export const cleanups = [];
+after(async () => { for (const fn of cleanups.reverse()) await fn(); });
+
+export function makeConfig() {
+  const dir = mkdtempSync(join(tmpdir(), 'regionmove-mcp-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  let toml = `[server]\ndata_dir = "var"\n[saga]\nworkers = 2\n` +
+    `[[users]]\nname = "alice"\ntoken = "${ALICE}"\n[[users]]\nname = "bob"\ntoken = "${BOB}"\n`;
+  for (const slug of ['us-east-1', 'eu-west-1', 'ap-southeast-1']) {
+    toml += `[[regions]]\nslug = "${slug}"\ndatabase = { engine = "sqlite", dir = "regions/${slug}/db" }\n` +
+      `blobs = { engine = "fs", dir = "regions/${slug}/blobs" }\n`;
+  }
+  const path = join(dir, 'regionmove.toml');
+  writeFileSync(path, toml);
+  return path;
+}
+
+// Runs regionmove with `args` until its stderr matches `ready`; resolves to
+// { match, stop, log() }. The process is stopped (SIGTERM) at the end of the file's tests.
+export function startProcess(args, ready, env = {}) {
+  return new Promise((resolvePromise, reject) => {
+    const proc = spawn(BIN, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    let started = false;
+    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start: ${log}`)), 15000);
+    const stop = () => new Promise((done) => {
+      if (proc.exitCode !== null) return done();
+      proc.once('exit', () => done());
+      proc.kill('SIGTERM');
+    });
+    proc.stderr.on('data', (chunk) => {
+      log += chunk;
+      const m = ready.exec(log);
+      if (m && !started) {
+        started = true;
+        clearTimeout(timer);
+        cleanups.push(stop);
+        resolvePromise({ match: m, stop, log: () => log });
+      }
+    });
+    proc.on('exit', (code) => { if (!started) reject(new Error(`${args[0]} exited ${code}: ${log}`)); });
+  });
+}
+
+// Starts `regionmove serve` on a free port; resolves to { base, stop }.
+export async function startServer(config, env = {}, extraArgs = []) {
+  const p = await startProcess(['serve', '--config', config, '--listen', '127.0.0.1:0', ...extraArgs],
+    /serving on (http:\/\/[0-9.:]+)/, env);
+  return { base: p.match[1], stop: p.stop };
+}
+
+export async function rest(base, token, method, path, body) {
+  const res = await fetch(base + path, {
+    method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+export async function createApp(base, token, rows = 50) {
+  const app = await rest(base, token, 'POST', '/v1/apps', { name: 'shop', region: 'us-east-1' });
+  assert.equal(app.status, 201, JSON.stringify(app.body));
+  const id = app.body.app_id;
+  await rest(base, token, 'POST', `/v1/apps/${id}/tables`,
+    { name: 'orders', columns: [{ name: 'total', type: 'real' }] });
+  const data = Array.from({ length: rows }, (_, i) => ({ id: `o${i}`, total: i }));
+  assert.equal((await rest(base, token, 'POST', `/v1/apps/${id}/tables/orders`, data)).status, 201);
+  return id;
+}
+
