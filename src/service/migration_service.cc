@@ -45,32 +45,38 @@ Result<Migration> MigrationService::OwnedMigration(const std::string& owner,
   return m;
 }
 
-Status MigrationService::CheckEligible(const App& app, const std::string& dest_region) {
+Result<std::vector<EligibilityCheck>> MigrationService::EligibilityChecks(
+    const App& app, const std::string& dest_region) {
   RegionPlane* dest = deps_.plane->Region(dest_region);
   if (!dest) {
     return InvalidArgument("unknown region '" + dest_region + "'", "invalid_region");
   }
-  if (app.region == dest_region) {
-    return Ineligible("same_region", "app " + app.id + " is already in " + dest_region);
-  }
-  if (dest->config.status != "available") {
-    return Ineligible(
-        "region_not_accepting",
-        "region " + dest_region + " is " + dest->config.status + " and does not accept moves");
-  }
   ASSIGN_OR_RETURN(auto active, deps_.store->GetActiveMigration(app.id));
-  if (active) {
-    return Ineligible("migration_in_flight",
-                      "app " + app.id + " already has migration " + active->id + " in flight");
-  }
-  if (app.status != kAppReady) {
-    return Ineligible("app_not_ready", "app " + app.id + " is " + app.status);
-  }
   ASSIGN_OR_RETURN(auto apps, deps_.store->ListApps(""));
   int64_t in_dest = std::count_if(apps.begin(), apps.end(),
                                   [&](const App& a) { return a.region == dest_region; });
-  if (in_dest + 1 > dest->config.max_apps) {
-    return Ineligible("insufficient_capacity", "region " + dest_region + " is full");
+  const RegionConfig& rc = dest->config;
+  return std::vector<EligibilityCheck>{
+      {"same_region", app.region != dest_region,
+       app.region == dest_region ? "app " + app.id + " is already in " + dest_region
+                                 : "the app is in " + app.region},
+      {"region_not_accepting", rc.status == "available",
+       "region " + dest_region + " is " + rc.status +
+           (rc.status == "available" ? "" : " and does not accept moves")},
+      {"migration_in_flight", !active,
+       active ? "app " + app.id + " already has migration " + active->id + " in flight"
+              : "no migration in flight"},
+      {"app_not_ready", app.status == kAppReady, "app " + app.id + " is " + app.status},
+      {"insufficient_capacity", in_dest + 1 <= rc.max_apps,
+       "region " + dest_region + " holds " + std::to_string(in_dest) + " of at most " +
+           std::to_string(rc.max_apps) + " apps"},
+  };
+}
+
+Status MigrationService::CheckEligible(const App& app, const std::string& dest_region) {
+  ASSIGN_OR_RETURN(auto checks, EligibilityChecks(app, dest_region));
+  for (const auto& c : checks) {
+    if (!c.ok) return Ineligible(c.code, c.message);
   }
   return Status::Ok();
 }
@@ -106,9 +112,6 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
                                         const std::string& strategy) {
   RETURN_IF_ERROR(CheckStrategy(strategy));
   ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
-  if (!deps_.plane->Region(dest_region)) {
-    return InvalidArgument("unknown region '" + dest_region + "'", "invalid_region");
-  }
   RegionPlane* src = deps_.plane->Region(app.region);
   int64_t db = 0, blobs = 0;
   if (src) {
@@ -117,19 +120,20 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
     db = d.ok() ? *d : 0;
     blobs = b.ok() ? *b : 0;
   }
-  Status eligible = CheckEligible(app, dest_region);
-  double copy_seconds = static_cast<double>(db + blobs) / kBytesPerSecond;
+  ASSIGN_OR_RETURN(auto results, EligibilityChecks(app, dest_region));
+  bool eligible = true;
   json checks = json::array();
-  checks.push_back({{"name", "eligible"},
-                    {"ok", eligible.ok()},
-                    {"reason_code", eligible.detail()},
-                    {"message", eligible.ok() ? "the app can move" : eligible.message()}});
+  for (const auto& c : results) {
+    eligible = eligible && c.ok;
+    checks.push_back({{"name", c.code}, {"ok", c.ok}, {"message", c.message}});
+  }
+  double copy_seconds = static_cast<double>(db + blobs) / kBytesPerSecond;
   return json{{"dry_run", true},
               {"app_id", app.id},
               {"source_region", app.region},
               {"dest_region", dest_region},
               {"strategy", "offline"},
-              {"eligible", eligible.ok()},
+              {"eligible", eligible},
               {"sizes", {{"database_bytes", db}, {"blob_bytes", blobs}}},
               {"estimated_duration_seconds", kFixedSeconds + copy_seconds},
               {"estimated_write_block_seconds", kFixedSeconds + copy_seconds},

@@ -10,6 +10,13 @@
 
 namespace regionmove {
 
+// One condition of a move; `code` is the ineligible reason_code when it fails.
+struct EligibilityCheck {
+  std::string code;
+  bool ok = false;
+  std::string message;
+};
+
 // One retained source replica as the API lists it.
 struct ReplicaInfo {
   Migration migration;
@@ -72,6 +79,9 @@ class MigrationService {
 
  private:
   Status CheckEligible(const App& app, const std::string& dest_region);
+  // Every condition of a move, passed or not. InvalidArgument("invalid_region").
+  Result<std::vector<EligibilityCheck>> EligibilityChecks(const App& app,
+                                                          const std::string& dest_region);
   // A new queued migration of the app from `source` to `dest`.
   Migration Draft(const std::string& app_id, const std::string& owner, const std::string& source,
                   const std::string& dest);

@@ -136,6 +136,15 @@ TEST_F(ApiContract, MoveErrors) {
   EXPECT_EQ(plan.body["eligible"], true);
   EXPECT_TRUE(plan.body.contains("estimated_duration_seconds"));
   EXPECT_TRUE(plan.body.contains("estimated_write_block_seconds"));
+  EXPECT_EQ(plan.body["checks"].size(), 5u);
+  HttpReply same = move({{"dest_region", "us-east-1"}, {"dry_run", true}});
+  EXPECT_EQ(same.status, 200);
+  EXPECT_EQ(same.body["eligible"], false);
+  bool flagged = false;
+  for (const auto& c : same.body["checks"]) {
+    if (c["name"] == "same_region") flagged = c["ok"] == false;
+  }
+  EXPECT_TRUE(flagged) << same.raw;
   EXPECT_EQ(Call("GET", "/v1/apps/" + app + "/migrations", kAlice).body["migrations"].size(), 0u);
 }
 
