@@ -142,6 +142,13 @@ TEST_F(MoveE2E, MoveWriteFastReverseTeardownSlowReverse) {
   EXPECT_TRUE(Capture(*sys_, "us-east-1", app) == on_eu);
   EXPECT_EQ(sys_->store()->GetMigration(m.id)->source_replica_state, kReplicaPromoted);
   EXPECT_EQ(rev_done.source_replica_state, kReplicaReplicating);
+  // Capacity: nothing is held in us-east-1 (the app lives there), the new replica is held in
+  // eu-west-1.
+  ASSERT_OK_AND_ASSIGN(auto held_us, sys_->store()->ListReservations("us-east-1"));
+  EXPECT_TRUE(held_us.empty());
+  ASSERT_OK_AND_ASSIGN(auto held_eu, sys_->store()->ListReservations("eu-west-1"));
+  ASSERT_EQ(held_eu.size(), 1u);
+  EXPECT_EQ(held_eu[0].migration_id, rev.id);
   ASSERT_OK_AND_ASSIGN(auto row, us->db->GetRow(app, "orders", "after-move"));
   EXPECT_EQ(row["total"], 42.0);
   ASSERT_OK(us->db->InsertRows(app, "orders", {{"total", 7.0}}).status());  // writable again

@@ -24,12 +24,18 @@ Status SetUpReverseReplication(const StepDeps& deps, StepContext& ctx) {
   ASSIGN_OR_RETURN(auto replicas, deps.store->ListRetainedReplicas());
   for (const auto& r : replicas) {
     if (r.app_id != m.app_id || r.id == m.reverse_of || r.id == m.id) continue;
-    RETURN_IF_ERROR(TeardownReplica(deps, r.id, "superseded by migration " + m.id));
-    Note(deps, m, "tore down the older replica of migration " + r.id);
+    // Past the cutover nothing may fail the move: a replica that will not go is reported.
+    Status t = TeardownReplica(deps, r.id, "superseded by migration " + m.id);
+    Note(deps, m,
+         t.ok() ? "tore down the older replica of migration " + r.id
+                : "could not tear down the older replica of migration " + r.id + ": " +
+                      t.message() + " (DELETE /v1/source-replicas/" + r.id + ")");
   }
   if (IsFastReverse(m)) {
+    // The forward move's replica is the primary now: its capacity is the app's own.
     Status s = deps.store->SetReplicaState(m.reverse_of, kReplicaReplicating, kReplicaPromoted);
     if (!s.ok() && s.reason() != "replica_state") return s;
+    RETURN_IF_ERROR(deps.store->ReleaseReservation(m.reverse_of, m.dest_region));
   }
   Status s = deps.Fault("setting_up_reverse_replication.start");
   if (s.ok()) s = deps.plane->replicator()->Start(m.app_id, m.dest_region, m.source_region);
