@@ -209,8 +209,9 @@ Status Engine::RunStep(Migration m, int64_t epoch) {
     Log(LogLevel::kDebug, "step_start",
         {{"migration_id", ctx.m_.id}, {"step", std::string(StepName(step))}});
     s = (*fn)(ctx);
-    if (ctx.lease_lost_)
+    if (ctx.lease_lost_ || (keeper && keeper->lost())) {
       return Conflict("lease lost while running " + std::string(StepName(step)), "fenced");
+    }
     m = std::move(ctx.m_);
   }
   if (s.code() == StatusCode::kCancelled) {
