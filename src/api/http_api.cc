@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <regex>
+#include <set>
 
 #include "api/http_util.h"
 #include "api/routing.h"
@@ -140,8 +142,21 @@ void HttpApi::Register() {
     return httplib::Server::HandlerResponse::Handled;
   });
 
-  s.set_logger([mx](const Req& req, const Res& res) {
+  // Route labels are bounded: a client probing random paths must not grow /metrics forever.
+  auto seen_routes = std::make_shared<std::pair<std::mutex, std::set<std::string>>>();
+  s.set_logger([mx, seen_routes](const Req& req, const Res& res) {
     std::string route = NormalizeRoute(req.path);
+    {
+      std::lock_guard<std::mutex> lock(seen_routes->first);
+      auto& seen = seen_routes->second;
+      if (!seen.count(route)) {
+        if (seen.size() >= 256) {
+          route = "other";
+        } else {
+          seen.insert(route);
+        }
+      }
+    }
     mx->Inc("regionmove_http_requests_total", "route=\"" + req.method + " " + route + "\",code=\"" +
                                                   std::to_string(res.status) + "\"");
     Log(LogLevel::kInfo, "http_request",
