@@ -56,9 +56,9 @@ int main(int argc, char** argv) {
   fs::create_directories(dir);
   std::string toml = "[server]\ndata_dir = \"var\"\n[saga]\nworkers = 1\n";
   for (const char* slug : {"us-east-1", "eu-west-1"}) {
-    toml += std::string("[[regions]]\nslug = \"") + slug + "\"\ndatabase = { engine = \"sqlite\", " +
-            "dir = \"regions/" + slug + "/db\" }\nblobs = { engine = \"fs\", dir = \"regions/" +
-            slug + "/blobs\" }\n";
+    toml += std::string("[[regions]]\nslug = \"") + slug +
+            "\"\ndatabase = { engine = \"sqlite\", " + "dir = \"regions/" + slug +
+            "/db\" }\nblobs = { engine = \"fs\", dir = \"regions/" + slug + "/blobs\" }\n";
   }
   auto config = ParseConfig(toml, dir, "bench");
   Rng rng(1);
@@ -72,8 +72,11 @@ int main(int argc, char** argv) {
   std::string id = app->id;
   RegionPlane* us = s.plane()->Region("us-east-1");
   (void)us->db->CreateTable(id, TableSpec{"events",
-                                          {{"kind", "text"}, {"n", "integer"}, {"amount", "real"},
-                                           {"payload", "json"}, {"at", "timestamp"}}});
+                                          {{"kind", "text"},
+                                           {"n", "integer"},
+                                           {"amount", "real"},
+                                           {"payload", "json"},
+                                           {"at", "timestamp"}}});
   for (int done = 0; done < rows;) {
     json batch = json::array();
     for (int i = 0; i < 5000 && done < rows; ++i, ++done) {
@@ -134,10 +137,10 @@ int main(int argc, char** argv) {
               res["dump"]["size_bytes"].get<double>() / 1048576.0,
               res["dump"]["raw_bytes"].get<double>() / 1048576.0);
   std::printf("%-40s %10s %10s %8s\n", "work", "regionmove", "peer", "ratio");
-  std::printf("%-40s %9.3fs %9.3fs %7.2fx\n",
-              "database: dump+restore+verify vs .backup", ours_db, peer_db, ours_db / peer_db);
-  std::printf("%-40s %9.3fs %9.3fs %7.2fx\n", "blobs: copy+verify vs cp -r", ours_blobs,
-              peer_blobs, ours_blobs / peer_blobs);
+  std::printf("%-40s %9.3fs %9.3fs %7.2fx\n", "database: dump+restore+verify vs .backup", ours_db,
+              peer_db, ours_db / peer_db);
+  std::printf("%-40s %9.3fs %9.3fs %7.2fx\n", "blobs: copy+verify vs cp -r", ours_blobs, peer_blobs,
+              ours_blobs / peer_blobs);
   std::printf("%-40s %9.3fs\n", "  of which dumping_data", step_secs["dumping_data"]);
   std::printf("%-40s %9.3fs\n", "  of which restoring_data (with verify)",
               step_secs["restoring_data"]);

@@ -304,24 +304,26 @@ void HttpApi::Register() {
       return Ok({{"events", out}});
     });
   });
-  Route("POST", R"(/v1/apps/([^/]+)/migrations/([^/]+)/abort)", [sys, ms](const Req& req, Res& res) {
-    Handle(res, [&]() -> Result<std::pair<int, json>> {
-      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
-      ASSIGN_OR_RETURN(Migration m, ms->Abort(c.owner(), req.matches[1], req.matches[2]));
-      return std::pair<int, json>{202, {{"migration_id", m.id}, {"status", "aborting"}}};
-    });
-  });
-  Route("POST", R"(/v1/apps/([^/]+)/migrations/([^/]+)/reverse)", [sys, ms](const Req& req, Res& res) {
-    Handle(res, [&]() -> Result<std::pair<int, json>> {
-      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
-      ASSIGN_OR_RETURN(Migration r, ms->Reverse(c.owner(), req.matches[1], req.matches[2]));
-      return std::pair<int, json>{202,
-                                  {{"migration_id", r.id},
-                                   {"reverse_of", r.reverse_of},
-                                   {"path", r.reverse_path},
-                                   {"status", "queued"}}};
-    });
-  });
+  Route("POST", R"(/v1/apps/([^/]+)/migrations/([^/]+)/abort)",
+        [sys, ms](const Req& req, Res& res) {
+          Handle(res, [&]() -> Result<std::pair<int, json>> {
+            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(Migration m, ms->Abort(c.owner(), req.matches[1], req.matches[2]));
+            return std::pair<int, json>{202, {{"migration_id", m.id}, {"status", "aborting"}}};
+          });
+        });
+  Route("POST", R"(/v1/apps/([^/]+)/migrations/([^/]+)/reverse)",
+        [sys, ms](const Req& req, Res& res) {
+          Handle(res, [&]() -> Result<std::pair<int, json>> {
+            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(Migration r, ms->Reverse(c.owner(), req.matches[1], req.matches[2]));
+            return std::pair<int, json>{202,
+                                        {{"migration_id", r.id},
+                                         {"reverse_of", r.reverse_of},
+                                         {"path", r.reverse_path},
+                                         {"status", "queued"}}};
+          });
+        });
 
   // ---- replicas
   s.Get("/v1/source-replicas", [sys, ms](const Req& req, Res& res) {

@@ -1,9 +1,9 @@
 #pragma once
 
-#include <memory>
-#include <string>
 #include <functional>
+#include <memory>
 #include <regex>
+#include <string>
 #include <thread>
 #include <vector>
 

@@ -33,8 +33,8 @@ struct Demo {
         double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         char line[256];
-        std::snprintf(line, sizeof(line), "%-7s %-14s -> %-14s %-5s %-9s %6.2fs",
-                      m.kind.c_str(), m.source_region.c_str(), m.dest_region.c_str(),
+        std::snprintf(line, sizeof(line), "%-7s %-14s -> %-14s %-5s %-9s %6.2fs", m.kind.c_str(),
+                      m.source_region.c_str(), m.dest_region.c_str(),
                       m.reverse_path.empty() ? "" : m.reverse_path.c_str(),
                       std::string(MigrationStatusName(m.status())).c_str(), secs);
         summary.push_back(line);
@@ -108,16 +108,18 @@ Status Populate(Demo& d, int rows, int blob_mib) {
 
 Status Run(Demo& d, int rows, int blob_mib) {
   MigrationService* ms = d.sys->migrations();
-  std::printf("\n1. Creating an app in us-east-1 with %d customers, %d orders, 32 blobs "
-              "(2 x %d MiB) and a runtime\n",
-              rows, rows, blob_mib);
+  std::printf(
+      "\n1. Creating an app in us-east-1 with %d customers, %d orders, 32 blobs "
+      "(2 x %d MiB) and a runtime\n",
+      rows, rows, blob_mib);
   ASSIGN_OR_RETURN(App app, d.sys->apps()->CreateApp("alice", "demo-shop", "us-east-1", ""));
   d.app = app.id;
   RETURN_IF_ERROR(Populate(d, rows, blob_mib));
   d.Where();
 
-  std::printf("\n2. Moving it to eu-west-1 (writes pause from blocking_writes to "
-              "unblocking_writes)\n");
+  std::printf(
+      "\n2. Moving it to eu-west-1 (writes pause from blocking_writes to "
+      "unblocking_writes)\n");
   ASSIGN_OR_RETURN(Migration move, ms->Move("alice", d.app, "eu-west-1", ""));
   std::printf("  migration %s queued\n", move.id.c_str());
   ASSIGN_OR_RETURN(Migration moved, d.Follow(move.id));
@@ -128,18 +130,20 @@ Status Run(Demo& d, int rows, int blob_mib) {
   d.Where();
 
   std::printf("\n3. Writing to the app in its new region\n");
-  RETURN_IF_ERROR(d.Serving()
-                      ->db->InsertRows(d.app, "orders",
-                                       {{"id", "order-after-move"}, {"customer", "cust-1"},
-                                        {"total", 99.5}})
-                      .status());
+  RETURN_IF_ERROR(
+      d.Serving()
+          ->db
+          ->InsertRows(d.app, "orders",
+                       {{"id", "order-after-move"}, {"customer", "cust-1"}, {"total", 99.5}})
+          .status());
   RETURN_IF_ERROR(ms->PumpReplicas());
-  ASSIGN_OR_RETURN(auto replicated,
-                   d.sys->plane()->Region("us-east-1")->db->GetRow(d.app, "orders",
-                                                                   "order-after-move"));
-  std::printf("  wrote order-after-move in eu-west-1; the replica in us-east-1 has it too "
-              "(total %s)\n",
-              replicated["total"].dump().c_str());
+  ASSIGN_OR_RETURN(
+      auto replicated,
+      d.sys->plane()->Region("us-east-1")->db->GetRow(d.app, "orders", "order-after-move"));
+  std::printf(
+      "  wrote order-after-move in eu-west-1; the replica in us-east-1 has it too "
+      "(total %s)\n",
+      replicated["total"].dump().c_str());
   ASSIGN_OR_RETURN(auto replicas, ms->ListReplicas("alice"));
   for (const auto& r : replicas) {
     if (r.migration.app_id != d.app) continue;

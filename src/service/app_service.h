@@ -24,8 +24,7 @@ class AppService {
 
   // Custom domains are both runtime rows and routes: Conflict("domain_taken").
   Status PutDomain(const std::string& owner, const std::string& app_id, const std::string& host);
-  Status DeleteDomain(const std::string& owner, const std::string& app_id,
-                      const std::string& host);
+  Status DeleteDomain(const std::string& owner, const std::string& app_id, const std::string& host);
 
   // Bytes the app holds in the region serving it.
   int64_t SizeBytes(const App& app);

@@ -51,9 +51,9 @@ TEST_P(BlobStoreConformance, PutGetStatDelete) {
 
 TEST_P(BlobStoreConformance, KeysAreValidated) {
   ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
-  for (std::string bad : {std::string(""), std::string("/etc/passwd"), std::string("a/../b"),
-                          std::string(".."), std::string("x/.."), std::string("a\0b", 3),
-                          std::string(1025, 'k')}) {
+  for (std::string bad :
+       {std::string(""), std::string("/etc/passwd"), std::string("a/../b"), std::string(".."),
+        std::string("x/.."), std::string("a\0b", 3), std::string(1025, 'k')}) {
     auto r = bs->Put(kApp, bad, "x", "");
     EXPECT_EQ(r.status().reason(), "invalid_key") << bad;
   }

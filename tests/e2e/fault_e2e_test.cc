@@ -52,9 +52,8 @@ TEST_F(FaultE2E, VerificationMismatchNeverFlips) {
   RunUntil(*sys_, m.id, Step::kRestoringData);
   // A change slips into the source after the dump (bypassing the fence).
   auto* us = dynamic_cast<SqliteDatabase*>(sys_->plane()->Region("us-east-1")->db.get());
-  ASSERT_OK(us->WithWriteTxn(app, [](sqlite::Db* db) {
-    return db->Exec("DELETE FROM t WHERE id = 'r5'");
-  }));
+  ASSERT_OK(us->WithWriteTxn(
+      app, [](sqlite::Db* db) { return db->Exec("DELETE FROM t WHERE id = 'r5'"); }));
   Migration done = Drive(*sys_, m.id);
   EXPECT_EQ(done.current_step, Step::kFailed);
   EXPECT_FALSE(done.cutover_committed);

@@ -18,8 +18,8 @@ ProgressFn Reporter(StepContext& ctx) {
 Status VerifyEqual(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
   // Both sides at once: they are different databases (and usually different disks).
-  auto src_future = std::async(std::launch::async,
-                               [&] { return Source(deps, m)->db->Digest(m.app_id); });
+  auto src_future =
+      std::async(std::launch::async, [&] { return Source(deps, m)->db->Digest(m.app_id); });
   auto dst_result = Dest(deps, m)->db->Digest(m.app_id);
   auto src_result = src_future.get();
   ASSIGN_OR_RETURN(auto src, std::move(src_result));
@@ -52,10 +52,10 @@ Status DumpData(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
   if (IsFastReverse(m)) {
     // No dump: wait until the replica has applied every change of the (fenced) primary.
-    ASSIGN_OR_RETURN(auto lag, deps.plane->replicator()->Pump(m.app_id, m.source_region,
-                                                              m.dest_region));
-    if (lag.changes != 0) return Unavailable("replica still behind by " +
-                                             std::to_string(lag.changes) + " changes");
+    ASSIGN_OR_RETURN(auto lag,
+                     deps.plane->replicator()->Pump(m.app_id, m.source_region, m.dest_region));
+    if (lag.changes != 0)
+      return Unavailable("replica still behind by " + std::to_string(lag.changes) + " changes");
     return ctx.ReportProgress(lag.primary_position, lag.primary_position);
   }
   json res = Resources(ctx);

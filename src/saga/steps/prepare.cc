@@ -49,8 +49,8 @@ Status ReserveDest(const StepDeps& deps, StepContext& ctx) {
     RETURN_IF_ERROR(CheckCapacity(deps, m, need));
     res["reserved"] = true;
     RETURN_IF_ERROR(SaveResources(ctx, res));
-    RETURN_IF_ERROR(deps.store->Reserve(
-        Reservation{m.id, m.dest_region, m.app_id, need, deps.clock->NowMs()}));
+    RETURN_IF_ERROR(
+        deps.store->Reserve(Reservation{m.id, m.dest_region, m.app_id, need, deps.clock->NowMs()}));
   }
   // A fast reverse lands on the retained replica, which already holds everything.
   if (IsFastReverse(m) || res.value("dest_created", false)) return Status::Ok();

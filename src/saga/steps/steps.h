@@ -1,7 +1,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 
 #include "common/clock.h"
@@ -22,7 +21,9 @@ struct StepDeps {
   const Config* config = nullptr;
   FaultPoints* faults = nullptr;  // test hooks; may be null
 
-  Status Fault(const std::string& point) const { return faults ? faults->Hit(point) : Status::Ok(); }
+  Status Fault(const std::string& point) const {
+    return faults ? faults->Hit(point) : Status::Ok();
+  }
 };
 
 // Registers every step of SPEC §2 (forward move, fast and slow reverse) and the compensation
