@@ -1,5 +1,6 @@
 #include "cli/demo.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -120,9 +121,40 @@ Status Run(Demo& d, int rows, int blob_mib) {
   std::printf(
       "\n2. Moving it to eu-west-1 (writes pause from blocking_writes to "
       "unblocking_writes)\n");
+  // A client keeps writing through the guarded write path while the app moves.
+  std::atomic<bool> writing{true};
+  std::vector<std::string> accepted;
+  int refused = 0;
+  std::thread writer([&] {
+    for (int i = 0; writing.load(); ++i) {
+      std::string id = "live-" + std::to_string(i);
+      auto plane = d.sys->apps()->ForWrite("alice", d.app);
+      Status s =
+          plane.ok()
+              ? (*plane)->db->InsertRows(d.app, "orders", {{"id", id}, {"total", 1.0}}).status()
+              : plane.status();
+      if (s.ok()) {
+        accepted.push_back(id);
+      } else if (s.reason() == "app_migrating") {
+        ++refused;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
   ASSIGN_OR_RETURN(Migration move, ms->Move("alice", d.app, "eu-west-1", ""));
   std::printf("  migration %s queued\n", move.id.c_str());
-  ASSIGN_OR_RETURN(Migration moved, d.Follow(move.id));
+  auto followed = d.Follow(move.id);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  writing = false;
+  writer.join();
+  ASSIGN_OR_RETURN(Migration moved, std::move(followed));
+  int found = 0;
+  for (const auto& id : accepted) found += d.Serving()->db->GetRow(d.app, "orders", id).ok();
+  std::printf(
+      "  a client writing meanwhile: %zu writes accepted, %d refused while paused "
+      "(the API answers those 503 app_migrating); %d of the %zu accepted are in eu-west-1\n",
+      accepted.size(), refused, found, accepted.size());
+  if (found != static_cast<int>(accepted.size())) return Corruption("acknowledged writes lost");
   json res = json::parse(moved.resources);
   std::printf("  verified %s rows in %s tables, copied %s blobs; source replica: %s\n",
               res["verified"]["rows"].dump().c_str(), res["verified"]["tables"].dump().c_str(),
