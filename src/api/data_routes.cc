@@ -109,7 +109,7 @@ Status Blobs(System* sys, const http::Caller& c, const Req& req, Res& res, const
   ASSIGN_OR_RETURN(RegionPlane * plane,
                    write ? apps->ForWrite(c.owner(), app) : apps->ForRead(c.owner(), app));
   if (key.empty()) {
-    if (req.method != "GET") return MethodNotAllowed(req);
+    if (req.method != "GET") return ValidateBlobKey(key);  // "blob key is empty"
     ASSIGN_OR_RETURN(int limit, http::IntParam(req, "limit", 100, 1000));
     if (limit == 0) return InvalidArgument("parameter 'limit' must be at least 1");
     std::string prefix = req.has_param("prefix") ? req.get_param_value("prefix") : "";
@@ -223,6 +223,10 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
   if (!IsName(name)) {
     return InvalidArgument("'" + name + "' is not a valid name (letters, digits, _ and -)",
                            "invalid_name");
+  }
+  if (kind == "env" && (name[0] == '-' || isdigit(static_cast<unsigned char>(name[0])) ||
+                        name.find('-') != std::string::npos)) {
+    return InvalidArgument("env var '" + name + "' must be [A-Za-z_][A-Za-z0-9_]*", "invalid_name");
   }
   ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
   if (kind == "functions") {

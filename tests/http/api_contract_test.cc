@@ -378,6 +378,7 @@ TEST_F(ApiContract, DataApi) {
   EXPECT_EQ(blobs.body["blobs"][0]["key"], "img/b.png");
   EXPECT_EQ(blobs.body["next_after"], "img/b.png");
   EXPECT_EQ(Call("PUT", base + "/blobs/a/../b", kAlice, "x", "text/plain").status, 400);
+  EXPECT_EQ(Call("PUT", base + "/blobs/", kAlice, "x", "text/plain").body["error"], "invalid_key");
   EXPECT_EQ(Call("PUT", base + "/blobs/a/%2E%2E/b", kAlice, "x", "text/plain").body["error"],
             "invalid_key");
   EXPECT_EQ(Call("DELETE", base + "/blobs/doc/c.txt", kAlice).status, 204);
@@ -396,6 +397,8 @@ TEST_F(ApiContract, DataApi) {
       Json("PUT", base + "/env/STRIPE_KEY", kAlice, {{"value", "sk"}, {"secret", true}}).status,
       201);
   EXPECT_EQ(Call("GET", base + "/env/STRIPE_KEY", kAlice).body["value"], "********");
+  EXPECT_EQ(Json("PUT", base + "/env/1-BAD", kAlice, {{"value", "x"}}).body["error"],
+            "invalid_name");
   EXPECT_EQ(Json("PUT", base + "/cron/nightly", kAlice,
                  {{"schedule", "0 3 * * *"}, {"function", "checkout"}})
                 .status,
