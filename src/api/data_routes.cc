@@ -291,11 +291,10 @@ void Dispatch(System* sys, const Req& req, Res& res, const std::string& app,
       return;
     }
     if (s.reason() == "app_migrating") {
+      // Refused past the guard (the fence landed in between): the same answer as the guard's.
       auto blocker = sys->migrations()->WriteBlocker(app);
-      res.set_header(
-          "Retry-After",
-          std::to_string(blocker.ok() && *blocker ? sys->migrations()->RetryAfterSeconds(**blocker)
-                                                  : 60));
+      return http::ReplyAppMigrating(res, sys->migrations(), app,
+                                     blocker.ok() ? *blocker : std::nullopt);
     }
     http::ReplyError(res, s);
   }

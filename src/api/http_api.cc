@@ -129,16 +129,9 @@ void HttpApi::Register() {
     if (!app) return pass();
     auto blocker = ms->WriteBlocker(*app);
     if (!blocker.ok() || !*blocker) return pass();
-    const Migration& m = **blocker;
     mx->Inc("regionmove_guard_rejections_total");
     unread_body();
-    res.set_header("Retry-After", std::to_string(ms->RetryAfterSeconds(m)));
-    Reply(res, 503,
-          {{"error", "app_migrating"},
-           {"message", "app " + *app + " is moving from " + m.source_region + " to " +
-                           m.dest_region + "; writes are paused until the move finishes"},
-           {"migration_id", m.id},
-           {"step", StepName(m.current_step)}});
+    http::ReplyAppMigrating(res, ms, *app, *blocker);
     return httplib::Server::HandlerResponse::Handled;
   });
 

@@ -85,4 +85,21 @@ void ReplyError(httplib::Response& res, const Status& s) {
   Reply(res, HttpStatusFor(s), ErrorJson(s));
 }
 
+void ReplyAppMigrating(httplib::Response& res, MigrationService* ms, const std::string& app_id,
+                       const std::optional<Migration>& blocker) {
+  json body = {{"error", "app_migrating"}};
+  if (blocker) {
+    const Migration& m = *blocker;
+    res.set_header("Retry-After", std::to_string(ms->RetryAfterSeconds(m)));
+    body["message"] = "app " + app_id + " is moving from " + m.source_region + " to " +
+                      m.dest_region + "; writes are paused until the move finishes";
+    body["migration_id"] = m.id;
+    body["step"] = StepName(m.current_step);
+  } else {
+    res.set_header("Retry-After", "60");
+    body["message"] = "writes to app " + app_id + " are paused";
+  }
+  Reply(res, 503, body);
+}
+
 }  // namespace regionmove::http

@@ -8,6 +8,7 @@
 
 #include "common/result.h"
 #include "domain/app.h"
+#include "service/migration_service.h"
 #include "store/control_store.h"
 
 namespace regionmove::http {
@@ -31,6 +32,12 @@ Result<int> IntParam(const httplib::Request& req, const char* name, int fallback
 
 void Reply(httplib::Response& res, int status, const nlohmann::json& body);
 void ReplyError(httplib::Response& res, const Status& s);
+
+// The 503 of SPEC §6 for a write to `app_id`: `{error: app_migrating, message, migration_id,
+// step}` with Retry-After estimated from the blocking migration's progress; without one (a
+// database still fenced by a migration that needs repair) Retry-After is 60.
+void ReplyAppMigrating(httplib::Response& res, MigrationService* ms, const std::string& app_id,
+                       const std::optional<Migration>& blocker);
 
 Status Unauthorized(const std::string& why);
 Status Forbidden(const std::string& why);

@@ -42,6 +42,12 @@ Result<std::unique_ptr<DataPlane>> DataPlane::Open(const Config& config, Rng* rn
   return plane;
 }
 
+int64_t AppBytes(RegionPlane* region, const std::string& app_id) {
+  auto db = region->db->SizeBytes(app_id);
+  auto blobs = region->blobs->SizeBytes(app_id);
+  return (db.ok() ? *db : 0) + (blobs.ok() ? *blobs : 0);
+}
+
 RegionPlane* DataPlane::Region(const std::string& slug) {
   auto it = regions_.find(slug);
   return it == regions_.end() ? nullptr : &it->second;

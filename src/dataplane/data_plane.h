@@ -22,6 +22,9 @@ struct RegionPlane {
   std::unique_ptr<RuntimeStore> runtime;
 };
 
+// Bytes an app holds in a region: its database plus its blobs (0 for what is not there).
+int64_t AppBytes(RegionPlane* region, const std::string& app_id);
+
 // Every region's data plane plus the replicator between them. Built once from the config by
 // Open(), which picks each port's engine (the only place that names concrete engines).
 class DataPlane {

@@ -96,10 +96,7 @@ Status AppService::DeleteDomain(const std::string& owner, const std::string& app
 
 int64_t AppService::SizeBytes(const App& app) {
   RegionPlane* plane = deps_.plane->Region(app.region);
-  if (!plane) return 0;
-  auto db = plane->db->SizeBytes(app.id);
-  auto blobs = plane->blobs->SizeBytes(app.id);
-  return (db.ok() ? *db : 0) + (blobs.ok() ? *blobs : 0);
+  return plane ? AppBytes(plane, app.id) : 0;
 }
 
 }  // namespace regionmove

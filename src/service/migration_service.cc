@@ -211,9 +211,7 @@ Result<std::vector<ReplicaInfo>> MigrationService::ListReplicas(const std::strin
     if (!owner.empty() && m.owner != owner) continue;
     ReplicaInfo info;
     if (RegionPlane* r = deps_.plane->Region(m.source_region)) {
-      auto db = r->db->SizeBytes(m.app_id);
-      auto blobs = r->blobs->SizeBytes(m.app_id);
-      info.size_bytes = (db.ok() ? *db : 0) + (blobs.ok() ? *blobs : 0);
+      info.size_bytes = AppBytes(r, m.app_id);
     }
     if (m.source_replica_state == kReplicaReplicating) {
       auto lag = deps_.plane->replicator()->Lag(m.app_id, m.dest_region, m.source_region);

@@ -48,11 +48,8 @@ Status SetUpReverseReplication(const StepDeps& deps, StepContext& ctx) {
     return Status::Ok();
   }
   m.source_replica_state = kReplicaReplicating;
-  auto size = Source(deps, m)->db->SizeBytes(m.app_id);
-  auto blobs = Source(deps, m)->blobs->SizeBytes(m.app_id);
   return deps.store->Reserve(Reservation{m.id, m.source_region, m.app_id,
-                                         (size.ok() ? *size : 0) + (blobs.ok() ? *blobs : 0),
-                                         deps.clock->NowMs()});
+                                         AppBytes(Source(deps, m), m.app_id), deps.clock->NowMs()});
 }
 
 Status UnblockWrites(const StepDeps& deps, StepContext& ctx) {

@@ -7,13 +7,6 @@ using nlohmann::json;
 
 namespace {
 
-// Bytes the app holds in a region (database + blobs).
-int64_t AppBytes(RegionPlane* r, const std::string& app_id) {
-  auto db = r->db->SizeBytes(app_id);
-  auto blobs = r->blobs->SizeBytes(app_id);
-  return (db.ok() ? *db : 0) + (blobs.ok() ? *blobs : 0);
-}
-
 Status CheckCapacity(const StepDeps& deps, const Migration& m, int64_t need) {
   RegionPlane* dest = Dest(deps, m);
   ASSIGN_OR_RETURN(auto apps, deps.store->ListApps(""));
