@@ -120,7 +120,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::map<std::string, double> step_secs;
-  for (const auto& e : *s.store()->ListEvents(m->id)) {
+  auto events = s.store()->ListEvents(m->id);
+  if (!events.ok()) return 1;
+  for (const auto& e : *events) {
     if (e.type == "transition") {
       step_secs[std::string(StepName(e.from_step))] = (e.ended_at_ms - e.started_at_ms) / 1000.0;
     }

@@ -17,6 +17,8 @@ class FakeBackend final : public McpBackend {
     return {false, {{"called", what}}};
   }
   ToolOutcome ListRegions() override { return Ok("regions"); }
+  ToolOutcome ListApps() override { return Ok("apps"); }
+  ToolOutcome ListMigrations(const std::string& a) override { return Ok("list " + a); }
   ToolOutcome MoveApp(const std::string& a, const std::string& d, const std::string&,
                       bool dry) override {
     return Ok("move " + a + " " + d + (dry ? " dry" : ""));
@@ -148,11 +150,16 @@ TEST_F(McpJsonRpc, ToolsHaveSchemasAnnotationsAndDescriptions) {
     EXPECT_GT(t["description"].get<std::string>().size(), 100u) << t["name"];
     EXPECT_FALSE(t["title"].get<std::string>().empty());
   }
-  EXPECT_EQ(names, (std::set<std::string>{"list_regions", "move_app", "move_app_status",
-                                          "manage_migrations", "teardown_source_replica"}));
+  EXPECT_EQ(names,
+            (std::set<std::string>{"list_regions", "list_apps", "move_app", "move_app_status",
+                                   "manage_migrations", "teardown_source_replica"}));
   for (const auto& t : tools) {
-    if (t["name"] == "teardown_source_replica") EXPECT_TRUE(t["annotations"]["destructiveHint"]);
-    if (t["name"] == "list_regions") EXPECT_TRUE(t["annotations"]["readOnlyHint"]);
+    if (t["name"] == "teardown_source_replica") {
+      EXPECT_TRUE(t["annotations"]["destructiveHint"]);
+    }
+    if (t["name"] == "list_regions") {
+      EXPECT_TRUE(t["annotations"]["readOnlyHint"]);
+    }
   }
 }
 

@@ -27,22 +27,27 @@ bool IsName(const std::string& s) {
   return true;
 }
 
-Status MethodNotAllowed(const Req& req) {
-  return Status(StatusCode::kInvalidArgument, req.method + " is not allowed on " + req.path,
-                "method_not_allowed");
+// 405; `allow` goes into the Allow header.
+Status MethodNotAllowed(const Req& req, const std::string& allow) {
+  return Status(StatusCode::kInvalidArgument, req.method + " is not served here; use " + allow,
+                "method_not_allowed", allow);
 }
+
+// HEAD is answered as GET (httplib drops the body).
+std::string MethodOf(const Req& req) { return req.method == "HEAD" ? "GET" : req.method; }
 
 Reply Tables(System* sys, const http::Caller& c, const Req& req, const std::string& app,
              const std::string& rest) {
   AppService* apps = sys->apps();
-  bool write = req.method != "GET";
+  const std::string method = MethodOf(req);
+  bool write = method != "GET";
   ASSIGN_OR_RETURN(RegionPlane * plane,
                    write ? apps->ForWrite(c.owner(), app) : apps->ForRead(c.owner(), app));
   size_t slash = rest.find('/');
   std::string table = rest.substr(0, slash);
   std::string id = slash == std::string::npos ? "" : rest.substr(slash + 1);
   if (table.empty()) {
-    if (req.method == "GET") {
+    if (method == "GET") {
       ASSIGN_OR_RETURN(auto tables, plane->db->ListTables(app));
       json out = json::array();
       for (const auto& t : tables) {
@@ -52,14 +57,18 @@ Reply Tables(System* sys, const http::Caller& c, const Req& req, const std::stri
       }
       return std::pair<int, json>{200, {{"tables", out}}};
     }
-    if (req.method != "POST") return MethodNotAllowed(req);
+    if (method != "POST") return MethodNotAllowed(req, "GET, HEAD, POST");
     ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
+    RETURN_IF_ERROR(http::CheckFields(body, {"name", "columns"}));
     ASSIGN_OR_RETURN(std::string name, http::StringField(body, "name", true));
     if (!body.contains("columns") || !body["columns"].is_array()) {
       return InvalidArgument("field 'columns' must be an array of {name, type}");
     }
     TableSpec spec{name, {}};
     for (const auto& col : body["columns"]) {
+      if (!col.is_object())
+        return InvalidArgument("field 'columns' must hold {name, type} objects");
+      RETURN_IF_ERROR(http::CheckFields(col, {"name", "type"}, "column field"));
       ASSIGN_OR_RETURN(std::string cname, http::StringField(col, "name", true));
       ASSIGN_OR_RETURN(std::string ctype, http::StringField(col, "type", true));
       spec.columns.push_back({cname, ctype});
@@ -69,7 +78,7 @@ Reply Tables(System* sys, const http::Caller& c, const Req& req, const std::stri
                                 {{"name", name}, {"columns", body["columns"]}, {"row_count", 0}}};
   }
   if (id.empty()) {
-    if (req.method == "GET") {
+    if (method == "GET") {
       ASSIGN_OR_RETURN(int limit, http::IntParam(req, "limit", 100, 1000));
       if (limit == 0) return InvalidArgument("parameter 'limit' must be at least 1");
       std::string after = req.has_param("after") ? req.get_param_value("after") : "";
@@ -77,7 +86,7 @@ Reply Tables(System* sys, const http::Caller& c, const Req& req, const std::stri
       json next = rows.size() == static_cast<size_t>(limit) ? rows.back()["id"] : json(nullptr);
       return std::pair<int, json>{200, {{"rows", rows}, {"next_after", next}}};
     }
-    if (req.method != "POST") return MethodNotAllowed(req);
+    if (method != "POST") return MethodNotAllowed(req, "GET, HEAD, POST");
     ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
     if (!body.is_object() && !body.is_array()) {
       return InvalidArgument("the body must be a row object or an array of them");
@@ -85,31 +94,39 @@ Reply Tables(System* sys, const http::Caller& c, const Req& req, const std::stri
     ASSIGN_OR_RETURN(json rows, plane->db->InsertRows(app, table, body));
     return std::pair<int, json>{201, {{"rows", rows}}};
   }
-  if (req.method == "GET") {
+  if (method == "GET") {
     ASSIGN_OR_RETURN(json row, plane->db->GetRow(app, table, id));
     return std::pair<int, json>{200, row};
   }
-  if (req.method == "PATCH") {
+  if (method == "PATCH") {
     ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
     ASSIGN_OR_RETURN(json row, plane->db->UpdateRow(app, table, id, body));
     return std::pair<int, json>{200, row};
   }
-  if (req.method == "DELETE") {
+  if (method == "DELETE") {
     RETURN_IF_ERROR(plane->db->DeleteRow(app, table, id));
     return std::pair<int, json>{204, nullptr};
   }
-  return MethodNotAllowed(req);
+  return MethodNotAllowed(req, "DELETE, GET, HEAD, PATCH");
 }
 
 // Blobs answer raw bytes on GET, so this one writes the response itself.
 Status Blobs(System* sys, const http::Caller& c, const Req& req, Res& res, const std::string& app,
              const std::string& key) {
   AppService* apps = sys->apps();
-  bool write = req.method != "GET";
+  const std::string method = MethodOf(req);
+  bool write = method != "GET";
+  if (key.empty() && method != "GET" && method != "PUT" && method != "DELETE") {
+    return MethodNotAllowed(req, "GET, HEAD");
+  }
+  if (write || !key.empty()) RETURN_IF_ERROR(ValidateBlobKey(key));  // empty: invalid_key
+  if (method == "PUT") {
+    std::string type = req.get_header_value("Content-Type");
+    if (type.size() > 255) return InvalidArgument("header Content-Type is longer than 255 bytes");
+  }
   ASSIGN_OR_RETURN(RegionPlane * plane,
                    write ? apps->ForWrite(c.owner(), app) : apps->ForRead(c.owner(), app));
   if (key.empty()) {
-    if (req.method != "GET") return ValidateBlobKey(key);  // "blob key is empty"
     ASSIGN_OR_RETURN(int limit, http::IntParam(req, "limit", 100, 1000));
     if (limit == 0) return InvalidArgument("parameter 'limit' must be at least 1");
     std::string prefix = req.has_param("prefix") ? req.get_param_value("prefix") : "";
@@ -121,8 +138,7 @@ Status Blobs(System* sys, const http::Caller& c, const Req& req, Res& res, const
     http::Reply(res, 200, {{"blobs", out}, {"next_after", next}});
     return Status::Ok();
   }
-  RETURN_IF_ERROR(ValidateBlobKey(key));
-  if (req.method == "PUT") {
+  if (method == "PUT") {
     std::string type = req.get_header_value("Content-Type");
     BlobInfo info;
     RETURN_IF_ERROR(plane->db->WithWriteFence(app, [&]() -> Status {
@@ -132,7 +148,7 @@ Status Blobs(System* sys, const http::Caller& c, const Req& req, Res& res, const
     http::Reply(res, 201, {{"key", info.key}, {"size", info.size}, {"sha256", info.sha256}});
     return Status::Ok();
   }
-  if (req.method == "GET") {
+  if (method == "GET") {
     BlobInfo info;
     ASSIGN_OR_RETURN(std::string data, plane->blobs->Get(app, key, &info));
     res.status = 200;
@@ -141,18 +157,23 @@ Status Blobs(System* sys, const http::Caller& c, const Req& req, Res& res, const
     res.set_content(std::move(data), info.content_type.c_str());
     return Status::Ok();
   }
-  if (req.method == "DELETE") {
+  if (method == "DELETE") {
     RETURN_IF_ERROR(plane->db->WithWriteFence(app, [&] { return plane->blobs->Delete(app, key); }));
     res.status = 204;
     return Status::Ok();
   }
-  return MethodNotAllowed(req);
+  return MethodNotAllowed(req, "DELETE, GET, HEAD, PUT");
 }
 
 Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::string& app,
               const std::string& kind, const std::string& name) {
   AppService* apps = sys->apps();
-  bool write = req.method != "GET";
+  const std::string method = MethodOf(req);
+  bool write = method != "GET";
+  if (name.empty() && write) return MethodNotAllowed(req, "GET, HEAD");
+  if (!name.empty() && method != "GET" && method != "PUT" && method != "DELETE") {
+    return MethodNotAllowed(req, "DELETE, GET, HEAD, PUT");
+  }
   ASSIGN_OR_RETURN(RegionPlane * plane,
                    write ? apps->ForWrite(c.owner(), app) : apps->ForRead(c.owner(), app));
   ASSIGN_OR_RETURN(RuntimeSnapshot snap, plane->runtime->Snapshot(app, false));
@@ -171,7 +192,6 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
     return json{{"name", t.name}, {"schedule", t.schedule}, {"function", t.function}};
   };
   if (name.empty()) {
-    if (req.method != "GET") return MethodNotAllowed(req);
     json out = json::array();
     if (kind == "functions") {
       for (const auto& f : snap.functions) out.push_back(fn_json(f, false));
@@ -184,7 +204,7 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
     }
     return std::pair<int, json>{200, {{kind, out}}};
   }
-  if (req.method == "DELETE") {
+  if (method == "DELETE") {
     if (kind == "domains") {
       RETURN_IF_ERROR(apps->DeleteDomain(c.owner(), app, name));
     } else {
@@ -193,7 +213,7 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
     }
     return std::pair<int, json>{204, nullptr};
   }
-  if (req.method == "GET") {
+  if (method == "GET") {
     auto not_found = NotFound(kind + " " + name + " not found");
     if (kind == "functions") {
       for (const auto& f : snap.functions) {
@@ -214,8 +234,9 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
     }
     return not_found;
   }
-  if (req.method != "PUT") return MethodNotAllowed(req);
+  ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
   if (kind == "domains") {
+    RETURN_IF_ERROR(http::CheckFields(body, {}));
     bool existed = std::find(snap.domains.begin(), snap.domains.end(), name) != snap.domains.end();
     RETURN_IF_ERROR(apps->PutDomain(c.owner(), app, name));
     return std::pair<int, json>{existed ? 200 : 201, {{"host", name}}};
@@ -228,8 +249,8 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
                         name.find('-') != std::string::npos)) {
     return InvalidArgument("env var '" + name + "' must be [A-Za-z_][A-Za-z0-9_]*", "invalid_name");
   }
-  ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
   if (kind == "functions") {
+    RETURN_IF_ERROR(http::CheckFields(body, {"entrypoint", "runtime", "code"}));
     ASSIGN_OR_RETURN(std::string entrypoint, http::StringField(body, "entrypoint", true));
     ASSIGN_OR_RETURN(std::string runtime, http::StringField(body, "runtime", true));
     ASSIGN_OR_RETURN(std::string code, http::StringField(body, "code", true));
@@ -246,6 +267,7 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
     return std::pair<int, json>{existed ? 200 : 201, fn_json(f, false)};
   }
   if (kind == "env") {
+    RETURN_IF_ERROR(http::CheckFields(body, {"value", "secret"}));
     ASSIGN_OR_RETURN(std::string value, http::StringField(body, "value", true));
     ASSIGN_OR_RETURN(bool secret, http::BoolField(body, "secret", false));
     bool existed = false;
@@ -254,6 +276,7 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
     RETURN_IF_ERROR(plane->db->WithWriteFence(app, [&] { return plane->runtime->PutEnv(app, e); }));
     return std::pair<int, json>{existed ? 200 : 201, env_json(e)};
   }
+  RETURN_IF_ERROR(http::CheckFields(body, {"schedule", "function"}));
   ASSIGN_OR_RETURN(std::string schedule, http::StringField(body, "schedule", true));
   ASSIGN_OR_RETURN(std::string function, http::StringField(body, "function", true));
   bool known = false, existed = false;
@@ -287,6 +310,7 @@ void Dispatch(System* sys, const Req& req, Res& res, const std::string& app,
   }
   if (!s.ok()) {
     if (s.reason() == "method_not_allowed") {
+      res.set_header("Allow", s.detail());
       http::Reply(res, 405, ErrorJson(s));
       return;
     }
@@ -317,37 +341,11 @@ void HttpApi::RegisterDataRoutes() {
     }
     Dispatch(sys, req, res, *app, req.matches[1], req.matches[2]);
   };
-  int64_t max_body = sys->config().max_body_bytes;
   for (const auto& [pattern, handler] :
-       {std::pair<std::string, httplib::Server::Handler>{v1, by_path}, {host, by_host}}) {
-    server_->Get(pattern, handler);
-    for (const char* method : {"POST", "PUT", "PATCH", "DELETE"}) Route(method, pattern, handler);
-    // PUT bodies (blobs above all) are read raw: httplib would otherwise parse a body sent
-    // as application/x-www-form-urlencoded (curl's default) and refuse one over 8 KiB.
-    std::regex re(pattern);
-    server_->Put(pattern, [handler, re, max_body](const Req& req, Res& res,
-                                                  const httplib::ContentReader& reader) {
-      std::string body;
-      bool too_large = false;
-      reader([&](const char* data, size_t n) {
-        if (static_cast<int64_t>(body.size() + n) > max_body) {
-          too_large = true;
-          return false;
-        }
-        body.append(data, n);
-        return true;
-      });
-      if (too_large) {
-        return http::ReplyError(
-            res, Status(StatusCode::kInvalidArgument,
-                        "request body is larger than " + std::to_string(max_body) + " bytes",
-                        "payload_too_large"));
-      }
-      Req copy = req;
-      copy.body = std::move(body);
-      std::regex_match(copy.path, copy.matches, re);
-      handler(copy, res);
-    });
+       {std::pair<std::string, Handler>{v1, by_path}, {host, by_host}}) {
+    for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
+      Route(method, pattern, handler);
+    }
   }
 }
 

@@ -12,6 +12,7 @@
 #include "api/routing.h"
 #include "api/views.h"
 #include "common/log.h"
+#include "common/text.h"
 
 namespace regionmove {
 
@@ -22,8 +23,11 @@ using nlohmann::json;
 using Req = httplib::Request;
 using Res = httplib::Response;
 
-HttpApi::HttpApi(System* system, Metrics* metrics)
-    : sys_(system), metrics_(metrics), server_(std::make_unique<httplib::Server>()) {}
+HttpApi::HttpApi(System* system, Metrics* metrics) : sys_(system), metrics_(metrics) {
+  HttpLimits limits;
+  limits.max_connections = system->config().max_connections;
+  server_ = std::make_unique<HttpServer>(limits);
+}
 
 HttpApi::~HttpApi() { Stop(); }
 
@@ -36,37 +40,67 @@ Result<std::unique_ptr<HttpApi>> HttpApi::Make(System* system, Metrics* metrics)
 }
 
 Status HttpApi::Start(const std::string& host, int port) {
-  port_ =
-      port == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, port) ? port : -1);
-  if (port_ <= 0) {
-    return Unavailable("cannot listen on " + host + ":" + std::to_string(port) +
-                       " (address in use?)");
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  RETURN_IF_ERROR(server_->Listen(host, port));
+  port_ = server_->port();
   return Status::Ok();
 }
 
-void HttpApi::Stop() {
-  server_->stop();
-  if (thread_.joinable()) thread_.join();
-}
+void HttpApi::Stop() { server_->Shutdown(); }
 
-void HttpApi::Wait() {
-  if (thread_.joinable()) thread_.join();
-}
+void HttpApi::Wait() { server_->Wait(); }
 
 void HttpApi::Route(const std::string& method, const std::string& pattern, Handler handler) {
-  if (method == "POST") server_->Post(pattern, handler);
-  if (method == "PUT") server_->Put(pattern, handler);
-  if (method == "PATCH") server_->Patch(pattern, handler);
-  if (method == "DELETE") server_->Delete(pattern, handler);
-  routes_.push_back(BodylessRoute{method, std::regex(pattern), std::move(handler)});
+  routes_.push_back(BodylessRoute{method, std::regex(pattern), handler});
+  if (method == "GET") {
+    server_->Get(pattern, std::move(handler));
+    return;
+  }
+  // Bodies are read raw, whatever their Content-Type: httplib would otherwise parse one sent as
+  // application/x-www-form-urlencoded (curl's default for -d) and refuse it past 8 KiB.
+  std::regex re(pattern);
+  int64_t max_body = sys_->config().max_body_bytes;
+  auto with_body = [handler, re, max_body](const httplib::Request& req, httplib::Response& res,
+                                           const httplib::ContentReader& reader) {
+    std::string body;
+    bool too_large = false;
+    reader([&](const char* data, size_t n) {
+      if (static_cast<int64_t>(body.size() + n) > max_body) {
+        too_large = true;
+        return false;
+      }
+      body.append(data, n);
+      return true;
+    });
+    if (too_large) {
+      res.set_header("Connection", "close");  // the rest of the body was not read
+      return http::ReplyError(res, http::PayloadTooLarge(max_body));
+    }
+    httplib::Request copy = req;
+    copy.body = std::move(body);
+    std::regex_match(copy.path, copy.matches, re);
+    handler(copy, res);
+  };
+  if (method == "POST") server_->Post(pattern, with_body);
+  if (method == "PUT") server_->Put(pattern, with_body);
+  if (method == "PATCH") server_->Patch(pattern, with_body);
+  if (method == "DELETE") server_->Delete(pattern, with_body);
+}
+
+std::string HttpApi::AllowedMethods(const std::string& path) const {
+  std::set<std::string> methods;
+  for (const auto& r : routes_) {
+    if (std::regex_match(path, r.pattern)) methods.insert(r.method);
+  }
+  if (methods.count("GET")) methods.insert("HEAD");
+  std::string out;
+  for (const auto& m : methods) out += (out.empty() ? "" : ", ") + m;
+  return out;
 }
 
 bool HttpApi::DispatchBodyless(const httplib::Request& req, httplib::Response& res) {
   if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) return false;
   for (const auto& r : routes_) {
-    if (r.method != req.method) continue;
+    if (r.method != req.method || r.method == "GET") continue;
     httplib::Request copy = req;
     if (std::regex_match(copy.path, copy.matches, r.pattern)) {
       r.handler(copy, res);
@@ -105,19 +139,28 @@ void HttpApi::Register() {
   mx->Describe("regionmove_step_retries_total", "counter", "step retries");
   mx->Describe("regionmove_migrations_finished_total", "counter", "migrations by final status");
 
-  // Before authentication and body parsing: the size limit and the migration guard.
+  // Before authentication and body parsing: well-formed input, the size limit and the
+  // migration guard.
   s.set_pre_routing_handler([this, sys, ms, mx, max_body](const Req& req, Res& res) {
     auto unread_body = [&] {
       // The body is not read: the connection cannot carry another request.
       res.set_header("Connection", "close");
     };
+    if (Status bad = http::CheckRequestText(req); !bad.ok()) {
+      unread_body();
+      ReplyError(res, bad);
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (req.has_header("Content-Length")) {
       std::string len = req.get_header_value("Content-Length");
-      if (len.size() > 18 || std::stoll(len.empty() ? "0" : len) > max_body) {
+      if (len.empty() || len.size() > 18 || len.find_first_not_of("0123456789") != len.npos) {
         unread_body();
-        ReplyError(res, Status(StatusCode::kInvalidArgument,
-                               "request body is larger than " + std::to_string(max_body) + " bytes",
-                               "payload_too_large"));
+        ReplyError(res, InvalidArgument("header Content-Length must be a decimal number of bytes"));
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      if (std::stoll(len) > max_body) {
+        unread_body();
+        ReplyError(res, http::PayloadTooLarge(max_body));
         return httplib::Server::HandlerResponse::Handled;
       }
     }
@@ -135,60 +178,66 @@ void HttpApi::Register() {
     return httplib::Server::HandlerResponse::Handled;
   });
 
-  // Route labels are bounded: a client probing random paths must not grow /metrics forever.
-  auto seen_routes = std::make_shared<std::pair<std::mutex, std::set<std::string>>>();
-  s.set_logger([mx, seen_routes](const Req& req, const Res& res) {
+  // Route labels are templates only: a client probing random paths can neither grow /metrics
+  // nor put text of its own into it.
+  s.set_logger([mx](const Req& req, const Res& res) {
     std::string route = NormalizeRoute(req.path);
-    {
-      std::lock_guard<std::mutex> lock(seen_routes->first);
-      auto& seen = seen_routes->second;
-      if (!seen.count(route)) {
-        if (seen.size() >= 256) {
-          route = "other";
-        } else {
-          seen.insert(route);
-        }
-      }
-    }
-    mx->Inc("regionmove_http_requests_total", "route=\"" + req.method + " " + route + "\",code=\"" +
-                                                  std::to_string(res.status) + "\"");
+    mx->Inc("regionmove_http_requests_total",
+            MetricLabel("route", SanitizeUtf8(req.method.substr(0, 16)) + " " + route) + "," +
+                MetricLabel("code", std::to_string(res.status)));
     Log(LogLevel::kInfo, "http_request",
-        {{"method", req.method},
-         {"path", req.path},
+        {{"method", SanitizeUtf8(req.method)},
+         {"path", SanitizeUtf8(req.path)},
          {"route", route},
          {"status", std::to_string(res.status)},
          {"remote", req.remote_addr}});
   });
 
-  s.set_error_handler([](const Req&, Res& res) {
+  s.set_error_handler([this, max_body](const Req& req, Res& res) {
     if (!res.body.empty()) return;
+    if (res.status == 404) {
+      std::string allow = AllowedMethods(req.path);
+      if (!allow.empty()) {
+        res.status = 405;
+        res.set_header("Allow", allow);
+        http::Reply(res, 405,
+                    ErrorJson(Status(StatusCode::kInvalidArgument,
+                                     req.method + " is not served here; use " + allow,
+                                     "method_not_allowed")));
+        return;
+      }
+    }
     Status st = res.status == 404   ? NotFound("no such route")
-                : res.status == 413 ? Status(StatusCode::kInvalidArgument, "request body too large",
-                                             "payload_too_large")
-                                    : Status(StatusCode::kInvalidArgument,
-                                             "bad request (" + std::to_string(res.status) + ")");
+                : res.status == 413 ? http::PayloadTooLarge(max_body)
+                : res.status == 414
+                    ? InvalidArgument("the request URI is too long", "uri_too_long")
+                    : InvalidArgument("bad request (" + std::to_string(res.status) + ")");
     http::Reply(res, res.status, ErrorJson(st));
   });
 
-  s.set_exception_handler([](const Req&, Res& res, std::exception_ptr ep) {
-    std::string what = "internal error";
+  // Last line of defence: a handler that throws answers 500 without its exception's text (which
+  // can carry internal detail or bytes of the request) and the server goes on.
+  s.set_exception_handler([](const Req& req, Res& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
     try {
       std::rethrow_exception(ep);
     } catch (const std::exception& e) {
       what = e.what();
     } catch (...) {
     }
-    Log(LogLevel::kError, "http_exception", {{"error", what}});
-    http::Reply(res, 500, {{"error", "internal"}, {"message", what}});
+    Log(LogLevel::kError, "http_exception",
+        {{"error", SanitizeUtf8(what)}, {"path", SanitizeUtf8(req.path)}});
+    http::Reply(res, 500,
+                {{"error", "internal"}, {"message", "internal error; see the server log"}});
   });
 
-  s.Get("/healthz", [sys](const Req&, Res& res) {
+  Route("GET", "/healthz", [sys](const Req&, Res& res) {
     auto apps = sys->store()->ListApps("__healthz__");
     if (!apps.ok()) return ReplyError(res, apps.status());
     Reply(res, 200, {{"status", "ok"}});
   });
 
-  s.Get("/metrics", [sys, mx](const Req&, Res& res) {
+  Route("GET", "/metrics", [sys, mx](const Req&, Res& res) {
     std::string extra;
     auto active = sys->store()->ListActiveMigrations();
     std::map<std::string, int> by;
@@ -211,7 +260,7 @@ void HttpApi::Register() {
     res.set_content(mx->Render(extra), "text/plain; version=0.0.4");
   });
 
-  s.Get("/v1/regions", [sys](const Req&, Res& res) {
+  Route("GET", "/v1/regions", [sys](const Req&, Res& res) {
     json regions = json::array();
     for (const auto& r : sys->config().regions) regions.push_back(RegionJson(r));
     Reply(res, 200, {{"regions", regions}});
@@ -222,6 +271,7 @@ void HttpApi::Register() {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
       ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
+      RETURN_IF_ERROR(http::CheckFields(body, {"name", "region", "subdomain"}));
       ASSIGN_OR_RETURN(std::string name, http::StringField(body, "name", true));
       ASSIGN_OR_RETURN(std::string region, http::StringField(body, "region", true));
       ASSIGN_OR_RETURN(std::string sub, http::StringField(body, "subdomain", false));
@@ -229,7 +279,7 @@ void HttpApi::Register() {
       return std::pair<int, json>{201, AppJson(app, sys->apps()->SizeBytes(app))};
     });
   });
-  s.Get("/v1/apps", [sys](const Req& req, Res& res) {
+  Route("GET", "/v1/apps", [sys](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
       ASSIGN_OR_RETURN(auto apps, sys->store()->ListApps(c.owner()));
@@ -238,7 +288,7 @@ void HttpApi::Register() {
       return Ok({{"apps", out}});
     });
   });
-  s.Get(R"(/v1/apps/([^/]+))", [sys, ms](const Req& req, Res& res) {
+  Route("GET", R"(/v1/apps/([^/]+))", [sys, ms](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
       ASSIGN_OR_RETURN(App app, ms->OwnedApp(c.owner(), req.matches[1]));
@@ -252,6 +302,7 @@ void HttpApi::Register() {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
       ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
+      RETURN_IF_ERROR(http::CheckFields(body, {"dest_region", "strategy", "dry_run"}));
       ASSIGN_OR_RETURN(std::string dest, http::StringField(body, "dest_region", true));
       ASSIGN_OR_RETURN(std::string strategy, http::StringField(body, "strategy", false));
       ASSIGN_OR_RETURN(bool dry_run, http::BoolField(body, "dry_run", false));
@@ -263,16 +314,17 @@ void HttpApi::Register() {
       return std::pair<int, json>{202, {{"migration_id", m.id}, {"status", "queued"}}};
     });
   });
-  s.Get(R"(/v1/apps/([^/]+)/migrations)", [sys, ms, migration_json](const Req& req, Res& res) {
-    Handle(res, [&]() -> Result<std::pair<int, json>> {
-      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
-      ASSIGN_OR_RETURN(auto list, ms->List(c.owner(), req.matches[1]));
-      json out = json::array();
-      for (const auto& m : list) out.push_back(migration_json(m));
-      return Ok({{"migrations", out}});
-    });
-  });
-  s.Get(R"(/v1/apps/([^/]+)/migrations/active)",
+  Route("GET", R"(/v1/apps/([^/]+)/migrations)",
+        [sys, ms, migration_json](const Req& req, Res& res) {
+          Handle(res, [&]() -> Result<std::pair<int, json>> {
+            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(auto list, ms->List(c.owner(), req.matches[1]));
+            json out = json::array();
+            for (const auto& m : list) out.push_back(migration_json(m));
+            return Ok({{"migrations", out}});
+          });
+        });
+  Route("GET", R"(/v1/apps/([^/]+)/migrations/active)",
         [sys, ms, migration_json](const Req& req, Res& res) {
           Handle(res, [&]() -> Result<std::pair<int, json>> {
             ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
@@ -280,7 +332,7 @@ void HttpApi::Register() {
             return Ok({{"migration", active ? migration_json(*active) : json(nullptr)}});
           });
         });
-  s.Get(R"(/v1/apps/([^/]+)/migrations/([^/]+))",
+  Route("GET", R"(/v1/apps/([^/]+)/migrations/([^/]+))",
         [sys, ms, migration_json](const Req& req, Res& res) {
           Handle(res, [&]() -> Result<std::pair<int, json>> {
             ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
@@ -288,19 +340,22 @@ void HttpApi::Register() {
             return Ok(migration_json(m));
           });
         });
-  s.Get(R"(/v1/apps/([^/]+)/migrations/([^/]+)/events)", [sys, ms](const Req& req, Res& res) {
-    Handle(res, [&]() -> Result<std::pair<int, json>> {
-      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
-      ASSIGN_OR_RETURN(auto events, ms->Events(c.owner(), req.matches[1], req.matches[2]));
-      json out = json::array();
-      for (const auto& e : events) out.push_back(EventJson(e));
-      return Ok({{"events", out}});
-    });
-  });
+  Route("GET", R"(/v1/apps/([^/]+)/migrations/([^/]+)/events)",
+        [sys, ms](const Req& req, Res& res) {
+          Handle(res, [&]() -> Result<std::pair<int, json>> {
+            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(auto events, ms->Events(c.owner(), req.matches[1], req.matches[2]));
+            json out = json::array();
+            for (const auto& e : events) out.push_back(EventJson(e));
+            return Ok({{"events", out}});
+          });
+        });
   Route("POST", R"(/v1/apps/([^/]+)/migrations/([^/]+)/abort)",
         [sys, ms](const Req& req, Res& res) {
           Handle(res, [&]() -> Result<std::pair<int, json>> {
             ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
+            RETURN_IF_ERROR(http::CheckFields(body, {}));
             ASSIGN_OR_RETURN(Migration m, ms->Abort(c.owner(), req.matches[1], req.matches[2]));
             return std::pair<int, json>{202, {{"migration_id", m.id}, {"status", "aborting"}}};
           });
@@ -309,6 +364,8 @@ void HttpApi::Register() {
         [sys, ms](const Req& req, Res& res) {
           Handle(res, [&]() -> Result<std::pair<int, json>> {
             ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
+            RETURN_IF_ERROR(http::CheckFields(body, {}));
             ASSIGN_OR_RETURN(Migration r, ms->Reverse(c.owner(), req.matches[1], req.matches[2]));
             return std::pair<int, json>{202,
                                         {{"migration_id", r.id},
@@ -319,7 +376,7 @@ void HttpApi::Register() {
         });
 
   // ---- replicas
-  s.Get("/v1/source-replicas", [sys, ms](const Req& req, Res& res) {
+  Route("GET", "/v1/source-replicas", [sys, ms](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
       ASSIGN_OR_RETURN(auto replicas, ms->ListReplicas(c.owner()));
@@ -342,7 +399,7 @@ void HttpApi::Register() {
     if (!c.user.admin) return http::Forbidden("admin token required");
     return c;
   };
-  s.Get("/v1/admin/migrations/summary", [sys, admin](const Req& req, Res& res) {
+  Route("GET", "/v1/admin/migrations/summary", [sys, admin](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       RETURN_IF_ERROR(admin(req).status());
       ASSIGN_OR_RETURN(auto active, sys->store()->ListActiveMigrations());
@@ -370,7 +427,7 @@ void HttpApi::Register() {
                  {"active_source_replicas", replicas.size()}});
     });
   });
-  s.Get("/v1/admin/region-state", [sys, admin](const Req& req, Res& res) {
+  Route("GET", "/v1/admin/region-state", [sys, admin](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       RETURN_IF_ERROR(admin(req).status());
       ASSIGN_OR_RETURN(auto apps, sys->store()->ListApps(""));

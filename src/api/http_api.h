@@ -7,12 +7,12 @@
 #include <thread>
 #include <vector>
 
+#include "api/http_server.h"
 #include "common/metrics.h"
 #include "common/result.h"
 #include "service/system.h"
 
 namespace httplib {
-class Server;
 struct Request;
 struct Response;
 }  // namespace httplib
@@ -36,7 +36,7 @@ class HttpApi {
   // Blocks until Stop() is called from elsewhere (signal handler thread).
   void Wait();
 
-  httplib::Server* server() { return server_.get(); }
+  HttpServer* server() { return server_.get(); }
 
  private:
   HttpApi(System* system, Metrics* metrics);
@@ -44,25 +44,27 @@ class HttpApi {
   void RegisterDataRoutes();
   void RegisterMcp();
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
-  // Registers a route that may come without a body (POST/PUT/PATCH/DELETE). httplib refuses
-  // such a request when it has neither Content-Length nor Transfer-Encoding (as `curl -X POST`
-  // sends it), so the pre-routing handler dispatches those itself, as with an empty body.
+  // Registers a route. GET routes also answer HEAD. Routes that may come without a body
+  // (POST/PUT/PATCH/DELETE): httplib refuses such a request when it has neither Content-Length
+  // nor Transfer-Encoding (as `curl -X POST` sends it), so the pre-routing handler dispatches
+  // those itself, as with an empty body. Every route is recorded for the Allow header of 405.
   void Route(const std::string& method, const std::string& pattern, Handler handler);
+  // The methods served at `path` ("GET, HEAD, POST"); empty when no route matches it.
+  std::string AllowedMethods(const std::string& path) const;
   // Runs the matching Route() for a request without body headers; false when none matches.
   bool DispatchBodyless(const httplib::Request& req, httplib::Response& res);
 
   System* sys_;
   Metrics* metrics_;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<HttpServer> server_;
   struct BodylessRoute {
     std::string method;
     std::regex pattern;
     Handler handler;
   };
-  std::vector<BodylessRoute> routes_;
+  std::vector<BodylessRoute> routes_;  // every route; GET ones are never dispatched bodyless
   struct McpSessions;
   std::shared_ptr<McpSessions> mcp_;
-  std::thread thread_;
   int port_ = 0;
 };
 

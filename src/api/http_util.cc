@@ -3,6 +3,7 @@
 #include "api/views.h"
 #include "common/hash.h"
 #include "common/json_limits.h"
+#include "common/text.h"
 
 namespace regionmove::http {
 
@@ -26,6 +27,41 @@ Result<Caller> Authenticate(ControlStore* store, const httplib::Request& req) {
   return Caller{*user};
 }
 
+Status CheckRequestText(const httplib::Request& req) {
+  if (!IsValidUtf8(req.path)) return InvalidArgument("the request path is not valid UTF-8");
+  for (const auto& [k, v] : req.params) {
+    if (!IsValidUtf8(k) || !IsValidUtf8(v)) {
+      return InvalidArgument("query parameter '" + SanitizeUtf8(k) + "' is not valid UTF-8");
+    }
+  }
+  for (const auto& [k, v] : req.headers) {
+    if (!IsValidUtf8(k) || !IsValidUtf8(v)) {
+      return InvalidArgument("header '" + SanitizeUtf8(k) + "' is not valid UTF-8");
+    }
+  }
+  return Status::Ok();
+}
+
+Status PayloadTooLarge(int64_t max_bytes) {
+  return Status(StatusCode::kInvalidArgument,
+                "request body is larger than " + std::to_string(max_bytes) + " bytes",
+                "payload_too_large");
+}
+
+Status CheckFields(const json& body, const std::vector<std::string>& allowed,
+                   const std::string& what) {
+  if (!body.is_object()) return InvalidArgument("the body must be a JSON object");
+  for (const auto& [key, value] : body.items()) {
+    if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+    std::string known;
+    for (const auto& a : allowed) known += (known.empty() ? "" : ", ") + a;
+    return InvalidArgument("unknown " + what + " '" + SanitizeUtf8(key) + "'" +
+                           DidYouMean(key, allowed) +
+                           (known.empty() ? "; none is accepted" : "; accepted: " + known));
+  }
+  return Status::Ok();
+}
+
 Result<json> ParseJsonBody(const httplib::Request& req) {
   if (req.body.empty()) return json::object();
   if (!JsonDepthWithin(req.body)) {
@@ -33,11 +69,20 @@ Result<json> ParseJsonBody(const httplib::Request& req) {
                            "invalid_json");
   }
   try {
-    return json::parse(req.body);
+    json body = json::parse(req.body);
+    if (!JsonNumbersFinite(body)) {
+      return InvalidArgument("a number in the body is out of range", "invalid_json");
+    }
+    return body;
   } catch (const json::parse_error& e) {
+    // The parser's text quotes the offending input, which may not be UTF-8.
+    std::string what = e.what();
+    size_t colon = what.find(": ");
     return InvalidArgument("malformed JSON at byte " + std::to_string(e.byte) + ": " +
-                               std::string(e.what()).substr(std::string(e.what()).find(':') + 2),
+                               SanitizeUtf8(colon == what.npos ? what : what.substr(colon + 2)),
                            "invalid_json");
+  } catch (const std::exception&) {
+    return InvalidArgument("malformed JSON", "invalid_json");
   }
 }
 
@@ -78,7 +123,7 @@ Result<int> IntParam(const httplib::Request& req, const char* name, int fallback
 
 void Reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(DumpJson(body), "application/json");
 }
 
 void ReplyError(httplib::Response& res, const Status& s) {

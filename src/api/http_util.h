@@ -21,6 +21,16 @@ struct Caller {
 
 // Bearer token -> user. Unauthorized (401) when missing or unknown.
 Result<Caller> Authenticate(ControlStore* store, const httplib::Request& req);
+// Refuses (400 invalid_request) a request whose path, query parameters or header values are
+// not valid UTF-8: everything the API keeps or echoes must be text.
+Status CheckRequestText(const httplib::Request& req);
+// 413 payload_too_large for a body over `max_bytes`.
+Status PayloadTooLarge(int64_t max_bytes);
+// 400 invalid_request naming the first field of the object `body` that is not in `allowed`,
+// with a "did you mean" when one is close; 400 when `body` is not an object.
+Status CheckFields(const nlohmann::json& body, const std::vector<std::string>& allowed,
+                   const std::string& what = "field");
+
 // The request body as JSON: invalid_json (400) saying what is wrong; an empty body is {}.
 Result<nlohmann::json> ParseJsonBody(const httplib::Request& req);
 

@@ -61,6 +61,19 @@ std::optional<std::string> DataWriteTarget(System* sys, const httplib::Request& 
 }
 
 std::string NormalizeRoute(const std::string& path) {
+  // Literal segments that routes use; anything else is a parameter or an unknown path.
+  static const char* kLiterals[] = {
+      "v1",      "apps",         "migrations", "active",          "events",
+      "abort",   "reverse",      "move",       "source-replicas", "admin",
+      "summary", "region-state", "repair",     "regions",         "healthz",
+      "metrics", "mcp",          "tables",     "blobs",           "functions",
+      "env",     "cron",         "domains"};
+  auto literal = [](const std::string& s) {
+    for (const char* l : kLiterals) {
+      if (s == l) return true;
+    }
+    return false;
+  };
   std::vector<std::string> seg = Split(path);
   std::vector<std::string> out;
   for (size_t i = 0; i < seg.size(); ++i) {
@@ -81,8 +94,11 @@ std::string NormalizeRoute(const std::string& path) {
       break;
     } else if (prev == "functions" || prev == "env" || prev == "cron" || prev == "domains") {
       s = "{name}";
+    } else if (!literal(s)) {
+      return "other";
     }
     out.push_back(s);
+    if (out.size() > 8) return "other";
   }
   std::string r;
   for (const auto& s : out) r += "/" + s;

@@ -28,3 +28,24 @@ bool JsonDepthWithin(std::string_view text, int max_depth) {
 }
 
 }  // namespace regionmove
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+namespace regionmove {
+
+bool JsonNumbersFinite(const nlohmann::json& j) {
+  if (j.is_number_float()) return std::isfinite(j.get<double>());
+  if (j.is_structured()) {
+    for (const auto& v : j) {
+      if (!JsonNumbersFinite(v)) return false;
+    }
+  }
+  return true;
+}
+
+std::string DumpJson(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace regionmove

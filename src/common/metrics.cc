@@ -22,6 +22,21 @@ std::string WithLabels(const std::string& name, const std::string& labels,
 }
 }  // namespace
 
+std::string MetricLabel(const std::string& name, const std::string& value) {
+  std::string out = name + "=\"";
+  for (char c : value) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
 void Metrics::Inc(const std::string& name, const std::string& labels, double by) {
   std::lock_guard<std::mutex> lock(mu_);
   counters_[name][labels] += by;

@@ -7,6 +7,9 @@
 
 namespace regionmove {
 
+// `name="value"` with the value escaped as the Prometheus text format requires (\\, \", \n).
+std::string MetricLabel(const std::string& name, const std::string& value);
+
 // Counters and histograms in the Prometheus text format. Labels are passed preformatted
 // (`step="dumping_data"`). Thread-safe.
 class Metrics {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <exception>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -69,6 +70,21 @@ inline Status Permanent(std::string msg) { return Status(StatusCode::kPermanent,
 inline Status Cancelled(std::string msg) { return Status(StatusCode::kCancelled, std::move(msg)); }
 inline Status Corruption(std::string msg) {
   return Status(StatusCode::kCorruption, std::move(msg));
+}
+
+// Runs `fn` (returning Status or Result<T>) at a boundary where no exception may pass: a step,
+// a background loop, a thread's body. An exception becomes Permanent naming `where` (a bug to
+// log and report, never a reason to end the process).
+template <typename Fn>
+auto CatchAll(std::string_view where, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kPermanent,
+                  "internal error in " + std::string(where) + ": " + e.what());
+  } catch (...) {
+    return Status(StatusCode::kPermanent, "internal error in " + std::string(where));
+  }
 }
 
 }  // namespace regionmove

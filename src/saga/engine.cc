@@ -89,7 +89,7 @@ void Engine::Start(int workers) {
   for (int i = 0; i < workers; ++i) {
     threads_.emplace_back([this] {
       while (!stop_.load()) {
-        auto worked = RunOnce();
+        auto worked = CatchAll("saga worker", [&] { return RunOnce(); });
         if (!worked.ok()) {
           Log(LogLevel::kWarn, "saga_worker_error", {{"error", worked.status().ToString()}});
         }
@@ -183,7 +183,7 @@ Status Engine::RunClaimed(Migration m, const std::string& owner) {
 Status Engine::Admit(Migration& m, int64_t epoch) {
   if (const auto* validate = registry_->Find(Step::kRequested)) {
     StepContext ctx(this, m);
-    Status s = (*validate)(ctx);
+    Status s = CatchAll("requested", [&] { return (*validate)(ctx); });
     if (!s.ok()) return HandleFailure(std::move(ctx.m_), epoch, s);
     m = std::move(ctx.m_);
   }
@@ -208,7 +208,7 @@ Status Engine::RunStep(Migration m, int64_t epoch) {
     StepContext ctx(this, std::move(m));
     Log(LogLevel::kDebug, "step_start",
         {{"migration_id", ctx.m_.id}, {"step", std::string(StepName(step))}});
-    s = (*fn)(ctx);
+    s = CatchAll(StepName(step), [&] { return (*fn)(ctx); });
     if (ctx.lease_lost_ || (keeper && keeper->lost())) {
       return Conflict("lease lost while running " + std::string(StepName(step)), "fenced");
     }
@@ -320,7 +320,7 @@ Status Engine::RunCompensation(Migration m, int64_t epoch) {
   std::optional<LeaseKeeper> keeper;
   if (options_.keep_leases) keeper.emplace(store_, clock_, m.id, epoch, options_.lease_ms);
   StepContext ctx(this, std::move(m));
-  Status s = (*registry_->compensation())(ctx);
+  Status s = CatchAll("compensation", [&] { return (*registry_->compensation())(ctx); });
   if (ctx.lease_lost_ || (keeper && keeper->lost())) {
     return Conflict("lease lost during compensation", "fenced");
   }

@@ -1,5 +1,7 @@
 #include "service/app_service.h"
 
+#include "common/text.h"
+
 namespace regionmove {
 
 bool IsValidSubdomain(std::string_view s) {
@@ -10,24 +12,60 @@ bool IsValidSubdomain(std::string_view s) {
   return true;
 }
 
-bool IsValidHostname(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
+Status ValidateCustomDomain(std::string_view host, std::string_view apps_domain) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument("'" + SanitizeUtf8(host) + "' is not a valid custom domain: " + why,
+                           "invalid_domain");
+  };
+  if (host.empty()) return bad("it is empty");
+  if (host.size() > 253) return bad("it is longer than 253 bytes");
+  if (host.back() == '.') return bad("write it without the trailing dot");
+  for (char c : host) {
+    if (c >= 'A' && c <= 'Z') return bad("write it in lowercase");
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      return bad("write an internationalised name in its punycode form (xn--...)");
+    }
+  }
   int labels = 0;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t end = s.find('.', start);
-    if (end == std::string_view::npos) end = s.size();
-    if (!IsValidSubdomain(s.substr(start, end - start))) return false;
+  std::string_view last;
+  for (size_t start = 0; start <= host.size();) {
+    size_t end = std::min(host.find('.', start), host.size());
+    std::string_view label = host.substr(start, end - start);
+    if (!IsValidSubdomain(label)) {
+      return bad(
+          "each label is 1 to 63 lowercase letters, digits or '-', not starting or "
+          "ending with '-'");
+    }
+    // Labels with "--" in the third and fourth place are reserved for IDNA (xn--).
+    if (label.size() >= 4 && label.substr(2, 2) == "--" && label.substr(0, 4) != "xn--") {
+      return bad("'--' in the third and fourth place is reserved for punycode (xn--)");
+    }
+    last = label;
     ++labels;
     start = end + 1;
   }
-  return labels >= 2;
+  if (labels < 2) return bad("it needs at least two labels (shop.example.com)");
+  if (last.find_first_not_of("0123456789") == std::string_view::npos) {
+    return bad("an IP address is not a domain");
+  }
+  std::string suffix = "." + std::string(apps_domain);
+  if (host == apps_domain ||
+      (host.size() > suffix.size() && host.substr(host.size() - suffix.size()) == suffix)) {
+    return bad("names under " + std::string(apps_domain) +
+               " belong to the platform (an app's own one is its subdomain)");
+  }
+  return Status::Ok();
 }
 
 Result<App> AppService::CreateApp(const std::string& owner, const std::string& name,
                                   const std::string& region, const std::string& subdomain) {
   if (name.empty() || name.size() > 100) {
     return InvalidArgument("field 'name' must be 1 to 100 characters");
+  }
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return InvalidArgument("field 'name' must not contain control characters");
+    }
   }
   RegionPlane* plane = deps_.plane->Region(region);
   if (!plane) return InvalidArgument("unknown region '" + region + "'", "invalid_region");
@@ -76,7 +114,7 @@ Result<RegionPlane*> AppService::ForWrite(const std::string& owner, const std::s
 
 Status AppService::PutDomain(const std::string& owner, const std::string& app_id,
                              const std::string& host) {
-  if (!IsValidHostname(host)) return InvalidArgument("'" + host + "' is not a valid hostname");
+  RETURN_IF_ERROR(ValidateCustomDomain(host, deps_.config->apps_domain));
   ASSIGN_OR_RETURN(RegionPlane * plane, ForWrite(owner, app_id));
   return plane->db->WithWriteFence(app_id, [&]() -> Status {
     RETURN_IF_ERROR(deps_.store->AddRoute(Route{host, app_id, "", true}));

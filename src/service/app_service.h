@@ -37,7 +37,9 @@ class AppService {
 
 // Lowercase letters, digits and '-', 1..63, not starting or ending with '-'.
 bool IsValidSubdomain(std::string_view s);
-// A DNS hostname of labels like IsValidSubdomain, at least two labels, at most 253 bytes.
-bool IsValidHostname(std::string_view s);
+// A custom domain of an app (SPEC §7): a lowercase DNS name of LDH labels (punycode for
+// international names), at least two labels, at most 253 bytes, no trailing dot, not an IP
+// address, and not `apps_domain` or under it. InvalidArgument("invalid_domain") saying why.
+Status ValidateCustomDomain(std::string_view host, std::string_view apps_domain);
 
 }  // namespace regionmove

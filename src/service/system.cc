@@ -55,11 +55,11 @@ void System::Start(bool background) {
   background_ = std::thread([this] {
     int64_t last_retention = 0;
     while (!stop_.load()) {
-      Status s = migrations_->PumpReplicas();
+      Status s = CatchAll("replication pump", [&] { return migrations_->PumpReplicas(); });
       if (!s.ok()) Log(LogLevel::kWarn, "replication_pump", {{"error", s.ToString()}});
       if (clock_->NowMs() - last_retention > 60'000) {
         last_retention = clock_->NowMs();
-        Status r = migrations_->EnforceRetention();
+        Status r = CatchAll("replica retention", [&] { return migrations_->EnforceRetention(); });
         if (!r.ok()) Log(LogLevel::kWarn, "replica_retention", {{"error", r.ToString()}});
       }
       SystemClock::Default()->SleepMs(200);

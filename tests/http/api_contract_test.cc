@@ -166,7 +166,9 @@ TEST_F(ApiContract, ConcurrentMovesOneWins) {
     EXPECT_EQ(std::count(codes.begin(), codes.end(), 202), 1);
     EXPECT_EQ(std::count(codes.begin(), codes.end(), 409), 5);
     for (int i = 0; i < 6; ++i) {
-      if (codes[i] == 409) EXPECT_EQ(reasons[i], "migration_in_flight");
+      if (codes[i] == 409) {
+        EXPECT_EQ(reasons[i], "migration_in_flight");
+      }
     }
   }
 }

@@ -107,7 +107,9 @@ TEST_F(ContinuousWriter, NothingAcknowledgedIsLost) {
   // A blob's content is its key: spot-check the last acknowledged ones.
   for (size_t i = acked.size() > 20 ? acked.size() - 20 : 0; i < acked.size(); ++i) {
     int n = std::stoi(acked[i].substr(1)) - 100000;
-    if (n % 2) EXPECT_EQ(Call("GET", base + "/blobs/" + acked[i], kAlice).raw, acked[i]);
+    if (n % 2) {
+      EXPECT_EQ(Call("GET", base + "/blobs/" + acked[i], kAlice).raw, acked[i]);
+    }
   }
   std::printf("continuous writer: acked=%zu blocked=%d lost=%d other=%zu present=%zu\n",
               acked.size(), blocked, lost, other.size(), present.size());

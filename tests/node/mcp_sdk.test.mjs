@@ -29,7 +29,7 @@ async function waitDone(client, appId, migrationId, until = (m) =>
 async function checkTools(client) {
   const { tools } = await client.listTools();
   const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
-  assert.deepEqual(Object.keys(byName).sort(), ['list_regions', 'manage_migrations', 'move_app',
+  assert.deepEqual(Object.keys(byName).sort(), ['list_apps', 'list_regions', 'manage_migrations', 'move_app',
     'move_app_status', 'teardown_source_replica']);
   for (const t of tools) {
     assert.equal(t.inputSchema.type, 'object');
@@ -40,7 +40,7 @@ async function checkTools(client) {
   }
   assert.deepEqual(byName.move_app.inputSchema.required, ['app_id', 'dest_region']);
   assert.deepEqual(byName.manage_migrations.inputSchema.properties.action.enum,
-    ['get_active', 'abort', 'reverse', 'list_source_replicas']);
+    ['get_active', 'list', 'abort', 'reverse', 'list_source_replicas']);
   assert.equal(byName.list_regions.annotations.readOnlyHint, true);
   assert.equal(byName.teardown_source_replica.annotations.destructiveHint, true);
   assert.match(byName.move_app.description, /flipping_routing/);

@@ -25,6 +25,14 @@ class LocalBackend final : public McpBackend {
     for (const auto& r : sys_->config().regions) regions.push_back(RegionJson(r));
     return {false, {{"regions", regions}}};
   }
+  ToolOutcome ListApps() override {
+    return From([&]() -> Result<json> {
+      ASSIGN_OR_RETURN(auto apps, sys_->store()->ListApps(owner_));
+      json out = json::array();
+      for (const auto& a : apps) out.push_back(AppJson(a, sys_->apps()->SizeBytes(a)));
+      return json{{"apps", out}};
+    }());
+  }
   ToolOutcome MoveApp(const std::string& app, const std::string& dest, const std::string& strategy,
                       bool dry_run) override {
     MigrationService* ms = sys_->migrations();
@@ -44,6 +52,14 @@ class LocalBackend final : public McpBackend {
     return From([&]() -> Result<json> {
       ASSIGN_OR_RETURN(auto m, sys_->migrations()->Active(owner_, app));
       return json{{"migration", m ? MigrationView(sys_->migrations(), *m) : json(nullptr)}};
+    }());
+  }
+  ToolOutcome ListMigrations(const std::string& app) override {
+    return From([&]() -> Result<json> {
+      ASSIGN_OR_RETURN(auto list, sys_->migrations()->List(owner_, app));
+      json out = json::array();
+      for (const auto& m : list) out.push_back(MigrationView(sys_->migrations(), m));
+      return json{{"migrations", out}};
     }());
   }
   ToolOutcome Abort(const std::string& app, const std::string& id) override {
@@ -87,6 +103,7 @@ class RemoteBackend final : public McpBackend {
       : url_(std::move(url)), token_(std::move(token)) {}
 
   ToolOutcome ListRegions() override { return Call("GET", "/v1/regions", nullptr); }
+  ToolOutcome ListApps() override { return Call("GET", "/v1/apps", nullptr); }
   ToolOutcome MoveApp(const std::string& app, const std::string& dest, const std::string& strategy,
                       bool dry_run) override {
     json body = {{"dest_region", dest}, {"dry_run", dry_run}};
@@ -98,6 +115,9 @@ class RemoteBackend final : public McpBackend {
   }
   ToolOutcome GetActive(const std::string& app) override {
     return Call("GET", "/v1/apps/" + Seg(app) + "/migrations/active", nullptr);
+  }
+  ToolOutcome ListMigrations(const std::string& app) override {
+    return Call("GET", "/v1/apps/" + Seg(app) + "/migrations", nullptr);
   }
   ToolOutcome Abort(const std::string& app, const std::string& id) override {
     json body = json::object();

@@ -1,6 +1,7 @@
 #include "api/mcp/mcp.h"
 
 #include "common/json_limits.h"
+#include "common/text.h"
 
 namespace regionmove {
 
@@ -54,7 +55,7 @@ json Tool(const std::string& name, const std::string& title, const std::string& 
 // A tool result: the body as text and as structuredContent.
 json ToolResult(const ToolOutcome& out) {
   json structured = out.body.is_object() ? out.body : json{{"result", out.body}};
-  return {{"content", json::array({{{"type", "text"}, {"text", out.body.dump(2)}}})},
+  return {{"content", json::array({{{"type", "text"}, {"text", DumpJson(out.body, 2)}}})},
           {"structuredContent", structured},
           {"isError", out.is_error}};
 }
@@ -96,6 +97,12 @@ json McpToolList() {
            "(accepting_moves). Call this before suggesting a destination: only a region with "
            "accepting_moves=true can receive a move.",
            json::object(), json::array(), Annotations("List regions", true, false, true)));
+  tools.push_back(
+      Tool("list_apps", "List apps",
+           "List the caller's apps: app_id, name, region (where it is served now), status "
+           "(ready, or migrating while a move runs) and size_bytes. Use it to find the app_id "
+           "that move_app and the other tools need.",
+           json::object(), json::array(), Annotations("List apps", true, false, true)));
   tools.push_back(Tool(
       "move_app", "Move an app to another region",
       std::string("Start moving an app to another region. Answers {migration_id, status: "
@@ -132,7 +139,8 @@ json McpToolList() {
   tools.push_back(Tool(
       "manage_migrations", "Manage migrations",
       "Operations on migrations. action=get_active (needs app_id): the app's in-flight "
-      "migration, or null. action=abort (needs app_id, migration_id): only before the cutover "
+      "migration, or null. action=list (needs app_id): the app's migrations, newest first. "
+      "action=abort (needs app_id, migration_id): only before the cutover "
       "(abortable=true, before flipping_routing commits); the destination copy is dropped, "
       "writes resume and the migration ends aborted with the app still in its source region. "
       "After the cutover abort answers cutover_passed: use reverse. action=reverse (needs "
@@ -144,9 +152,9 @@ json McpToolList() {
       "lag_bytes and estimated_monthly_cost_usd.",
       {{"action",
         {{"type", "string"},
-         {"enum", {"get_active", "abort", "reverse", "list_source_replicas"}},
+         {"enum", {"get_active", "list", "abort", "reverse", "list_source_replicas"}},
          {"description", "What to do."}}},
-       {"app_id", StringProp("Needed by get_active, abort and reverse.")},
+       {"app_id", StringProp("Needed by get_active, list, abort and reverse.")},
        {"migration_id", StringProp("Needed by abort and reverse.")}},
       {"action"}, Annotations("Manage migrations", false, false, false)));
   tools.push_back(Tool(
@@ -254,11 +262,30 @@ json McpSession::CallTool(const json& params, const json& id) {
   }
   std::string name = *name_it;
   json args = params.value("arguments", json::object());
+  if (args.is_null()) args = json::object();
   if (!args.is_object()) return Error(id, kInvalidParams, "params.arguments must be an object");
+  static const json kTools = McpToolList();
+  auto tool =
+      std::find_if(kTools.begin(), kTools.end(), [&](const json& t) { return t["name"] == name; });
+  if (tool == kTools.end()) return Error(id, kInvalidParams, "Unknown tool: " + SanitizeUtf8(name));
   std::optional<ToolOutcome> err;
+  // The schemas say additionalProperties: false; so does the server.
+  std::vector<std::string> known;
+  for (const auto& [prop, schema] : (*tool)["inputSchema"]["properties"].items()) {
+    known.push_back(prop);
+  }
+  for (const auto& [arg, value] : args.items()) {
+    if (std::find(known.begin(), known.end(), arg) == known.end()) {
+      err = ArgumentError("unknown argument '" + SanitizeUtf8(arg) + "'" + DidYouMean(arg, known) +
+                          (known.empty() ? "; this tool takes no arguments" : ""));
+      return RpcResult(id, ToolResult(*err));
+    }
+  }
   ToolOutcome out;
   if (name == "list_regions") {
     out = backend_->ListRegions();
+  } else if (name == "list_apps") {
+    out = backend_->ListApps();
   } else if (name == "move_app") {
     std::string app = Arg(args, "app_id", true, &err);
     std::string dest = Arg(args, "dest_region", true, &err);
@@ -282,23 +309,22 @@ json McpSession::CallTool(const json& params, const json& id) {
       // reported below
     } else if (action == "list_source_replicas") {
       out = backend_->ListReplicas();
-    } else if (action == "get_active") {
+    } else if (action == "get_active" || action == "list") {
       std::string app = Arg(args, "app_id", true, &err);
-      if (!err) out = backend_->GetActive(app);
+      if (!err) out = action == "list" ? backend_->ListMigrations(app) : backend_->GetActive(app);
     } else if (action == "abort" || action == "reverse") {
       std::string app = Arg(args, "app_id", true, &err);
       std::string mig = Arg(args, "migration_id", true, &err);
       if (!err) out = action == "abort" ? backend_->Abort(app, mig) : backend_->Reverse(app, mig);
     } else {
       err = ArgumentError(
-          "argument 'action' must be one of get_active, abort, reverse, "
-          "list_source_replicas");
+          "argument 'action' must be one of get_active, list, abort, reverse, "
+          "list_source_replicas" +
+          DidYouMean(action, {"get_active", "list", "abort", "reverse", "list_source_replicas"}));
     }
   } else if (name == "teardown_source_replica") {
     std::string mig = Arg(args, "migration_id", true, &err);
     if (!err) out = backend_->Teardown(mig);
-  } else {
-    return Error(id, kInvalidParams, "Unknown tool: " + name);
   }
   return RpcResult(id, ToolResult(err ? *err : out));
 }

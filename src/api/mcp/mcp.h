@@ -23,10 +23,12 @@ class McpBackend {
  public:
   virtual ~McpBackend() = default;
   virtual ToolOutcome ListRegions() = 0;
+  virtual ToolOutcome ListApps() = 0;
   virtual ToolOutcome MoveApp(const std::string& app_id, const std::string& dest_region,
                               const std::string& strategy, bool dry_run) = 0;
   virtual ToolOutcome Status(const std::string& app_id, const std::string& migration_id) = 0;
   virtual ToolOutcome GetActive(const std::string& app_id) = 0;
+  virtual ToolOutcome ListMigrations(const std::string& app_id) = 0;
   virtual ToolOutcome Abort(const std::string& app_id, const std::string& migration_id) = 0;
   virtual ToolOutcome Reverse(const std::string& app_id, const std::string& migration_id) = 0;
   virtual ToolOutcome ListReplicas() = 0;

@@ -20,11 +20,14 @@ struct HttpApi::McpSessions {
     std::unique_ptr<McpBackend> backend;
     std::unique_ptr<McpSession> session;
     std::mutex mu;
-    int64_t created_ms = 0;
+    uint64_t serial = 0;  // creation order
   };
-  static constexpr size_t kMax = 1000;
+  // Sessions per user: a user's oldest session makes room for its newest, so no user can
+  // evict another's. The table as a whole is bounded by users x kMaxPerUser.
+  static constexpr size_t kMaxPerUser = 64;
   std::mutex mu;
   std::map<std::string, std::shared_ptr<Entry>> by_id;
+  uint64_t next_serial = 0;
   Rng rng = Rng::FromEntropy();
 };
 
@@ -68,15 +71,18 @@ void HttpApi::RegisterMcp() {
       entry->user = caller->user.name;
       entry->backend = MakeLocalBackend(sys, caller->owner());
       entry->session = std::make_unique<McpSession>(entry->backend.get());
-      entry->created_ms = sys->clock()->NowMs();
       std::lock_guard<std::mutex> lock(sessions->mu);
-      if (sessions->by_id.size() >= McpSessions::kMax) {
-        auto oldest = sessions->by_id.begin();
-        for (auto it = sessions->by_id.begin(); it != sessions->by_id.end(); ++it) {
-          if (it->second->created_ms < oldest->second->created_ms) oldest = it;
+      size_t mine = 0;
+      auto oldest = sessions->by_id.end();
+      for (auto it = sessions->by_id.begin(); it != sessions->by_id.end(); ++it) {
+        if (it->second->user != entry->user) continue;
+        ++mine;
+        if (oldest == sessions->by_id.end() || it->second->serial < oldest->second->serial) {
+          oldest = it;
         }
-        sessions->by_id.erase(oldest);
       }
+      if (mine >= McpSessions::kMaxPerUser) sessions->by_id.erase(oldest);
+      entry->serial = sessions->next_serial++;
       std::string id = NewUuidV4(sessions->rng);
       sessions->by_id[id] = entry;
       res.set_header("Mcp-Session-Id", id);
@@ -105,7 +111,7 @@ void HttpApi::RegisterMcp() {
     http::Reply(res, 200, *reply);
   });
 
-  server_->Get("/mcp", [](const httplib::Request&, httplib::Response& res) {
+  Route("GET", "/mcp", [](const httplib::Request&, httplib::Response& res) {
     res.set_header("Allow", "POST, DELETE");
     http::Reply(res, 405,
                 {{"error", "method_not_allowed"},

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "common/hash.h"
+#include "common/text.h"
 
 namespace regionmove {
 
@@ -17,6 +18,12 @@ Status ValidateBlobKey(std::string_view key) {
   if (key.empty()) return bad("blob key is empty");
   if (key.size() > 1024) return bad("blob key is longer than 1024 bytes");
   if (key.find('\0') != std::string_view::npos) return bad("blob key contains a NUL byte");
+  if (!IsValidUtf8(key)) return bad("blob key is not valid UTF-8");
+  for (char c : key) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return bad("blob key contains a control character");
+    }
+  }
   if (key.front() == '/') return bad("blob key is an absolute path");
   size_t start = 0;
   while (start <= key.size()) {

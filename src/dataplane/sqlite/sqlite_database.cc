@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "common/hash.h"
+#include "common/json_limits.h"
 #include "common/zstd_file.h"
 
 namespace regionmove {
@@ -75,7 +76,7 @@ Status BindValue(Stmt& s, int i, const ColumnSpec& col, const json& v) {
     if (!v.is_boolean()) return bad("a boolean");
     s.Bind(i, v.get<bool>());
   } else if (t == "json") {
-    s.Bind(i, v.dump());
+    s.Bind(i, DumpJson(v));
   } else if (t == "bytes") {
     std::string raw;
     if (!v.is_string() || !Base64Decode(v.get_ref<const std::string&>(), &raw)) {

@@ -1,3 +1,4 @@
+#include "common/json_limits.h"
 #include "saga/steps/steps.h"
 
 namespace regionmove {
@@ -11,7 +12,7 @@ json Resources(StepContext& ctx) {
 }
 
 Status SaveResources(StepContext& ctx, const json& res) {
-  ctx.migration().resources = res.dump();
+  ctx.migration().resources = DumpJson(res);
   return ctx.SaveResources();
 }
 

@@ -1,0 +1,282 @@
+#include "api/http_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "common/log.h"
+
+namespace regionmove {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             SteadyClock::now().time_since_epoch())
+      .count();
+}
+
+// Waits up to timeout_ms for `events` on fd; false on timeout, error or hang-up without data.
+bool PollFor(int fd, short events, int64_t timeout_ms) {
+  if (timeout_ms <= 0) return false;
+  pollfd p{fd, events, 0};
+  for (;;) {
+    int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(timeout_ms, 1 << 30)));
+    if (r < 0 && errno == EINTR) continue;
+    return r > 0 && (p.revents & (events | POLLHUP)) != 0;
+  }
+}
+
+void AddressOf(const sockaddr_storage& ss, std::string& ip, int& port) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
+    port = ntohs(a->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
+    port = ntohs(a->sin6_port);
+  }
+  ip = buf;
+}
+
+// One client connection as httplib reads it: buffered reads under a deadline for the headers
+// and an idle timeout for the body, writes under a timeout.
+class ConnStream final : public httplib::Stream {
+ public:
+  ConnStream(int fd, const HttpLimits& limits) : fd_(fd), limits_(limits) {}
+
+  // Waits for the first byte of the next request (or one already buffered).
+  bool WaitForRequest() { return off_ < len_ || PollFor(fd_, POLLIN, limits_.idle_timeout_ms); }
+  void StartHeaders() { headers_deadline_ms_ = NowMs() + limits_.header_timeout_ms; }
+  void StartBody() { headers_deadline_ms_ = 0; }
+
+  bool is_readable() const override { return off_ < len_ || WaitReadable(); }
+  bool is_writable() const override { return PollFor(fd_, POLLOUT, limits_.write_timeout_ms); }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (off_ >= len_) {
+      if (!WaitReadable()) return -1;
+      ssize_t n;
+      do {
+        n = ::recv(fd_, buf_, sizeof(buf_), 0);
+      } while (n < 0 && errno == EINTR);
+      if (n <= 0) return n < 0 ? -1 : 0;
+      off_ = 0;
+      len_ = static_cast<size_t>(n);
+    }
+    size_t n = std::min(size, len_ - off_);
+    std::memcpy(ptr, buf_ + off_, n);
+    off_ += n;
+    return static_cast<ssize_t>(n);
+  }
+
+  ssize_t write(const char* ptr, size_t size) override {
+    size_t done = 0;
+    while (done < size) {
+      ssize_t n = ::send(fd_, ptr + done, size - done, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (!PollFor(fd_, POLLOUT, limits_.write_timeout_ms)) return -1;
+        continue;
+      }
+      if (n <= 0) return -1;
+      done += static_cast<size_t>(n);
+    }
+    return static_cast<ssize_t>(done);
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    if (getpeername(fd_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) AddressOf(ss, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) AddressOf(ss, ip, port);
+  }
+  socket_t socket() const override { return fd_; }
+
+ private:
+  bool WaitReadable() const {
+    int64_t timeout = headers_deadline_ms_ > 0 ? headers_deadline_ms_ - NowMs()
+                                               : int64_t{limits_.read_timeout_ms};
+    return PollFor(fd_, POLLIN, timeout);
+  }
+
+  int fd_;
+  const HttpLimits& limits_;
+  int64_t headers_deadline_ms_ = 0;  // 0 once the headers are in
+  char buf_[16 * 1024];
+  size_t off_ = 0, len_ = 0;
+};
+
+std::string ListenError(const std::string& host, int port, int err) {
+  std::string addr = host + ":" + std::to_string(port);
+  switch (err) {
+    case EADDRINUSE:
+      return "address " + addr + " is in use (is another server running there?)";
+    case EADDRNOTAVAIL:
+      return "address " + addr + " is not an address of this machine";
+    case EACCES:
+      return "no permission to listen on " + addr + " (ports below 1024 need privileges)";
+    default:
+      return "cannot listen on " + addr + ": " + std::strerror(err);
+  }
+}
+
+}  // namespace
+
+HttpServer::~HttpServer() { Shutdown(); }
+
+Status HttpServer::Listen(const std::string& host, int port) {
+  if (listen_fd_ >= 0) return Conflict("already listening");
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  std::string service = std::to_string(port);
+  if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
+      rc != 0) {
+    return Unavailable("cannot listen on " + host + ":" + service + ": " + gai_strerror(rc));
+  }
+  int err = 0;
+  int fd = -1;
+  for (addrinfo* a = found; a && fd < 0; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) {
+      err = errno;
+      continue;
+    }
+    // SO_REUSEADDR lets a restart bind over TIME_WAIT; without SO_REUSEPORT a live listener
+    // on the same address still makes bind fail, as it must.
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, 1024) != 0) {
+      err = errno;
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(found);
+  if (fd < 0) return Unavailable(ListenError(host, port, err));
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  std::string ip;
+  AddressOf(ss, ip, port_);
+  if (::pipe2(wake_pipe_, O_CLOEXEC) != 0) {
+    ::close(fd);
+    return Unavailable(std::string("pipe: ") + std::strerror(errno));
+  }
+  listen_fd_ = fd;
+  accept_thread_ = std::thread([this] { AcceptLoop(); });
+  return Status::Ok();
+}
+
+void HttpServer::AcceptLoop() {
+  pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
+  while (!stopping_) {
+    int r = ::poll(fds, 2, -1);
+    if (r < 0 && errno != EINTR) break;
+    if (stopping_) break;
+    if (r <= 0 || !(fds[0].revents & POLLIN)) continue;
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      // EMFILE and friends: back off a little instead of spinning.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (static_cast<int>(fds_.size()) >= limits_.max_connections) {
+        RefuseBusy(fd);
+        continue;
+      }
+      fds_.insert(fd);
+      open_++;
+    }
+    std::thread([this, fd] { ServeConnection(fd); }).detach();
+  }
+}
+
+void HttpServer::RefuseBusy(int fd) {
+  static const std::string kBody =
+      R"({"error":"unavailable","message":"the server has too many open connections; retry"})";
+  std::string reply =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+      "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+      std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+  int flags = fcntl(fd, F_GETFL);
+  fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  (void)!::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
+  ::close(fd);
+}
+
+void HttpServer::ServeConnection(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  try {
+    ConnStream strm(fd, limits_);
+    for (int left = limits_.keep_alive_max_requests; left > 0 && !stopping_; --left) {
+      if (!strm.WaitForRequest()) break;
+      strm.StartHeaders();
+      bool closed = false;
+      bool ok = process_request(strm, left == 1 || stopping_, closed,
+                                [&strm](httplib::Request&) { strm.StartBody(); });
+      if (!ok || closed) break;
+    }
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, "http_connection", {{"error", e.what()}});
+  } catch (...) {
+    Log(LogLevel::kError, "http_connection", {{"error", "unknown exception"}});
+  }
+  ::shutdown(fd, SHUT_RDWR);
+  std::lock_guard<std::mutex> lock(mu_);
+  fds_.erase(fd);
+  ::close(fd);
+  if (--open_ == 0) all_closed_.notify_all();
+}
+
+void HttpServer::Shutdown() {
+  if (listen_fd_ < 0) return;
+  stopping_ = true;
+  (void)!::write(wake_pipe_[1], "x", 1);
+  if (accept_thread_.joinable()) accept_thread_.join();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);  // wakes their reads and writes
+    all_closed_.wait(lock, [&] { return open_ == 0; });
+  }
+  ::close(listen_fd_);
+  ::close(wake_pipe_[0]);
+  ::close(wake_pipe_[1]);
+  listen_fd_ = -1;
+  std::lock_guard<std::mutex> lock(wait_mu_);
+  stopped_ = true;
+  stopped_cv_.notify_all();
+}
+
+void HttpServer::Wait() {
+  std::unique_lock<std::mutex> lock(wait_mu_);
+  stopped_cv_.wait(lock, [&] { return stopped_; });
+}
+
+}  // namespace regionmove
