@@ -39,15 +39,45 @@ TEST(Config, ErrorsNameTheKey) {
        "regions[0].database.engine"},
       {"[control_store]\nengine = \"postgres\"\n[[regions]]\nslug=\"a-1\"\n", "control_store.dsn"},
       {"[[users]]\nname = \"x\"\n[[regions]]\nslug=\"a-1\"\n", "users[0].token"},
-      {"", "[[regions]]"},
-      {"[server\n", "default:1"},
+      {"regions = []\n", "[[regions]]"},
+      {"[server]\nlisten = \"127.0.0.1:9000\"\nlisen = \"x\"\n",
+       "f:3: unknown key 'lisen' in [server] (did you mean 'listen'?)"},
+      {"[sever]\nlisten = \"127.0.0.1:9000\"\n",
+       "f:1: unknown section [sever] (did you mean 'server'?)"},
+      {"[saga]\nworkrs = 2\n", "unknown key 'workrs' in [saga] (did you mean 'workers'?)"},
+      {"[[users]]\nname = \"x\"\ntoken = \"t\"\nadmn = true\n", "did you mean 'admin'?"},
+      {"[[regions]]\nslug = \"a-1\"\ndatabase = {engine=\"sqlite\", dri=\"d\"}\n",
+       "unknown key 'dri' in [[regions]] database (did you mean 'dir'?)"},
+      {"[[regions]]\nslug = \"a-1\"\ndatabase = {engine=\"postgres\", dsn=\"postgresql://x\"}\n"
+       "blobs = {engine=\"fs\", dir=\"b\"}\n",
+       "'postgres' is not available in this build"},
+      {"[server]\nmax_connections = 0\n", "server.max_connections"},
+      {"[server\n", "f:1"},
   };
   for (const auto& c : cases) {
-    auto r = ParseConfig(c.toml, "/tmp", "default");
+    auto r = ParseConfig(c.toml, "/tmp", "f");
     ASSERT_FALSE(r.ok()) << c.toml;
     EXPECT_NE(r.status().message().find(c.expect), std::string::npos)
         << r.status().message() << " should mention " << c.expect;
   }
+}
+
+TEST(Config, AFileHoldsOnlyWhatItChanges) {
+  ASSERT_OK_AND_ASSIGN(Config c,
+                       ParseConfig("[server]\nlisten = \"127.0.0.1:9000\"\n", "/srv", "f"));
+  EXPECT_EQ(c.listen, "127.0.0.1:9000");
+  EXPECT_EQ(c.max_body_bytes, 64LL << 20);  // the default's
+  ASSERT_EQ(c.regions.size(), 3u);          // the default's regions and users
+  EXPECT_EQ(c.regions[0].database.dir, "/srv/var/regions/us-east-1/db");
+  EXPECT_EQ(c.users[0].token_sha256, Sha256Hex("alice-dev-token"));
+  // Given lists replace the default's whole.
+  ASSERT_OK_AND_ASSIGN(Config one,
+                       ParseConfig("[[regions]]\nslug = \"a-1\"\ndatabase = {engine=\"sqlite\", "
+                                   "dir=\"d\"}\nblobs = {engine=\"fs\", dir=\"b\"}\n",
+                                   "/srv", "f"));
+  ASSERT_EQ(one.regions.size(), 1u);
+  EXPECT_EQ(one.users.size(), 3u);
+  ASSERT_OK(ParseConfig("", "/srv", "empty").status());
 }
 
 TEST(Config, TokenHashIsAcceptedAsIs) {

@@ -26,6 +26,8 @@ using Res = httplib::Response;
 HttpApi::HttpApi(System* system, Metrics* metrics) : sys_(system), metrics_(metrics) {
   HttpLimits limits;
   limits.max_connections = system->config().max_connections;
+  limits.header_timeout_ms = system->config().header_timeout_seconds * 1000;
+  limits.idle_timeout_ms = system->config().idle_timeout_seconds * 1000;
   server_ = std::make_unique<HttpServer>(limits);
 }
 

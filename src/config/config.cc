@@ -8,6 +8,7 @@
 
 #include "common/hash.h"
 #include "common/ids.h"
+#include "common/text.h"
 
 namespace regionmove {
 
@@ -103,6 +104,102 @@ Status Read(const toml::table& t, const char* key, Out& out, const std::string& 
   return Status::Ok();
 }
 
+// Every key a configuration file may hold, by section. A key outside this list is an error:
+// a typo must never fall back silently to a default.
+struct SectionKeys {
+  const char* section;
+  std::vector<std::string> keys;
+  bool array = false;  // [[section]]
+};
+
+const std::vector<SectionKeys>& Schema() {
+  static const std::vector<SectionKeys> kSchema = {
+      {"server",
+       {"listen", "data_dir", "max_body_bytes", "apps_domain", "max_connections",
+        "header_timeout_seconds", "idle_timeout_seconds"}},
+      {"control_store", {"engine", "path", "dsn"}},
+      {"saga",
+       {"workers", "max_attempts", "lease_seconds", "max_concurrent", "max_concurrent_per_region"}},
+      {"replicas", {"retention_days", "price_per_gb_month_usd"}},
+      {"secrets", {"key_file"}},
+      {"users", {"name", "token", "token_sha256", "admin"}, true},
+      {"regions", {"slug", "name", "status", "max_apps", "max_bytes", "database", "blobs"}, true},
+  };
+  return kSchema;
+}
+
+std::string At(const std::string& source, const toml::node& n) {
+  return n.source().begin.line > 0 ? source + ":" + std::to_string(n.source().begin.line) : source;
+}
+
+Status UnknownKeys(const toml::table& t, const std::vector<std::string>& keys,
+                   const std::string& where, const std::string& source) {
+  for (const auto& [k, v] : t) {
+    std::string key(k.str());
+    if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
+    return InvalidArgument(At(source, v) + ": unknown key '" + SanitizeUtf8(key) + "' in " + where +
+                               DidYouMean(key, keys),
+                           "invalid_config");
+  }
+  return Status::Ok();
+}
+
+// Refuses sections and keys that no version of this file means.
+Status CheckKnownKeys(const toml::table& root, const std::string& source) {
+  std::vector<std::string> sections;
+  for (const auto& s : Schema()) sections.push_back(s.section);
+  for (const auto& [k, v] : root) {
+    std::string name(k.str());
+    auto it = std::find_if(Schema().begin(), Schema().end(),
+                           [&](const SectionKeys& s) { return name == s.section; });
+    if (it == Schema().end()) {
+      return InvalidArgument(At(source, v) + ": unknown section [" + SanitizeUtf8(name) + "]" +
+                                 DidYouMean(name, sections),
+                             "invalid_config");
+    }
+    std::string where = it->array ? "[[" + name + "]]" : "[" + name + "]";
+    if (!it->array) {
+      const toml::table* t = v.as_table();
+      if (!t)
+        return InvalidArgument(At(source, v) + ": " + where + " must be a table", "invalid_config");
+      RETURN_IF_ERROR(UnknownKeys(*t, it->keys, where, source));
+      continue;
+    }
+    const toml::array* a = v.as_array();
+    if (!a)
+      return InvalidArgument(At(source, v) + ": " + where + " must be an array of tables",
+                             "invalid_config");
+    for (const auto& item : *a) {
+      const toml::table* t = item.as_table();
+      if (!t)
+        return InvalidArgument(At(source, item) + ": " + where + " entries must be tables",
+                               "invalid_config");
+      RETURN_IF_ERROR(UnknownKeys(*t, it->keys, where, source));
+      if (name != "regions") continue;
+      for (const char* engine_key : {"database", "blobs"}) {
+        if (const toml::table* e = (*t)[engine_key].as_table()) {
+          RETURN_IF_ERROR(
+              UnknownKeys(*e, {"engine", "dir", "dsn"}, where + " " + engine_key, source));
+        }
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// The file over the embedded default: a key it gives replaces the default's; [[users]] and
+// [[regions]] it gives replace the default lists whole.
+void MergeOver(toml::table& base, const toml::table& file) {
+  for (const auto& [k, v] : file) {
+    toml::table* section = base[k].as_table();
+    if (v.is_table() && section) {
+      for (const auto& [key, value] : *v.as_table()) section->insert_or_assign(key, value);
+    } else {
+      base.insert_or_assign(k, v);
+    }
+  }
+}
+
 Status ReadEngine(const toml::table& region, const char* key, const std::string& data_dir,
                   EngineConfig& out, const std::string& source, const std::string& where) {
   const toml::table* t = region[key].as_table();
@@ -119,6 +216,13 @@ Status ReadEngine(const toml::table& region, const char* key, const std::string&
   if (!file_engine && out.engine != "postgres" && out.engine != "s3") {
     return Bad(source, where + key + ".engine", "is unknown: '" + out.engine + "'");
   }
+  // Known engines that this build cannot run yet are refused here, so that `regionmove config`
+  // and `serve` agree on what a file means.
+  const char* built = std::string(key) == "database" ? "sqlite" : "fs";
+  if (out.engine != built) {
+    return Bad(source, where + key + ".engine",
+               "'" + out.engine + "' is not available in this build (" + built + " is)");
+  }
   return Status::Ok();
 }
 
@@ -126,15 +230,18 @@ Status ReadEngine(const toml::table& region, const char* key, const std::string&
 
 Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
                            const std::string& source) {
-  toml::table root;
+  toml::table root, file;
   try {
-    root = toml::parse(text, source);
+    root = toml::parse(EmbeddedDefaultConfigToml(), std::string_view("<embedded default>"));
+    file = toml::parse(text, source);
   } catch (const toml::parse_error& e) {
     std::ostringstream msg;
     msg << source << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
         << e.description();
     return InvalidArgument(msg.str(), "invalid_config");
   }
+  RETURN_IF_ERROR(CheckKnownKeys(file, source));
+  MergeOver(root, file);
   Config c;
   c.source = source;
   std::string data_dir = "var";
@@ -143,6 +250,24 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
     RETURN_IF_ERROR(Read<std::string>(*s, "data_dir", data_dir, source, "server."));
     RETURN_IF_ERROR(Read<int64_t>(*s, "max_body_bytes", c.max_body_bytes, source, "server."));
     RETURN_IF_ERROR(Read<std::string>(*s, "apps_domain", c.apps_domain, source, "server."));
+    RETURN_IF_ERROR(Read<int64_t>(*s, "max_connections", c.max_connections, source, "server."));
+    RETURN_IF_ERROR(
+        Read<int64_t>(*s, "header_timeout_seconds", c.header_timeout_seconds, source, "server."));
+    RETURN_IF_ERROR(
+        Read<int64_t>(*s, "idle_timeout_seconds", c.idle_timeout_seconds, source, "server."));
+  }
+  if (c.max_body_bytes < 1) return Bad(source, "server.max_body_bytes", "must be at least 1");
+  if (c.max_connections < 1 || c.max_connections > 100000) {
+    return Bad(source, "server.max_connections", "must be between 1 and 100000");
+  }
+  if (c.header_timeout_seconds < 1 || c.idle_timeout_seconds < 1) {
+    return Bad(source, "server.header_timeout_seconds and idle_timeout_seconds",
+               "must be at least 1");
+  }
+  if (c.apps_domain.empty() || c.apps_domain.back() == '.' ||
+      c.apps_domain.find_first_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ /") != std::string::npos) {
+    return Bad(source, "server.apps_domain",
+               "must be a lowercase domain name like apps.example.com");
   }
   c.data_dir = Resolve(base_dir, data_dir);
   std::string store_path = "control.sqlite3";
@@ -158,6 +283,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
   }
   if (c.control_store_engine == "postgres" && c.control_store_dsn.empty()) {
     return Bad(source, "control_store.dsn", "is required for the postgres engine");
+  }
+  if (c.control_store_engine != "sqlite") {
+    return Bad(source, "control_store.engine",
+               "'" + c.control_store_engine + "' is not available in this build (sqlite is)");
   }
   if (const auto* s = root["saga"].as_table()) {
     RETURN_IF_ERROR(Read<int64_t>(*s, "workers", c.workers, source, "saga."));

@@ -38,6 +38,8 @@ struct Config {
   std::string data_dir;  // absolute
   int64_t max_body_bytes = 64LL << 20;
   int max_connections = 256;  // open HTTP connections; more are answered 503
+  int header_timeout_seconds = 10;  // request line and headers must arrive within this
+  int idle_timeout_seconds = 5;     // a kept-alive connection without a request is closed
   // Requests whose Host is <subdomain>.<apps_domain> (or an app's custom domain) reach that app.
   std::string apps_domain = "apps.localhost";
 
@@ -65,8 +67,10 @@ struct Config {
 // The embedded default: three regions under ./var, users alice, bob and an admin.
 std::string_view EmbeddedDefaultConfigToml();
 
-// Parses and validates a configuration. `base_dir` resolves relative paths.
-// InvalidArgument naming the key for anything wrong.
+// Parses and validates a configuration. The text holds only what it changes: keys it leaves
+// out keep the embedded default's values, and [[users]] or [[regions]] it gives replace the
+// default lists whole. `base_dir` resolves relative paths. InvalidArgument naming the key (and
+// its line) for anything wrong, unknown sections and keys included.
 Result<Config> ParseConfig(std::string_view toml_text, const std::string& base_dir,
                            const std::string& source_name);
 // Reads FILE, or the embedded default (relative to the current directory) when path is empty.
