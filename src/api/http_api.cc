@@ -146,7 +146,7 @@ void HttpApi::Register() {
   s.set_pre_routing_handler([this, sys, ms, mx, max_body](const Req& req, Res& res) {
     auto unread_body = [&] {
       // The body is not read: the connection cannot carry another request.
-      res.set_header("Connection", "close");
+      if (req.get_header_value("Connection") != "close") res.set_header("Connection", "close");
     };
     if (Status bad = http::CheckRequestText(req); !bad.ok()) {
       unread_body();

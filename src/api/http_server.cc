@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -140,6 +141,12 @@ std::string ListenError(const std::string& host, int port, int err) {
 
 }  // namespace
 
+HttpServer::HttpServer(HttpLimits limits) : limits_(limits) {
+  // Only for the Keep-Alive header httplib writes; this layer enforces both.
+  set_keep_alive_max_count(static_cast<size_t>(limits_.keep_alive_max_requests));
+  set_keep_alive_timeout(std::max(1, limits_.idle_timeout_ms / 1000));
+}
+
 HttpServer::~HttpServer() { Shutdown(); }
 
 Status HttpServer::Listen(const std::string& host, int port) {
@@ -238,10 +245,13 @@ void HttpServer::ServeConnection(int fd) {
     for (int left = limits_.keep_alive_max_requests; left > 0 && !stopping_; --left) {
       if (!strm.WaitForRequest()) break;
       strm.StartHeaders();
-      bool closed = false;
-      bool ok = process_request(strm, left == 1 || stopping_, closed,
-                                [&strm](httplib::Request&) { strm.StartBody(); });
-      if (!ok || closed) break;
+      bool closed = false, parsed = false;
+      bool ok = process_request(strm, left == 1 || stopping_, closed, [&](httplib::Request&) {
+        parsed = true;
+        strm.StartBody();
+      });
+      // A request whose line or headers did not parse leaves the stream out of step: close.
+      if (!ok || closed || !parsed) break;
     }
   } catch (const std::exception& e) {
     Log(LogLevel::kError, "http_connection", {{"error", e.what()}});

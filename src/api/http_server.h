@@ -34,7 +34,7 @@ struct HttpLimits {
 // Thread-safe: Listen() once, then Stop() from any thread.
 class HttpServer : public httplib::Server {
  public:
-  explicit HttpServer(HttpLimits limits = {}) : limits_(limits) {}
+  explicit HttpServer(HttpLimits limits = {});
   ~HttpServer() override;
 
   // Binds host:port (port 0 picks a free one) and serves on a background thread.
