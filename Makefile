@@ -3,7 +3,7 @@ PRESET ?= default
 BUILD_DIR := $(if $(filter asan,$(PRESET)),build-asan,build)
 JOBS ?= 2
 
-.PHONY: deps test-deps configure build test test-asan demo bench format clean
+.PHONY: deps test-deps configure build fuzz-build fuzz test test-asan demo bench format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -17,7 +17,24 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: test-deps build
+# The libFuzzer targets, built with clang into build-fuzz/ (their bounded runs are ctest tests).
+FUZZ_TARGETS := http_fuzz mcp_fuzz config_fuzz validators_fuzz
+fuzz-build: test-deps
+	@test -f build-fuzz/build.ninja || cmake --preset fuzz >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
+
+# A longer run of every fuzz target: make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 300
+fuzz: fuzz-build
+	@mkdir -p build-fuzz/work build-fuzz/artifacts
+	@for t in http mcp config validators; do \
+	  mkdir -p build-fuzz/work/$$t; \
+	  ASAN_OPTIONS=detect_leaks=0 ./build-fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	    -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/$$t- \
+	    build-fuzz/work/$$t fuzz/corpus/$$t || exit 1; \
+	done
+
+test: test-deps build fuzz-build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 test-asan:

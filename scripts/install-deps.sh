@@ -14,7 +14,10 @@ pkgs=(
   clang-format
 )
 
-if [ $with_tests = 1 ] && ! command -v node >/dev/null 2>&1; then pkgs+=(nodejs npm); fi
+if [ $with_tests = 1 ]; then
+  pkgs+=(clang libclang-rt-14-dev)  # libFuzzer for the fuzz targets
+  command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

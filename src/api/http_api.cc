@@ -182,7 +182,8 @@ void HttpApi::Register() {
 
   // Route labels are templates only: a client probing random paths can neither grow /metrics
   // nor put text of its own into it.
-  s.set_logger([mx](const Req& req, const Res& res) {
+  s.set_logger([this, mx](const Req& req, const Res& res) {
+    if (res.status >= 500 && res.status != 503) internal_errors_++;
     std::string route = NormalizeRoute(req.path);
     mx->Inc("regionmove_http_requests_total",
             MetricLabel("route", SanitizeUtf8(req.method.substr(0, 16)) + " " + route) + "," +

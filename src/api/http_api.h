@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <regex>
@@ -37,6 +38,8 @@ class HttpApi {
   void Wait();
 
   HttpServer* server() { return server_.get(); }
+  // Answers with a 5xx other than 503 so far: each one is a bug of ours, never the client's.
+  int64_t internal_errors() const { return internal_errors_.load(); }
 
  private:
   HttpApi(System* system, Metrics* metrics);
@@ -66,6 +69,7 @@ class HttpApi {
   struct McpSessions;
   std::shared_ptr<McpSessions> mcp_;
   int port_ = 0;
+  std::atomic<int64_t> internal_errors_{0};
 };
 
 }  // namespace regionmove

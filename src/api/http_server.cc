@@ -125,6 +125,38 @@ class ConnStream final : public httplib::Stream {
   size_t off_ = 0, len_ = 0;
 };
 
+// A connection held in memory: reads from `in`, appends answers to `out`.
+class MemoryStream final : public httplib::Stream {
+ public:
+  MemoryStream(std::string_view in, std::string* out) : in_(in), out_(out) {}
+  bool is_readable() const override { return pos_ < in_.size(); }
+  bool is_writable() const override { return true; }
+  ssize_t read(char* ptr, size_t size) override {
+    size_t n = std::min(size, in_.size() - pos_);
+    std::memcpy(ptr, in_.data() + pos_, n);
+    pos_ += n;
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    out_->append(ptr, size);
+    return static_cast<ssize_t>(size);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = "127.0.0.1";
+    port = 1;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    ip = "127.0.0.1";
+    port = 2;
+  }
+  socket_t socket() const override { return -1; }
+
+ private:
+  std::string_view in_;
+  size_t pos_ = 0;
+  std::string* out_;
+};
+
 std::string ListenError(const std::string& host, int port, int err) {
   std::string addr = host + ":" + std::to_string(port);
   switch (err) {
@@ -263,6 +295,17 @@ void HttpServer::ServeConnection(int fd) {
   fds_.erase(fd);
   ::close(fd);
   if (--open_ == 0) all_closed_.notify_all();
+}
+
+std::string HttpServer::ServeBytes(std::string_view input) {
+  std::string out;
+  MemoryStream strm(input, &out);
+  for (int left = 100; left > 0 && strm.is_readable(); --left) {
+    bool closed = false, parsed = false;
+    bool ok = process_request(strm, left == 1, closed, [&](httplib::Request&) { parsed = true; });
+    if (!ok || closed || !parsed) break;
+  }
+  return out;
 }
 
 void HttpServer::Shutdown() {

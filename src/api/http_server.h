@@ -48,6 +48,10 @@ class HttpServer : public httplib::Server {
 
   int open_connections() const { return open_.load(); }
 
+  // Runs the requests in `input` (one connection's bytes, as a client would send them) through
+  // routing and returns every byte the server would answer. No socket: for fuzzing and tests.
+  std::string ServeBytes(std::string_view input);
+
  private:
   void AcceptLoop();
   void ServeConnection(int fd);
