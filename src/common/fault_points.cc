@@ -1,5 +1,8 @@
 #include "common/fault_points.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -48,8 +51,12 @@ Status FaultPoints::ArmFromSpec(const std::string& spec) {
       ArmDelay(point, a, b);
     } else if (parts[0] == "error" && parts.size() == 2 && number(parts[1], &b)) {
       Arm(point, Unavailable("injected fault at " + point), b);
+    } else if (parts[0] == "kill" && (parts.size() == 1 || number(parts[1], &a))) {
+      std::lock_guard<std::mutex> lock(mu_);
+      faults_[point] = Fault{Status(), 1, a, 0, true};
     } else {
-      return InvalidArgument("fault spec '" + item + "' is not delay:MS[:TIMES] or error:TIMES");
+      return InvalidArgument("fault spec '" + item +
+                             "' is not delay:MS[:TIMES], error:TIMES or kill[:SKIP]");
     }
   }
   return Status::Ok();
@@ -70,6 +77,11 @@ Status FaultPoints::Hit(const std::string& point) {
     return Status::Ok();
   }
   it->second.times--;
+  if (it->second.kill) {
+    // A crash at this instruction, as a power cut or the OOM killer would make it: no
+    // destructors, no flushes, no atexit.
+    ::kill(::getpid(), SIGKILL);
+  }
   if (it->second.delay_ms > 0) {
     int ms = it->second.delay_ms;
     mu_.unlock();  // sleep without blocking other fault points

@@ -19,7 +19,8 @@ class FaultPoints {
   void ArmDelay(const std::string& point, int ms, int times = 1);
   void DisarmAll();
   // Arms points from a spec such as "unblocking_writes=delay:1500:1;copying_blobs=error:2"
-  // (delay:MS[:TIMES] or error:TIMES, the error being retryable). For the
+  // (delay:MS[:TIMES], error:TIMES, the error being retryable, or kill[:SKIP], which SIGKILLs
+  // the process at the hit after SKIP passing hits). For the
   // REGIONMOVE_FAULTS environment variable that out-of-process tests set; InvalidArgument when
   // malformed.
   Status ArmFromSpec(const std::string& spec);
@@ -33,6 +34,7 @@ class FaultPoints {
     int times = 0;
     int skip = 0;
     int delay_ms = 0;
+    bool kill = false;  // SIGKILL the process at the hit
   };
   std::mutex mu_;
   std::map<std::string, Fault> faults_;

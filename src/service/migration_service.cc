@@ -102,7 +102,9 @@ Result<Migration> MigrationService::Move(const std::string& owner, const std::st
   RETURN_IF_ERROR(CheckEligible(app, dest_region));
   Migration m = Draft(app.id, app.owner, app.region, dest_region);
   Status s = deps_.store->CreateMigration(m);
-  if (s.reason() == "migration_in_flight") return Ineligible("migration_in_flight", s.message());
+  if (s.reason() == "migration_in_flight" || s.reason() == "app_busy") {
+    return Ineligible("migration_in_flight", s.message());
+  }
   RETURN_IF_ERROR(s);
   return m;
 }
@@ -199,9 +201,9 @@ Result<Migration> MigrationService::Reverse(const std::string& owner, const std:
   r.reverse_of = f.id;
   r.reverse_path = f.source_replica_state == kReplicaReplicating ? "fast" : "slow";
   Status s = deps_.store->CreateMigration(r);
-  if (s.reason() == "migration_in_flight") return refuse(s.message());
+  if (s.reason() == "migration_in_flight" || s.reason() == "app_busy") return refuse(s.message());
   RETURN_IF_ERROR(s);
-  return r;
+  return deps_.store->GetMigration(r.id);  // the store has the last word on fast or slow
 }
 
 Result<std::vector<ReplicaInfo>> MigrationService::ListReplicas(const std::string& owner) {
@@ -233,13 +235,18 @@ Status MigrationService::Teardown(const std::string& owner, const std::string& m
   return TeardownReplica(deps_, m.id, "requested by " + (owner.empty() ? "an admin" : owner));
 }
 
+Status MigrationService::ResumeTeardowns() { return regionmove::ResumeTeardowns(deps_); }
+
 Status MigrationService::PumpReplicas() {
   ASSIGN_OR_RETURN(auto retained, deps_.store->ListRetainedReplicas());
   Status first;
   for (const auto& m : retained) {
     if (m.source_replica_state != kReplicaReplicating) continue;
     auto lag = deps_.plane->replicator()->Pump(m.app_id, m.dest_region, m.source_region);
-    if (!lag.ok() && first.ok()) first = lag.status();
+    // NotFound: a step or a teardown stopped this replication since the list was read.
+    if (!lag.ok() && lag.status().code() != StatusCode::kNotFound && first.ok()) {
+      first = lag.status();
+    }
   }
   return first;
 }
@@ -251,8 +258,10 @@ Status MigrationService::EnforceRetention() {
   int64_t cutoff = deps_.clock->NowMs() - int64_t{days} * 86'400'000;
   for (const auto& m : retained) {
     if (m.source_replica_state == kReplicaReplicating && m.completed_at_ms < cutoff) {
-      RETURN_IF_ERROR(TeardownReplica(
-          deps_, m.id, "older than the retention of " + std::to_string(days) + " days"));
+      Status s = TeardownReplica(deps_, m.id,
+                                 "older than the retention of " + std::to_string(days) + " days");
+      // An app busy with a migration keeps its replica until the next round.
+      if (!s.ok() && s.reason() != "app_busy" && s.reason() != "not_replicating") return s;
     }
   }
   return Status::Ok();

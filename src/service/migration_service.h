@@ -59,6 +59,8 @@ class MigrationService {
   Result<std::vector<ReplicaInfo>> ListReplicas(const std::string& owner);
   // Conflict("not_replicating").
   Status Teardown(const std::string& owner, const std::string& migration_id);
+  // Finishes teardowns a crash interrupted.
+  Status ResumeTeardowns();
   // Applies pending changes to every replicating replica.
   Status PumpReplicas();
   // Tears down replicas older than the configured retention (0 keeps them).

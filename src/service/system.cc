@@ -57,6 +57,8 @@ void System::Start(bool background) {
     while (!stop_.load()) {
       Status s = CatchAll("replication pump", [&] { return migrations_->PumpReplicas(); });
       if (!s.ok()) Log(LogLevel::kWarn, "replication_pump", {{"error", s.ToString()}});
+      Status t = CatchAll("teardown resume", [&] { return migrations_->ResumeTeardowns(); });
+      if (!t.ok()) Log(LogLevel::kWarn, "teardown_resume", {{"error", t.ToString()}});
       if (clock_->NowMs() - last_retention > 60'000) {
         last_retention = clock_->NowMs();
         Status r = CatchAll("replica retention", [&] { return migrations_->EnforceRetention(); });

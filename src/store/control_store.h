@@ -38,7 +38,10 @@ class ControlStore {
 
   // ---- migrations ----
   // Inserts a new migration and marks its app `migrating`. At most one non-terminal migration
-  // per app is enforced here: Conflict("migration_in_flight") for a second one.
+  // per app is enforced here: Conflict("migration_in_flight") for a second one, and
+  // Conflict("app_busy") while a teardown of the app's replica runs. A fast reverse whose
+  // forward replica is no longer replicating when the row is written is stored as slow (the
+  // choice is atomic with the creation: read the migration back for its path).
   virtual Status CreateMigration(const Migration& m) = 0;
   virtual Result<Migration> GetMigration(const std::string& id) = 0;
   // Newest first.
@@ -78,6 +81,21 @@ class ControlStore {
   // Re-drives a migration that failed after its cutover: back to the step it stopped at,
   // attempts reset, runnable now. NotFound; Conflict("not_repairable") otherwise.
   virtual Status RepairMigration(const std::string& id, int64_t now_ms) = 0;
+  // ---- teardown of a retained replica: an operation on the app (SPEC §5) ----
+  // Starts or resumes the teardown of the replica of completed migration `id` for `owner`,
+  // holding the app's operation slot until `now_ms + lease_ms`: the replica state becomes
+  // tearing_down. Refused with Conflict("not_replicating") when the replica is not replicating
+  // (or being torn down), Conflict("app_busy") while a migration of the app other than
+  // `by_migration` is active, Conflict("teardown_running") while another owner's lease on the
+  // teardown is live. Calling it again as the same owner renews the lease.
+  virtual Status BeginTeardown(const std::string& id, const std::string& by_migration,
+                               const std::string& owner, int64_t now_ms, int64_t lease_ms) = 0;
+  // Ends the teardown `owner` holds, in one transaction: replica torn_down, the reservation in
+  // the replica's region released, `event` appended, the app's operation slot freed.
+  // Conflict("fenced") when `owner` no longer holds it.
+  virtual Status FinishTeardown(const std::string& id, const std::string& owner,
+                                const MigrationEvent& event) = 0;
+
   // Compare-and-set of the replica state of a completed migration.
   // Conflict("replica_state") when it is not `expected`.
   virtual Status SetReplicaState(const std::string& id, const std::string& expected,

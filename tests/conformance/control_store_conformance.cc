@@ -93,7 +93,8 @@ TEST_P(ControlStoreConformance, MigrationRoundTripsEveryField) {
   ASSERT_OK_AND_ASSIGN(Migration got, store_->GetMigration("m1"));
   EXPECT_EQ(got.kind, "reverse");
   EXPECT_EQ(got.reverse_of, "m0");
-  EXPECT_EQ(got.reverse_path, "fast");
+  // A fast path needs a replicating forward replica when the row is written; m0 has none.
+  EXPECT_EQ(got.reverse_path, "slow");
   EXPECT_EQ(got.current_step, Step::kRequested);
   EXPECT_EQ(got.resources, R"({"dest_db":"x"})");
   EXPECT_EQ(got.source_replica_state, kReplicaNone);
@@ -431,6 +432,93 @@ TEST_P(ControlStoreConformance, ReplicaStateCompareAndSet) {
   ASSERT_OK(store_->SetReplicaState("m1", kReplicaTearingDown, kReplicaTornDown));
   ASSERT_OK_AND_ASSIGN(auto none, store_->ListRetainedReplicas());
   EXPECT_TRUE(none.empty());
+}
+
+// A completed move m1 of app A with a replicating replica in us-east-1.
+void CompletedWithReplica(ControlStore* store, const std::string& app) {
+  ASSERT_OK(store->CreateApp(MakeApp(app)));
+  ASSERT_OK(store->CreateMigration(MakeMigration("m1", app)));
+  ASSERT_OK_AND_ASSIGN(auto c, store->ClaimNext("w", 1000, 500));
+  Migration m = *c;
+  m.current_step = Step::kCompleted;
+  m.source_replica_state = kReplicaReplicating;
+  ASSERT_OK(store->UpdateMigration(m, c->epoch, {}));
+  ASSERT_OK(store->Reserve(Reservation{"m1", m.source_region, app, 10, 1}));
+}
+
+MigrationEvent TornDownEvent() {
+  MigrationEvent e;
+  e.migration_id = "m1";
+  e.type = "replica_torn_down";
+  e.step = e.from_step = e.to_step = Step::kCompleted;
+  return e;
+}
+
+TEST_P(ControlStoreConformance, TeardownIsSerialisedWithMigrations) {
+  const std::string app = "app_aaaaaaaaaaaa";
+  CompletedWithReplica(store_.get(), app);
+  // A reverse in flight: the teardown waits for it (app_busy), except for its own steps.
+  Migration r = MakeMigration("r1", app);
+  r.kind = "reverse";
+  r.reverse_of = "m1";
+  r.reverse_path = "fast";
+  ASSERT_OK(store_->CreateMigration(r));
+  ASSERT_OK_AND_ASSIGN(Migration stored, store_->GetMigration("r1"));
+  EXPECT_EQ(stored.reverse_path, "fast");
+  EXPECT_EQ(store_->BeginTeardown("m1", "", "a", 2000, 1000).reason(), "app_busy");
+  ASSERT_OK_AND_ASSIGN(Migration still, store_->GetMigration("m1"));
+  EXPECT_EQ(still.source_replica_state, kReplicaReplicating);
+  ASSERT_OK(store_->RequestAbort("r1", 2000));
+  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 2000, 500));
+  Migration done = *c;
+  done.current_step = Step::kAborted;
+  ASSERT_OK(store_->UpdateMigration(done, c->epoch, {}));
+
+  // Owner a holds the teardown; nothing else may start on the app meanwhile.
+  ASSERT_OK(store_->BeginTeardown("m1", "", "a", 3000, 1000));
+  EXPECT_EQ(store_->CreateMigration(MakeMigration("m2", app)).reason(), "app_busy");
+  EXPECT_EQ(store_->BeginTeardown("m1", "", "b", 3500, 1000).reason(), "teardown_running");
+  // A reverse asked for now is slow: the replica is going.
+  Migration late = MakeMigration("r2", app);
+  late.kind = "reverse";
+  late.reverse_of = "m1";
+  late.reverse_path = "fast";
+  EXPECT_EQ(store_->CreateMigration(late).reason(), "app_busy");
+  // a's lease runs out (a crashed): b takes over, a is fenced.
+  ASSERT_OK(store_->BeginTeardown("m1", "", "b", 4001, 1000));
+  EXPECT_EQ(store_->FinishTeardown("m1", "a", TornDownEvent()).reason(), "fenced");
+  ASSERT_OK(store_->FinishTeardown("m1", "b", TornDownEvent()));
+  ASSERT_OK_AND_ASSIGN(Migration f, store_->GetMigration("m1"));
+  EXPECT_EQ(f.source_replica_state, kReplicaTornDown);
+  ASSERT_OK_AND_ASSIGN(auto left, store_->ListReservations(f.source_region));
+  EXPECT_TRUE(left.empty());
+  EXPECT_EQ(store_->BeginTeardown("m1", "", "c", 5000, 1000).reason(), "not_replicating");
+  ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("m1"));
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().type, "replica_torn_down");
+  // The app is free again; a reverse now is slow.
+  ASSERT_OK(store_->CreateMigration(late));
+  ASSERT_OK_AND_ASSIGN(Migration slow, store_->GetMigration("r2"));
+  EXPECT_EQ(slow.reverse_path, "slow");
+}
+
+TEST_P(ControlStoreConformance, ConcurrentTeardownAndReverseHaveOneWinner) {
+  const std::string app = "app_aaaaaaaaaaaa";
+  CompletedWithReplica(store_.get(), app);
+  std::atomic<int> teardown_won{0}, reverse_won{0};
+  std::thread t([&] {
+    if (store_->BeginTeardown("m1", "", "a", 2000, 10000).ok()) teardown_won++;
+  });
+  std::thread v([&] {
+    Migration r = MakeMigration("r1", app);
+    r.kind = "reverse";
+    r.reverse_of = "m1";
+    r.reverse_path = "fast";
+    if (store_->CreateMigration(r).ok()) reverse_won++;
+  });
+  t.join();
+  v.join();
+  EXPECT_EQ(teardown_won + reverse_won, 1);
 }
 
 TEST_P(ControlStoreConformance, ReservationsAreIdempotent) {

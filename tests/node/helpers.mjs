@@ -14,10 +14,11 @@ export const BOB = 'bob-mcp-token';
 export const cleanups = [];
 after(async () => { for (const fn of cleanups.reverse()) await fn(); });
 
-export function makeConfig() {
+// A config in a fresh temp dir; `saga` adds lines to its [saga] section.
+export function makeConfig(saga = '') {
   const dir = mkdtempSync(join(tmpdir(), 'regionmove-mcp-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  let toml = `[server]\ndata_dir = "var"\n[saga]\nworkers = 2\n` +
+  let toml = `[server]\ndata_dir = "var"\n[saga]\nworkers = 2\n${saga}` +
     `[[users]]\nname = "alice"\ntoken = "${ALICE}"\n[[users]]\nname = "bob"\ntoken = "${BOB}"\n`;
   for (const slug of ['us-east-1', 'eu-west-1', 'ap-southeast-1']) {
     toml += `[[regions]]\nslug = "${slug}"\ndatabase = { engine = "sqlite", dir = "regions/${slug}/db" }\n` +

@@ -25,7 +25,7 @@ Status SetUpReverseReplication(const StepDeps& deps, StepContext& ctx) {
   for (const auto& r : replicas) {
     if (r.app_id != m.app_id || r.id == m.reverse_of || r.id == m.id) continue;
     // Past the cutover nothing may fail the move: a replica that will not go is reported.
-    Status t = TeardownReplica(deps, r.id, "superseded by migration " + m.id);
+    Status t = TeardownReplica(deps, r.id, "superseded by migration " + m.id, m.id);
     Note(deps, m,
          t.ok() ? "tore down the older replica of migration " + r.id
                 : "could not tear down the older replica of migration " + r.id + ": " +

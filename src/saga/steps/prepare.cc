@@ -40,10 +40,12 @@ Status ReserveDest(const StepDeps& deps, StepContext& ctx) {
   if (!res.value("reserved", false)) {
     int64_t need = AppBytes(Source(deps, m), m.app_id);
     RETURN_IF_ERROR(CheckCapacity(deps, m, need));
-    res["reserved"] = true;
-    RETURN_IF_ERROR(SaveResources(ctx, res));
+    // Made, then recorded: Reserve is idempotent, so a crash in between repeats it on the
+    // retry instead of skipping it (compensation releases it either way).
     RETURN_IF_ERROR(
         deps.store->Reserve(Reservation{m.id, m.dest_region, m.app_id, need, deps.clock->NowMs()}));
+    res["reserved"] = true;
+    RETURN_IF_ERROR(SaveResources(ctx, res));
   }
   // A fast reverse lands on the retained replica, which already holds everything.
   if (IsFastReverse(m) || res.value("dest_created", false)) return Status::Ok();
@@ -52,7 +54,7 @@ Status ReserveDest(const StepDeps& deps, StepContext& ctx) {
   ASSIGN_OR_RETURN(auto replicas, deps.store->ListRetainedReplicas());
   for (const auto& r : replicas) {
     if (r.app_id == m.app_id && r.source_region == m.dest_region) {
-      RETURN_IF_ERROR(TeardownReplica(deps, r.id, "replaced by migration " + m.id));
+      RETURN_IF_ERROR(TeardownReplica(deps, r.id, "replaced by migration " + m.id, m.id));
       Note(deps, m, "replaced the retained replica of migration " + r.id + " in " + m.dest_region);
     }
   }

@@ -1,45 +1,92 @@
+// Teardown of a retained source replica (SPEC §5): an operation on the app, serialised with its
+// migrations by the control store, durable (an interrupted one is resumed by ResumeTeardowns),
+// and safe to call concurrently (a second caller waits for the first and answers as it does).
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "saga/steps/steps.h"
 
 namespace regionmove {
 
+namespace {
+
+std::string NewOwner() {
+  static std::atomic<uint64_t> next{0};
+  return "pid" + std::to_string(::getpid()) + "/teardown/" + std::to_string(next++);
+}
+
+// The data-plane part; every action is idempotent, so a resumed teardown repeats it safely.
+Status TearDownData(const StepDeps& deps, const Migration& f) {
+  RegionPlane* replica = deps.plane->Region(f.source_region);
+  if (!replica) return Status::Ok();  // the region left the config: nothing here to delete
+  RETURN_IF_ERROR(deps.Fault("teardown.before_data"));
+  Status s = deps.plane->replicator()->Stop(f.app_id, f.dest_region, f.source_region);
+  if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
+  RETURN_IF_ERROR(replica->db->Drop(f.app_id));
+  RETURN_IF_ERROR(deps.Fault("teardown.after_drop"));
+  RETURN_IF_ERROR(replica->blobs->DeleteNamespace(f.app_id));
+  RETURN_IF_ERROR(replica->runtime->DeleteAll(f.app_id, RuntimeStore::Which::kArchived));
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status TeardownReplica(const StepDeps& deps, const std::string& migration_id,
-                       const std::string& reason) {
-  ASSIGN_OR_RETURN(Migration f, deps.store->GetMigration(migration_id));
-  auto not_replicating = [&] {
-    return Conflict("the source replica of migration " + migration_id + " is " +
-                        (f.current_step == Step::kCompleted ? f.source_replica_state
-                                                            : std::string("not retained")),
-                    "not_replicating");
-  };
-  if (f.current_step != Step::kCompleted) return not_replicating();
-  if (f.source_replica_state == kReplicaReplicating) {
-    Status s = deps.store->SetReplicaState(f.id, kReplicaReplicating, kReplicaTearingDown);
-    if (!s.ok()) return s.reason() == "replica_state" ? not_replicating() : s;
-  } else if (f.source_replica_state != kReplicaTearingDown) {
-    return not_replicating();
+                       const std::string& reason, const std::string& by_migration, bool wait) {
+  const std::string owner = NewOwner();
+  const int64_t lease_ms = int64_t{deps.config->lease_seconds} * 1000;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  bool waited = false;
+  for (;;) {
+    Status begun =
+        deps.store->BeginTeardown(migration_id, by_migration, owner, deps.clock->NowMs(), lease_ms);
+    if (begun.ok()) break;
+    if (begun.reason() == "not_replicating" && waited) {
+      // The teardown this call waited for has finished: answer as it did.
+      ASSIGN_OR_RETURN(Migration f, deps.store->GetMigration(migration_id));
+      if (f.source_replica_state == kReplicaTornDown) return Status::Ok();
+    }
+    if (begun.reason() != "teardown_running" || !wait) return begun;
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Unavailable("the replica of migration " + migration_id +
+                         " is still being torn down by another caller; retry");
+    }
+    waited = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  ASSIGN_OR_RETURN(Migration f, deps.store->GetMigration(migration_id));
   ASSIGN_OR_RETURN(App app, deps.store->GetApp(f.app_id));
   if (app.region == f.source_region) {
-    return Conflict("refusing to tear down " + f.source_region + ": it serves app " + f.app_id,
-                    "not_replicating");
+    // Never delete the copy that serves the app (a state the serialisation above should make
+    // impossible; kept as the last guard before a destructive action).
+    return Permanent("refusing to tear down " + f.source_region + ": it serves app " + f.app_id);
   }
-  RegionPlane* replica = deps.plane->Region(f.source_region);
-  if (replica) {
-    Status s = deps.plane->replicator()->Stop(f.app_id, f.dest_region, f.source_region);
-    if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
-    RETURN_IF_ERROR(replica->db->Drop(f.app_id));
-    RETURN_IF_ERROR(replica->blobs->DeleteNamespace(f.app_id));
-    RETURN_IF_ERROR(replica->runtime->DeleteAll(f.app_id, RuntimeStore::Which::kArchived));
-  }
-  RETURN_IF_ERROR(deps.store->ReleaseReservation(f.id, f.source_region));
-  RETURN_IF_ERROR(deps.store->SetReplicaState(f.id, kReplicaTearingDown, kReplicaTornDown));
+  RETURN_IF_ERROR(TearDownData(deps, f));
   MigrationEvent e;
   e.migration_id = f.id;
   e.type = "replica_torn_down";
   e.step = e.from_step = e.to_step = f.current_step;
   e.started_at_ms = e.ended_at_ms = deps.clock->NowMs();
   e.message = "source replica in " + f.source_region + " torn down: " + reason;
-  return deps.store->AppendEvent(e);
+  return deps.store->FinishTeardown(f.id, owner, e);
+}
+
+Status ResumeTeardowns(const StepDeps& deps) {
+  ASSIGN_OR_RETURN(auto retained, deps.store->ListRetainedReplicas());
+  Status first;
+  for (const auto& m : retained) {
+    if (m.source_replica_state != kReplicaTearingDown) continue;
+    Status s = TeardownReplica(deps, m.id, "resumed after an interruption", "", /*wait=*/false);
+    // A live teardown elsewhere, or one that just finished, is not this loop's error.
+    if (!s.ok() && s.reason() != "teardown_running" && s.reason() != "not_replicating" &&
+        s.code() != StatusCode::kUnavailable && first.ok()) {
+      first = s;
+    }
+  }
+  return first;
 }
 
 }  // namespace regionmove

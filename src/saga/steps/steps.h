@@ -32,10 +32,17 @@ void RegisterMoveSteps(StepRegistry* registry, const StepDeps& deps);
 
 // Tears down the retained source replica of completed migration `migration_id` (SPEC §5):
 // stops replication, drops the replica database, deletes its blobs and archived runtime rows,
-// releases its capacity. Conflict("not_replicating") unless the replica is replicating (or a
-// teardown was interrupted). Records an event with `reason`. Idempotent once started.
+// releases its capacity, records an event with `reason`. An operation on the app, serialised
+// by the store: Conflict("app_busy") while a migration of the app other than `by_migration`
+// is active; Conflict("not_replicating") when there is no replica to tear down. A call that
+// overlaps another teardown of the same replica waits for it (up to a minute) and answers Ok
+// when it ends; with `wait` false it answers Conflict("teardown_running") at once.
 Status TeardownReplica(const StepDeps& deps, const std::string& migration_id,
-                       const std::string& reason);
+                       const std::string& reason, const std::string& by_migration = "",
+                       bool wait = true);
+// Finishes teardowns that a crash interrupted (replicas left in tearing_down whose lease ran
+// out). Called from the background loop.
+Status ResumeTeardowns(const StepDeps& deps);
 
 // ---- shared by the step files ----
 namespace steps {

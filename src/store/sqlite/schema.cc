@@ -96,6 +96,19 @@ CREATE TABLE reservations (
   PRIMARY KEY (migration_id, region)
 );
 )sql",
+      // v2: operations on an app other than migrations (teardown of its retained replica),
+      // serialised with its migrations: at most one row per app, and none while a migration of
+      // the app is active (checked in the same transactions that create either).
+      R"sql(
+CREATE TABLE app_operations (
+  app_id TEXT PRIMARY KEY REFERENCES apps(id),
+  kind TEXT NOT NULL,
+  target TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  lease_expires_at_ms INTEGER NOT NULL,
+  started_at_ms INTEGER NOT NULL
+);
+)sql",
   };
   return kSteps;
 }

@@ -238,11 +238,27 @@ Status SqliteControlStore::CreateMigration(const Migration& m) {
     ASSIGN_OR_RETURN(bool found, q.Bind(1, m.app_id).Step());
     if (!found) return NotFound("app " + m.app_id + " not found");
   }
+  {
+    ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT target FROM app_operations WHERE app_id = ?"));
+    ASSIGN_OR_RETURN(bool busy, q.Bind(1, m.app_id).Step());
+    if (busy) {
+      return Conflict("app " + m.app_id + " is busy: the replica of migration " + q.Text(0) +
+                          " is being torn down",
+                      "app_busy");
+    }
+  }
+  std::string reverse_path = m.reverse_path;
+  if (m.kind == "reverse" && reverse_path == "fast") {
+    ASSIGN_OR_RETURN(Stmt q,
+                     db_->Prepare("SELECT source_replica_state FROM migrations WHERE id = ?"));
+    ASSIGN_OR_RETURN(bool found, q.Bind(1, m.reverse_of).Step());
+    if (!found || q.Text(0) != kReplicaReplicating) reverse_path = "slow";
+  }
   ASSIGN_OR_RETURN(Stmt ins,
                    db_->Prepare(std::string("INSERT INTO migrations(") + kMigrationColumns +
                                 ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
                                 "?,?,?,?,?,?,?,?,?,?,?,?)"));
-  ins.BindAll(m.id, m.app_id, m.owner, m.kind, m.reverse_of, m.reverse_path, m.strategy,
+  ins.BindAll(m.id, m.app_id, m.owner, m.kind, m.reverse_of, reverse_path, m.strategy,
               m.source_region, m.dest_region, StepName(m.current_step), StepName(m.stopped_at),
               m.terminal(), m.admitted, m.abort_requested, m.cutover_committed, m.needs_repair,
               static_cast<int>(m.compensation), m.source_replica_state, m.attempt, m.retry_count,
@@ -477,6 +493,81 @@ Status SqliteControlStore::RepairMigration(const std::string& id, int64_t now_ms
   e.started_at_ms = e.ended_at_ms = now_ms;
   e.message = "re-driven by an admin repair";
   RETURN_IF_ERROR(InsertEventLocked(e));
+  return txn.Commit();
+}
+
+Status SqliteControlStore::BeginTeardown(const std::string& id, const std::string& by_migration,
+                                         const std::string& owner, int64_t now_ms,
+                                         int64_t lease_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT app_id, current_step, source_replica_state "
+                                        "FROM migrations WHERE id = ?"));
+  ASSIGN_OR_RETURN(bool found, q.Bind(1, id).Step());
+  if (!found) return NotFound("migration " + id + " not found");
+  std::string app_id = q.Text(0), step = q.Text(1), state = q.Text(2);
+  if (step != StepName(Step::kCompleted) ||
+      (state != kReplicaReplicating && state != kReplicaTearingDown)) {
+    return Conflict("the source replica of migration " + id + " is " +
+                        (step == StepName(Step::kCompleted) ? state : "not retained"),
+                    "not_replicating");
+  }
+  {
+    ASSIGN_OR_RETURN(Stmt a, db_->Prepare("SELECT id FROM migrations WHERE app_id = ? AND "
+                                          "terminal = 0"));
+    ASSIGN_OR_RETURN(bool active, a.Bind(1, app_id).Step());
+    if (active && a.Text(0) != by_migration) {
+      return Conflict("app " + app_id + " has migration " + a.Text(0) +
+                          " in flight; tear the replica down once it has finished",
+                      "app_busy");
+    }
+  }
+  {
+    ASSIGN_OR_RETURN(Stmt op, db_->Prepare("SELECT target, owner, lease_expires_at_ms FROM "
+                                           "app_operations WHERE app_id = ?"));
+    ASSIGN_OR_RETURN(bool held, op.Bind(1, app_id).Step());
+    if (held && op.Text(0) != id) {
+      return Conflict("app " + app_id + " is busy tearing down the replica of " + op.Text(0),
+                      "app_busy");
+    }
+    if (held && op.Text(1) != owner && op.Int(2) > now_ms) {
+      return Conflict("the replica of migration " + id + " is being torn down", "teardown_running");
+    }
+  }
+  ASSIGN_OR_RETURN(Stmt up,
+                   db_->Prepare("INSERT INTO app_operations(app_id, kind, target, owner, "
+                                "lease_expires_at_ms, started_at_ms) VALUES (?1, 'teardown', ?2, "
+                                "?3, ?4, ?5) ON CONFLICT(app_id) DO UPDATE SET owner = ?3, "
+                                "lease_expires_at_ms = ?4"));
+  RETURN_IF_ERROR(up.BindAll(app_id, id, owner, now_ms + lease_ms, now_ms).Run());
+  ASSIGN_OR_RETURN(Stmt st, db_->Prepare("UPDATE migrations SET source_replica_state = ? "
+                                         "WHERE id = ?"));
+  RETURN_IF_ERROR(st.BindAll(kReplicaTearingDown, id).Run());
+  return txn.Commit();
+}
+
+Status SqliteControlStore::FinishTeardown(const std::string& id, const std::string& owner,
+                                          const MigrationEvent& event) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Stmt q,
+                   db_->Prepare("SELECT app_id, source_region FROM migrations WHERE id = ?"));
+  ASSIGN_OR_RETURN(bool found, q.Bind(1, id).Step());
+  if (!found) return NotFound("migration " + id + " not found");
+  std::string app_id = q.Text(0), region = q.Text(1);
+  ASSIGN_OR_RETURN(Stmt del, db_->Prepare("DELETE FROM app_operations WHERE app_id = ? AND "
+                                          "target = ? AND owner = ?"));
+  RETURN_IF_ERROR(del.BindAll(app_id, id, owner).Run());
+  if (db_->Changes() == 0) {
+    return Conflict("the teardown of the replica of " + id + " was taken over", "fenced");
+  }
+  ASSIGN_OR_RETURN(Stmt st, db_->Prepare("UPDATE migrations SET source_replica_state = ? "
+                                         "WHERE id = ?"));
+  RETURN_IF_ERROR(st.BindAll(kReplicaTornDown, id).Run());
+  ASSIGN_OR_RETURN(Stmt rel, db_->Prepare("DELETE FROM reservations WHERE migration_id = ? AND "
+                                          "region = ?"));
+  RETURN_IF_ERROR(rel.BindAll(id, region).Run());
+  RETURN_IF_ERROR(InsertEventLocked(event));
   return txn.Commit();
 }
 
