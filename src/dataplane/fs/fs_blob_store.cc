@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "common/hash.h"
+#include "common/sync.h"
 #include "common/text.h"
 
 namespace regionmove {
@@ -70,6 +71,19 @@ Result<std::string> ReadFd(int fd) {
   return out;
 }
 
+// Removes `.tmp-` files a crash left behind. Only old ones: another process sharing the
+// directory may be writing a fresh one right now.
+void SweepTempFiles(const std::string& dir) {
+  std::error_code ec;
+  auto cutoff = fs::file_time_type::clock::now() - std::chrono::minutes(10);
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    if (it->path().filename().string().find(".tmp-") == std::string::npos) continue;
+    if (fs::last_write_time(it->path(), ec) < cutoff) fs::remove(it->path(), ec);
+  }
+}
+
 BlobInfo ReadInfo(const Stmt& q) { return BlobInfo{q.Text(0), q.Int(1), q.Text(2), q.Text(3)}; }
 
 }  // namespace
@@ -78,6 +92,7 @@ Result<std::unique_ptr<FsBlobStore>> FsBlobStore::Open(const std::string& dir, R
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Permanent("cannot create blob directory " + dir + ": " + ec.message());
+  SweepTempFiles(dir);
   ASSIGN_OR_RETURN(auto index, sqlite::Db::Open(dir + "/_index.sqlite3"));
   RETURN_IF_ERROR(index->Exec(
       "CREATE TABLE IF NOT EXISTS blobs (app_id TEXT NOT NULL, key TEXT NOT NULL, size INTEGER "
@@ -85,34 +100,48 @@ Result<std::unique_ptr<FsBlobStore>> FsBlobStore::Open(const std::string& dir, R
   return std::unique_ptr<FsBlobStore>(new FsBlobStore(dir, std::move(index), rng));
 }
 
-std::string FsBlobStore::PathFor(const std::string& app_id, const std::string& key) const {
+std::string FsBlobStore::PathFor(const std::string& app_id, const std::string& key,
+                                 const std::string& sha256) const {
   std::string h = Sha256Hex(key);
-  return dir_ + "/" + app_id + "/" + h.substr(0, 2) + "/" + h;
+  std::string base = dir_ + "/" + app_id + "/" + h.substr(0, 2) + "/" + h;
+  // Named by key and content: a new version never overwrites the file the index points to.
+  // Files of the first layout (key only) are still read.
+  return sha256.empty() ? base : base + "-" + sha256.substr(0, 32);
 }
 
 Result<BlobInfo> FsBlobStore::Put(const std::string& app_id, const std::string& key,
                                   const std::string& data, const std::string& content_type) {
   RETURN_IF_ERROR(ValidateBlobKey(key));
-  std::string path = PathFor(app_id, key);
+  BlobInfo info{key, static_cast<int64_t>(data.size()), Sha256Hex(data),
+                content_type.empty() ? "application/octet-stream" : content_type};
+  std::string path = PathFor(app_id, key, info.sha256);
+  std::string dir = fs::path(path).parent_path().string();
   std::error_code ec;
-  fs::create_directories(fs::path(path).parent_path(), ec);
+  fs::create_directories(dir, ec);
   if (ec) return Unavailable("cannot create " + path + ": " + ec.message());
   std::string tmp = path + ".tmp-" + std::to_string(rng_->Next());
   RETURN_IF_ERROR(WriteFileSynced(tmp, data));
-  BlobInfo info{key, static_cast<int64_t>(data.size()), Sha256Hex(data),
-                content_type.empty() ? "application/octet-stream" : content_type};
+  // The order makes every crash leave the old or the new blob, never a mix: the content is
+  // durable under its own name before the index row (the acknowledgement) points at it, and
+  // the old version's file goes only after that.
   std::lock_guard<std::mutex> lock(mu_);
   fs::rename(tmp, path, ec);
   if (ec) {
     fs::remove(tmp, ec);
     return Unavailable("rename blob into place: " + ec.message());
   }
+  RETURN_IF_ERROR(SyncDir(dir));
+  ASSIGN_OR_RETURN(auto old, StatLocked(app_id, key));
   ASSIGN_OR_RETURN(Stmt q,
                    index_->Prepare("INSERT INTO blobs(app_id, key, size, sha256, content_type) "
                                    "VALUES (?,?,?,?,?) ON CONFLICT(app_id, key) DO UPDATE SET "
                                    "size = excluded.size, sha256 = excluded.sha256, "
                                    "content_type = excluded.content_type"));
   RETURN_IF_ERROR(q.BindAll(app_id, key, info.size, info.sha256, info.content_type).Run());
+  if (old && old->sha256 != info.sha256) {
+    fs::remove(PathFor(app_id, key, old->sha256), ec);
+    fs::remove(PathFor(app_id, key, ""), ec);
+  }
   return info;
 }
 
@@ -141,7 +170,8 @@ Result<std::string> FsBlobStore::Get(const std::string& app_id, const std::strin
     ASSIGN_OR_RETURN(auto found, StatLocked(app_id, key));
     if (!found) return NotFound("blob " + key + " not found");
     if (info) *info = *found;
-    fd = ::open(PathFor(app_id, key).c_str(), O_RDONLY | O_CLOEXEC);
+    fd = ::open(PathFor(app_id, key, found->sha256).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fd = ::open(PathFor(app_id, key, "").c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Corruption("blob " + key + " is indexed but its file is missing");
   }
   auto data = ReadFd(fd);
@@ -152,11 +182,13 @@ Result<std::string> FsBlobStore::Get(const std::string& app_id, const std::strin
 Status FsBlobStore::Delete(const std::string& app_id, const std::string& key) {
   RETURN_IF_ERROR(ValidateBlobKey(key));
   std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(auto found, StatLocked(app_id, key));
+  if (!found) return NotFound("blob " + key + " not found");
   ASSIGN_OR_RETURN(Stmt q, index_->Prepare("DELETE FROM blobs WHERE app_id = ? AND key = ?"));
   RETURN_IF_ERROR(q.BindAll(app_id, key).Run());
-  if (index_->Changes() == 0) return NotFound("blob " + key + " not found");
   std::error_code ec;
-  fs::remove(PathFor(app_id, key), ec);
+  fs::remove(PathFor(app_id, key, found->sha256), ec);
+  fs::remove(PathFor(app_id, key, ""), ec);
   return Status::Ok();
 }
 

@@ -34,7 +34,9 @@ class FsBlobStore final : public BlobStore {
  private:
   FsBlobStore(std::string dir, std::unique_ptr<sqlite::Db> index, Rng* rng)
       : dir_(std::move(dir)), index_(std::move(index)), rng_(rng) {}
-  std::string PathFor(const std::string& app_id, const std::string& key) const;
+  // The file of `key` holding content `sha256` (empty: the first layout, named by key only).
+  std::string PathFor(const std::string& app_id, const std::string& key,
+                      const std::string& sha256) const;
   Result<std::optional<BlobInfo>> StatLocked(const std::string& app_id, const std::string& key);
 
   std::string dir_;

@@ -6,6 +6,7 @@
 
 #include "common/hash.h"
 #include "common/json_limits.h"
+#include "common/sync.h"
 #include "common/zstd_file.h"
 
 namespace regionmove {
@@ -377,6 +378,9 @@ Result<DumpArtifact> SqliteDatabase::Dump(const std::string& app_id, const std::
   });
   RemoveDbFiles(tmp);
   if (!compressed.ok()) return compressed.status();
+  // Durable before the step records it: a crash after the record must find it whole.
+  RETURN_IF_ERROR(SyncFile(path));
+  RETURN_IF_ERROR(SyncDir(fs::path(path).parent_path().string()));
   ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
   return DumpArtifact{path, *compressed, raw_bytes, sha};
 }
@@ -406,10 +410,15 @@ Status SqliteDatabase::Restore(const std::string& app_id, const DumpArtifact& ar
   ForgetConn(app_id);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    RemoveDbFiles(final_path);
+    // The old file's WAL must not be replayed into the new one; the old file itself is
+    // replaced by one atomic rename, so a reader sees the old or the new database, never none.
     std::error_code ec;
-    fs::rename(tmp, final_path, ec);
-    if (ec) return Unavailable("rename restored database: " + ec.message());
+    for (const char* suffix : {"-wal", "-shm"}) fs::remove(final_path + suffix, ec);
+    Status renamed = DurableRename(tmp, final_path);
+    if (!renamed.ok()) {
+      RemoveDbFiles(tmp);
+      return renamed;
+    }
   }
   // The copy starts fenced, with no change log of its own.
   return Write(app_id, Fenced::kIgnore, [](Db* db, std::string*) -> Status {
