@@ -46,6 +46,38 @@ TEST_F(FaultE2E, BlobCopyResumesFromItsCursor) {
   EXPECT_TRUE(Capture(*sys_, "eu-west-1", app) == before);
 }
 
+TEST_F(FaultE2E, ADestThatWillNotBeCleanedNeverKeepsTheAppBlocked) {
+  std::string app = MakeApp(3);
+  AppState before = Capture(*sys_, "us-east-1", app);
+  sys_->faults()->Arm("compensation.clean_dest", Unavailable("dest blob dir is read-only"), 100);
+  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app, "eu-west-1", ""));
+  RunUntil(*sys_, m.id, Step::kCopyingBlobs);
+  ASSERT_OK(sys_->migrations()->Abort("alice", app, m.id).status());
+  // While compensation retries the destination, the app already takes writes in its source.
+  ASSERT_OK_AND_ASSIGN(bool worked, sys_->engine()->RunOnce());
+  ASSERT_TRUE(worked);
+  ASSERT_OK_AND_ASSIGN(Migration mid, sys_->store()->GetMigration(m.id));
+  EXPECT_EQ(mid.status(), MigrationStatus::kAborting);
+  RegionPlane* us = sys_->plane()->Region("us-east-1");
+  ASSERT_OK(us->db->InsertRows(app, "t", json{{"id", "during"}, {"n", 1}}).status());
+  Migration done = Drive(*sys_, m.id);
+  EXPECT_EQ(done.current_step, Step::kAborted) << done.last_error;
+  json res = json::parse(done.resources);
+  ASSERT_TRUE(res.contains("debris")) << done.resources;
+  EXPECT_NE(res["debris"].dump().find("read-only"), std::string::npos);
+  ASSERT_OK_AND_ASSIGN(auto events, sys_->store()->ListEvents(m.id));
+  bool noted = false;
+  for (const auto& e : events)
+    noted |= e.message.find("for an operator to remove") != e.message.npos;
+  EXPECT_TRUE(noted);
+  ASSERT_OK(us->db->InsertRows(app, "t", json{{"id", "after"}, {"n", 2}}).status());
+  ASSERT_OK_AND_ASSIGN(App a, sys_->store()->GetApp(app));
+  EXPECT_EQ(a.region, "us-east-1");
+  EXPECT_EQ(a.status, kAppReady);
+  AppState now = Capture(*sys_, "us-east-1", app);
+  EXPECT_EQ(now.blobs, before.blobs);
+}
+
 TEST_F(FaultE2E, VerificationMismatchNeverFlips) {
   std::string app = MakeApp(3);
   ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app, "eu-west-1", ""));

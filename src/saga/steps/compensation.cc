@@ -1,5 +1,8 @@
-// Compensation of SPEC §4: undo what the resources say was created, in an order that leaves
-// the source writable only once everything else is back.
+// Compensation of SPEC §4. Two phases: first give the app back to its source (runtime rows
+// unarchived, the fence lifted), so that nothing at the destination can keep the app blocked;
+// then clean the destination. A destination that will not be cleaned is retried with the
+// step's attempts and then recorded as debris in the migration's resources and history (the
+// app is back to normal either way).
 #include <filesystem>
 
 #include "saga/steps/steps.h"
@@ -8,32 +11,68 @@ namespace regionmove::steps {
 
 using nlohmann::json;
 
-Status Compensate(const StepDeps& deps, StepContext& ctx) {
-  const Migration& m = ctx.migration();
-  json res = Resources(ctx);
+namespace {
+
+Status GiveBackToSource(const StepDeps& deps, const Migration& m, const json& res) {
   RegionPlane* src = Source(deps, m);
-  RegionPlane* dst = Dest(deps, m);
-  bool fast = IsFastReverse(m);
-  if (dst && res.value("dest_runtime_written", false)) {
-    RETURN_IF_ERROR(dst->runtime->DeleteAll(m.app_id, RuntimeStore::Which::kLive));
-  }
   if (src && res.value("source_runtime_archived", false)) {
     RETURN_IF_ERROR(src->runtime->SetArchived(m.app_id, false));
   }
-  if (dst && !fast && res.value("dest_created", false)) {
-    RETURN_IF_ERROR(dst->db->Drop(m.app_id));
-    RETURN_IF_ERROR(dst->blobs->DeleteNamespace(m.app_id));
-  }
-  if (fast && res.value("replication_stopped", false)) {
+  if (IsFastReverse(m) && res.value("replication_stopped", false)) {
     // The forward move's replica goes back to following the source.
     RETURN_IF_ERROR(deps.plane->replicator()->Start(m.app_id, m.source_region, m.dest_region));
   }
+  if (src && res.value("source_fenced", false)) RETURN_IF_ERROR(src->db->Unfence(m.app_id));
+  return Status::Ok();
+}
+
+// Every cleanup is attempted; the failures are returned, described.
+std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m, const json& res) {
+  std::vector<std::string> failed;
+  auto attempt = [&](const std::string& what, const Status& s) {
+    if (!s.ok()) failed.push_back(what + ": " + s.message());
+  };
+  RegionPlane* dst = Dest(deps, m);
+  bool fast = IsFastReverse(m);
+  attempt("dest", deps.Fault("compensation.clean_dest"));
+  if (dst && res.value("dest_runtime_written", false)) {
+    attempt("dest runtime rows", dst->runtime->DeleteAll(m.app_id, RuntimeStore::Which::kLive));
+  }
+  if (dst && !fast && res.value("dest_created", false)) {
+    attempt("dest database", dst->db->Drop(m.app_id));
+    attempt("dest blobs", dst->blobs->DeleteNamespace(m.app_id));
+  }
   if (res.value("reserved", false)) {
-    RETURN_IF_ERROR(deps.store->ReleaseReservation(m.id, m.dest_region));
+    attempt("dest reservation", deps.store->ReleaseReservation(m.id, m.dest_region));
   }
   std::error_code ec;
   std::filesystem::remove(StagingPath(deps, m), ec);
-  if (src && res.value("source_fenced", false)) RETURN_IF_ERROR(src->db->Unfence(m.app_id));
+  std::filesystem::remove(StagingPath(deps, m) + ".raw", ec);
+  if (ec) failed.push_back("staging artifact: " + ec.message());
+  return failed;
+}
+
+}  // namespace
+
+Status Compensate(const StepDeps& deps, StepContext& ctx) {
+  Migration& m = ctx.migration();
+  json res = Resources(ctx);
+  RETURN_IF_ERROR(GiveBackToSource(deps, m, res));
+  RETURN_IF_ERROR(deps.Fault("compensation.after_give_back"));
+  std::vector<std::string> failed = CleanDest(deps, m, res);
+  if (failed.empty()) return Status::Ok();
+  std::string what;
+  for (const auto& f : failed) what += (what.empty() ? "" : "; ") + f;
+  if (m.attempt + 1 < deps.config->max_attempts) {
+    return Unavailable("cleaning the destination: " + what);  // retried; the app is writable
+  }
+  json debris = json::array();
+  for (const auto& f : failed) debris.push_back(f);
+  res["debris"] = debris;
+  RETURN_IF_ERROR(SaveResources(ctx, res));
+  Note(deps, m,
+       "the app is back in " + m.source_region + "; left in " + m.dest_region +
+           " for an operator to remove: " + what);
   return Status::Ok();
 }
 
