@@ -1,14 +1,65 @@
 #include <set>
+#include <thread>
 
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/ids.h"
 #include "common/result.h"
+#include "common/secret_box.h"
+#include "common/text.h"
 #include "saga/backoff.h"
 #include "test_util.h"
 
 namespace regionmove {
 namespace {
+
+TEST(SecretBox, SealedValuesAreBoundToWhatTheyBelongTo) {
+  ASSERT_OK_AND_ASSIGN(auto box, SecretBox::FromKey(std::string(32, 'k')));
+  ASSERT_OK_AND_ASSIGN(std::string sealed, box->Seal("hunter2", "env\napp_a\nDB_PASSWORD"));
+  ASSERT_OK_AND_ASSIGN(std::string opened, box->Open(sealed, "env\napp_a\nDB_PASSWORD"));
+  EXPECT_EQ(opened, "hunter2");
+  EXPECT_EQ(box->Open(sealed, "env\napp_b\nDB_PASSWORD").status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(box->Open(sealed, "env\napp_a\nOTHER").status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(box->Open(sealed).status().code(), StatusCode::kCorruption);
+}
+
+TEST(SecretBox, ProcessesStartingTogetherAgreeOnOneKey) {
+  testing::TempDir dir;
+  std::string path = dir.path() + "/keys/secret.key";
+  constexpr int kN = 8;
+  std::vector<std::string> sealed(kN);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kN; ++i) {
+    threads.emplace_back([&, i] {
+      auto box = SecretBox::FromKeyFile(path);
+      ASSERT_TRUE(box.ok()) << box.status().ToString();
+      auto s = (*box)->Seal("same secret");
+      ASSERT_TRUE(s.ok());
+      sealed[i] = *s;
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_OK_AND_ASSIGN(auto box, SecretBox::FromKeyFile(path));
+  for (const auto& s : sealed) EXPECT_TRUE(box->Open(s).ok());  // every one sealed with it
+  EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
+TEST(Text, Utf8ValidationAndSuggestions) {
+  EXPECT_TRUE(IsValidUtf8("plain ascii"));
+  EXPECT_TRUE(IsValidUtf8("ünïcødé 😀"));
+  EXPECT_FALSE(IsValidUtf8("\xc0\xae"));          // overlong '.'
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("\xe2\x82"));          // truncated
+  EXPECT_EQ(SanitizeUtf8("a\xff"
+                         "b"),
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(NearestName("dryrun", {"dest_region", "strategy", "dry_run"}), "dry_run");
+  EXPECT_EQ(NearestName("dri", {"dir", "dsn"}), "dir");
+  EXPECT_EQ(NearestName("zzzzzz", {"dir", "dsn"}), "");
+}
 
 TEST(Ids, AppIdsHaveThePrefixAndBase32Body) {
   Rng rng(7);

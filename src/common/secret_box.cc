@@ -1,12 +1,18 @@
 #include "common/secret_box.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "common/sync.h"
 
 namespace regionmove {
 
@@ -23,21 +29,34 @@ Result<std::unique_ptr<SecretBox>> SecretBox::FromKey(std::string key) {
 Result<std::unique_ptr<SecretBox>> SecretBox::FromKeyFile(const std::string& path) {
   namespace fs = std::filesystem;
   if (!fs::exists(path)) {
+    // Created under a private name, then linked into place: link() fails when another process
+    // got there first, so two processes starting together end up with one key, never two.
     std::string key(kKeyLen, '\0');
     if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), kKeyLen) != 1) {
       return Permanent("no randomness for the secret key");
     }
     std::error_code ec;
     fs::create_directories(fs::path(path).parent_path(), ec);
-    std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out.write(key.data(), kKeyLen);
-      if (!out) return Permanent("cannot write secret key file " + path);
+    unsigned char nonce[8];
+    if (RAND_bytes(nonce, sizeof(nonce)) != 1) return Permanent("no randomness");
+    std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+    for (unsigned char c : nonce) tmp += "0123456789abcdef"[c & 15];
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return Permanent("cannot create secret key file " + tmp);
+    bool written =
+        ::write(fd, key.data(), kKeyLen) == static_cast<ssize_t>(kKeyLen) && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!written) {
+      ::unlink(tmp.c_str());
+      return Permanent("cannot write secret key file " + path);
     }
-    ::chmod(tmp.c_str(), 0600);
-    fs::rename(tmp, path, ec);
-    if (ec) return Permanent("cannot create secret key file " + path + ": " + ec.message());
+    int linked = ::link(tmp.c_str(), path.c_str());
+    int err = errno;
+    ::unlink(tmp.c_str());
+    if (linked != 0 && err != EEXIST) {
+      return Permanent("cannot create secret key file " + path + ": " + std::strerror(err));
+    }
+    RETURN_IF_ERROR(SyncDir(fs::path(path).parent_path().string()));
   }
   std::ifstream in(path, std::ios::binary);
   std::stringstream buf;
@@ -48,7 +67,8 @@ Result<std::unique_ptr<SecretBox>> SecretBox::FromKeyFile(const std::string& pat
   return FromKey(buf.str());
 }
 
-Result<std::string> SecretBox::Seal(const std::string& plaintext) const {
+Result<std::string> SecretBox::Seal(const std::string& plaintext,
+                                    const std::string& associated) const {
   std::string out(kNonceLen + plaintext.size() + kTagLen, '\0');
   auto* o = reinterpret_cast<unsigned char*>(out.data());
   if (RAND_bytes(o, kNonceLen) != 1) return Permanent("no randomness for a nonce");
@@ -56,6 +76,10 @@ Result<std::string> SecretBox::Seal(const std::string& plaintext) const {
   int len = 0;
   bool ok = EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr,
                                reinterpret_cast<const unsigned char*>(key_.data()), o) == 1 &&
+            (associated.empty() ||
+             EVP_EncryptUpdate(ctx.get(), nullptr, &len,
+                               reinterpret_cast<const unsigned char*>(associated.data()),
+                               static_cast<int>(associated.size())) == 1) &&
             EVP_EncryptUpdate(ctx.get(), o + kNonceLen, &len,
                               reinterpret_cast<const unsigned char*>(plaintext.data()),
                               static_cast<int>(plaintext.size())) == 1 &&
@@ -66,7 +90,8 @@ Result<std::string> SecretBox::Seal(const std::string& plaintext) const {
   return out;
 }
 
-Result<std::string> SecretBox::Open(const std::string& sealed) const {
+Result<std::string> SecretBox::Open(const std::string& sealed,
+                                    const std::string& associated) const {
   if (sealed.size() < kNonceLen + kTagLen) return Corruption("sealed secret is too short");
   const auto* in = reinterpret_cast<const unsigned char*>(sealed.data());
   size_t n = sealed.size() - kNonceLen - kTagLen;
@@ -76,6 +101,10 @@ Result<std::string> SecretBox::Open(const std::string& sealed) const {
   bool ok =
       EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr,
                          reinterpret_cast<const unsigned char*>(key_.data()), in) == 1 &&
+      (associated.empty() ||
+       EVP_DecryptUpdate(ctx.get(), nullptr, &len,
+                         reinterpret_cast<const unsigned char*>(associated.data()),
+                         static_cast<int>(associated.size())) == 1) &&
       EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len,
                         in + kNonceLen, static_cast<int>(n)) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagLen,

@@ -11,13 +11,17 @@ namespace regionmove {
 // Sealed form: nonce (12) || ciphertext || tag (16). Thread-safe (no shared mutable state).
 class SecretBox {
  public:
-  // Reads a 32-byte key from `path`, creating it (mode 0600, random) when absent.
+  // Reads a 32-byte key from `path`, creating it (mode 0600, random) when absent; processes
+  // starting together agree on one key.
   static Result<std::unique_ptr<SecretBox>> FromKeyFile(const std::string& path);
   static Result<std::unique_ptr<SecretBox>> FromKey(std::string key);
 
-  Result<std::string> Seal(const std::string& plaintext) const;
-  // Corruption when the ciphertext was altered or sealed with another key.
-  Result<std::string> Open(const std::string& sealed) const;
+  // `associated` is authenticated, not stored: what the secret belongs to (its app and name),
+  // so that a sealed value moved to another row does not open there.
+  Result<std::string> Seal(const std::string& plaintext, const std::string& associated = "") const;
+  // Corruption when the ciphertext was altered, sealed with another key or for another
+  // `associated`.
+  Result<std::string> Open(const std::string& sealed, const std::string& associated = "") const;
 
  private:
   explicit SecretBox(std::string key) : key_(std::move(key)) {}

@@ -128,10 +128,17 @@ Status SqliteRuntimeStore::PutFunctionLocked(const std::string& app_id, const Fu
   return q.Run();
 }
 
+namespace {
+// What a sealed env value is bound to: its app and its name.
+std::string SecretBinding(const std::string& app_id, const std::string& key) {
+  return "env\n" + app_id + "\n" + key;
+}
+}  // namespace
+
 Status SqliteRuntimeStore::PutEnvLocked(const std::string& app_id, const EnvVar& e) {
   std::string stored = e.value;
   if (e.secret) {
-    ASSIGN_OR_RETURN(stored, secrets_->Seal(e.value));
+    ASSIGN_OR_RETURN(stored, secrets_->Seal(e.value, SecretBinding(app_id, e.key)));
   }
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("INSERT OR REPLACE INTO env(app_id, key, archived, value, "
                                         "secret) VALUES (?, ?, 0, ?, ?)"));
@@ -204,7 +211,11 @@ Result<RuntimeSnapshot> SqliteRuntimeStore::Snapshot(const std::string& app_id, 
                    }));
   for (EnvVar& v : s.env) {
     if (v.secret) {
-      ASSIGN_OR_RETURN(v.value, secrets_->Open(v.value));
+      auto opened = secrets_->Open(v.value, SecretBinding(app_id, v.key));
+      // Values sealed before secrets were bound to their row open without the binding.
+      if (!opened.ok()) opened = secrets_->Open(v.value);
+      if (!opened.ok()) return opened.status();
+      v.value = std::move(opened).value();
     }
   }
   ASSIGN_OR_RETURN(Stmt c, db_->Prepare("SELECT name, schedule, function FROM cron WHERE app_id = "
