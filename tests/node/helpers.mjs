@@ -34,11 +34,12 @@ export function makeConfig(saga = '') {
 export function startProcess(args, ready, env = {}) {
   return new Promise((resolvePromise, reject) => {
     const proc = spawn(BIN, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const exited = new Promise((done) => proc.once('exit', (code, signal) => done({ code, signal })));
     let log = '';
     let started = false;
     const timer = setTimeout(() => reject(new Error(`${args[0]} did not start: ${log}`)), 15000);
     const stop = () => new Promise((done) => {
-      if (proc.exitCode !== null) return done();
+      if (proc.exitCode !== null || proc.signalCode !== null) return done();
       proc.once('exit', () => done());
       proc.kill('SIGTERM');
     });
@@ -49,7 +50,7 @@ export function startProcess(args, ready, env = {}) {
         started = true;
         clearTimeout(timer);
         cleanups.push(stop);
-        resolvePromise({ match: m, stop, log: () => log });
+        resolvePromise({ match: m, stop, log: () => log, exited });
       }
     });
     proc.on('exit', (code) => { if (!started) reject(new Error(`${args[0]} exited ${code}: ${log}`)); });
@@ -60,7 +61,7 @@ export function startProcess(args, ready, env = {}) {
 export async function startServer(config, env = {}, extraArgs = []) {
   const p = await startProcess(['serve', '--config', config, '--listen', '127.0.0.1:0', ...extraArgs],
     /serving on (http:\/\/[0-9.:]+)/, env);
-  return { base: p.match[1], stop: p.stop };
+  return { base: p.match[1], stop: p.stop, exited: p.exited };
 }
 
 export async function rest(base, token, method, path, body) {

@@ -59,7 +59,19 @@ Status Validate(const StepDeps& deps, StepContext& ctx) {
 
 void RegisterMoveSteps(StepRegistry* registry, const StepDeps& deps) {
   using Fn = Status (*)(const StepDeps&, StepContext&);
-  auto bind = [deps](Fn fn) { return [deps, fn](StepContext& ctx) { return fn(deps, ctx); }; };
+  // Every step has fault points "<step>.before" and "<step>.after" (after its side effects,
+  // before the engine records the transition): the crash matrix kills the process there.
+  auto bind = [deps](Fn fn) {
+    return [deps, fn](StepContext& ctx) {
+      const std::string name = ctx.migration().compensation != Compensation::kNone
+                                   ? std::string("compensation")
+                                   : std::string(StepName(ctx.migration().current_step));
+      RETURN_IF_ERROR(deps.Fault(name + ".before"));
+      Status s = fn(deps, ctx);
+      if (s.ok()) RETURN_IF_ERROR(deps.Fault(name + ".after"));
+      return s;
+    };
+  };
   registry->Register(Step::kRequested, bind(steps::Validate));
   registry->Register(Step::kReservingDest, bind(steps::ReserveDest));
   registry->Register(Step::kBlockingWrites, bind(steps::BlockWrites));

@@ -1,0 +1,188 @@
+// The crash matrix: for every kill point, a regionmove process is SIGKILLed there in the middle
+// of an operation, restarted, and must end the operation in the right state with everything
+// that was acknowledged in the region that serves the app, the app writable, and no file of the
+// operation left behind. REGIONMOVE_CRASH_MATRIX=full adds every step's ".before" point.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { ALICE, makeConfig, rest, startServer } from './helpers.mjs';
+
+const STEPS = ['reserving_dest', 'blocking_writes', 'dumping_data', 'restoring_data',
+  'copying_blobs', 'copying_runtime', 'flipping_routing', 'setting_up_reverse_replication',
+  'unblocking_writes'];
+const FULL = process.env.REGIONMOVE_CRASH_MATRIX === 'full';
+const MOVE_POINTS = [
+  ...STEPS.map((s) => `${s}.after`),
+  ...(FULL ? STEPS.map((s) => `${s}.before`) : ['reserving_dest.before', 'flipping_routing.before']),
+  'copying_blobs.after_page', 'restoring_data.before_verify'];
+
+const sleep = (ms) => new Promise((s) => setTimeout(s, ms));
+
+async function waitFor(what, fn, ms = 30000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const v = await fn();
+    if (v) return v;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function call(base, method, path, body, raw) {
+  const res = await fetch(base + path, {
+    method, headers: { Authorization: `Bearer ${ALICE}`, 'Content-Type': 'application/octet-stream' },
+    body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+  });
+  const text = await res.text();
+  return { status: res.status, text };
+}
+
+// An app with rows, blobs (one over 1 MiB) and runtime rows; returns what was acknowledged.
+async function seed(base) {
+  const app = await rest(base, ALICE, 'POST', '/v1/apps', { name: 'crash', region: 'us-east-1' });
+  assert.equal(app.status, 201);
+  const id = app.body.app_id;
+  const p = `/v1/apps/${id}`;
+  assert.equal((await rest(base, ALICE, 'POST', `${p}/tables`,
+    { name: 'orders', columns: [{ name: 'total', type: 'real' }, { name: 'note', type: 'text' }] })).status, 201);
+  const rows = Array.from({ length: 300 }, (_, i) => ({ id: `o${1000 + i}`, total: i, note: `n${i}` }));
+  assert.equal((await rest(base, ALICE, 'POST', `${p}/tables/orders`, rows)).status, 201);
+  const blobs = {};
+  for (const [key, size] of [['big/photo.bin', 1536 * 1024], ['a.txt', 10], ['dir/b.json', 3000]]) {
+    const data = randomBytes(size);
+    const put = await call(base, 'PUT', `${p}/blobs/${key}`, undefined, data);
+    assert.equal(put.status, 201, put.text);
+    blobs[key] = createHash('sha256').update(data).digest('hex');
+  }
+  assert.equal((await rest(base, ALICE, 'PUT', `${p}/functions/fn`,
+    { entrypoint: 'main', runtime: 'node20', code: 'export default 1' })).status, 201);
+  assert.equal((await rest(base, ALICE, 'PUT', `${p}/env/TOKEN`, { value: 's3cr3t', secret: true })).status, 201);
+  assert.equal((await rest(base, ALICE, 'PUT', `${p}/cron/nightly`, { schedule: '0 3 * * *', function: 'fn' })).status, 201);
+  return { id, rows, blobs };
+}
+
+async function verify(base, seeded, region) {
+  const p = `/v1/apps/${seeded.id}`;
+  const app = await rest(base, ALICE, 'GET', p);
+  assert.equal(app.body.region, region);
+  assert.equal(app.body.status, 'ready');
+  const got = await rest(base, ALICE, 'GET', `${p}/tables/orders?limit=1000`);
+  assert.deepEqual(got.body.rows.map((r) => [r.id, r.total, r.note]),
+    seeded.rows.map((r) => [r.id, r.total, r.note]));
+  for (const [key, sha] of Object.entries(seeded.blobs)) {
+    const res = await fetch(`${base}${p}/blobs/${key}`, { headers: { Authorization: `Bearer ${ALICE}` } });
+    assert.equal(res.status, 200, key);
+    const body = Buffer.from(await res.arrayBuffer());
+    assert.equal(createHash('sha256').update(body).digest('hex'), sha, key);
+  }
+  const fn = await rest(base, ALICE, 'GET', `${p}/functions/fn`);
+  assert.equal(fn.body.code, 'export default 1');
+  const env = await rest(base, ALICE, 'GET', `${p}/env`);
+  assert.deepEqual(env.body.env.map((e) => e.key), ['TOKEN']);
+  const cron = await rest(base, ALICE, 'GET', `${p}/cron/nightly`);
+  assert.equal(cron.body.function, 'fn');
+  // Writable where it is served.
+  assert.equal((await rest(base, ALICE, 'POST', `${p}/tables/orders`, { id: 'zz-after', total: 1 })).status, 201);
+}
+
+// No file of an operation may be left: staging artifacts, half-restored databases, temp blobs.
+function leftovers(config) {
+  const found = [];
+  const walk = (dir) => {
+    if (!existsSync(dir)) return;
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (/\.restore|\.tmp-|\.zst|\.raw/.test(name)) found.push(path);
+    }
+  };
+  walk(join(dirname(config), 'var'));
+  return found;
+}
+
+async function terminal(base, app, id) {
+  return waitFor(`migration ${id} to end`, async () => {
+    const m = await rest(base, ALICE, 'GET', `/v1/apps/${app}/migrations/${id}`);
+    return ['completed', 'aborted', 'failed'].includes(m.body.status) ? m.body : null;
+  });
+}
+
+// Runs `act` on a server armed to die at `faults`, waits for the death, restarts it clean.
+async function crashAndRestart(config, faults, act) {
+  const first = await startServer(config, { REGIONMOVE_FAULTS: faults });
+  const ctx = await act(first.base);
+  const death = await Promise.race([first.exited, sleep(30000).then(() => null)]);
+  assert.ok(death && death.signal === 'SIGKILL', `the process did not die at ${faults}`);
+  const second = await startServer(config);
+  return { ...ctx, base: second.base, stop: second.stop };
+}
+
+for (const point of MOVE_POINTS) {
+  test(`move killed at ${point} completes with nothing lost`, async () => {
+    const config = makeConfig('lease_seconds = 1\n');
+    let seeded;
+    const { base, id, stop } = await crashAndRestart(config, `${point}=kill`, async (b) => {
+      seeded = await seed(b);
+      const m = await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/move`, { dest_region: 'eu-west-1' });
+      assert.equal(m.status, 202);
+      return { id: m.body.migration_id };
+    });
+    const done = await terminal(base, seeded.id, id);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    await verify(base, seeded, 'eu-west-1');
+    assert.deepEqual(leftovers(config), []);
+    await stop();
+  });
+}
+
+test('abort killed during compensation ends aborted with the app whole in its source', async () => {
+  const config = makeConfig('lease_seconds = 1\n');
+  let seeded;
+  const faults = 'copying_runtime.before=delay:3000:1;compensation.after_give_back=kill';
+  const { base, id, stop } = await crashAndRestart(config, faults, async (b) => {
+    seeded = await seed(b);
+    const m = await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/move`, { dest_region: 'eu-west-1' });
+    await waitFor('copying_runtime', async () => (await rest(b, ALICE, 'GET',
+      `/v1/apps/${seeded.id}/migrations/${m.body.migration_id}`)).body.current_step === 'copying_runtime');
+    assert.equal((await rest(b, ALICE, 'POST',
+      `/v1/apps/${seeded.id}/migrations/${m.body.migration_id}/abort`)).status, 202);
+    return { id: m.body.migration_id };
+  });
+  const done = await terminal(base, seeded.id, id);
+  assert.equal(done.status, 'aborted', JSON.stringify(done));
+  await verify(base, seeded, 'us-east-1');
+  const dest = join(dirname(config), 'var', 'regions', 'eu-west-1');
+  assert.equal(existsSync(join(dest, 'db', `${seeded.id}.sqlite3`)), false);
+  assert.equal(existsSync(join(dest, 'blobs', seeded.id)), false);
+  assert.deepEqual(leftovers(config), []);
+  await stop();
+});
+
+for (const [path, point] of [['fast', 'dumping_data.after'], ['fast', 'flipping_routing.after'],
+  ['slow', 'restoring_data.after'], ['slow', 'unblocking_writes.after']]) {
+  test(`${path} reverse killed at ${point} completes with nothing lost`, async () => {
+    const config = makeConfig('lease_seconds = 1\n');
+    // The forward move passes every point once: the reverse dies at the second hit.
+    let seeded;
+    const { base, id, stop } = await crashAndRestart(config, `${point}=kill:1`, async (b) => {
+      seeded = await seed(b);
+      const m = await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/move`, { dest_region: 'eu-west-1' });
+      const fwd = await terminal(b, seeded.id, m.body.migration_id);
+      assert.equal(fwd.status, 'completed');
+      if (path === 'slow') {
+        assert.equal((await rest(b, ALICE, 'DELETE', `/v1/source-replicas/${fwd.migration_id}`)).status, 200);
+      }
+      const r = await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/migrations/${fwd.migration_id}/reverse`);
+      assert.equal(r.status, 202);
+      assert.equal(r.body.path, path);
+      return { id: r.body.migration_id };
+    });
+    const done = await terminal(base, seeded.id, id);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    await verify(base, seeded, 'us-east-1');
+    assert.deepEqual(leftovers(config), []);
+    await stop();
+  });
+}
