@@ -110,6 +110,14 @@ TEST_F(FaultE2E, ReplicationFailureDegradesToNoReplica) {
     noted |= e.message.find("reverse replication not set up: replica unreachable") == 0;
   }
   EXPECT_TRUE(noted);
+  // No orphan: the old region's copy, which nothing would keep current, is gone.
+  RegionPlane* us = sys_->plane()->Region("us-east-1");
+  ASSERT_OK_AND_ASSIGN(bool exists, us->db->Exists(app));
+  EXPECT_FALSE(exists);
+  ASSERT_OK_AND_ASSIGN(int64_t blob_bytes, us->blobs->SizeBytes(app));
+  EXPECT_EQ(blob_bytes, 0);
+  ASSERT_OK_AND_ASSIGN(RuntimeSnapshot archived, us->runtime->Snapshot(app, true));
+  EXPECT_TRUE(archived.functions.empty() && archived.env.empty());
   ASSERT_OK_AND_ASSIGN(Migration rev, sys_->migrations()->Reverse("alice", app, m.id));
   EXPECT_EQ(rev.reverse_path, "slow");
   ASSERT_EQ(Drive(*sys_, rev.id).current_step, Step::kCompleted);

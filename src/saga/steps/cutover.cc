@@ -40,9 +40,14 @@ Status SetUpReverseReplication(const StepDeps& deps, StepContext& ctx) {
   Status s = deps.Fault("setting_up_reverse_replication.start");
   if (s.ok()) s = deps.plane->replicator()->Start(m.app_id, m.dest_region, m.source_region);
   if (!s.ok()) {
-    // Never fails the move: it only loses the fast way back.
+    // Never fails the move: it only loses the fast way back. A copy that nothing keeps
+    // current would only cost money and mislead, so it goes now.
     m.source_replica_state = kReplicaNone;
-    Note(deps, m, "reverse replication not set up: " + s.message());
+    Status gone = DeleteReplicaData(deps, m.app_id, m.source_region, m.dest_region);
+    Note(deps, m,
+         "reverse replication not set up: " + s.message() + "; the copy in " + m.source_region +
+             (gone.ok() ? " was deleted (a reverse takes the slow path)"
+                        : " could not be deleted: " + gone.message()));
     Log(LogLevel::kWarn, "reverse_replication_failed",
         {{"migration_id", m.id}, {"error", s.ToString()}});
     return Status::Ok();

@@ -18,21 +18,20 @@ std::string NewOwner() {
   return "pid" + std::to_string(::getpid()) + "/teardown/" + std::to_string(next++);
 }
 
-// The data-plane part; every action is idempotent, so a resumed teardown repeats it safely.
-Status TearDownData(const StepDeps& deps, const Migration& f) {
-  RegionPlane* replica = deps.plane->Region(f.source_region);
+}  // namespace
+
+Status DeleteReplicaData(const StepDeps& deps, const std::string& app_id,
+                         const std::string& replica_region, const std::string& serving_region) {
+  RegionPlane* replica = deps.plane->Region(replica_region);
   if (!replica) return Status::Ok();  // the region left the config: nothing here to delete
   RETURN_IF_ERROR(deps.Fault("teardown.before_data"));
-  Status s = deps.plane->replicator()->Stop(f.app_id, f.dest_region, f.source_region);
+  Status s = deps.plane->replicator()->Stop(app_id, serving_region, replica_region);
   if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
-  RETURN_IF_ERROR(replica->db->Drop(f.app_id));
+  RETURN_IF_ERROR(replica->db->Drop(app_id));
   RETURN_IF_ERROR(deps.Fault("teardown.after_drop"));
-  RETURN_IF_ERROR(replica->blobs->DeleteNamespace(f.app_id));
-  RETURN_IF_ERROR(replica->runtime->DeleteAll(f.app_id, RuntimeStore::Which::kArchived));
-  return Status::Ok();
+  RETURN_IF_ERROR(replica->blobs->DeleteNamespace(app_id));
+  return replica->runtime->DeleteAll(app_id, RuntimeStore::Which::kArchived);
 }
-
-}  // namespace
 
 Status TeardownReplica(const StepDeps& deps, const std::string& migration_id,
                        const std::string& reason, const std::string& by_migration, bool wait) {
@@ -64,7 +63,7 @@ Status TeardownReplica(const StepDeps& deps, const std::string& migration_id,
     // impossible; kept as the last guard before a destructive action).
     return Permanent("refusing to tear down " + f.source_region + ": it serves app " + f.app_id);
   }
-  RETURN_IF_ERROR(TearDownData(deps, f));
+  RETURN_IF_ERROR(DeleteReplicaData(deps, f.app_id, f.source_region, f.dest_region));
   MigrationEvent e;
   e.migration_id = f.id;
   e.type = "replica_torn_down";

@@ -40,6 +40,11 @@ void RegisterMoveSteps(StepRegistry* registry, const StepDeps& deps);
 Status TeardownReplica(const StepDeps& deps, const std::string& migration_id,
                        const std::string& reason, const std::string& by_migration = "",
                        bool wait = true);
+// Deletes the copy of an app that `replica_region` keeps (replication from `serving_region`
+// stopped, database dropped, blobs and archived runtime rows deleted). Idempotent.
+// REQUIRES: the app is served from elsewhere.
+Status DeleteReplicaData(const StepDeps& deps, const std::string& app_id,
+                         const std::string& replica_region, const std::string& serving_region);
 // Finishes teardowns that a crash interrupted (replicas left in tearing_down whose lease ran
 // out). Called from the background loop.
 Status ResumeTeardowns(const StepDeps& deps);
