@@ -401,6 +401,40 @@ INSTANTIATE_TEST_SUITE_P(EveryStepBeforeTheCutover, AbortAtStep,
                                            Step::kCopyingRuntime, Step::kFlippingRouting),
                          [](const auto& info) { return std::string(StepName(info.param)); });
 
+// The step fails permanently after an abort was asked for: the migration ends aborted.
+TEST_F(EngineTest, AnAbortWinsOverTheStepsError) {
+  behaviour_[Step::kDumpingData] = [&](StepContext& ctx) {
+    EXPECT_OK(store_->RequestAbort(ctx.migration().id, clock_.NowMs()));
+    return Permanent("disk full");
+  };
+  auto engine = MakeEngine();
+  std::string id = StartMove();
+  Migration m = RunToEnd(*engine, id);
+  EXPECT_EQ(m.current_step, Step::kAborted);
+  EXPECT_EQ(m.status(), MigrationStatus::kAborted);
+  EXPECT_EQ(Compensations(id), 1);
+}
+
+// An abort that arrives while a retryable error is being recorded is not delayed by the retry's
+// backoff: the migration is runnable again at once and compensates.
+TEST_F(EngineTest, ARetryScheduledAfterAnAbortDoesNotDelayIt) {
+  int calls = 0;
+  behaviour_[Step::kCopyingBlobs] = [&](StepContext& ctx) {
+    if (++calls == 1) {
+      // The abort lands after the engine's re-read but before its write: simulate it by
+      // writing the flag from the step, then failing retryably.
+      EXPECT_OK(store_->RequestAbort(ctx.migration().id, clock_.NowMs()));
+    }
+    return Unavailable("blob store hiccup");
+  };
+  auto engine = MakeEngine();
+  std::string id = StartMove();
+  for (int i = 0; i < 20 && !Get(id).terminal(); ++i) ASSERT_TRUE(engine->Drain().ok());
+  Migration m = Get(id);  // no clock advance: nothing waited for a backoff
+  EXPECT_EQ(m.current_step, Step::kAborted);
+  EXPECT_EQ(calls, 1);
+}
+
 TEST_F(EngineTest, AbortDuringCompensationRetriesThenCompletes) {
   compensation_result_ = Unavailable("dest unreachable");
   behaviour_[Step::kCopyingBlobs] = [&](StepContext& ctx) {

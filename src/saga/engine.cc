@@ -261,6 +261,17 @@ Status Engine::Advance(Migration m, int64_t epoch, std::string note) {
 }
 
 Status Engine::HandleFailure(Migration m, int64_t epoch, const Status& error) {
+  if (!m.cutover_committed && m.compensation == Compensation::kNone) {
+    // An abort asked for while the step ran wins over the step's error: the migration ends
+    // aborted (not failed), now (not after the retries).
+    ASSIGN_OR_RETURN(Migration fresh, store_->GetMigration(m.id));
+    if (fresh.epoch != epoch) return Conflict("lease lost", "fenced");
+    if (fresh.abort_requested) {
+      m.last_error = error.ToString();
+      return StartCompensation(std::move(m), epoch, Compensation::kAbort,
+                               "abort requested (the step had failed: " + error.message() + ")");
+    }
+  }
   m.last_error = error.ToString();
   MigrationEvent e = NewEvent(m, "retry");
   e.error = m.last_error;

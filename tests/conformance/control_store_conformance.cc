@@ -217,9 +217,11 @@ TEST_P(ControlStoreConformance, UpdateNeverOverwritesTheAbortFlag) {
   ASSERT_OK(store_->RequestAbort("m1", 1100));
   Migration w = *c;  // the worker's copy still has abort_requested = false
   w.current_step = Step::kReservingDest;
+  w.next_attempt_at_ms = 60'000;  // a retry's backoff, scheduled without seeing the abort
   ASSERT_OK(store_->UpdateMigration(w, c->epoch, {}));
   ASSERT_OK_AND_ASSIGN(Migration got, store_->GetMigration("m1"));
   EXPECT_TRUE(got.abort_requested);
+  EXPECT_EQ(got.next_attempt_at_ms, 1100);  // the abort's wake-up time stands
   ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("m1"));
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].type, "abort_requested");

@@ -356,7 +356,11 @@ Status SqliteControlStore::WriteMigrationLocked(const Migration& m, int64_t expe
       db_->Prepare("UPDATE migrations SET current_step = ?, stopped_at = ?, terminal = ?, "
                    "admitted = ?, cutover_committed = ?, needs_repair = ?, compensation = ?, "
                    "source_replica_state = ?, attempt = ?, retry_count = ?, last_error = ?, "
-                   "next_attempt_at_ms = ?, step_started_at_ms = ?, completed_at_ms = ?, "
+                   // An abort that the writer has not seen yet keeps its wake-up time: a retry
+                   // scheduled meanwhile must not push the abort back by its backoff.
+                   "next_attempt_at_ms = CASE WHEN abort_requested = 1 AND ?7 = 0 AND "
+                   "cutover_committed = 0 THEN MIN(?12, next_attempt_at_ms) ELSE ?12 END, "
+                   "step_started_at_ms = ?, completed_at_ms = ?, "
                    "updated_at_ms = ?, lease_owner = ?, lease_expires_at_ms = ?, bytes_done = ?, "
                    "bytes_total = ?, items_done = ?, items_total = ?, resources = ? "
                    "WHERE id = ? AND epoch = ?"));
