@@ -52,10 +52,19 @@ Result<std::vector<EligibilityCheck>> MigrationService::EligibilityChecks(
     return InvalidArgument("unknown region '" + dest_region + "'", "invalid_region");
   }
   ASSIGN_OR_RETURN(auto active, deps_.store->GetActiveMigration(app.id));
-  ASSIGN_OR_RETURN(auto apps, deps_.store->ListApps(""));
-  int64_t in_dest = std::count_if(apps.begin(), apps.end(),
-                                  [&](const App& a) { return a.region == dest_region; });
+  // Counted as reserving_dest counts it: the region's other apps and bytes, plus what other
+  // moves have reserved there, plus this app.
+  ASSIGN_OR_RETURN(RegionUsage used, UsageWithout(deps_, dest_region, app.id));
+  ASSIGN_OR_RETURN(auto reservations, deps_.store->ListReservations(dest_region));
+  int64_t apps_after = used.apps + 1, bytes_after = used.bytes;
+  if (RegionPlane* src = deps_.plane->Region(app.region)) bytes_after += AppBytes(src, app.id);
+  for (const auto& r : reservations) {
+    if (r.app_id == app.id) continue;
+    ++apps_after;
+    bytes_after += r.bytes;
+  }
   const RegionConfig& rc = dest->config;
+  bool fits = apps_after <= rc.max_apps && bytes_after <= rc.max_bytes;
   return std::vector<EligibilityCheck>{
       {"same_region", app.region != dest_region,
        app.region == dest_region ? "app " + app.id + " is already in " + dest_region
@@ -67,9 +76,10 @@ Result<std::vector<EligibilityCheck>> MigrationService::EligibilityChecks(
        active ? "app " + app.id + " already has migration " + active->id + " in flight"
               : "no migration in flight"},
       {"app_not_ready", app.status == kAppReady, "app " + app.id + " is " + app.status},
-      {"insufficient_capacity", in_dest + 1 <= rc.max_apps,
-       "region " + dest_region + " holds " + std::to_string(in_dest) + " of at most " +
-           std::to_string(rc.max_apps) + " apps"},
+      {"insufficient_capacity", fits,
+       "with this app, region " + dest_region + " would hold " + std::to_string(apps_after) +
+           " of at most " + std::to_string(rc.max_apps) + " apps and " +
+           std::to_string(bytes_after) + " of at most " + std::to_string(rc.max_bytes) + " bytes"},
   };
 }
 

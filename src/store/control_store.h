@@ -108,6 +108,12 @@ class ControlStore {
   // ---- reservations ----
   // Idempotent per (migration_id, region).
   virtual Status Reserve(const Reservation& r) = 0;
+  // Reserve, only if the region stays within its caps, checked in the same transaction:
+  // `base_apps` and `base_bytes` are what the region holds besides reservations (the caller
+  // measures them on the data plane, without r.app_id); the other reservations of the region
+  // (not r's migration, not r's app) are counted here. Conflict("insufficient_capacity").
+  virtual Status ReserveWithinCapacity(const Reservation& r, int64_t base_apps, int64_t base_bytes,
+                                       int64_t max_apps, int64_t max_bytes) = 0;
   virtual Status ReleaseReservation(const std::string& migration_id, const std::string& region) = 0;
   virtual Result<std::vector<Reservation>> ListReservations(const std::string& region) = 0;
 

@@ -523,6 +523,33 @@ TEST_P(ControlStoreConformance, ConcurrentTeardownAndReverseHaveOneWinner) {
   EXPECT_EQ(teardown_won + reverse_won, 1);
 }
 
+TEST_P(ControlStoreConformance, ConcurrentReservationsNeverOvershootTheCaps) {
+  // The region holds 2 apps (100 bytes); caps: 5 apps, 1000 bytes. Ten moves race for room.
+  std::atomic<int> won{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 10; ++i) {
+    threads.emplace_back([&, i] {
+      Reservation r{"m" + std::to_string(i), "eu-west-1", "app_" + std::to_string(i), 10, 1};
+      Status s = store_->ReserveWithinCapacity(r, 2, 100, 5, 1000);
+      if (s.ok()) {
+        won++;
+      } else {
+        EXPECT_EQ(s.reason(), "insufficient_capacity") << s.ToString();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(won, 3);
+  ASSERT_OK_AND_ASSIGN(auto list, store_->ListReservations("eu-west-1"));
+  EXPECT_EQ(list.size(), 3u);
+  // Bytes count too; and a retry of a reservation already made is not counted twice.
+  EXPECT_EQ(
+      store_->ReserveWithinCapacity(Reservation{"big", "us-east-1", "a", 901, 1}, 0, 100, 10, 1000)
+          .reason(),
+      "insufficient_capacity");
+  ASSERT_OK(store_->ReserveWithinCapacity(list[0], 2, 100, 5, 1000));
+}
+
 TEST_P(ControlStoreConformance, ReservationsAreIdempotent) {
   Reservation r{"m1", "eu-west-1", "app_aaaaaaaaaaaa", 100, 1};
   ASSERT_OK(store_->Reserve(r));

@@ -57,6 +57,20 @@ Status Validate(const StepDeps& deps, StepContext& ctx) {
 
 }  // namespace steps
 
+Result<RegionUsage> UsageWithout(const StepDeps& deps, const std::string& region,
+                                 const std::string& app_id) {
+  RegionUsage u;
+  RegionPlane* plane = deps.plane->Region(region);
+  if (!plane) return InvalidArgument("unknown region '" + region + "'", "invalid_region");
+  ASSIGN_OR_RETURN(auto apps, deps.store->ListApps(""));
+  for (const auto& a : apps) {
+    if (a.region != region || a.id == app_id) continue;
+    ++u.apps;
+    u.bytes += AppBytes(plane, a.id);
+  }
+  return u;
+}
+
 void RegisterMoveSteps(StepRegistry* registry, const StepDeps& deps) {
   using Fn = Status (*)(const StepDeps&, StepContext&);
   // Every step has fault points "<step>.before" and "<step>.after" (after its side effects,

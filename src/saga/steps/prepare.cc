@@ -5,45 +5,22 @@ namespace regionmove::steps {
 
 using nlohmann::json;
 
-namespace {
-
-Status CheckCapacity(const StepDeps& deps, const Migration& m, int64_t need) {
-  RegionPlane* dest = Dest(deps, m);
-  ASSIGN_OR_RETURN(auto apps, deps.store->ListApps(""));
-  ASSIGN_OR_RETURN(auto reservations, deps.store->ListReservations(m.dest_region));
-  int64_t count = 1, bytes = need;
-  for (const auto& a : apps) {
-    if (a.region == m.dest_region && a.id != m.app_id) {
-      ++count;
-      bytes += AppBytes(dest, a.id);
-    }
-  }
-  for (const auto& r : reservations) {
-    if (r.migration_id == m.id || r.app_id == m.app_id) continue;  // ours, or replaced below
-    ++count;
-    bytes += r.bytes;
-  }
-  if (count > dest->config.max_apps || bytes > dest->config.max_bytes) {
-    return Status(StatusCode::kPermanent,
-                  "region " + m.dest_region + " has no capacity left for this app",
-                  "insufficient_capacity");
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
 Status ReserveDest(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
   json res = Resources(ctx);
   RegionPlane* dest = Dest(deps, m);
   if (!res.value("reserved", false)) {
     int64_t need = AppBytes(Source(deps, m), m.app_id);
-    RETURN_IF_ERROR(CheckCapacity(deps, m, need));
-    // Made, then recorded: Reserve is idempotent, so a crash in between repeats it on the
-    // retry instead of skipping it (compensation releases it either way).
-    RETURN_IF_ERROR(
-        deps.store->Reserve(Reservation{m.id, m.dest_region, m.app_id, need, deps.clock->NowMs()}));
+    // Counted and reserved in one transaction, so concurrent moves cannot overshoot the caps.
+    // Made, then recorded: a crash in between repeats it (idempotent) instead of skipping it.
+    ASSIGN_OR_RETURN(RegionUsage used, UsageWithout(deps, m.dest_region, m.app_id));
+    Status s = deps.store->ReserveWithinCapacity(
+        Reservation{m.id, m.dest_region, m.app_id, need, deps.clock->NowMs()}, used.apps,
+        used.bytes, dest->config.max_apps, dest->config.max_bytes);
+    if (s.reason() == "insufficient_capacity") {
+      return Status(StatusCode::kPermanent, s.message(), "insufficient_capacity");
+    }
+    RETURN_IF_ERROR(s);
     res["reserved"] = true;
     RETURN_IF_ERROR(SaveResources(ctx, res));
   }

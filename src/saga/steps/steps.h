@@ -49,6 +49,14 @@ Status DeleteReplicaData(const StepDeps& deps, const std::string& app_id,
 // out). Called from the background loop.
 Status ResumeTeardowns(const StepDeps& deps);
 
+// What a region holds besides reservations: its apps other than `app_id`, and their bytes.
+struct RegionUsage {
+  int64_t apps = 0;
+  int64_t bytes = 0;
+};
+Result<RegionUsage> UsageWithout(const StepDeps& deps, const std::string& region,
+                                 const std::string& app_id);
+
 // ---- shared by the step files ----
 namespace steps {
 

@@ -615,6 +615,31 @@ Status SqliteControlStore::Reserve(const Reservation& r) {
   return ins.Bind(5, r.created_at_ms).Run();
 }
 
+Status SqliteControlStore::ReserveWithinCapacity(const Reservation& r, int64_t base_apps,
+                                                 int64_t base_bytes, int64_t max_apps,
+                                                 int64_t max_bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM "
+                                        "reservations WHERE region = ? AND migration_id != ? "
+                                        "AND app_id != ?"));
+  ASSIGN_OR_RETURN(bool row, q.BindAll(r.region, r.migration_id, r.app_id).Step());
+  int64_t apps = base_apps + (row ? q.Int(0) : 0) + 1;
+  int64_t bytes = base_bytes + (row ? q.Int(1) : 0) + r.bytes;
+  if (apps > max_apps || bytes > max_bytes) {
+    return Conflict("region " + r.region + " has no capacity left for this app (" +
+                        std::to_string(apps) + " of " + std::to_string(max_apps) + " apps, " +
+                        std::to_string(bytes) + " of " + std::to_string(max_bytes) + " bytes)",
+                    "insufficient_capacity");
+  }
+  ASSIGN_OR_RETURN(Stmt ins, db_->Prepare("INSERT INTO reservations(migration_id, region, app_id, "
+                                          "bytes, created_at_ms) VALUES (?,?,?,?,?) "
+                                          "ON CONFLICT(migration_id, region) DO UPDATE SET "
+                                          "bytes = excluded.bytes"));
+  RETURN_IF_ERROR(ins.BindAll(r.migration_id, r.region, r.app_id, r.bytes, r.created_at_ms).Run());
+  return txn.Commit();
+}
+
 Status SqliteControlStore::ReleaseReservation(const std::string& migration_id,
                                               const std::string& region) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -53,6 +53,8 @@ class SqliteControlStore final : public ControlStore {
   Result<std::vector<MigrationEvent>> ListEvents(const std::string& migration_id) override;
 
   Status Reserve(const Reservation& r) override;
+  Status ReserveWithinCapacity(const Reservation& r, int64_t base_apps, int64_t base_bytes,
+                               int64_t max_apps, int64_t max_bytes) override;
   Status ReleaseReservation(const std::string& migration_id, const std::string& region) override;
   Result<std::vector<Reservation>> ListReservations(const std::string& region) override;
 
