@@ -71,3 +71,27 @@ TEST(SecretBox, SealOpenAndKeyFile) {
 
 }  // namespace
 }  // namespace regionmove::testing
+
+namespace regionmove {
+namespace {
+
+TEST(SqliteDatabase, TheConnectionCacheIsBounded) {
+  testing::TempDir dir;
+  Rng rng(5);
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDatabase::Open(dir.path() + "/db", &rng));
+  const size_t n = SqliteDatabase::kMaxOpenConns + 40;
+  for (size_t i = 0; i < n; ++i) {
+    std::string app = "app_" + std::to_string(100000 + i);
+    ASSERT_OK(db->Create(app));
+    ASSERT_OK(db->CreateTable(app, TableSpec{"t", {{"n", "integer"}}}));
+  }
+  EXPECT_LE(db->open_connections(), SqliteDatabase::kMaxOpenConns);
+  // Every app still answers: an evicted connection reopens.
+  for (size_t i = 0; i < n; i += 37) {
+    ASSERT_OK_AND_ASSIGN(auto tables, db->ListTables("app_" + std::to_string(100000 + i)));
+    EXPECT_EQ(tables.size(), 1u);
+  }
+}
+
+}  // namespace
+}  // namespace regionmove

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "common/hash.h"
@@ -177,15 +178,31 @@ Result<std::shared_ptr<SqliteDatabase::Conn>> SqliteDatabase::GetConn(const std:
   if (it != conns_.end()) {
     // A cached connection is only good while the file is the one it opened: another process
     // may have dropped it or restored a new one in its place.
-    if (exists && it->second->inode == static_cast<uint64_t>(st.st_ino)) return it->second;
+    if (exists && it->second->inode == static_cast<uint64_t>(st.st_ino)) {
+      it->second->last_used = ++tick_;
+      return it->second;
+    }
     conns_.erase(it);  // in-flight users keep their shared_ptr; the next call reopens
   }
   if (!exists) return NotFound("app " + app_id + " has no database in this region");
   auto conn = std::make_shared<Conn>();
   ASSIGN_OR_RETURN(conn->db, Db::Open(path));
   conn->inode = static_cast<uint64_t>(st.st_ino);
+  conn->last_used = ++tick_;
+  if (conns_.size() >= kMaxOpenConns) {
+    // In-flight users keep theirs alive through their shared_ptr; it closes when they finish.
+    auto lru = std::min_element(conns_.begin(), conns_.end(), [](const auto& a, const auto& b) {
+      return a.second->last_used < b.second->last_used;
+    });
+    conns_.erase(lru);
+  }
   conns_[app_id] = conn;
   return conn;
+}
+
+size_t SqliteDatabase::open_connections() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return conns_.size();
 }
 
 void SqliteDatabase::ForgetConn(const std::string& app_id) {

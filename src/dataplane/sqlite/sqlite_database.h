@@ -24,6 +24,10 @@ namespace regionmove {
 // extension and appends the changeset to _rm_changelog in the same transaction.
 class SqliteDatabase final : public Database {
  public:
+  // Open connections kept (each holds a file descriptor or three): the least recently used
+  // one goes when a new one would exceed this, as leveldb's table cache does.
+  static constexpr size_t kMaxOpenConns = 256;
+
   static Result<std::unique_ptr<SqliteDatabase>> Open(const std::string& dir, Rng* rng);
   ~SqliteDatabase() override;
 
@@ -63,12 +67,15 @@ class SqliteDatabase final : public Database {
   Status WithWriteTxn(const std::string& app_id, const std::function<Status(sqlite::Db*)>& fn);
   // Runs `fn` on the app's connection without a transaction (reads).
   Status WithConnection(const std::string& app_id, const std::function<Status(sqlite::Db*)>& fn);
+  // Connections cached now (at most kMaxOpenConns).
+  size_t open_connections();
 
  private:
   struct Conn {
     std::mutex mu;
     std::unique_ptr<sqlite::Db> db;
-    uint64_t inode = 0;  // of the file when opened: another process may replace or drop it
+    uint64_t inode = 0;      // of the file when opened: another process may replace or drop it
+    uint64_t last_used = 0;  // tick of the cache's clock, for LRU eviction
   };
   enum class Fenced { kRespect, kIgnore };
 
@@ -85,6 +92,7 @@ class SqliteDatabase final : public Database {
   Rng* rng_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Conn>> conns_;
+  uint64_t tick_ = 0;
 };
 
 }  // namespace regionmove
