@@ -78,6 +78,20 @@ TEST_F(FaultE2E, ADestThatWillNotBeCleanedNeverKeepsTheAppBlocked) {
   EXPECT_EQ(now.blobs, before.blobs);
 }
 
+TEST_F(FaultE2E, BlobProgressKnowsItsTotalFromTheStart) {
+  std::string app = MakeApp(150);  // 150 blobs of 2000 bytes: three pages
+  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app, "eu-west-1", ""));
+  RunUntil(*sys_, m.id, Step::kCopyingBlobs);
+  sys_->faults()->Arm("copying_blobs.after_page", Unavailable("stop after the first page"));
+  ASSERT_OK_AND_ASSIGN(bool worked, sys_->engine()->RunOnce());
+  ASSERT_TRUE(worked);
+  ASSERT_OK_AND_ASSIGN(Migration mid, sys_->store()->GetMigration(m.id));
+  EXPECT_EQ(mid.current_step, Step::kCopyingBlobs);
+  EXPECT_EQ(mid.progress.bytes_total, 150 * 2000);
+  EXPECT_GE(mid.progress.bytes_done, 64 * 2000);
+  EXPECT_LT(mid.progress.bytes_done, 150 * 2000);
+}
+
 TEST_F(FaultE2E, VerificationMismatchNeverFlips) {
   std::string app = MakeApp(3);
   ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app, "eu-west-1", ""));

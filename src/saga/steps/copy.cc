@@ -1,5 +1,6 @@
 // copying_blobs and copying_runtime.
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -39,23 +40,29 @@ Status CopyOne(RegionPlane* src, RegionPlane* dst, const std::string& app, const
   return Status::Ok();
 }
 
-// The page's blobs, copied by a few threads at once.
+// The page's blobs, copied by a few threads at once. `on_blob(bytes of the page so far)` runs
+// after each blob, one call at a time; an error from it stops the page (an abort, a lost lease).
 PageResult CopyPage(RegionPlane* src, RegionPlane* dst, const std::string& app,
-                    const std::vector<BlobInfo>& page) {
+                    const std::vector<BlobInfo>& page,
+                    const std::function<Status(int64_t)>& on_blob) {
   PageResult out;
   std::mutex mu;
   std::atomic<size_t> next{0};
+  std::atomic<bool> stop{false};
   auto work = [&] {
-    for (size_t i = next++; i < page.size(); i = next++) {
+    for (size_t i = next++; i < page.size() && !stop; i = next++) {
       bool skipped = false;
       Status s = CopyOne(src, dst, app, page[i], &skipped);
       std::lock_guard<std::mutex> lock(mu);
+      if (s.ok()) {
+        (skipped ? out.skipped : out.copied)++;
+        out.bytes += page[i].size;
+        s = on_blob(out.bytes);
+      }
       if (!s.ok()) {
         if (out.status.ok()) out.status = s;
-        continue;
+        stop = true;
       }
-      (skipped ? out.skipped : out.copied)++;
-      out.bytes += page[i].size;
     }
   };
   std::vector<std::thread> threads;
@@ -83,10 +90,14 @@ Status CopyBlobs(const StepDeps& deps, StepContext& ctx) {
     // Resumes after the last page recorded in the manifest cursor.
     std::string cursor = res.value("blob_cursor", "");
     int64_t done = res.value("blob_bytes", int64_t{0});
+    // The total is known before the first byte moves; progress follows every blob.
+    RETURN_IF_ERROR(ctx.ReportProgress(done, std::max(done, total)));
     while (true) {
       ASSIGN_OR_RETURN(auto page, src->blobs->List(m.app_id, "", cursor, kPage));
       if (page.empty()) break;
-      PageResult r = CopyPage(src, dst, m.app_id, page);
+      PageResult r = CopyPage(src, dst, m.app_id, page, [&](int64_t page_bytes) {
+        return ctx.ReportProgress(done + page_bytes, std::max(done + page_bytes, total));
+      });
       RETURN_IF_ERROR(r.status);
       done += r.bytes;
       cursor = page.back().key;
