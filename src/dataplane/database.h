@@ -56,12 +56,18 @@ class Database {
   virtual ~Database() = default;
 
   // ---- lifecycle (used by the saga) ----
-  virtual Status Create(const std::string& app_id) = 0;  // idempotent
-  virtual Status Drop(const std::string& app_id) = 0;    // idempotent
+  // Fencing tokens: the destructive actions below take the epoch of the migration acting
+  // (globally increasing, see ControlStore::ClaimNext). The database keeps the highest token
+  // that has acted on it and refuses a lower one with Conflict("fenced"), checked under the lock
+  // the action takes: a worker that was paused past its lease cannot clobber what a later one
+  // did. Token 0 skips the check, for callers serialised by other means (app creation,
+  // teardown, which holds the app's operation slot).
+  virtual Status Create(const std::string& app_id) = 0;                   // idempotent
+  virtual Status Drop(const std::string& app_id, int64_t token = 0) = 0;  // idempotent
   virtual Result<bool> Exists(const std::string& app_id) = 0;
   virtual Result<int64_t> SizeBytes(const std::string& app_id) = 0;
   virtual Status Fence(const std::string& app_id) = 0;
-  virtual Status Unfence(const std::string& app_id) = 0;
+  virtual Status Unfence(const std::string& app_id, int64_t token = 0) = 0;
   virtual Result<bool> IsFenced(const std::string& app_id) = 0;
   // Runs `fn` (a write of the app outside this database: a blob, a runtime row) under the
   // app's write fence: Unavailable("app_migrating") without running it when fenced, and a
@@ -73,7 +79,7 @@ class Database {
   // Replaces the app's database here with the artifact's content (checksum verified first).
   // The restored database stays fenced until Unfence().
   virtual Status Restore(const std::string& app_id, const DumpArtifact& artifact,
-                         const ProgressFn& progress) = 0;
+                         const ProgressFn& progress, int64_t token = 0) = 0;
   // Per-table row counts and checksums, every table including the column catalog.
   virtual Result<std::vector<TableDigest>> Digest(const std::string& app_id) = 0;
 

@@ -53,6 +53,8 @@ class StepContext {
   // (before the cutover) or the lease was lost. Copy loops call it between chunks.
   Status Checkpoint();
   bool lease_lost() const { return lease_lost_; }
+  // The epoch this run holds: the fencing token of its destructive data-plane actions.
+  int64_t epoch() const { return epoch_; }
 
  private:
   friend class Engine;

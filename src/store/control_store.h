@@ -53,7 +53,9 @@ class ControlStore {
   virtual Result<std::vector<Migration>> ListRetainedReplicas() = 0;
 
   // Claims one runnable migration (non-terminal, lease free or expired, next attempt due) for
-  // `owner` until now + lease_ms, incrementing its epoch. nullopt when nothing is runnable.
+  // `owner` until now + lease_ms, giving it a new epoch: higher than every epoch any migration
+  // has had, so that epochs also serve the data plane as fencing tokens (Database::Restore).
+  // nullopt when nothing is runnable.
   virtual Result<std::optional<Migration>> ClaimNext(const std::string& owner, int64_t now_ms,
                                                      int64_t lease_ms) = 0;
   // Compare-and-set of every execution field of `m` on (id, expected_epoch, lease owner),

@@ -199,6 +199,22 @@ TEST_P(ControlStoreConformance, ClaimLeaseExpiryAndFencing) {
   EXPECT_EQ(third->current_step, Step::kReservingDest);
 }
 
+// Epochs double as the data plane's fencing tokens: every claim's is higher than any before,
+// across migrations.
+TEST_P(ControlStoreConformance, EpochsIncreaseAcrossMigrations) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  ASSERT_OK(store_->CreateApp(MakeApp("app_bbbbbbbbbbbb", "bob")));
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m2", "app_bbbbbbbbbbbb")));
+  int64_t last = 0;
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w" + std::to_string(i), 1000 + i * 1000, 500));
+    ASSERT_TRUE(c.has_value());
+    EXPECT_GT(c->epoch, last);
+    last = c->epoch;
+  }
+}
+
 TEST_P(ControlStoreConformance, ClaimRespectsNextAttempt) {
   ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
   Migration m = MakeMigration("m1", "app_aaaaaaaaaaaa");

@@ -283,6 +283,34 @@ TEST_P(DatabaseConformance, ReplacementByAnotherProcessIsSeen) {
   EXPECT_EQ(mine->GetRow(kApp, "t", "new").status().code(), StatusCode::kNotFound);
 }
 
+// A worker paused past its lease (token 5) resumes after a later one (token 7) restored,
+// unfenced and let clients write: every destructive action of the stale one is refused, from
+// any handle (as from another process), and the data stays.
+TEST_P(DatabaseConformance, AStaleWorkersTokenIsFencedOut) {
+  auto src = Open(GetParam(), dir_.File("a"), &rng_);
+  auto later = Open(GetParam(), dir_.File("b"), &rng_);
+  auto stale = Open(GetParam(), dir_.File("b"), &rng_);
+  ASSERT_OK(src->Create(kApp));
+  ASSERT_OK(src->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
+  ASSERT_OK(src->InsertRows(kApp, "t", {{"id", "a"}, {"n", 1}}).status());
+  ASSERT_OK_AND_ASSIGN(DumpArtifact a, src->Dump(kApp, dir_.File("dump.zst"), nullptr));
+  ASSERT_OK(later->Restore(kApp, a, nullptr, 7));
+  ASSERT_OK(later->Unfence(kApp, 7));
+  ASSERT_OK(later->InsertRows(kApp, "t", {{"id", "acked"}, {"n", 2}}).status());
+  EXPECT_EQ(stale->Restore(kApp, a, nullptr, 5).reason(), "fenced");
+  EXPECT_EQ(stale->Unfence(kApp, 5).reason(), "fenced");
+  EXPECT_EQ(stale->Drop(kApp, 5).reason(), "fenced");
+  ASSERT_OK_AND_ASSIGN(json row, later->GetRow(kApp, "t", "acked"));
+  EXPECT_EQ(row["n"], 2);
+  // Equal or later tokens act; token 0 is not checked (callers serialised otherwise).
+  ASSERT_OK(stale->Unfence(kApp, 7));
+  ASSERT_OK(stale->Drop(kApp, 8));
+  ASSERT_OK_AND_ASSIGN(bool exists, later->Exists(kApp));
+  EXPECT_FALSE(exists);
+  ASSERT_OK(later->Restore(kApp, a, nullptr, 0));
+  ASSERT_OK(later->Drop(kApp, 0));
+}
+
 TEST_P(DatabaseConformance, RestoreRefusesADamagedArtifact) {
   auto src = Open(GetParam(), dir_.File("a"), &rng_);
   auto dst = Open(GetParam(), dir_.File("b"), &rng_);

@@ -1,8 +1,12 @@
 #include "dataplane/sqlite/sqlite_database.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "common/hash.h"
@@ -135,6 +139,65 @@ void RemoveDbFiles(const std::string& path) {
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix, ec);
 }
 
+// The fencing token check of Database: refuses `token` when a higher one has acted here, and
+// records it otherwise. In the caller's write transaction. Token 0 is not checked.
+Status CheckAndSetToken(Db* db, int64_t token) {
+  if (token <= 0) return Status::Ok();
+  ASSIGN_OR_RETURN(std::string have, Meta(db, "fence_token"));
+  int64_t seen = have.empty() ? 0 : std::stoll(have);
+  if (seen > token) {
+    return Conflict("fenced: a later migration (token " + have + ") has acted on this database",
+                    "fenced");
+  }
+  return SetMeta(db, "fence_token", std::to_string(token));
+}
+
+// An exclusive lock on the app's lock file (dir/.locks/<app>), across processes, held while
+// the object lives: destructive actions that replace or remove the database file take it, so
+// their token check and their action are one step for every process.
+class AppFileLock {
+ public:
+  static Result<AppFileLock> Take(const std::string& db_path) {
+    fs::path p(db_path);
+    fs::path dir = p.parent_path() / ".locks";
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    std::string lock_path = (dir / p.stem()).string();
+    int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Unavailable("open " + lock_path + ": " + std::strerror(errno));
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno != EINTR) {
+        ::close(fd);
+        return Unavailable("lock " + lock_path + ": " + std::strerror(errno));
+      }
+    }
+    return AppFileLock(fd);
+  }
+  AppFileLock(AppFileLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  AppFileLock(const AppFileLock&) = delete;
+  ~AppFileLock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
+  }
+
+ private:
+  explicit AppFileLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// The token recorded in the database file at `path` (0 when none or no file), compared with
+// `token`: Conflict("fenced") when a later one has acted there. REQUIRES: the AppFileLock.
+Status CheckFileToken(const std::string& path, int64_t token) {
+  if (token <= 0 || !fs::exists(path)) return Status::Ok();
+  ASSIGN_OR_RETURN(auto db, Db::Open(path));
+  RETURN_IF_ERROR(db->Exec(kInternalSchema));
+  ASSIGN_OR_RETURN(std::string have, Meta(db.get(), "fence_token"));
+  if (!have.empty() && std::stoll(have) > token) {
+    return Conflict("fenced: a later migration (token " + have + ") has acted on this database",
+                    "fenced");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 bool IsValidColumnType(std::string_view type) {
@@ -232,9 +295,12 @@ Status SqliteDatabase::Create(const std::string& app_id) {
   return conn->db->Exec(kInternalSchema);
 }
 
-Status SqliteDatabase::Drop(const std::string& app_id) {
+Status SqliteDatabase::Drop(const std::string& app_id, int64_t token) {
+  std::string path = PathFor(app_id);
+  ASSIGN_OR_RETURN(AppFileLock file_lock, AppFileLock::Take(path));
+  RETURN_IF_ERROR(CheckFileToken(path, token));
   ForgetConn(app_id);
-  RemoveDbFiles(PathFor(app_id));
+  RemoveDbFiles(path);
   return Status::Ok();
 }
 
@@ -321,9 +387,11 @@ Status SqliteDatabase::Fence(const std::string& app_id) {
                [](Db* db, std::string*) { return SetMeta(db, "fenced", "1"); });
 }
 
-Status SqliteDatabase::Unfence(const std::string& app_id) {
-  return Write(app_id, Fenced::kIgnore,
-               [](Db* db, std::string*) { return SetMeta(db, "fenced", "0"); });
+Status SqliteDatabase::Unfence(const std::string& app_id, int64_t token) {
+  return Write(app_id, Fenced::kIgnore, [token](Db* db, std::string*) -> Status {
+    RETURN_IF_ERROR(CheckAndSetToken(db, token));
+    return SetMeta(db, "fenced", "0");
+  });
 }
 
 Result<bool> SqliteDatabase::IsFenced(const std::string& app_id) {
@@ -403,7 +471,7 @@ Result<DumpArtifact> SqliteDatabase::Dump(const std::string& app_id, const std::
 }
 
 Status SqliteDatabase::Restore(const std::string& app_id, const DumpArtifact& artifact,
-                               const ProgressFn& progress) {
+                               const ProgressFn& progress, int64_t token) {
   ASSIGN_OR_RETURN(std::string sha, Sha256File(artifact.path));
   if (sha != artifact.sha256) {
     return Corruption("dump artifact " + artifact.path + " has checksum " + sha + ", expected " +
@@ -424,8 +492,16 @@ Status SqliteDatabase::Restore(const std::string& app_id, const DumpArtifact& ar
     return Corruption("restored " + std::to_string(*n) + " bytes, expected " +
                       std::to_string(artifact.raw_bytes));
   }
-  ForgetConn(app_id);
   {
+    // A later migration's worker may have restored (and unfenced) this database while this
+    // one was paused: its token, checked under the app's file lock, refuses our rename.
+    ASSIGN_OR_RETURN(AppFileLock file_lock, AppFileLock::Take(final_path));
+    Status fenced = CheckFileToken(final_path, token);
+    if (!fenced.ok()) {
+      RemoveDbFiles(tmp);
+      return fenced;
+    }
+    ForgetConn(app_id);
     std::lock_guard<std::mutex> lock(mu_);
     // The old file's WAL must not be replayed into the new one; the old file itself is
     // replaced by one atomic rename, so a reader sees the old or the new database, never none.
@@ -437,9 +513,10 @@ Status SqliteDatabase::Restore(const std::string& app_id, const DumpArtifact& ar
       return renamed;
     }
   }
-  // The copy starts fenced, with no change log of its own.
-  return Write(app_id, Fenced::kIgnore, [](Db* db, std::string*) -> Status {
+  // The copy starts fenced, with no change log of its own, and carries the restorer's token.
+  return Write(app_id, Fenced::kIgnore, [token](Db* db, std::string*) -> Status {
     RETURN_IF_ERROR(db->Exec(kInternalSchema));
+    RETURN_IF_ERROR(CheckAndSetToken(db, token));
     RETURN_IF_ERROR(
         db->Exec("DELETE FROM _rm_changelog; DELETE FROM _rm_meta WHERE key = "
                  "'replica_position'"));

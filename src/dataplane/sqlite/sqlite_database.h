@@ -32,17 +32,17 @@ class SqliteDatabase final : public Database {
   ~SqliteDatabase() override;
 
   Status Create(const std::string& app_id) override;
-  Status Drop(const std::string& app_id) override;
+  Status Drop(const std::string& app_id, int64_t token = 0) override;
   Result<bool> Exists(const std::string& app_id) override;
   Result<int64_t> SizeBytes(const std::string& app_id) override;
   Status Fence(const std::string& app_id) override;
-  Status Unfence(const std::string& app_id) override;
+  Status Unfence(const std::string& app_id, int64_t token = 0) override;
   Result<bool> IsFenced(const std::string& app_id) override;
   Status WithWriteFence(const std::string& app_id, const std::function<Status()>& fn) override;
   Result<DumpArtifact> Dump(const std::string& app_id, const std::string& path,
                             const ProgressFn& progress) override;
   Status Restore(const std::string& app_id, const DumpArtifact& artifact,
-                 const ProgressFn& progress) override;
+                 const ProgressFn& progress, int64_t token = 0) override;
   Result<std::vector<TableDigest>> Digest(const std::string& app_id) override;
 
   Status CreateTable(const std::string& app_id, const TableSpec& spec) override;

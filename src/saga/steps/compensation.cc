@@ -13,7 +13,7 @@ using nlohmann::json;
 
 namespace {
 
-Status GiveBackToSource(const StepDeps& deps, const Migration& m, const json& res) {
+Status GiveBackToSource(const StepDeps& deps, const Migration& m, const json& res, int64_t token) {
   RegionPlane* src = Source(deps, m);
   if (src && res.value("source_runtime_archived", false)) {
     RETURN_IF_ERROR(src->runtime->SetArchived(m.app_id, false));
@@ -22,12 +22,15 @@ Status GiveBackToSource(const StepDeps& deps, const Migration& m, const json& re
     // The forward move's replica goes back to following the source.
     RETURN_IF_ERROR(deps.plane->replicator()->Start(m.app_id, m.source_region, m.dest_region));
   }
-  if (src && res.value("source_fenced", false)) RETURN_IF_ERROR(src->db->Unfence(m.app_id));
+  if (src && res.value("source_fenced", false)) {
+    RETURN_IF_ERROR(src->db->Unfence(m.app_id, token));
+  }
   return Status::Ok();
 }
 
 // Every cleanup is attempted; the failures are returned, described.
-std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m, const json& res) {
+std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m, const json& res,
+                                   int64_t token) {
   std::vector<std::string> failed;
   auto attempt = [&](const std::string& what, const Status& s) {
     if (!s.ok()) failed.push_back(what + ": " + s.message());
@@ -39,7 +42,7 @@ std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m, con
     attempt("dest runtime rows", dst->runtime->DeleteAll(m.app_id, RuntimeStore::Which::kLive));
   }
   if (dst && !fast && res.value("dest_created", false)) {
-    attempt("dest database", dst->db->Drop(m.app_id));
+    attempt("dest database", dst->db->Drop(m.app_id, token));
     attempt("dest blobs", dst->blobs->DeleteNamespace(m.app_id));
   }
   if (res.value("reserved", false)) {
@@ -57,9 +60,9 @@ std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m, con
 Status Compensate(const StepDeps& deps, StepContext& ctx) {
   Migration& m = ctx.migration();
   json res = Resources(ctx);
-  RETURN_IF_ERROR(GiveBackToSource(deps, m, res));
+  RETURN_IF_ERROR(GiveBackToSource(deps, m, res, ctx.epoch()));
   RETURN_IF_ERROR(deps.Fault("compensation.after_give_back"));
-  std::vector<std::string> failed = CleanDest(deps, m, res);
+  std::vector<std::string> failed = CleanDest(deps, m, res, ctx.epoch());
   if (failed.empty()) return Status::Ok();
   std::string what;
   for (const auto& f : failed) what += (what.empty() ? "" : "; ") + f;

@@ -60,7 +60,7 @@ Status SetUpReverseReplication(const StepDeps& deps, StepContext& ctx) {
 Status UnblockWrites(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
   RETURN_IF_ERROR(deps.Fault("unblocking_writes"));
-  RETURN_IF_ERROR(Dest(deps, m)->db->Unfence(m.app_id));
+  RETURN_IF_ERROR(Dest(deps, m)->db->Unfence(m.app_id, ctx.epoch()));
   // The app now lives in dest: its reservation there has done its job.
   RETURN_IF_ERROR(deps.store->ReleaseReservation(m.id, m.dest_region));
   std::error_code ec;

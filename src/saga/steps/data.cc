@@ -86,7 +86,7 @@ Status RestoreData(const StepDeps& deps, StepContext& ctx) {
   const json& d = res["dump"];
   DumpArtifact a{d.value("path", ""), d.value("size_bytes", int64_t{0}),
                  d.value("raw_bytes", int64_t{0}), d.value("sha256", "")};
-  RETURN_IF_ERROR(Dest(deps, m)->db->Restore(m.app_id, a, Reporter(ctx)));
+  RETURN_IF_ERROR(Dest(deps, m)->db->Restore(m.app_id, a, Reporter(ctx), ctx.epoch()));
   RETURN_IF_ERROR(deps.Fault("restoring_data.before_verify"));
   return VerifyEqual(deps, ctx);
 }

@@ -324,9 +324,11 @@ Result<std::optional<Migration>> SqliteControlStore::ClaimNext(const std::string
   ASSIGN_OR_RETURN(bool row, q.Bind(1, now_ms).Step());
   if (!row) return std::optional<Migration>();
   std::string id = q.Text(0);
-  ASSIGN_OR_RETURN(Stmt upd, db_->Prepare("UPDATE migrations SET lease_owner = ?, "
-                                          "lease_expires_at_ms = ?, epoch = epoch + 1 "
-                                          "WHERE id = ?"));
+  ASSIGN_OR_RETURN(
+      Stmt upd,
+      db_->Prepare("UPDATE migrations SET lease_owner = ?, "
+                   "lease_expires_at_ms = ?, epoch = (SELECT MAX(epoch) FROM migrations) + 1 "
+                   "WHERE id = ?"));
   RETURN_IF_ERROR(upd.Bind(1, owner).Bind(2, now_ms + lease_ms).Bind(3, id).Run());
   ASSIGN_OR_RETURN(Stmt get, db_->Prepare(std::string("SELECT ") + kMigrationColumns +
                                           " FROM migrations WHERE id = ?"));
@@ -477,11 +479,13 @@ Status SqliteControlStore::RepairMigration(const std::string& id, int64_t now_ms
   if (m.current_step != Step::kFailed || !m.needs_repair) {
     return Conflict("migration " + id + " does not need repair", "not_repairable");
   }
-  ASSIGN_OR_RETURN(Stmt upd,
-                   db_->Prepare("UPDATE migrations SET current_step = stopped_at, terminal = 0, "
-                                "needs_repair = 0, attempt = 0, next_attempt_at_ms = ?1, "
-                                "completed_at_ms = 0, step_started_at_ms = ?1, updated_at_ms = ?1, "
-                                "lease_owner = '', epoch = epoch + 1 WHERE id = ?2"));
+  ASSIGN_OR_RETURN(
+      Stmt upd,
+      db_->Prepare(
+          "UPDATE migrations SET current_step = stopped_at, terminal = 0, "
+          "needs_repair = 0, attempt = 0, next_attempt_at_ms = ?1, "
+          "completed_at_ms = 0, step_started_at_ms = ?1, updated_at_ms = ?1, "
+          "lease_owner = '', epoch = (SELECT MAX(epoch) FROM migrations) + 1 WHERE id = ?2"));
   Status s = upd.Bind(1, now_ms).Bind(2, id).Run();
   if (s.code() == StatusCode::kConflict) {
     return Conflict("app " + m.app_id + " has another active migration", "not_repairable");
