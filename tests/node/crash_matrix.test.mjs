@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ALICE, makeConfig, rest, startServer } from './helpers.mjs';
+import { ALICE, makeConfig, rest, startServer, waitFor } from './helpers.mjs';
 
 const STEPS = ['reserving_dest', 'blocking_writes', 'dumping_data', 'restoring_data',
   'copying_blobs', 'copying_runtime', 'flipping_routing', 'setting_up_reverse_replication',
@@ -20,15 +20,6 @@ const MOVE_POINTS = [
 
 const sleep = (ms) => new Promise((s) => setTimeout(s, ms));
 
-async function waitFor(what, fn, ms = 30000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v) return v;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function call(base, method, path, body, raw) {
   const res = await fetch(base + path, {

@@ -83,3 +83,14 @@ export async function createApp(base, token, rows = 50) {
   return id;
 }
 
+
+// Polls `fn` until it returns something truthy (bounded); returns that.
+export async function waitFor(what, fn, ms = 30000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const v = await fn();
+    if (v) return v;
+    await new Promise((s) => setTimeout(s, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

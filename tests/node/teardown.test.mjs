@@ -4,17 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ALICE, createApp, makeConfig, rest, startServer } from './helpers.mjs';
+import { ALICE, createApp, makeConfig, rest, startServer, waitFor } from './helpers.mjs';
 
-async function waitFor(what, fn, ms = 20000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((s) => setTimeout(s, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function movedApp(base) {
   const app = await createApp(base, ALICE, 20);
