@@ -39,7 +39,8 @@ class BlobStore {
                                              const std::string& after, int limit) = 0;
   // Creates the app's namespace (idempotent) / removes it and everything in it (idempotent).
   virtual Status CreateNamespace(const std::string& app_id) = 0;
-  virtual Status DeleteNamespace(const std::string& app_id) = 0;
+  // `token`: the acting migration's fencing token, as Database::Drop takes it (0: unchecked).
+  virtual Status DeleteNamespace(const std::string& app_id, int64_t token = 0) = 0;
   virtual Result<int64_t> SizeBytes(const std::string& app_id) = 0;
 };
 

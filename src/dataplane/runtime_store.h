@@ -58,7 +58,8 @@ class RuntimeStore {
   virtual Status SetArchived(const std::string& app_id, bool archived) = 0;
   // Deletes the app's rows: live, archived, or both.
   enum class Which { kLive, kArchived, kAll };
-  virtual Status DeleteAll(const std::string& app_id, Which which) = 0;
+  // `token`: the acting migration's fencing token, as Database::Drop takes it (0: unchecked).
+  virtual Status DeleteAll(const std::string& app_id, Which which, int64_t token = 0) = 0;
 };
 
 }  // namespace regionmove

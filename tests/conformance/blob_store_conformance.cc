@@ -49,6 +49,17 @@ TEST_P(BlobStoreConformance, PutGetStatDelete) {
   EXPECT_EQ(info.content_type, "application/octet-stream");
 }
 
+TEST_P(BlobStoreConformance, AStaleTokenCannotDeleteTheNamespace) {
+  ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
+  ASSERT_OK(bs->CreateNamespace(kApp));
+  ASSERT_OK(bs->DeleteNamespace(kApp, 7));  // a later migration cleaned and refilled it
+  ASSERT_OK(bs->Put(kApp, "kept", "acknowledged", "").status());
+  EXPECT_EQ(bs->DeleteNamespace(kApp, 5).reason(), "fenced");
+  ASSERT_OK_AND_ASSIGN(std::string got, bs->Get(kApp, "kept", nullptr));
+  EXPECT_EQ(got, "acknowledged");
+  ASSERT_OK(bs->DeleteNamespace(kApp, 0));  // unchecked: callers serialised otherwise
+}
+
 TEST_P(BlobStoreConformance, KeysAreValidated) {
   ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
   for (std::string bad :

@@ -41,6 +41,18 @@ TEST_P(RuntimeStoreConformance, PutSnapshotDelete) {
   EXPECT_TRUE(other.functions.empty());
 }
 
+TEST_P(RuntimeStoreConformance, AStaleTokenCannotDeleteRows) {
+  auto box = Box();
+  ASSERT_OK_AND_ASSIGN(auto rs, GetParam().open(dir_.path(), box.get()));
+  ASSERT_OK(rs->DeleteAll(kApp, RuntimeStore::Which::kAll, 7));
+  RuntimeSnapshot s = Sample();
+  for (const auto& f : s.functions) ASSERT_OK(rs->PutFunction(kApp, f));
+  EXPECT_EQ(rs->DeleteAll(kApp, RuntimeStore::Which::kLive, 5).reason(), "fenced");
+  ASSERT_OK_AND_ASSIGN(RuntimeSnapshot now, rs->Snapshot(kApp, false));
+  EXPECT_EQ(now.functions.size(), s.functions.size());
+  ASSERT_OK(rs->DeleteAll(kApp, RuntimeStore::Which::kLive, 8));
+}
+
 TEST_P(RuntimeStoreConformance, SecretsAreSealedAtRest) {
   auto box = Box();
   ASSERT_OK_AND_ASSIGN(auto rs, GetParam().open(dir_.path(), box.get()));

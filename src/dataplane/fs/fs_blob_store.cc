@@ -209,10 +209,15 @@ Status FsBlobStore::CreateNamespace(const std::string& app_id) {
   return ec ? Unavailable("create blob namespace: " + ec.message()) : Status::Ok();
 }
 
-Status FsBlobStore::DeleteNamespace(const std::string& app_id) {
+Status FsBlobStore::DeleteNamespace(const std::string& app_id, int64_t token) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Stmt q, index_->Prepare("DELETE FROM blobs WHERE app_id = ?"));
-  RETURN_IF_ERROR(q.Bind(1, app_id).Run());
+  {
+    ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(index_.get()));
+    RETURN_IF_ERROR(sqlite::CheckFenceToken(index_.get(), app_id, token));
+    ASSIGN_OR_RETURN(Stmt q, index_->Prepare("DELETE FROM blobs WHERE app_id = ?"));
+    RETURN_IF_ERROR(q.Bind(1, app_id).Run());
+    RETURN_IF_ERROR(txn.Commit());
+  }
   std::error_code ec;
   fs::remove_all(dir_ + "/" + app_id, ec);
   return ec ? Unavailable("delete blob namespace: " + ec.message()) : Status::Ok();

@@ -28,7 +28,7 @@ class FsBlobStore final : public BlobStore {
   Result<std::vector<BlobInfo>> List(const std::string& app_id, const std::string& prefix,
                                      const std::string& after, int limit) override;
   Status CreateNamespace(const std::string& app_id) override;
-  Status DeleteNamespace(const std::string& app_id) override;
+  Status DeleteNamespace(const std::string& app_id, int64_t token = 0) override;
   Result<int64_t> SizeBytes(const std::string& app_id) override;
 
  private:

@@ -139,6 +139,12 @@ void RemoveDbFiles(const std::string& path) {
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix, ec);
 }
 
+// The database's files and what an interrupted restore of it may have left.
+void RemoveDbAndLeftovers(const std::string& path) {
+  RemoveDbFiles(path);
+  RemoveDbFiles(path + ".restore");
+}
+
 // The fencing token check of Database: refuses `token` when a higher one has acted here, and
 // records it otherwise. In the caller's write transaction. Token 0 is not checked.
 Status CheckAndSetToken(Db* db, int64_t token) {
@@ -300,7 +306,7 @@ Status SqliteDatabase::Drop(const std::string& app_id, int64_t token) {
   ASSIGN_OR_RETURN(AppFileLock file_lock, AppFileLock::Take(path));
   RETURN_IF_ERROR(CheckFileToken(path, token));
   ForgetConn(app_id);
-  RemoveDbFiles(path);
+  RemoveDbAndLeftovers(path);
   return Status::Ok();
 }
 

@@ -277,9 +277,14 @@ Status SqliteRuntimeStore::SetArchived(const std::string& app_id, bool archived)
   return txn.Commit();
 }
 
-Status SqliteRuntimeStore::DeleteAll(const std::string& app_id, Which which) {
+Status SqliteRuntimeStore::DeleteAll(const std::string& app_id, Which which, int64_t token) {
   std::lock_guard<std::mutex> lock(mu_);
-  return DeleteLocked(app_id, which == Which::kAll ? -1 : which == Which::kArchived ? 1 : 0);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  RETURN_IF_ERROR(sqlite::CheckFenceToken(db_.get(), app_id, token));
+  RETURN_IF_ERROR(DeleteLocked(app_id, which == Which::kAll        ? -1
+                                       : which == Which::kArchived ? 1
+                                                                   : 0));
+  return txn.Commit();
 }
 
 }  // namespace regionmove

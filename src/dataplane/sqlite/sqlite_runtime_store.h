@@ -26,7 +26,7 @@ class SqliteRuntimeStore final : public RuntimeStore {
   Result<RuntimeSnapshot> Snapshot(const std::string& app_id, bool archived) override;
   Status ReplaceLive(const std::string& app_id, const RuntimeSnapshot& snapshot) override;
   Status SetArchived(const std::string& app_id, bool archived) override;
-  Status DeleteAll(const std::string& app_id, Which which) override;
+  Status DeleteAll(const std::string& app_id, Which which, int64_t token = 0) override;
 
  private:
   SqliteRuntimeStore(std::unique_ptr<sqlite::Db> db, const SecretBox* secrets)

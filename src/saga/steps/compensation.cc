@@ -39,11 +39,12 @@ std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m, con
   bool fast = IsFastReverse(m);
   attempt("dest", deps.Fault("compensation.clean_dest"));
   if (dst && res.value("dest_runtime_written", false)) {
-    attempt("dest runtime rows", dst->runtime->DeleteAll(m.app_id, RuntimeStore::Which::kLive));
+    attempt("dest runtime rows",
+            dst->runtime->DeleteAll(m.app_id, RuntimeStore::Which::kLive, token));
   }
   if (dst && !fast && res.value("dest_created", false)) {
     attempt("dest database", dst->db->Drop(m.app_id, token));
-    attempt("dest blobs", dst->blobs->DeleteNamespace(m.app_id));
+    attempt("dest blobs", dst->blobs->DeleteNamespace(m.app_id, token));
   }
   if (res.value("reserved", false)) {
     attempt("dest reservation", deps.store->ReleaseReservation(m.id, m.dest_region));

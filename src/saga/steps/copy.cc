@@ -145,7 +145,7 @@ Status CopyRuntime(const StepDeps& deps, StepContext& ctx) {
   res["dest_runtime_written"] = true;
   RETURN_IF_ERROR(SaveResources(ctx, res));
   RETURN_IF_ERROR(dst->runtime->ReplaceLive(m.app_id, snap));
-  RETURN_IF_ERROR(dst->runtime->DeleteAll(m.app_id, RuntimeStore::Which::kArchived));
+  RETURN_IF_ERROR(dst->runtime->DeleteAll(m.app_id, RuntimeStore::Which::kArchived, ctx.epoch()));
   ASSIGN_OR_RETURN(RuntimeSnapshot check, dst->runtime->Snapshot(m.app_id, false));
   if (!(check == snap)) return Corruption("runtime rows in " + m.dest_region + " do not verify");
   res["runtime"] = {{"functions", snap.functions.size()},

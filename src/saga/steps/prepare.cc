@@ -39,8 +39,8 @@ Status ReserveDest(const StepDeps& deps, StepContext& ctx) {
   RETURN_IF_ERROR(SaveResources(ctx, res));
   // Nothing of a stale copy may win over the data this move brings.
   RETURN_IF_ERROR(dest->db->Drop(m.app_id, ctx.epoch()));
-  RETURN_IF_ERROR(dest->blobs->DeleteNamespace(m.app_id));
-  RETURN_IF_ERROR(dest->runtime->DeleteAll(m.app_id, RuntimeStore::Which::kAll));
+  RETURN_IF_ERROR(dest->blobs->DeleteNamespace(m.app_id, ctx.epoch()));
+  RETURN_IF_ERROR(dest->runtime->DeleteAll(m.app_id, RuntimeStore::Which::kAll, ctx.epoch()));
   RETURN_IF_ERROR(dest->db->Create(m.app_id));
   return dest->blobs->CreateNamespace(m.app_id);
 }
