@@ -456,6 +456,23 @@ void HttpApi::Register() {
       return Ok({{"regions", regions}, {"unknown_regions", unknown}});
     });
   });
+  Route("GET", "/v1/admin/debris", [sys, ms, admin](const Req& req, Res& res) {
+    Handle(res, [&]() -> Result<std::pair<int, json>> {
+      RETURN_IF_ERROR(admin(req).status());
+      ASSIGN_OR_RETURN(auto list, ms->ListDebris(""));
+      json out = json::array();
+      for (const auto& m : list) {
+        json r = json::parse(m.resources, nullptr, false);
+        out.push_back(
+            {{"migration_id", m.id},
+             {"app_id", m.app_id},
+             {"region", m.dest_region},
+             {"status", MigrationStatusName(m.status())},
+             {"debris", r.is_object() ? r.value("debris", json::array()) : json::array()}});
+      }
+      return Ok({{"debris", out}});
+    });
+  });
   Route("POST", R"(/v1/admin/migrations/([^/]+)/repair)", [sys, admin](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       RETURN_IF_ERROR(admin(req).status());

@@ -63,11 +63,10 @@ std::optional<std::string> DataWriteTarget(System* sys, const httplib::Request& 
 std::string NormalizeRoute(const std::string& path) {
   // Literal segments that routes use; anything else is a parameter or an unknown path.
   static const char* kLiterals[] = {
-      "v1",      "apps",         "migrations", "active",          "events",
-      "abort",   "reverse",      "move",       "source-replicas", "admin",
-      "summary", "region-state", "repair",     "regions",         "healthz",
-      "metrics", "mcp",          "tables",     "blobs",           "functions",
-      "env",     "cron",         "domains"};
+      "v1",      "apps",    "migrations",      "active", "events",  "abort",
+      "reverse", "move",    "source-replicas", "admin",  "summary", "region-state",
+      "repair",  "regions", "healthz",         "debris", "metrics", "mcp",
+      "tables",  "blobs",   "functions",       "env",    "cron",    "domains"};
   auto literal = [](const std::string& s) {
     for (const char* l : kLiterals) {
       if (s == l) return true;

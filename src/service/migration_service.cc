@@ -245,6 +245,17 @@ Status MigrationService::Teardown(const std::string& owner, const std::string& m
   return TeardownReplica(deps_, m.id, "requested by " + (owner.empty() ? "an admin" : owner));
 }
 
+Status MigrationService::RetryDebris() { return steps::RetryDebris(deps_); }
+
+Result<std::vector<Migration>> MigrationService::ListDebris(const std::string& owner) {
+  ASSIGN_OR_RETURN(auto all, deps_.store->ListMigrationsWithDebris());
+  std::vector<Migration> out;
+  for (auto& m : all) {
+    if (owner.empty() || m.owner == owner) out.push_back(std::move(m));
+  }
+  return out;
+}
+
 Status MigrationService::ResumeTeardowns() { return regionmove::ResumeTeardowns(deps_); }
 
 Status MigrationService::PumpReplicas() {

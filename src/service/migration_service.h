@@ -59,6 +59,10 @@ class MigrationService {
   Result<std::vector<ReplicaInfo>> ListReplicas(const std::string& owner);
   // Conflict("not_replicating").
   Status Teardown(const std::string& owner, const std::string& migration_id);
+  // Retries destination cleanups that compensations left as debris.
+  Status RetryDebris();
+  // Migrations whose destination still holds debris (admins: every owner).
+  Result<std::vector<Migration>> ListDebris(const std::string& owner);
   // Finishes teardowns a crash interrupted.
   Status ResumeTeardowns();
   // Applies pending changes to every replicating replica.

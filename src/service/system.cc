@@ -62,6 +62,7 @@ void System::Start(bool background) {
       if (clock_->NowMs() - last_retention > 60'000) {
         last_retention = clock_->NowMs();
         Status r = CatchAll("replica retention", [&] { return migrations_->EnforceRetention(); });
+        if (r.ok()) r = CatchAll("debris", [&] { return migrations_->RetryDebris(); });
         if (!r.ok()) Log(LogLevel::kWarn, "replica_retention", {{"error", r.ToString()}});
       }
       SystemClock::Default()->SleepMs(200);

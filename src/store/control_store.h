@@ -49,6 +49,12 @@ class ControlStore {
   virtual Result<std::optional<Migration>> GetActiveMigration(const std::string& app_id) = 0;
   // Every non-terminal migration, oldest first.
   virtual Result<std::vector<Migration>> ListActiveMigrations() = 0;
+  // Terminal migrations whose resources record destination debris (compensation could not
+  // remove everything), oldest first.
+  virtual Result<std::vector<Migration>> ListMigrationsWithDebris() = 0;
+  // Compare-and-set of a terminal migration's resources. Conflict("resources_changed").
+  virtual Status SetTerminalResources(const std::string& id, const std::string& expected,
+                                      const std::string& next) = 0;
   // Completed migrations whose source replica is retained (replicating or tearing_down).
   virtual Result<std::vector<Migration>> ListRetainedReplicas() = 0;
 

@@ -76,6 +76,17 @@ TEST_F(FaultE2E, ADestThatWillNotBeCleanedNeverKeepsTheAppBlocked) {
   EXPECT_EQ(a.status, kAppReady);
   AppState now = Capture(*sys_, "us-east-1", app);
   EXPECT_EQ(now.blobs, before.blobs);
+  ASSERT_OK_AND_ASSIGN(auto listed, sys_->migrations()->ListDebris("alice"));
+  ASSERT_EQ(listed.size(), 1u);
+  // The destination heals: the background retry removes the debris and says so.
+  sys_->faults()->DisarmAll();
+  ASSERT_OK(sys_->migrations()->RetryDebris());
+  ASSERT_OK_AND_ASSIGN(Migration healed, sys_->store()->GetMigration(m.id));
+  EXPECT_FALSE(json::parse(healed.resources).contains("debris")) << healed.resources;
+  ASSERT_OK_AND_ASSIGN(bool left, sys_->plane()->Region("eu-west-1")->db->Exists(app));
+  EXPECT_FALSE(left);
+  ASSERT_OK_AND_ASSIGN(auto none, sys_->migrations()->ListDebris(""));
+  EXPECT_TRUE(none.empty());
 }
 
 TEST_F(FaultE2E, BlobProgressKnowsItsTotalFromTheStart) {

@@ -255,6 +255,10 @@ TEST_F(Hostile, WrongMethodsAre405WithAllowAndHeadWorks) {
         << c.method << " " << c.path << " Allow: " << r.Header("Allow");
   }
   EXPECT_EQ(Call("GET", "/v1/no-such-thing", kAlice).status, 404);
+  EXPECT_EQ(Call("GET", "/v1/admin/debris", kAlice).status, 403);
+  HttpReply debris = Call("GET", "/v1/admin/debris", "admin-token");
+  EXPECT_EQ(debris.status, 200);
+  EXPECT_TRUE(debris.body["debris"].is_array());
   ASSERT_EQ(Call("PUT", "/v1/apps/" + app + "/blobs/k", kAlice, "hello", "text/plain").status, 201);
   httplib::Client c("127.0.0.1", api_->port());
   httplib::Headers auth = {{"Authorization", "Bearer " + kAlice}};

@@ -5,6 +5,7 @@
 // app is back to normal either way).
 #include <filesystem>
 
+#include "common/json_limits.h"
 #include "saga/steps/steps.h"
 
 namespace regionmove::steps {
@@ -28,7 +29,8 @@ Status GiveBackToSource(const StepDeps& deps, const Migration& m, const json& re
   return Status::Ok();
 }
 
-// Every cleanup is attempted; the failures are returned, described.
+}  // namespace
+
 std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m, const json& res,
                                    int64_t token) {
   std::vector<std::string> failed;
@@ -56,7 +58,43 @@ std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m, con
   return failed;
 }
 
-}  // namespace
+Status RetryDebris(const StepDeps& deps) {
+  ASSIGN_OR_RETURN(auto list, deps.store->ListMigrationsWithDebris());
+  Status first;
+  for (const auto& m : list) {
+    json res = json::parse(m.resources, nullptr, false);
+    if (!res.is_object()) continue;
+    auto app = deps.store->GetApp(m.app_id);
+    if (!app.ok()) continue;
+    std::vector<std::string> failed;
+    std::string outcome;
+    if (app->region == m.dest_region) {
+      outcome = "the app has since moved to " + m.dest_region + "; nothing of it is debris";
+    } else {
+      // The migration's last epoch as token: a later migration that has used the region since
+      // refuses it (fenced), and then there is nothing left that is this migration's.
+      failed = CleanDest(deps, m, res, m.epoch);
+      bool superseded = false;
+      for (const auto& f : failed) superseded |= f.find("fenced") != std::string::npos;
+      if (superseded) {
+        failed.clear();
+        outcome = "a later migration has used " + m.dest_region + " since; debris dropped";
+      } else if (failed.empty()) {
+        outcome = "debris in " + m.dest_region + " removed";
+      }
+    }
+    json next = res;
+    if (failed.empty()) {
+      next.erase("debris");
+    } else {
+      next["debris"] = failed;
+    }
+    Status s = deps.store->SetTerminalResources(m.id, m.resources, DumpJson(next));
+    if (!s.ok() && first.ok()) first = s;
+    if (s.ok() && !outcome.empty()) Note(deps, m, outcome);
+  }
+  return first;
+}
 
 Status Compensate(const StepDeps& deps, StepContext& ctx) {
   Migration& m = ctx.migration();

@@ -82,6 +82,13 @@ Status CheckBeforeFlip(const StepDeps& deps, StepContext& ctx);
 Status SetUpReverseReplication(const StepDeps& deps, StepContext& ctx);
 Status UnblockWrites(const StepDeps& deps, StepContext& ctx);
 Status Compensate(const StepDeps& deps, StepContext& ctx);
+// Removes what migration `m` created in its destination (resources `res`), checked with
+// `token`; returns what could not be removed, described.
+std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m,
+                                   const nlohmann::json& res, int64_t token);
+// Retries the destination cleanup that compensations could not finish (resources.debris),
+// unless a later migration has used that region since. Called from the background loop.
+Status RetryDebris(const StepDeps& deps);
 
 }  // namespace steps
 }  // namespace regionmove

@@ -306,6 +306,23 @@ Result<std::vector<Migration>> SqliteControlStore::ListActiveMigrations() {
   return QueryMigrations("WHERE terminal = 0 ORDER BY initiated_at_ms, rowid", "");
 }
 
+Result<std::vector<Migration>> SqliteControlStore::ListMigrationsWithDebris() {
+  return QueryMigrations(
+      "WHERE terminal = 1 AND resources LIKE '%\"debris\"%' ORDER BY completed_at_ms, rowid", "");
+}
+
+Status SqliteControlStore::SetTerminalResources(const std::string& id, const std::string& expected,
+                                                const std::string& next) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt upd, db_->Prepare("UPDATE migrations SET resources = ? WHERE id = ? AND "
+                                          "terminal = 1 AND resources = ?"));
+  RETURN_IF_ERROR(upd.BindAll(next, id, expected).Run());
+  if (db_->Changes() == 0) {
+    return Conflict("resources of migration " + id + " changed", "resources_changed");
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<Migration>> SqliteControlStore::ListRetainedReplicas() {
   return QueryMigrations(
       "WHERE current_step = 'completed' AND source_replica_state IN ('replicating', "

@@ -43,6 +43,9 @@ class SqliteControlStore final : public ControlStore {
                     const std::vector<MigrationEvent>& events) override;
   Status RequestAbort(const std::string& id, int64_t now_ms) override;
   Status RepairMigration(const std::string& id, int64_t now_ms) override;
+  Result<std::vector<Migration>> ListMigrationsWithDebris() override;
+  Status SetTerminalResources(const std::string& id, const std::string& expected,
+                              const std::string& next) override;
   Status BeginTeardown(const std::string& id, const std::string& by_migration,
                        const std::string& owner, int64_t now_ms, int64_t lease_ms) override;
   Status FinishTeardown(const std::string& id, const std::string& owner,
