@@ -11,12 +11,12 @@
 #include "dataplane/database.h"
 #include "service/app_service.h"
 
-#define CHECK(cond)                                    \
-  do {                                                 \
-    if (!(cond)) {                                     \
+#define CHECK(cond)                                      \
+  do {                                                   \
+    if (!(cond)) {                                       \
       std::fprintf(stderr, "check failed: %s\n", #cond); \
-      std::abort();                                    \
-    }                                                  \
+      std::abort();                                      \
+    }                                                    \
   } while (0)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -35,7 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string suffix = ".apps.localhost";
     CHECK(s.size() <= 253 && s != "apps.localhost");
     CHECK(s.size() < suffix.size() || s.compare(s.size() - suffix.size(), suffix.size(), suffix));
-    for (char c : s) CHECK((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.');
+    for (char c : s)
+      CHECK((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.');
   }
   if (IsValidIdentifier(s)) CHECK(s.size() <= 63 && utf8);
   if (IsValidAppId(s)) CHECK(s.size() == 16);

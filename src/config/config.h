@@ -37,7 +37,7 @@ struct Config {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir;  // absolute
   int64_t max_body_bytes = 64LL << 20;
-  int max_connections = 256;  // open HTTP connections; more are answered 503
+  int max_connections = 256;        // open HTTP connections; more are answered 503
   int header_timeout_seconds = 10;  // request line and headers must arrive within this
   int idle_timeout_seconds = 5;     // a kept-alive connection without a request is closed
   // Requests whose Host is <subdomain>.<apps_domain> (or an app's custom domain) reach that app.
