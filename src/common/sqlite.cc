@@ -150,9 +150,10 @@ Status Txn::Commit() {
 
 Status CheckFenceToken(Db* db, const std::string& app_id, int64_t token) {
   if (token <= 0) return Status::Ok();
-  RETURN_IF_ERROR(db->Exec(
-      "CREATE TABLE IF NOT EXISTS fence_tokens (app_id TEXT PRIMARY KEY, token INTEGER NOT NULL)"));
-  ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT token FROM fence_tokens WHERE app_id = ?"));
+  const std::string table = kFenceTokenTable;
+  RETURN_IF_ERROR(db->Exec("CREATE TABLE IF NOT EXISTS " + table +
+                           " (app_id TEXT PRIMARY KEY, token INTEGER NOT NULL)"));
+  ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT token FROM " + table + " WHERE app_id = ?"));
   ASSIGN_OR_RETURN(bool row, q.Bind(1, app_id).Step());
   if (row && q.Int(0) > token) {
     return Conflict("fenced: a later migration (token " + std::to_string(q.Int(0)) +
@@ -160,7 +161,7 @@ Status CheckFenceToken(Db* db, const std::string& app_id, int64_t token) {
                     "fenced");
   }
   ASSIGN_OR_RETURN(Stmt up,
-                   db->Prepare("INSERT INTO fence_tokens(app_id, token) VALUES (?, ?) "
+                   db->Prepare("INSERT INTO " + table + "(app_id, token) VALUES (?, ?) " +
                                "ON CONFLICT(app_id) DO UPDATE SET token = excluded.token"));
   return up.Bind(1, app_id).Bind(2, token).Run();
 }

@@ -120,9 +120,13 @@ class Txn {
   Db* db_;
 };
 
+// The table CheckFenceToken keeps its tokens in (local to the database holding it: never
+// replicated nor digested).
+inline constexpr const char* kFenceTokenTable = "_rm_fence_tokens";
+
 // The fencing token check of the data plane's destructive actions (see Database): in `db`'s
-// table fence_tokens, refuses `token` for `app_id` with Conflict("fenced") when a higher one has
-// acted, and records it otherwise. Run it in the transaction of the action. Token 0 passes.
+// table kFenceTokenTable, refuses `token` for `app_id` with Conflict("fenced") when a higher one
+// has acted, and records it otherwise. Run it in the transaction of the action. Token 0 passes.
 Status CheckFenceToken(Db* db, const std::string& app_id, int64_t token);
 
 }  // namespace regionmove::sqlite

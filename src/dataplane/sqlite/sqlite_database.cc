@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS _rm_columns (
 
 // Tables that are region-local: never captured, never part of a digest.
 bool IsLocalTable(std::string_view name) {
-  return name == "_rm_meta" || name == "_rm_changelog" || name.rfind("sqlite_", 0) == 0;
+  return name == "_rm_meta" || name == "_rm_changelog" || name == sqlite::kFenceTokenTable ||
+         name.rfind("sqlite_", 0) == 0;
 }
 
 int SessionFilter(void*, const char* table) { return IsLocalTable(table) ? 0 : 1; }
@@ -145,19 +146,6 @@ void RemoveDbAndLeftovers(const std::string& path) {
   RemoveDbFiles(path + ".restore");
 }
 
-// The fencing token check of Database: refuses `token` when a higher one has acted here, and
-// records it otherwise. In the caller's write transaction. Token 0 is not checked.
-Status CheckAndSetToken(Db* db, int64_t token) {
-  if (token <= 0) return Status::Ok();
-  ASSIGN_OR_RETURN(std::string have, Meta(db, "fence_token"));
-  int64_t seen = have.empty() ? 0 : std::stoll(have);
-  if (seen > token) {
-    return Conflict("fenced: a later migration (token " + have + ") has acted on this database",
-                    "fenced");
-  }
-  return SetMeta(db, "fence_token", std::to_string(token));
-}
-
 // An exclusive lock on the app's lock file (dir/.locks/<app>), across processes, held while
 // the object lives: destructive actions that replace or remove the database file take it, so
 // their token check and their action are one step for every process.
@@ -190,18 +178,12 @@ class AppFileLock {
   int fd_;
 };
 
-// The token recorded in the database file at `path` (0 when none or no file), compared with
-// `token`: Conflict("fenced") when a later one has acted there. REQUIRES: the AppFileLock.
-Status CheckFileToken(const std::string& path, int64_t token) {
+// sqlite::CheckFenceToken on the database file at `path` (nothing to check when there is no
+// file), for actions that replace or remove it. REQUIRES: the AppFileLock.
+Status CheckFileToken(const std::string& path, const std::string& app_id, int64_t token) {
   if (token <= 0 || !fs::exists(path)) return Status::Ok();
   ASSIGN_OR_RETURN(auto db, Db::Open(path));
-  RETURN_IF_ERROR(db->Exec(kInternalSchema));
-  ASSIGN_OR_RETURN(std::string have, Meta(db.get(), "fence_token"));
-  if (!have.empty() && std::stoll(have) > token) {
-    return Conflict("fenced: a later migration (token " + have + ") has acted on this database",
-                    "fenced");
-  }
-  return Status::Ok();
+  return sqlite::CheckFenceToken(db.get(), app_id, token);
 }
 
 }  // namespace
@@ -304,7 +286,7 @@ Status SqliteDatabase::Create(const std::string& app_id) {
 Status SqliteDatabase::Drop(const std::string& app_id, int64_t token) {
   std::string path = PathFor(app_id);
   ASSIGN_OR_RETURN(AppFileLock file_lock, AppFileLock::Take(path));
-  RETURN_IF_ERROR(CheckFileToken(path, token));
+  RETURN_IF_ERROR(CheckFileToken(path, app_id, token));
   ForgetConn(app_id);
   RemoveDbAndLeftovers(path);
   return Status::Ok();
@@ -394,8 +376,8 @@ Status SqliteDatabase::Fence(const std::string& app_id) {
 }
 
 Status SqliteDatabase::Unfence(const std::string& app_id, int64_t token) {
-  return Write(app_id, Fenced::kIgnore, [token](Db* db, std::string*) -> Status {
-    RETURN_IF_ERROR(CheckAndSetToken(db, token));
+  return Write(app_id, Fenced::kIgnore, [&app_id, token](Db* db, std::string*) -> Status {
+    RETURN_IF_ERROR(sqlite::CheckFenceToken(db, app_id, token));
     return SetMeta(db, "fenced", "0");
   });
 }
@@ -502,7 +484,7 @@ Status SqliteDatabase::Restore(const std::string& app_id, const DumpArtifact& ar
     // A later migration's worker may have restored (and unfenced) this database while this
     // one was paused: its token, checked under the app's file lock, refuses our rename.
     ASSIGN_OR_RETURN(AppFileLock file_lock, AppFileLock::Take(final_path));
-    Status fenced = CheckFileToken(final_path, token);
+    Status fenced = CheckFileToken(final_path, app_id, token);
     if (!fenced.ok()) {
       RemoveDbFiles(tmp);
       return fenced;
@@ -520,9 +502,9 @@ Status SqliteDatabase::Restore(const std::string& app_id, const DumpArtifact& ar
     }
   }
   // The copy starts fenced, with no change log of its own, and carries the restorer's token.
-  return Write(app_id, Fenced::kIgnore, [token](Db* db, std::string*) -> Status {
+  return Write(app_id, Fenced::kIgnore, [&app_id, token](Db* db, std::string*) -> Status {
     RETURN_IF_ERROR(db->Exec(kInternalSchema));
-    RETURN_IF_ERROR(CheckAndSetToken(db, token));
+    RETURN_IF_ERROR(sqlite::CheckFenceToken(db, app_id, token));
     RETURN_IF_ERROR(
         db->Exec("DELETE FROM _rm_changelog; DELETE FROM _rm_meta WHERE key = "
                  "'replica_position'"));
