@@ -3,7 +3,7 @@ PRESET ?= default
 BUILD_DIR := $(if $(filter asan,$(PRESET)),build-asan,build)
 JOBS ?= 2
 
-.PHONY: deps test-deps configure build fuzz-build fuzz test test-asan demo bench format clean
+.PHONY: deps test-deps configure build fuzz-build fuzz pg-start test test-asan demo bench format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -34,7 +34,11 @@ fuzz: fuzz-build
 	    build-fuzz/work/$$t fuzz/corpus/$$t || exit 1; \
 	done
 
-test: test-deps build fuzz-build
+# The PostgreSQL tests run against local clusters, one per region (scripts/pg-regions).
+pg-start: test-deps
+	@bash scripts/pg-regions start
+
+test: test-deps build fuzz-build pg-start
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 test-asan:

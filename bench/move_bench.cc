@@ -14,6 +14,7 @@
 
 #include "common/hash.h"
 #include "common/log.h"
+#include "dataplane/engines.h"
 #include "service/system.h"
 
 using namespace regionmove;
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
   int rows = argc > 1 ? std::atoi(argv[1]) : 200000;
   int blob_mib = argc > 2 ? std::atoi(argv[2]) : 64;
   SetLogLevel(LogLevel::kWarn);
+  RegisterBuiltinEngines();
   std::string dir = (fs::temp_directory_path() / "regionmove-bench").string();
   fs::remove_all(dir);
   fs::create_directories(dir);

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "dataplane/engines.h"
 #include "service/system.h"
 
 namespace regionmove::fuzz {
@@ -40,6 +41,7 @@ admin = true
       std::abort();
     }
     static Rng rng(42);
+    RegisterBuiltinEngines();
     auto opened = System::Open(*config, SystemClock::Default(), &rng);
     if (!opened.ok()) {
       std::fprintf(stderr, "fuzz system: %s\n", opened.status().ToString().c_str());

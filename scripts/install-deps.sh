@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages regionmove needs to build (and, with --test, to run its tests:
-# Node.js and the MCP SDK). Idempotent: when everything is present it prints nothing and
+# the PostgreSQL 15 server, Node.js and the MCP SDK). Idempotent: when everything is present it prints nothing and
 # touches nothing.
 set -euo pipefail
 with_tests=0
@@ -12,10 +12,12 @@ pkgs=(
   nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format
+  libpq-dev postgresql-client-15  # the PostgreSQL engine: libpq, pg_dump and psql
 )
 
 if [ $with_tests = 1 ]; then
   pkgs+=(clang libclang-rt-14-dev)  # libFuzzer for the fuzz targets
+  pkgs+=(postgresql-15)             # the server of the PostgreSQL tests (scripts/pg-regions)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 fi
 

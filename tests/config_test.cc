@@ -48,9 +48,12 @@ TEST(Config, ErrorsNameTheKey) {
       {"[[users]]\nname = \"x\"\ntoken = \"t\"\nadmn = true\n", "did you mean 'admin'?"},
       {"[[regions]]\nslug = \"a-1\"\ndatabase = {engine=\"sqlite\", dri=\"d\"}\n",
        "unknown key 'dri' in [[regions]] database (did you mean 'dir'?)"},
-      {"[[regions]]\nslug = \"a-1\"\ndatabase = {engine=\"postgres\", dsn=\"postgresql://x\"}\n"
+      {"[[regions]]\nslug = \"a-1\"\ndatabase = {engine=\"sqlite\", dir=\"d\"}\n"
+       "blobs = {engine=\"s3\", dsn=\"x\"}\n",
+       "'s3' is not available in this build"},
+      {"[[regions]]\nslug = \"a-1\"\ndatabase = {engine=\"fs\", dir=\"d\"}\n"
        "blobs = {engine=\"fs\", dir=\"b\"}\n",
-       "'postgres' is not available in this build"},
+       "'fs' is not a database engine"},
       {"[server]\nmax_connections = 0\n", "server.max_connections"},
       {"[server\n", "f:1"},
   };

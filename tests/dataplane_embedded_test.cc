@@ -1,4 +1,6 @@
 // Runs the data plane conformance suites against the embedded engines.
+#include <filesystem>
+
 #include "conformance/dataplane_conformance.h"
 #include "dataplane/fs/fs_blob_store.h"
 #include "dataplane/sqlite/sqlite_database.h"
@@ -8,10 +10,22 @@
 namespace regionmove::testing {
 namespace {
 
-Result<std::unique_ptr<Database>> OpenDb(const std::string& dir, Rng* rng) {
-  ASSIGN_OR_RETURN(auto db, SqliteDatabase::Open(dir, rng));
-  return std::unique_ptr<Database>(std::move(db));
+using nlohmann::json;
+
+// Regions a-1 and b-1 on the embedded engine, under `dir`.
+Config SqliteRegions(const std::string& dir) {
+  Config c;
+  c.data_dir = dir;
+  for (const char* slug : {"a-1", "b-1"}) {
+    RegionConfig r;
+    r.slug = slug;
+    r.database = EngineConfig{"sqlite", dir + "/" + slug, ""};
+    r.blobs = EngineConfig{"fs", dir + "/" + slug + "-blobs", ""};
+    c.regions.push_back(r);
+  }
+  return c;
 }
+
 Result<std::unique_ptr<BlobStore>> OpenBlobs(const std::string& dir, Rng* rng) {
   ASSIGN_OR_RETURN(auto bs, FsBlobStore::Open(dir, rng));
   return std::unique_ptr<BlobStore>(std::move(bs));
@@ -28,22 +42,8 @@ std::string RawEnv(const std::string& dir, const std::string& app, const std::st
   auto row = q->BindAll(app, key).Step();
   return row.ok() && *row ? q->Blob(0) : "";
 }
-Result<ReplicationEngine::Pair> OpenPair(const std::string& dir, Rng* rng) {
-  ReplicationEngine::Pair p;
-  ASSIGN_OR_RETURN(auto a, SqliteDatabase::Open(dir + "/a", rng));
-  ASSIGN_OR_RETURN(auto b, SqliteDatabase::Open(dir + "/b", rng));
-  SqliteDatabase* ra = a.get();
-  SqliteDatabase* rb = b.get();
-  p.replicator = std::make_unique<SqliteReplicator>([ra, rb](const std::string& region) {
-    return region == "a-1" ? ra : region == "b-1" ? rb : nullptr;
-  });
-  p.a = std::move(a);
-  p.b = std::move(b);
-  return p;
-}
-
 INSTANTIATE_TEST_SUITE_P(Sqlite, DatabaseConformance,
-                         ::testing::Values(DatabaseEngine{"sqlite", OpenDb}),
+                         ::testing::Values(DatabaseEngine{"sqlite", SqliteRegions}),
                          [](const auto& i) { return i.param.name; });
 INSTANTIATE_TEST_SUITE_P(Fs, BlobStoreConformance,
                          ::testing::Values(BlobStoreEngine{"fs", OpenBlobs}),
@@ -52,8 +52,34 @@ INSTANTIATE_TEST_SUITE_P(Sqlite, RuntimeStoreConformance,
                          ::testing::Values(RuntimeStoreEngine{"sqlite", OpenRuntime, RawEnv}),
                          [](const auto& i) { return i.param.name; });
 INSTANTIATE_TEST_SUITE_P(Sqlite, ReplicatorConformance,
-                         ::testing::Values(ReplicationEngine{"sqlite", OpenPair}),
+                         ::testing::Values(DatabaseEngine{"sqlite", SqliteRegions}),
                          [](const auto& i) { return i.param.name; });
+
+TEST(SqliteDatabase, RestoreRefusesADamagedSnapshot) {
+  TempDir dir;
+  Rng rng{3};
+  const std::string app = "app_aaaaaaaaaaaa";
+  ASSERT_OK_AND_ASSIGN(auto src, SqliteDatabase::Open(dir.File("a"), &rng));
+  ASSERT_OK_AND_ASSIGN(auto dst, SqliteDatabase::Open(dir.File("b"), &rng));
+  ASSERT_OK(src->Create(app));
+  ASSERT_OK(src->CreateTable(app, TableSpec{"t", {{"n", "integer"}}}));
+  ASSERT_OK_AND_ASSIGN(json state, src->ExportCopy(app, dir.File("stage"), nullptr));
+  const std::string path = state["path"];
+  {
+    FILE* f = std::fopen(path.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    std::fseek(f, state["size_bytes"].get<long>() / 2, SEEK_SET);
+    std::fputc('Z', f);
+    std::fclose(f);
+  }
+  Status s = dst->ImportCopy(app, "a-1", state, nullptr);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
+  ASSERT_OK_AND_ASSIGN(bool exists, dst->Exists(app));
+  EXPECT_FALSE(exists);
+  // A snapshot that is gone is reported as such, not as an empty database.
+  std::filesystem::remove(path);
+  EXPECT_EQ(dst->ImportCopy(app, "a-1", state, nullptr).code(), StatusCode::kCorruption);
+}
 
 TEST(SecretBox, SealOpenAndKeyFile) {
   TempDir dir;

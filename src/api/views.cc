@@ -91,7 +91,8 @@ json ReplicaJson(const ReplicaInfo& r) {
           {"state", m.source_replica_state},
           {"size_bytes", r.size_bytes},
           {"lag_bytes", r.lag_bytes},
-          {"lag_changes", r.lag_changes},
+          {"lag_seconds", r.lag_seconds < 0 ? json(nullptr) : json(r.lag_seconds)},
+          {"lag_changes", r.lag_changes < 0 ? json(nullptr) : json(r.lag_changes)},
           {"estimated_monthly_cost_usd", r.estimated_monthly_cost_usd}};
 }
 

@@ -8,6 +8,7 @@
 #include "cli/mcp_stdio.h"
 #include "cli/serve.h"
 #include "config/config.h"
+#include "dataplane/engines.h"
 
 namespace regionmove {
 namespace {
@@ -35,6 +36,7 @@ int PrintConfig(const std::string& config_path) {
 }  // namespace regionmove
 
 int main(int argc, char** argv) {
+  regionmove::RegisterBuiltinEngines();
   CLI::App app{"regionmove: move a tenant app between regions, safely"};
   app.require_subcommand(1);
   app.fallthrough();  // --config may follow the subcommand: `regionmove serve --config FILE`

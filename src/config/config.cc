@@ -218,10 +218,14 @@ Status ReadEngine(const toml::table& region, const char* key, const std::string&
   }
   // Known engines that this build cannot run yet are refused here, so that `regionmove config`
   // and `serve` agree on what a file means.
-  const char* built = std::string(key) == "database" ? "sqlite" : "fs";
-  if (out.engine != built) {
+  if (out.engine == "s3") {
+    return Bad(source, where + key + ".engine", "'s3' is not available in this build (fs is)");
+  }
+  bool database = std::string(key) == "database";
+  if (database != (out.engine == "sqlite" || out.engine == "postgres")) {
     return Bad(source, where + key + ".engine",
-               "'" + out.engine + "' is not available in this build (" + built + " is)");
+               "'" + out.engine + "' is not a " + (database ? "database" : "blob") + " engine (" +
+                   (database ? "sqlite or postgres" : "fs") + ")");
   }
   return Status::Ok();
 }

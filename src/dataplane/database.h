@@ -21,6 +21,14 @@ bool IsValidColumnType(std::string_view type);
 // [A-Za-z_][A-Za-z0-9_]{0,62}, not reserved (id, and names starting with "_rm_" or "sqlite_").
 bool IsValidIdentifier(std::string_view name);
 
+struct ColumnSpec;
+struct TableSpec;
+// InvalidArgument unless the table's and columns' names are valid identifiers, none repeated,
+// and every type is one of kColumnTypes.
+Status ValidateTableSpec(const TableSpec& spec);
+// InvalidArgument unless `v` (null, or the JSON form of a value) fits the column's type.
+Status CheckValue(const ColumnSpec& col, const nlohmann::json& v);
+
 struct ColumnSpec {
   std::string name;
   std::string type;
@@ -31,17 +39,11 @@ struct TableSpec {
   int64_t row_count = 0;
 };
 
-// A staged consistent dump of one app database.
-struct DumpArtifact {
-  std::string path;
-  int64_t size_bytes = 0;  // of the (compressed) artifact
-  int64_t raw_bytes = 0;   // of the database it holds
-  std::string sha256;      // of the artifact
-};
-
-// Row count and content checksum of one table: equal on both sides or the move stops.
+// One entry of a database's digest, in engine-neutral form: a table (its row count and a
+// checksum of its content), or another named part the engine compares (a sequence's value, the
+// schema). Both sides of a move must produce equal digests or the move stops before its flip.
 struct TableDigest {
-  std::string table;
+  std::string table;  // "schema.table" or the table name; "sequence ...", "schema" for the rest
   int64_t rows = 0;
   std::string checksum;
   bool operator==(const TableDigest&) const = default;
@@ -54,6 +56,10 @@ struct TableDigest {
 class Database {
  public:
   virtual ~Database() = default;
+
+  // The engine's name ("sqlite", "postgres"): databases copy and replicate only between
+  // regions of the same engine.
+  virtual const char* engine() const = 0;
 
   // ---- lifecycle (used by the saga) ----
   // Fencing tokens: the destructive actions below take the epoch of the migration acting
@@ -73,14 +79,22 @@ class Database {
   // app's write fence: Unavailable("app_migrating") without running it when fenced, and a
   // concurrent Fence() waits until it has finished. So a move's drain covers those writes too.
   virtual Status WithWriteFence(const std::string& app_id, const std::function<Status()>& fn) = 0;
-  // Consistent dump of schema and data into a compressed artifact at `path`.
-  virtual Result<DumpArtifact> Dump(const std::string& app_id, const std::string& path,
-                                    const ProgressFn& progress) = 0;
-  // Replaces the app's database here with the artifact's content (checksum verified first).
-  // The restored database stays fenced until Unfence().
-  virtual Status Restore(const std::string& app_id, const DumpArtifact& artifact,
-                         const ProgressFn& progress, int64_t token = 0) = 0;
-  // Per-table row counts and checksums, every table including the column catalog.
+  // ---- copying an app database between two regions of this engine ----
+  // Two resumable phases, run by the saga's dumping_data and restoring_data steps (each may be
+  // run again after a crash; the state between them is data the saga keeps):
+  //   ExportCopy, on the source (fenced, so what it reads is final): stages what the copy
+  //     needs under paths starting with `stage` (the engine's choice: a compressed snapshot, a
+  //     schema script) and returns the copy's state as JSON;
+  //   ImportCopy, on the destination: replaces the app's database here with the source's
+  //     content, from the staged files or read straight from `source_region`'s database. The
+  //     copy stays fenced until Unfence(). The saga deletes the staged files afterwards.
+  virtual Result<nlohmann::json> ExportCopy(const std::string& app_id, const std::string& stage,
+                                            const ProgressFn& progress) = 0;
+  virtual Status ImportCopy(const std::string& app_id, const std::string& source_region,
+                            const nlohmann::json& state, const ProgressFn& progress,
+                            int64_t token = 0) = 0;
+  // The digest compared after a copy and a fast reverse: every table including the column
+  // catalog, in a stable order.
   virtual Result<std::vector<TableDigest>> Digest(const std::string& app_id) = 0;
 
   // ---- app data API ----

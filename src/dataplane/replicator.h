@@ -6,18 +6,22 @@
 
 namespace regionmove {
 
+// How far a replica is behind its primary. Positions are the engine's (a change-log sequence
+// number on SQLite, a WAL LSN on PostgreSQL): only comparable within one replication.
 struct ReplicationLag {
-  int64_t changes = 0;  // change records not yet applied to the replica
-  int64_t bytes = 0;    // their size
+  int64_t bytes = 0;     // of changes the replica has not applied yet
+  double seconds = 0;    // how old the oldest of them is; -1 when the engine cannot tell
+  int64_t changes = -1;  // change records pending, when the engine counts them (else -1)
   int64_t primary_position = 0;
   int64_t replica_position = 0;
+  bool caught_up() const { return replica_position >= primary_position; }
 };
 
 // Keeps an app's database in a replica region current with its primary (the region serving it),
-// for the retained source replica after a move. Every committed write of the primary is
-// recorded in the same transaction; the replica stores its applied position in the same
-// transaction as each applied change, so a crash on either side loses or doubles nothing.
-// Thread-safe.
+// for the retained source replica after a move. No change committed on the primary after
+// Start() is lost or applied twice, whatever crashes on either side. One replicator serves all
+// regions of one database engine (DataPlane::replicator() picks it; regions of different
+// engines are refused with Permanent("engine_mismatch")). Thread-safe.
 class Replicator {
  public:
   virtual ~Replicator() = default;
@@ -25,12 +29,24 @@ class Replicator {
   // (both fenced during a move). Idempotent.
   virtual Status Start(const std::string& app_id, const std::string& primary_region,
                        const std::string& replica_region) = 0;
-  // Applies every pending change to the replica; returns the lag afterwards.
+  // Brings the replica up to the primary's position as of the call (applying what is pending,
+  // or waiting a short while for an engine that applies by itself); returns the lag afterwards,
+  // caught_up() when nothing committed before the call is missing.
   virtual Result<ReplicationLag> Pump(const std::string& app_id, const std::string& primary_region,
                                       const std::string& replica_region) = 0;
   virtual Result<ReplicationLag> Lag(const std::string& app_id, const std::string& primary_region,
                                      const std::string& replica_region) = 0;
-  // Stops recording and forgets pending changes. Idempotent.
+  // Copies to the replica what the change stream does not carry (PostgreSQL: sequence
+  // values), so that a fenced primary and its caught-up replica are equal. Run by a fast
+  // reverse before it verifies. Idempotent.
+  virtual Status SyncRest(const std::string& app_id, const std::string& primary_region,
+                          const std::string& replica_region) {
+    (void)app_id, (void)primary_region, (void)replica_region;
+    return Status::Ok();
+  }
+  // Stops replicating and removes what replication kept on either side (a change log; a slot,
+  // a publication, a subscription). Idempotent. An error means something may be left (a slot
+  // on a primary that cannot be reached): the caller retries, as teardown does.
   virtual Status Stop(const std::string& app_id, const std::string& primary_region,
                       const std::string& replica_region) = 0;
 };

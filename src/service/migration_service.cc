@@ -64,6 +64,7 @@ Result<std::vector<EligibilityCheck>> MigrationService::EligibilityChecks(
     bytes_after += r.bytes;
   }
   const RegionConfig& rc = dest->config;
+  Status exchange = deps_.plane->CanExchange(app.region, dest_region);
   bool fits = apps_after <= rc.max_apps && bytes_after <= rc.max_bytes;
   return std::vector<EligibilityCheck>{
       {"same_region", app.region != dest_region,
@@ -75,6 +76,9 @@ Result<std::vector<EligibilityCheck>> MigrationService::EligibilityChecks(
       {"migration_in_flight", !active,
        active ? "app " + app.id + " already has migration " + active->id + " in flight"
               : "no migration in flight"},
+      {"engine_mismatch", exchange.ok() || exchange.reason() != "engine_mismatch",
+       exchange.ok() ? "both regions run the " + rc.database.engine + " database engine"
+                     : exchange.message()},
       {"app_not_ready", app.status == kAppReady, "app " + app.id + " is " + app.status},
       {"insufficient_capacity", fits,
        "with this app, region " + dest_region + " would hold " + std::to_string(apps_after) +
@@ -229,6 +233,7 @@ Result<std::vector<ReplicaInfo>> MigrationService::ListReplicas(const std::strin
       auto lag = deps_.plane->replicator()->Lag(m.app_id, m.dest_region, m.source_region);
       if (lag.ok()) {
         info.lag_bytes = lag->bytes;
+        info.lag_seconds = lag->seconds;
         info.lag_changes = lag->changes;
       }
     }

@@ -22,7 +22,8 @@ struct ReplicaInfo {
   Migration migration;
   int64_t size_bytes = 0;
   int64_t lag_bytes = 0;
-  int64_t lag_changes = 0;
+  double lag_seconds = 0;    // -1: the engine cannot tell
+  int64_t lag_changes = -1;  // -1: the engine does not count changes
   double estimated_monthly_cost_usd = 0;
 };
 

@@ -22,14 +22,15 @@ TableSpec AllTypes() {
                     {"data", "bytes"}}};
 }
 
-std::unique_ptr<Database> Open(const DatabaseEngine& e, const std::string& dir, Rng* rng) {
-  auto db = e.open(dir, rng);
-  EXPECT_TRUE(db.ok()) << db.status().ToString();
-  return db.ok() ? std::move(db).value() : nullptr;
+// Copies kApp from `src` (region a-1) to `dst`, as a move's dumping_data and restoring_data do.
+Status Copy(Database* src, Database* dst, const std::string& stage, int64_t token = 0,
+            const ProgressFn& progress = nullptr) {
+  ASSIGN_OR_RETURN(json state, src->ExportCopy(kApp, stage, progress));
+  return dst->ImportCopy(kApp, "a-1", state, nullptr, token);
 }
 
 TEST_P(DatabaseConformance, LifecycleIsIdempotent) {
-  auto db = Open(GetParam(), dir_.path(), &rng_);
+  auto db = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
   ASSERT_OK_AND_ASSIGN(bool before, db->Exists(kApp));
   EXPECT_FALSE(before);
   ASSERT_OK(db->Create(kApp));
@@ -44,7 +45,7 @@ TEST_P(DatabaseConformance, LifecycleIsIdempotent) {
 }
 
 TEST_P(DatabaseConformance, EveryColumnTypeRoundTrips) {
-  auto db = Open(GetParam(), dir_.path(), &rng_);
+  auto db = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
   ASSERT_OK(db->Create(kApp));
   ASSERT_OK(db->CreateTable(kApp, AllTypes()));
   json row = {{"id", "r1"},
@@ -77,7 +78,7 @@ TEST_P(DatabaseConformance, EveryColumnTypeRoundTrips) {
 }
 
 TEST_P(DatabaseConformance, BadInputChangesNothing) {
-  auto db = Open(GetParam(), dir_.path(), &rng_);
+  auto db = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
   ASSERT_OK(db->Create(kApp));
   EXPECT_EQ(db->CreateTable(kApp, TableSpec{"1bad", {}}).reason(), "invalid_name");
   EXPECT_EQ(db->CreateTable(kApp, TableSpec{"_rm_x", {}}).reason(), "invalid_name");
@@ -102,7 +103,7 @@ TEST_P(DatabaseConformance, BadInputChangesNothing) {
 }
 
 TEST_P(DatabaseConformance, KeysetPaging) {
-  auto db = Open(GetParam(), dir_.path(), &rng_);
+  auto db = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
   ASSERT_OK(db->Create(kApp));
   ASSERT_OK(db->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
   json rows = json::array();
@@ -129,8 +130,8 @@ TEST_P(DatabaseConformance, KeysetPaging) {
 }
 
 TEST_P(DatabaseConformance, FenceBlocksWritesNotReadsAcrossHandles) {
-  auto db = Open(GetParam(), dir_.path(), &rng_);
-  auto other = Open(GetParam(), dir_.path(), &rng_);  // as another process
+  auto db = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
+  auto other = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);  // as another process
   ASSERT_OK(db->Create(kApp));
   ASSERT_OK(db->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
   ASSERT_OK(db->InsertRows(kApp, "t", {{"id", "a"}, {"n", 1}}).status());
@@ -150,8 +151,8 @@ TEST_P(DatabaseConformance, FenceBlocksWritesNotReadsAcrossHandles) {
 
 // Writers run while the fence lands: every acknowledged write is present, none lands after.
 TEST_P(DatabaseConformance, FenceDrainsWritesInFlight) {
-  auto db = Open(GetParam(), dir_.path(), &rng_);
-  auto other = Open(GetParam(), dir_.path(), &rng_);
+  auto db = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
+  auto other = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
   ASSERT_OK(db->Create(kApp));
   ASSERT_OK(db->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
   std::atomic<bool> fenced{false};
@@ -187,8 +188,8 @@ TEST_P(DatabaseConformance, FenceDrainsWritesInFlight) {
 
 // Writes outside the database (blobs, runtime rows) drain and stop with the fence too.
 TEST_P(DatabaseConformance, WriteFenceCoversOtherWrites) {
-  auto db = Open(GetParam(), dir_.path(), &rng_);
-  auto other = Open(GetParam(), dir_.path(), &rng_);
+  auto db = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
+  auto other = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
   ASSERT_OK(db->Create(kApp));
   std::atomic<bool> inside{false}, finished{false}, fenced_before_finish{false};
   std::thread writer([&] {
@@ -215,9 +216,9 @@ TEST_P(DatabaseConformance, WriteFenceCoversOtherWrites) {
   EXPECT_EQ(inner.reason(), "app_migrating");
 }
 
-TEST_P(DatabaseConformance, DumpRestoreVerifies) {
-  auto src = Open(GetParam(), dir_.File("a"), &rng_);
-  auto dst = Open(GetParam(), dir_.File("b"), &rng_);
+TEST_P(DatabaseConformance, CopyVerifies) {
+  auto src = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
+  auto dst = OpenRegion(GetParam(), dir_.path(), "b-1", &rng_);
   ASSERT_OK(src->Create(kApp));
   ASSERT_OK(src->CreateTable(kApp, AllTypes()));
   json rows = json::array();
@@ -231,20 +232,13 @@ TEST_P(DatabaseConformance, DumpRestoreVerifies) {
   }
   ASSERT_OK(src->InsertRows(kApp, "things", rows).status());
   ASSERT_OK(src->Fence(kApp));
-  int64_t last_done = -1;
   int calls = 0;
-  ASSERT_OK_AND_ASSIGN(DumpArtifact a,
-                       src->Dump(kApp, dir_.File("dump.zst"), [&](int64_t done, int64_t total) {
-                         EXPECT_LE(done, total);
-                         last_done = done;
-                         ++calls;
-                         return Status::Ok();
-                       }));
+  ASSERT_OK(Copy(src.get(), dst.get(), dir_.File("stage"), 0, [&](int64_t done, int64_t total) {
+    EXPECT_LE(done, total);
+    ++calls;
+    return Status::Ok();
+  }));
   EXPECT_GT(calls, 0);
-  EXPECT_GT(a.size_bytes, 0);
-  EXPECT_LT(a.size_bytes, a.raw_bytes);  // compressed
-  EXPECT_EQ(a.sha256.size(), 64u);
-  ASSERT_OK(dst->Restore(kApp, a, nullptr));
   ASSERT_OK_AND_ASSIGN(auto ds, src->Digest(kApp));
   ASSERT_OK_AND_ASSIGN(auto dd, dst->Digest(kApp));
   EXPECT_EQ(ds, dd);
@@ -262,17 +256,16 @@ TEST_P(DatabaseConformance, DumpRestoreVerifies) {
 // Another process drops the database and restores a new one in its place: this handle, which
 // had the old one open, sees the new one.
 TEST_P(DatabaseConformance, ReplacementByAnotherProcessIsSeen) {
-  auto src = Open(GetParam(), dir_.File("a"), &rng_);
-  auto mine = Open(GetParam(), dir_.File("b"), &rng_);
-  auto theirs = Open(GetParam(), dir_.File("b"), &rng_);
+  auto src = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
+  auto mine = OpenRegion(GetParam(), dir_.path(), "b-1", &rng_);
+  auto theirs = OpenRegion(GetParam(), dir_.path(), "b-1", &rng_);
   ASSERT_OK(src->Create(kApp));
   ASSERT_OK(src->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
   ASSERT_OK(src->InsertRows(kApp, "t", {{"id", "new"}, {"n", 2}}).status());
   ASSERT_OK(mine->Create(kApp));
   ASSERT_OK(mine->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
   ASSERT_OK(mine->InsertRows(kApp, "t", {{"id", "old"}, {"n", 1}}).status());
-  ASSERT_OK_AND_ASSIGN(DumpArtifact a, src->Dump(kApp, dir_.File("d.zst"), nullptr));
-  ASSERT_OK(theirs->Restore(kApp, a, nullptr));
+  ASSERT_OK(Copy(src.get(), theirs.get(), dir_.File("stage")));
   ASSERT_OK(theirs->Unfence(kApp));
   EXPECT_EQ(mine->GetRow(kApp, "t", "old").status().code(), StatusCode::kNotFound);
   ASSERT_OK_AND_ASSIGN(json row, mine->GetRow(kApp, "t", "new"));
@@ -287,17 +280,17 @@ TEST_P(DatabaseConformance, ReplacementByAnotherProcessIsSeen) {
 // unfenced and let clients write: every destructive action of the stale one is refused, from
 // any handle (as from another process), and the data stays.
 TEST_P(DatabaseConformance, AStaleWorkersTokenIsFencedOut) {
-  auto src = Open(GetParam(), dir_.File("a"), &rng_);
-  auto later = Open(GetParam(), dir_.File("b"), &rng_);
-  auto stale = Open(GetParam(), dir_.File("b"), &rng_);
+  auto src = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
+  auto later = OpenRegion(GetParam(), dir_.path(), "b-1", &rng_);
+  auto stale = OpenRegion(GetParam(), dir_.path(), "b-1", &rng_);
   ASSERT_OK(src->Create(kApp));
   ASSERT_OK(src->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
   ASSERT_OK(src->InsertRows(kApp, "t", {{"id", "a"}, {"n", 1}}).status());
-  ASSERT_OK_AND_ASSIGN(DumpArtifact a, src->Dump(kApp, dir_.File("dump.zst"), nullptr));
-  ASSERT_OK(later->Restore(kApp, a, nullptr, 7));
+  ASSERT_OK_AND_ASSIGN(json state, src->ExportCopy(kApp, dir_.File("stage"), nullptr));
+  ASSERT_OK(later->ImportCopy(kApp, "a-1", state, nullptr, 7));
   ASSERT_OK(later->Unfence(kApp, 7));
   ASSERT_OK(later->InsertRows(kApp, "t", {{"id", "acked"}, {"n", 2}}).status());
-  EXPECT_EQ(stale->Restore(kApp, a, nullptr, 5).reason(), "fenced");
+  EXPECT_EQ(stale->ImportCopy(kApp, "a-1", state, nullptr, 5).reason(), "fenced");
   EXPECT_EQ(stale->Unfence(kApp, 5).reason(), "fenced");
   EXPECT_EQ(stale->Drop(kApp, 5).reason(), "fenced");
   ASSERT_OK_AND_ASSIGN(json row, later->GetRow(kApp, "t", "acked"));
@@ -307,34 +300,15 @@ TEST_P(DatabaseConformance, AStaleWorkersTokenIsFencedOut) {
   ASSERT_OK(stale->Drop(kApp, 8));
   ASSERT_OK_AND_ASSIGN(bool exists, later->Exists(kApp));
   EXPECT_FALSE(exists);
-  ASSERT_OK(later->Restore(kApp, a, nullptr, 0));
+  ASSERT_OK(later->ImportCopy(kApp, "a-1", state, nullptr, 0));
   ASSERT_OK(later->Drop(kApp, 0));
 }
 
-TEST_P(DatabaseConformance, RestoreRefusesADamagedArtifact) {
-  auto src = Open(GetParam(), dir_.File("a"), &rng_);
-  auto dst = Open(GetParam(), dir_.File("b"), &rng_);
+TEST_P(DatabaseConformance, ExportStopsWhenProgressSaysStop) {
+  auto src = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
   ASSERT_OK(src->Create(kApp));
-  ASSERT_OK(src->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
-  ASSERT_OK_AND_ASSIGN(DumpArtifact a, src->Dump(kApp, dir_.File("dump.zst"), nullptr));
-  {
-    FILE* f = std::fopen(a.path.c_str(), "r+b");
-    ASSERT_NE(f, nullptr);
-    std::fseek(f, a.size_bytes / 2, SEEK_SET);
-    std::fputc('Z', f);
-    std::fclose(f);
-  }
-  Status s = dst->Restore(kApp, a, nullptr);
-  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.ToString();
-  ASSERT_OK_AND_ASSIGN(bool exists, dst->Exists(kApp));
-  EXPECT_FALSE(exists);
-}
-
-TEST_P(DatabaseConformance, DumpStopsWhenProgressSaysStop) {
-  auto src = Open(GetParam(), dir_.File("a"), &rng_);
-  ASSERT_OK(src->Create(kApp));
-  Status s = src->Dump(kApp, dir_.File("d.zst"),
-                       [](int64_t, int64_t) { return Cancelled("abort requested"); })
+  Status s = src->ExportCopy(kApp, dir_.File("stage"),
+                             [](int64_t, int64_t) { return Cancelled("abort requested"); })
                  .status();
   EXPECT_EQ(s.code(), StatusCode::kCancelled);
 }

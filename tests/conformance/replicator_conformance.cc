@@ -11,19 +11,19 @@ const std::string kApp = "app_aaaaaaaaaaaa";
 
 // Primary "a-1" and replica "b-1" holding the same data, as after a move's restore.
 
-Status Seed(ReplicationEngine::Pair& p, const std::string& dir) {
+Status Seed(ReplicationPair& p, const std::string& dir) {
   RETURN_IF_ERROR(p.a->Create(kApp));
   RETURN_IF_ERROR(p.a->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}, {"s", "text"}}}));
   json rows = json::array();
   for (int i = 0; i < 100; ++i) rows.push_back({{"id", "r" + std::to_string(i)}, {"n", i}});
   RETURN_IF_ERROR(p.a->InsertRows(kApp, "t", rows).status());
   RETURN_IF_ERROR(p.a->Fence(kApp));
-  ASSIGN_OR_RETURN(DumpArtifact d, p.a->Dump(kApp, dir + "/seed.zst", nullptr));
-  RETURN_IF_ERROR(p.b->Restore(kApp, d, nullptr));
+  ASSIGN_OR_RETURN(json state, p.a->ExportCopy(kApp, dir + "/seed", nullptr));
+  RETURN_IF_ERROR(p.b->ImportCopy(kApp, "a-1", state, nullptr));
   return p.a->Unfence(kApp);
 }
 
-Status Equal(ReplicationEngine::Pair& p) {
+Status Equal(ReplicationPair& p) {
   ASSIGN_OR_RETURN(auto da, p.a->Digest(kApp));
   ASSIGN_OR_RETURN(auto db, p.b->Digest(kApp));
   if (da != db) return Corruption("replica differs from primary");
@@ -31,24 +31,22 @@ Status Equal(ReplicationEngine::Pair& p) {
 }
 
 TEST_P(ReplicatorConformance, AppliesEveryCommittedWriteInOrder) {
-  ASSERT_OK_AND_ASSIGN(auto p, GetParam().open(dir_.path(), &rng_));
+  ASSERT_OK_AND_ASSIGN(auto p, OpenPair(GetParam(), dir_.path(), &rng_));
   ASSERT_OK(Seed(p, dir_.path()));
   ASSERT_OK(p.replicator->Start(kApp, "a-1", "b-1"));
   ASSERT_OK(p.replicator->Start(kApp, "a-1", "b-1"));  // idempotent
   ASSERT_OK(p.a->InsertRows(kApp, "t", {{"id", "new"}, {"n", 1000}}).status());
   ASSERT_OK(p.a->UpdateRow(kApp, "t", "r5", {{"s", "changed"}}).status());
   ASSERT_OK(p.a->DeleteRow(kApp, "t", "r6"));
-  ASSERT_OK(p.a->CreateTable(kApp, TableSpec{"later", {{"v", "json"}}}));  // DDL too
-  ASSERT_OK(p.a->InsertRows(kApp, "later", {{"v", {{"x", 1}}}}).status());
-  ASSERT_OK_AND_ASSIGN(ReplicationLag before, p.replicator->Lag(kApp, "a-1", "b-1"));
-  // One record per write transaction, and the DDL of CreateTable as a record of its own.
-  EXPECT_EQ(before.changes, 6);
-  EXPECT_GT(before.bytes, 0);
-  EXPECT_NE(Equal(p).code(), StatusCode::kOk);
+  if (GetParam().replicates_ddl) {
+    ASSERT_OK(p.a->CreateTable(kApp, TableSpec{"later", {{"v", "json"}}}));  // DDL too
+    ASSERT_OK(p.a->InsertRows(kApp, "later", {{"v", {{"x", 1}}}}).status());
+  }
   ASSERT_OK_AND_ASSIGN(ReplicationLag after, p.replicator->Pump(kApp, "a-1", "b-1"));
-  EXPECT_EQ(after.changes, 0);
+  EXPECT_TRUE(after.caught_up());
   EXPECT_EQ(after.bytes, 0);
-  EXPECT_EQ(after.replica_position, after.primary_position);
+  EXPECT_GE(after.replica_position, after.primary_position);
+  EXPECT_GT(after.primary_position, 0);
   ASSERT_OK(Equal(p));
   ASSERT_OK_AND_ASSIGN(json got, p.b->GetRow(kApp, "t", "r5"));
   EXPECT_EQ(got["s"], "changed");
@@ -58,7 +56,7 @@ TEST_P(ReplicatorConformance, AppliesEveryCommittedWriteInOrder) {
 // the old one stopped, applying nothing twice and skipping nothing.
 TEST_P(ReplicatorConformance, RestartResumesWithoutLossOrDoubleApply) {
   {
-    ASSERT_OK_AND_ASSIGN(auto p, GetParam().open(dir_.path(), &rng_));
+    ASSERT_OK_AND_ASSIGN(auto p, OpenPair(GetParam(), dir_.path(), &rng_));
     ASSERT_OK(Seed(p, dir_.path()));
     ASSERT_OK(p.replicator->Start(kApp, "a-1", "b-1"));
     for (int i = 0; i < 10; ++i) {
@@ -66,19 +64,14 @@ TEST_P(ReplicatorConformance, RestartResumesWithoutLossOrDoubleApply) {
       ASSERT_OK(p.a->InsertRows(kApp, "t", {{"id", "x" + std::to_string(i)}}).status());
     }
     ASSERT_OK_AND_ASSIGN(ReplicationLag caught_up, p.replicator->Pump(kApp, "a-1", "b-1"));
-    EXPECT_EQ(caught_up.replica_position, caught_up.primary_position);
-    EXPECT_EQ(caught_up.primary_position, 20);
+    EXPECT_TRUE(caught_up.caught_up());
     for (int i = 10; i < 20; ++i) {
       ASSERT_OK(p.a->InsertRows(kApp, "t", {{"id", "x" + std::to_string(i)}}).status());
     }
   }  // "crash": the second batch is recorded but not applied
-  ASSERT_OK_AND_ASSIGN(auto p, GetParam().open(dir_.path(), &rng_));
-  ASSERT_OK_AND_ASSIGN(ReplicationLag lag, p.replicator->Lag(kApp, "a-1", "b-1"));
-  EXPECT_EQ(lag.changes, 10);
-  EXPECT_EQ(lag.primary_position, 30);
-  EXPECT_EQ(lag.replica_position, 20);
+  ASSERT_OK_AND_ASSIGN(auto p, OpenPair(GetParam(), dir_.path(), &rng_));
   ASSERT_OK_AND_ASSIGN(ReplicationLag done, p.replicator->Pump(kApp, "a-1", "b-1"));
-  EXPECT_EQ(done.replica_position, 30);
+  EXPECT_TRUE(done.caught_up());
   ASSERT_OK(Equal(p));
   ASSERT_OK_AND_ASSIGN(auto tables, p.b->ListTables(kApp));
   EXPECT_EQ(tables[0].row_count, 120);
@@ -89,13 +82,16 @@ TEST_P(ReplicatorConformance, RestartResumesWithoutLossOrDoubleApply) {
 // Two appliers (two processes) pumping at once apply every change exactly once: the log holds
 // DDL, which would fail if applied twice.
 TEST_P(ReplicatorConformance, ConcurrentAppliersApplyOnce) {
-  ASSERT_OK_AND_ASSIGN(auto p, GetParam().open(dir_.path(), &rng_));
+  ASSERT_OK_AND_ASSIGN(auto p, OpenPair(GetParam(), dir_.path(), &rng_));
   ASSERT_OK(Seed(p, dir_.path()));
   ASSERT_OK(p.replicator->Start(kApp, "a-1", "b-1"));
-  ASSERT_OK_AND_ASSIGN(auto q, GetParam().open(dir_.path(), &rng_));
+  ASSERT_OK_AND_ASSIGN(auto q, OpenPair(GetParam(), dir_.path(), &rng_));
   for (int i = 0; i < 30; ++i) {
-    ASSERT_OK(p.a->CreateTable(kApp, TableSpec{"t" + std::to_string(i), {{"v", "integer"}}}));
-    ASSERT_OK(p.a->InsertRows(kApp, "t" + std::to_string(i), {{"v", i}}).status());
+    std::string t = GetParam().replicates_ddl ? "t" + std::to_string(i) : "t";
+    if (GetParam().replicates_ddl) {
+      ASSERT_OK(p.a->CreateTable(kApp, TableSpec{t, {{"n", "integer"}}}));
+    }
+    ASSERT_OK(p.a->InsertRows(kApp, t, {{"n", i}}).status());
   }
   Status s1, s2;
   std::thread one([&] { s1 = p.replicator->Pump(kApp, "a-1", "b-1").status(); });
@@ -108,7 +104,7 @@ TEST_P(ReplicatorConformance, ConcurrentAppliersApplyOnce) {
 }
 
 TEST_P(ReplicatorConformance, StopForgetsPendingChanges) {
-  ASSERT_OK_AND_ASSIGN(auto p, GetParam().open(dir_.path(), &rng_));
+  ASSERT_OK_AND_ASSIGN(auto p, OpenPair(GetParam(), dir_.path(), &rng_));
   ASSERT_OK(Seed(p, dir_.path()));
   ASSERT_OK(p.replicator->Start(kApp, "a-1", "b-1"));
   ASSERT_OK(p.a->InsertRows(kApp, "t", {{"id", "z"}}).status());
@@ -118,8 +114,11 @@ TEST_P(ReplicatorConformance, StopForgetsPendingChanges) {
   // Writes after the stop are not recorded.
   ASSERT_OK(p.a->InsertRows(kApp, "t", {{"id", "w"}}).status());
   ASSERT_OK(p.replicator->Start(kApp, "a-1", "b-1"));
-  ASSERT_OK_AND_ASSIGN(ReplicationLag lag, p.replicator->Lag(kApp, "a-1", "b-1"));
-  EXPECT_EQ(lag.changes, 0);
+  ASSERT_OK_AND_ASSIGN(ReplicationLag lag, p.replicator->Pump(kApp, "a-1", "b-1"));
+  EXPECT_TRUE(lag.caught_up());
+  // Neither write reached the replica.
+  EXPECT_EQ(p.b->GetRow(kApp, "t", "z").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(p.b->GetRow(kApp, "t", "w").status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -62,33 +62,23 @@ Status SetMeta(Db* db, const char* key, const std::string& value) {
 }
 
 Status BindValue(Stmt& s, int i, const ColumnSpec& col, const json& v) {
-  auto bad = [&](const char* want) {
-    return InvalidArgument("field '" + col.name + "' must be " + want);
-  };
+  RETURN_IF_ERROR(CheckValue(col, v));
+  const std::string& t = col.type;
   if (v.is_null()) {
     s.BindNull(i);
-    return Status::Ok();
-  }
-  const std::string& t = col.type;
-  if (t == "text" || t == "timestamp") {
-    if (!v.is_string()) return bad("a string");
+  } else if (t == "text" || t == "timestamp") {
     s.Bind(i, v.get_ref<const std::string&>());
   } else if (t == "integer") {
-    if (!v.is_number_integer()) return bad("an integer");
     s.Bind(i, v.get<int64_t>());
   } else if (t == "real") {
-    if (!v.is_number()) return bad("a number");
     s.Bind(i, v.get<double>());
   } else if (t == "boolean") {
-    if (!v.is_boolean()) return bad("a boolean");
     s.Bind(i, v.get<bool>());
   } else if (t == "json") {
     s.Bind(i, DumpJson(v));
   } else if (t == "bytes") {
     std::string raw;
-    if (!v.is_string() || !Base64Decode(v.get_ref<const std::string&>(), &raw)) {
-      return bad("base64 text");
-    }
+    Base64Decode(v.get_ref<const std::string&>(), &raw);
     s.BindBlob(i, raw.data(), raw.size());
   }
   return Status::Ok();
@@ -187,25 +177,6 @@ Status CheckFileToken(const std::string& path, const std::string& app_id, int64_
 }
 
 }  // namespace
-
-bool IsValidColumnType(std::string_view type) {
-  for (const char* t : kColumnTypes) {
-    if (type == t) return true;
-  }
-  return false;
-}
-
-bool IsValidIdentifier(std::string_view name) {
-  if (name.empty() || name.size() > 63) return false;
-  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
-  if (!alpha(name[0])) return false;
-  for (char c : name) {
-    if (!alpha(c) && !(c >= '0' && c <= '9')) return false;
-  }
-  std::string lower(name);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower != "id" && lower.rfind("_rm_", 0) != 0 && lower.rfind("sqlite_", 0) != 0;
-}
 
 Result<std::unique_ptr<SqliteDatabase>> SqliteDatabase::Open(const std::string& dir, Rng* rng) {
   std::error_code ec;
@@ -405,8 +376,9 @@ Status SqliteDatabase::SetCapture(const std::string& app_id, bool on) {
   });
 }
 
-Result<DumpArtifact> SqliteDatabase::Dump(const std::string& app_id, const std::string& path,
-                                          const ProgressFn& progress) {
+Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app_id,
+                                                          const std::string& path,
+                                                          const ProgressFn& progress) {
   std::string src_path = PathFor(app_id);
   if (!fs::exists(src_path)) return NotFound("app " + app_id + " has no database to dump");
   std::string tmp = path + ".raw";
@@ -513,6 +485,26 @@ Status SqliteDatabase::Restore(const std::string& app_id, const DumpArtifact& ar
   });
 }
 
+Result<json> SqliteDatabase::ExportCopy(const std::string& app_id, const std::string& stage,
+                                        const ProgressFn& progress) {
+  ASSIGN_OR_RETURN(DumpArtifact a, Dump(app_id, stage + ".db.zst", progress));
+  return json{{"path", a.path},
+              {"size_bytes", a.size_bytes},
+              {"raw_bytes", a.raw_bytes},
+              {"sha256", a.sha256}};
+}
+
+Status SqliteDatabase::ImportCopy(const std::string& app_id, const std::string&, const json& state,
+                                  const ProgressFn& progress, int64_t token) {
+  if (!state.is_object() || !state.contains("path")) {
+    return Permanent("the copy state of " + app_id + " names no snapshot file");
+  }
+  DumpArtifact a{state.value("path", ""), state.value("size_bytes", int64_t{0}),
+                 state.value("raw_bytes", int64_t{0}), state.value("sha256", "")};
+  if (!fs::exists(a.path)) return Corruption("the snapshot " + a.path + " is missing");
+  return Restore(app_id, a, progress, token);
+}
+
 Result<std::vector<TableDigest>> SqliteDatabase::Digest(const std::string& app_id) {
   std::vector<TableDigest> out;
   RETURN_IF_ERROR(WithConnection(app_id, [&](Db* db) -> Status {
@@ -603,26 +595,9 @@ Result<std::vector<ColumnSpec>> SqliteDatabase::Columns(Db* db, const std::strin
 }
 
 Status SqliteDatabase::CreateTable(const std::string& app_id, const TableSpec& spec) {
-  if (!IsValidIdentifier(spec.name)) {
-    return InvalidArgument("table name '" + spec.name + "' is not allowed", "invalid_name");
-  }
+  RETURN_IF_ERROR(ValidateTableSpec(spec));
   std::string sql = "CREATE TABLE " + Quote(spec.name) + " (id TEXT PRIMARY KEY NOT NULL";
-  for (size_t i = 0; i < spec.columns.size(); ++i) {
-    const auto& c = spec.columns[i];
-    if (!IsValidIdentifier(c.name)) {
-      return InvalidArgument("column name '" + c.name + "' is not allowed", "invalid_name");
-    }
-    for (size_t j = 0; j < i; ++j) {
-      if (spec.columns[j].name == c.name) {
-        return InvalidArgument("column '" + c.name + "' is repeated", "invalid_name");
-      }
-    }
-    if (!IsValidColumnType(c.type)) {
-      return InvalidArgument("column '" + c.name + "' has unknown type '" + c.type +
-                             "' (text integer real boolean json timestamp bytes)");
-    }
-    sql += ", " + Quote(c.name) + " " + SqlType(c.type);
-  }
+  for (const auto& c : spec.columns) sql += ", " + Quote(c.name) + " " + SqlType(c.type);
   sql += ")";
   return Write(app_id, Fenced::kRespect, [&](Db* db, std::string* ddl) -> Status {
     ASSIGN_OR_RETURN(Stmt exists,

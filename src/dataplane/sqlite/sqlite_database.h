@@ -39,10 +39,14 @@ class SqliteDatabase final : public Database {
   Status Unfence(const std::string& app_id, int64_t token = 0) override;
   Result<bool> IsFenced(const std::string& app_id) override;
   Status WithWriteFence(const std::string& app_id, const std::function<Status()>& fn) override;
-  Result<DumpArtifact> Dump(const std::string& app_id, const std::string& path,
-                            const ProgressFn& progress) override;
-  Status Restore(const std::string& app_id, const DumpArtifact& artifact,
-                 const ProgressFn& progress, int64_t token = 0) override;
+  const char* engine() const override { return "sqlite"; }
+  // The copy is a compressed snapshot file, `<stage>.db.zst`, with its SHA-256 (Dump), that
+  // the destination checks and installs by one atomic rename (Restore).
+  Result<nlohmann::json> ExportCopy(const std::string& app_id, const std::string& stage,
+                                    const ProgressFn& progress) override;
+  Status ImportCopy(const std::string& app_id, const std::string& source_region,
+                    const nlohmann::json& state, const ProgressFn& progress,
+                    int64_t token = 0) override;
   Result<std::vector<TableDigest>> Digest(const std::string& app_id) override;
 
   Status CreateTable(const std::string& app_id, const TableSpec& spec) override;
@@ -57,6 +61,20 @@ class SqliteDatabase final : public Database {
                    const std::string& id) override;
   Result<nlohmann::json> ListRows(const std::string& app_id, const std::string& table,
                                   const std::string& after, int limit) override;
+
+  // A staged consistent dump of one app database.
+  struct DumpArtifact {
+    std::string path;
+    int64_t size_bytes = 0;  // of the (compressed) artifact
+    int64_t raw_bytes = 0;   // of the database it holds
+    std::string sha256;      // of the artifact
+  };
+  // Consistent dump of schema and data into a compressed artifact at `path`.
+  Result<DumpArtifact> Dump(const std::string& app_id, const std::string& path,
+                            const ProgressFn& progress);
+  // Replaces the app's database here with the artifact's content (checksum verified first).
+  Status Restore(const std::string& app_id, const DumpArtifact& artifact,
+                 const ProgressFn& progress, int64_t token = 0);
 
   // ---- for the SQLite replicator ----
   std::string PathFor(const std::string& app_id) const;

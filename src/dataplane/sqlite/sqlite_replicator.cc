@@ -132,6 +132,7 @@ Result<ReplicationLag> SqliteReplicator::Lag(const std::string& app_id,
   ASSIGN_OR_RETURN(auto dbs, Resolve(primary_region, replica_region));
   auto [primary, replica] = dbs;
   ReplicationLag lag;
+  lag.changes = 0;
   RETURN_IF_ERROR(replica->WithConnection(app_id, [&](Db* db) -> Status {
     ASSIGN_OR_RETURN(lag.replica_position, ReplicaPosition(db));
     return Status::Ok();
@@ -148,6 +149,8 @@ Result<ReplicationLag> SqliteReplicator::Lag(const std::string& app_id,
       lag.bytes = q.Int(1);
       lag.primary_position = q.Int(2);
     }
+    // The change log keeps no commit times: the age of what is pending is unknown.
+    lag.seconds = lag.changes > 0 ? -1 : 0;
     return Status::Ok();
   }));
   return lag;

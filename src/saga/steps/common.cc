@@ -1,3 +1,5 @@
+#include <filesystem>
+
 #include "common/json_limits.h"
 #include "saga/steps/steps.h"
 
@@ -26,7 +28,15 @@ RegionPlane* Dest(const StepDeps& deps, const Migration& m) {
 bool IsFastReverse(const Migration& m) { return m.kind == "reverse" && m.reverse_path == "fast"; }
 
 std::string StagingPath(const StepDeps& deps, const Migration& m) {
-  return deps.plane->staging_dir() + "/" + m.id + ".db.zst";
+  return deps.plane->staging_dir() + "/" + m.id;
+}
+
+void RemoveStaged(const StepDeps& deps, const Migration& m) {
+  std::error_code ec;
+  const std::string prefix = m.id + ".";
+  for (const auto& e : std::filesystem::directory_iterator(deps.plane->staging_dir(), ec)) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) std::filesystem::remove(e.path(), ec);
+  }
 }
 
 void Note(const StepDeps& deps, const Migration& m, const std::string& message) {

@@ -51,10 +51,7 @@ std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m, con
   if (res.value("reserved", false)) {
     attempt("dest reservation", deps.store->ReleaseReservation(m.id, m.dest_region));
   }
-  std::error_code ec;
-  std::filesystem::remove(StagingPath(deps, m), ec);
-  std::filesystem::remove(StagingPath(deps, m) + ".raw", ec);
-  if (ec) failed.push_back("staging artifact: " + ec.message());
+  RemoveStaged(deps, m);
   return failed;
 }
 

@@ -1,6 +1,4 @@
 // flipping_routing (pre-flip checks), setting_up_reverse_replication and unblocking_writes.
-#include <filesystem>
-
 #include "common/log.h"
 #include "saga/steps/steps.h"
 
@@ -63,8 +61,7 @@ Status UnblockWrites(const StepDeps& deps, StepContext& ctx) {
   RETURN_IF_ERROR(Dest(deps, m)->db->Unfence(m.app_id, ctx.epoch()));
   // The app now lives in dest: its reservation there has done its job.
   RETURN_IF_ERROR(deps.store->ReleaseReservation(m.id, m.dest_region));
-  std::error_code ec;
-  std::filesystem::remove(StagingPath(deps, m), ec);
+  RemoveStaged(deps, m);
   return Status::Ok();
 }
 

@@ -1,5 +1,4 @@
 // dumping_data and restoring_data.
-#include <filesystem>
 #include <future>
 
 #include "saga/steps/steps.h"
@@ -51,25 +50,21 @@ Status VerifyEqual(const StepDeps& deps, StepContext& ctx) {
 Status DumpData(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
   if (IsFastReverse(m)) {
-    // No dump: wait until the replica has applied every change of the (fenced) primary.
+    // No copy: wait until the replica has applied every change of the (fenced) primary.
     ASSIGN_OR_RETURN(auto lag,
                      deps.plane->replicator()->Pump(m.app_id, m.source_region, m.dest_region));
-    if (lag.changes != 0)
-      return Unavailable("replica still behind by " + std::to_string(lag.changes) + " changes");
+    if (!lag.caught_up()) {
+      return Unavailable("replica still behind by " + std::to_string(lag.bytes) + " bytes");
+    }
     return ctx.ReportProgress(lag.primary_position, lag.primary_position);
   }
   json res = Resources(ctx);
-  if (res.contains("dump") && std::filesystem::exists(res["dump"].value("path", ""))) {
-    return Status::Ok();  // done before a crash; restore verifies its checksum
-  }
-  std::string path = StagingPath(deps, m);
-  res["dump_path"] = path;  // recorded first: compensation deletes it
+  if (res.contains("copy")) return Status::Ok();  // done before a crash
+  res["staging"] = StagingPath(deps, m);  // recorded first: compensation deletes what is there
   RETURN_IF_ERROR(SaveResources(ctx, res));
-  ASSIGN_OR_RETURN(DumpArtifact a, Source(deps, m)->db->Dump(m.app_id, path, Reporter(ctx)));
-  res["dump"] = {{"path", a.path},
-                 {"size_bytes", a.size_bytes},
-                 {"raw_bytes", a.raw_bytes},
-                 {"sha256", a.sha256}};
+  ASSIGN_OR_RETURN(json state,
+                   Source(deps, m)->db->ExportCopy(m.app_id, StagingPath(deps, m), Reporter(ctx)));
+  res["copy"] = std::move(state);
   return SaveResources(ctx, res);
 }
 
@@ -77,16 +72,17 @@ Status RestoreData(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
   json res = Resources(ctx);
   if (IsFastReverse(m)) {
+    if (!res.value("replication_stopped", false)) {
+      RETURN_IF_ERROR(deps.plane->replicator()->SyncRest(m.app_id, m.source_region, m.dest_region));
+    }
     res["replication_stopped"] = true;
     RETURN_IF_ERROR(SaveResources(ctx, res));
     RETURN_IF_ERROR(deps.plane->replicator()->Stop(m.app_id, m.source_region, m.dest_region));
     return VerifyEqual(deps, ctx);
   }
-  if (!res.contains("dump")) return Permanent("no dump recorded for this migration");
-  const json& d = res["dump"];
-  DumpArtifact a{d.value("path", ""), d.value("size_bytes", int64_t{0}),
-                 d.value("raw_bytes", int64_t{0}), d.value("sha256", "")};
-  RETURN_IF_ERROR(Dest(deps, m)->db->Restore(m.app_id, a, Reporter(ctx), ctx.epoch()));
+  if (!res.contains("copy")) return Permanent("no database copy recorded for this migration");
+  RETURN_IF_ERROR(Dest(deps, m)->db->ImportCopy(m.app_id, m.source_region, res["copy"],
+                                                Reporter(ctx), ctx.epoch()));
   RETURN_IF_ERROR(deps.Fault("restoring_data.before_verify"));
   return VerifyEqual(deps, ctx);
 }

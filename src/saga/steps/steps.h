@@ -67,7 +67,10 @@ Status SaveResources(StepContext& ctx, const nlohmann::json& res);
 RegionPlane* Source(const StepDeps& deps, const Migration& m);
 RegionPlane* Dest(const StepDeps& deps, const Migration& m);
 bool IsFastReverse(const Migration& m);
+// The prefix of the files a copy of migration `m` stages ("<staging_dir>/<id>").
 std::string StagingPath(const StepDeps& deps, const Migration& m);
+// Removes every file staged for `m`.
+void RemoveStaged(const StepDeps& deps, const Migration& m);
 // Appends a "note" event to the migration's history.
 void Note(const StepDeps& deps, const Migration& m, const std::string& message);
 

@@ -1,0 +1,190 @@
+#include "common/pg.h"
+
+#include <cstring>
+
+namespace regionmove::pg {
+
+namespace {
+
+bool StartsWith(const char* s, const char* prefix) {
+  return s && std::strncmp(s, prefix, std::strlen(prefix)) == 0;
+}
+
+std::string ConninfoValue(std::string_view v) {
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(dsn.c_str(), &err);
+  if (!opts) {
+    std::string msg = err ? err : "out of memory";
+    if (err) PQfreemem(err);
+    return InvalidArgument("invalid PostgreSQL dsn: " + msg, "invalid_config");
+  }
+  std::string out;
+  for (PQconninfoOption* o = opts; o->keyword; ++o) {
+    std::string_view k = o->keyword;
+    if (!o->val || k == "dbname" || k == "application_name" || k == "options") continue;
+    out += std::string(k) + "=" + ConninfoValue(o->val) + " ";
+  }
+  PQconninfoFree(opts);
+  out += "dbname=" + ConninfoValue(dbname) + " application_name=regionmove ";
+  out += "connect_timeout=10 ";
+  out += "options=" + ConninfoValue(
+                          "-c default_transaction_read_only=off -c TimeZone=UTC -c DateStyle=ISO "
+                          "-c extra_float_digits=3 -c bytea_output=hex -c statement_timeout=0");
+  return out;
+}
+
+std::string QuoteIdent(std::string_view ident) {
+  std::string out = "\"";
+  for (char c : ident) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string QuoteLiteral(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
+Status FromResult(PGconn* conn, const PGresult* res, const std::string& where) {
+  const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  std::string msg = res ? PQresultErrorMessage(res) : "";
+  if (msg.empty() && conn) msg = PQerrorMessage(conn);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  if (const char* detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : nullptr) {
+    msg += " (" + std::string(detail) + ")";
+  }
+  msg = where + ": " + msg;
+  if (!state || (conn && PQstatus(conn) != CONNECTION_OK)) {
+    return Unavailable(msg);  // no SQLSTATE: the connection itself failed
+  }
+  std::string_view s = state;
+  if (StartsWith(state, "08") || StartsWith(state, "57P") || StartsWith(state, "53") ||
+      s == "40001" || s == "40P01" || s == "55P03" || s == "55006" || s == "57014") {
+    return Unavailable(msg);
+  }
+  if (s == "25006") return Status(StatusCode::kUnavailable, msg, "app_migrating");
+  if (s == "23505") return Conflict(msg, "unique_violation");
+  if (s == "3D000") return NotFound(msg);
+  return Permanent(msg + " [SQLSTATE " + std::string(s) + "]");
+}
+
+int64_t Rows::Int(int row, int col) const {
+  const char* v = PQgetvalue(r_.get(), row, col);
+  return v ? std::strtoll(v, nullptr, 10) : 0;
+}
+
+int64_t Rows::Affected() const {
+  const char* v = PQcmdTuples(r_.get());
+  return v && *v ? std::strtoll(v, nullptr, 10) : 0;
+}
+
+Result<std::unique_ptr<Conn>> Conn::Open(const std::string& conninfo, std::string where) {
+  PGconn* c = PQconnectdb(conninfo.c_str());
+  if (!c) return Unavailable(where + ": out of memory connecting");
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(c);
+    PQfinish(c);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    // A database that does not exist is NotFound; every other connection failure is retryable.
+    if (msg.find("does not exist") != std::string::npos &&
+        msg.find("database") != std::string::npos) {
+      return NotFound(where + ": " + msg);
+    }
+    return Unavailable(where + ": " + msg);
+  }
+  return std::unique_ptr<Conn>(new Conn(c, std::move(where)));
+}
+
+Conn::~Conn() { PQfinish(conn_); }
+
+Result<Rows> Conn::Check(PGresult* r) {
+  ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_COPY_OUT ||
+      st == PGRES_COPY_IN || st == PGRES_EMPTY_QUERY) {
+    return Rows(r);
+  }
+  Status s = FromResult(conn_, r, where_);
+  PQclear(r);
+  return s;
+}
+
+Result<Rows> Conn::Exec(const std::string& sql) {
+  // PQexec keeps only the last result; an error in any statement is that result.
+  return Check(PQexec(conn_, sql.c_str()));
+}
+
+Result<Rows> Conn::Query(const std::string& sql, const Params& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  return Check(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                            values.data(), nullptr, nullptr, 0));
+}
+
+Result<bool> Conn::ReadCopy(std::string* chunk) {
+  char* buf = nullptr;
+  int n = PQgetCopyData(conn_, &buf, 0);
+  if (n > 0) {
+    chunk->assign(buf, static_cast<size_t>(n));
+    PQfreemem(buf);
+    return true;
+  }
+  if (n == -1) {
+    // The end: the COPY's own result says whether it succeeded.
+    PGresult* r = PQgetResult(conn_);
+    auto checked = Check(r);
+    while (PGresult* more = PQgetResult(conn_)) PQclear(more);
+    RETURN_IF_ERROR(checked.status());
+    return false;
+  }
+  return FromResult(conn_, nullptr, where_);
+}
+
+Status Conn::WriteCopy(std::string_view data) {
+  if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1) {
+    return FromResult(conn_, nullptr, where_);
+  }
+  return Status::Ok();
+}
+
+Status Conn::EndCopy() {
+  if (PQputCopyEnd(conn_, nullptr) != 1) return FromResult(conn_, nullptr, where_);
+  PGresult* r = PQgetResult(conn_);
+  auto checked = Check(r);
+  while (PGresult* more = PQgetResult(conn_)) PQclear(more);
+  return checked.status();
+}
+
+Result<Txn> Txn::Begin(Conn* c, const char* begin) {
+  RETURN_IF_ERROR(c->Exec(begin).status());
+  return Txn(c);
+}
+
+Txn::~Txn() {
+  if (c_ && c_->healthy()) (void)c_->Exec("ROLLBACK");
+}
+
+Status Txn::Commit() {
+  Conn* c = c_;
+  c_ = nullptr;
+  return c->Exec("COMMIT").status();
+}
+
+}  // namespace regionmove::pg

@@ -1,0 +1,92 @@
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+// A thin layer over libpq: connections, statements, COPY, and the one function that maps
+// libpq's errors to Status (DESIGN rule 2). Used by the PostgreSQL engines.
+namespace regionmove::pg {
+
+// `dsn` (a URI or key=value conninfo) with the database replaced by `dbname` and the settings
+// every regionmove session uses: application_name=regionmove, writes allowed even where the
+// database defaults to read-only (a fenced app database), UTC, ISO dates, exact floats.
+Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname);
+// The same as command-line arguments for pg_dump and psql (`--dbname=<conninfo>`).
+std::string QuoteIdent(std::string_view ident);   // "a""b"
+std::string QuoteLiteral(std::string_view text);  // 'it''s'
+
+// The one place where libpq errors become Status. By SQLSTATE class: connection failures,
+// serialization failures, deadlocks, too many connections, shutdowns and lock timeouts are
+// Unavailable (retryable); unique violations Conflict; a missing database NotFound; a
+// read-only transaction Unavailable("app_migrating"); everything else Permanent. The message
+// names `where` (the region and the database).
+Status FromResult(PGconn* conn, const PGresult* res, const std::string& where);
+
+class Rows {
+ public:
+  explicit Rows(PGresult* r) : r_(r, PQclear) {}
+  int size() const { return PQntuples(r_.get()); }
+  int columns() const { return PQnfields(r_.get()); }
+  bool IsNull(int row, int col) const { return PQgetisnull(r_.get(), row, col) != 0; }
+  std::string Text(int row, int col) const {
+    return std::string(PQgetvalue(r_.get(), row, col), PQgetlength(r_.get(), row, col));
+  }
+  int64_t Int(int row, int col) const;
+  // Rows changed by an INSERT, UPDATE or DELETE.
+  int64_t Affected() const;
+
+ private:
+  std::unique_ptr<PGresult, void (*)(PGresult*)> r_;
+};
+
+using Params = std::vector<std::optional<std::string>>;
+
+class Conn {
+ public:
+  // `where` names the connection in every error ("region us-east-1, database app_x").
+  static Result<std::unique_ptr<Conn>> Open(const std::string& conninfo, std::string where);
+  ~Conn();
+
+  // One or more statements (simple query protocol); the last one's rows.
+  Result<Rows> Exec(const std::string& sql);
+  // One statement with text parameters ($1, $2, ...; nullopt is NULL).
+  Result<Rows> Query(const std::string& sql, const Params& params = {});
+
+  // COPY: start with Exec("COPY ... TO STDOUT") / Exec("COPY ... FROM STDIN"), then
+  // ReadCopy() until it answers false, or WriteCopy() then EndCopy().
+  Result<bool> ReadCopy(std::string* chunk);
+  Status WriteCopy(std::string_view data);
+  Status EndCopy();
+
+  bool healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
+  PGconn* raw() { return conn_; }
+  const std::string& where() const { return where_; }
+
+ private:
+  Conn(PGconn* c, std::string where) : conn_(c), where_(std::move(where)) {}
+  Result<Rows> Check(PGresult* r);
+  PGconn* conn_;
+  std::string where_;
+};
+
+// A transaction rolled back unless committed.
+class Txn {
+ public:
+  static Result<Txn> Begin(Conn* c, const char* begin = "BEGIN");
+  Txn(Txn&& o) noexcept : c_(o.c_) { o.c_ = nullptr; }
+  ~Txn();
+  Status Commit();
+
+ private:
+  explicit Txn(Conn* c) : c_(c) {}
+  Conn* c_;
+};
+
+}  // namespace regionmove::pg

@@ -1,0 +1,71 @@
+#include "dataplane/database.h"
+
+#include <cctype>
+
+#include "common/hash.h"
+
+namespace regionmove {
+
+using nlohmann::json;
+
+bool IsValidColumnType(std::string_view type) {
+  for (const char* t : kColumnTypes) {
+    if (type == t) return true;
+  }
+  return false;
+}
+
+bool IsValidIdentifier(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+  if (!alpha(name[0])) return false;
+  for (char c : name) {
+    if (!alpha(c) && !(c >= '0' && c <= '9')) return false;
+  }
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower != "id" && lower.rfind("_rm_", 0) != 0 && lower.rfind("sqlite_", 0) != 0;
+}
+
+Status ValidateTableSpec(const TableSpec& spec) {
+  if (!IsValidIdentifier(spec.name)) {
+    return InvalidArgument("table name '" + spec.name + "' is not allowed", "invalid_name");
+  }
+  for (size_t i = 0; i < spec.columns.size(); ++i) {
+    const auto& c = spec.columns[i];
+    if (!IsValidIdentifier(c.name)) {
+      return InvalidArgument("column name '" + c.name + "' is not allowed", "invalid_name");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (spec.columns[j].name == c.name) {
+        return InvalidArgument("column '" + c.name + "' is repeated", "invalid_name");
+      }
+    }
+    if (!IsValidColumnType(c.type)) {
+      return InvalidArgument("column '" + c.name + "' has unknown type '" + c.type +
+                             "' (text integer real boolean json timestamp bytes)");
+    }
+  }
+  return Status::Ok();
+}
+
+Status CheckValue(const ColumnSpec& col, const json& v) {
+  auto bad = [&](const char* want) {
+    return InvalidArgument("field '" + col.name + "' must be " + want);
+  };
+  if (v.is_null()) return Status::Ok();
+  const std::string& t = col.type;
+  if ((t == "text" || t == "timestamp") && !v.is_string()) return bad("a string");
+  if (t == "integer" && !v.is_number_integer()) return bad("an integer");
+  if (t == "real" && !v.is_number()) return bad("a number");
+  if (t == "boolean" && !v.is_boolean()) return bad("a boolean");
+  if (t == "bytes") {
+    std::string raw;
+    if (!v.is_string() || !Base64Decode(v.get_ref<const std::string&>(), &raw)) {
+      return bad("base64 text");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace regionmove

@@ -1,0 +1,746 @@
+#include "dataplane/postgres/pg_database.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "common/hash.h"
+#include "common/json_limits.h"
+#include "common/subprocess.h"
+#include "common/sync.h"
+
+namespace regionmove {
+
+using nlohmann::json;
+using pg::QuoteIdent;
+using pg::QuoteLiteral;
+
+namespace {
+
+constexpr const char* kInternalSchema = R"sql(
+CREATE SCHEMA IF NOT EXISTS _regionmove;
+CREATE TABLE IF NOT EXISTS _regionmove.meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS _regionmove.fence_tokens (app_id text PRIMARY KEY, token bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS _regionmove.columns (
+  table_name text NOT NULL, column_name text NOT NULL, type text NOT NULL, ord int NOT NULL,
+  PRIMARY KEY (table_name, column_name));
+INSERT INTO _regionmove.meta VALUES ('fenced', '0') ON CONFLICT DO NOTHING;
+)sql";
+
+// The tables of an app database that hold data to copy and compare: every ordinary table of
+// the app's schemas and _regionmove.columns; not the region-local state, not what belongs to
+// an extension.
+constexpr const char* kDataTables = R"sql(
+SELECT n.nspname, c.relname, pg_table_size(c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+  AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
+  AND NOT (n.nspname = '_regionmove' AND c.relname IN ('meta', 'fence_tokens'))
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1, 2
+)sql";
+
+}  // namespace
+
+const char* const kPgSequences = R"sql(
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'S' AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1, 2
+)sql";
+
+namespace {
+
+std::string Qualified(const std::string& schema, const std::string& name) {
+  return QuoteIdent(schema) + "." + QuoteIdent(name);
+}
+
+std::string AppLockKey(const std::string& app_id) {
+  return "hashtextextended(" + QuoteLiteral("regionmove:" + app_id) + ", 0)";
+}
+
+const char* PgType(const std::string& type) {
+  if (type == "integer") return "bigint";
+  if (type == "real") return "double precision";
+  if (type == "boolean") return "boolean";
+  if (type == "json") return "jsonb";
+  if (type == "timestamp") return "timestamptz";
+  if (type == "bytes") return "bytea";
+  return "text";
+}
+
+// How a data API column is read, as text.
+std::string ReadExpr(const ColumnSpec& c) {
+  std::string q = QuoteIdent(c.name);
+  if (c.type == "text") return q;
+  if (c.type == "timestamp") {
+    // RFC 3339 in UTC, with microseconds only when there are any.
+    return "CASE WHEN " + q + " IS NULL THEN NULL WHEN extract(microseconds FROM " + q +
+           ")::bigint % 1000000 = 0 THEN to_char(" + q +
+           " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') ELSE to_char(" + q +
+           " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') END";
+  }
+  if (c.type == "bytes") return "translate(encode(" + q + ", 'base64'), E'\\n', '')";
+  return q + "::text";
+}
+
+// How a data API value is written, from a text parameter.
+std::string WriteExpr(const ColumnSpec& c, int param) {
+  std::string p = "$" + std::to_string(param);
+  if (c.type == "text") return p;
+  if (c.type == "bytes") return "decode(" + p + ", 'base64')";
+  return p + "::" + PgType(c.type);
+}
+
+std::optional<std::string> ParamText(const ColumnSpec& c, const json& v) {
+  if (v.is_null()) return std::nullopt;
+  if (c.type == "integer") return std::to_string(v.get<int64_t>());
+  if (c.type == "real") {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v.get<double>());
+    return std::string(buf);
+  }
+  if (c.type == "boolean") return v.get<bool>() ? "true" : "false";
+  if (c.type == "json") return DumpJson(v);
+  return v.get<std::string>();
+}
+
+json ReadValue(const pg::Rows& r, int row, int col, const std::string& type) {
+  if (r.IsNull(row, col)) return nullptr;
+  std::string t = r.Text(row, col);
+  if (type == "integer") return std::strtoll(t.c_str(), nullptr, 10);
+  if (type == "real") return std::strtod(t.c_str(), nullptr);
+  if (type == "boolean") return t == "true";
+  if (type == "json") {
+    json parsed = json::parse(t, nullptr, /*allow_exceptions=*/false);
+    return parsed.is_discarded() ? json(t) : parsed;
+  }
+  return t;
+}
+
+std::string SelectList(const std::vector<ColumnSpec>& cols) {
+  std::string sql = "id";
+  for (const auto& c : cols) sql += ", " + ReadExpr(c);
+  return sql;
+}
+
+json ReadRow(const pg::Rows& r, int row, const std::vector<ColumnSpec>& cols) {
+  json out = json::object();
+  out["id"] = r.Text(row, 0);
+  for (size_t i = 0; i < cols.size(); ++i) {
+    out[cols[i].name] = ReadValue(r, row, static_cast<int>(i + 1), cols[i].type);
+  }
+  return out;
+}
+
+const ColumnSpec* FindColumn(const std::vector<ColumnSpec>& cols, const std::string& name) {
+  for (const auto& c : cols) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+// The data API's columns of `table` (public schema); NotFound for a table it did not create.
+Result<std::vector<ColumnSpec>> Columns(pg::Conn* c, const std::string& table) {
+  if (!IsValidIdentifier(table)) return NotFound("table " + table + " not found");
+  ASSIGN_OR_RETURN(pg::Rows r, c->Query("SELECT column_name, type, ord FROM _regionmove.columns "
+                                        "WHERE table_name = $1 ORDER BY ord",
+                                        {table}));
+  if (r.size() == 0) {
+    ASSIGN_OR_RETURN(pg::Rows t, c->Query("SELECT to_regclass($1) IS NOT NULL",
+                                          {"public." + QuoteIdent(table)}));
+    if (t.size() == 1 && t.Text(0, 0) == "t") {
+      return NotFound("table " + table +
+                      " was not created through the data API; reach it through PostgreSQL");
+    }
+    return NotFound("table " + table + " not found");
+  }
+  std::vector<ColumnSpec> cols;
+  for (int i = 0; i < r.size(); ++i) {
+    if (r.Int(i, 2) >= 0) cols.push_back(ColumnSpec{r.Text(i, 0), r.Text(i, 1)});
+  }
+  return cols;
+}
+
+// A table to copy, with its size on disk (for progress).
+struct CopyItem {
+  std::string schema, name;
+  int64_t bytes = 0;
+};
+
+}  // namespace
+
+Status CopySequenceValues(pg::Conn* from, pg::Conn* to) {
+  ASSIGN_OR_RETURN(pg::Rows seqs, from->Exec(kPgSequences));
+  for (int i = 0; i < seqs.size(); ++i) {
+    std::string q = Qualified(seqs.Text(i, 0), seqs.Text(i, 1));
+    ASSIGN_OR_RETURN(pg::Rows v, from->Exec("SELECT last_value, is_called FROM " + q));
+    RETURN_IF_ERROR(to->Query("SELECT setval($1::regclass, $2::bigint, $3::boolean)",
+                              {q, v.Text(0, 0), v.Text(0, 1) == "t" ? "true" : "false"})
+                        .status());
+  }
+  return Status::Ok();
+}
+
+PgDatabase::PgDatabase(const PgEngine* engine, const RegionConfig& region, Rng* rng)
+    : engine_(engine), region_(region), rng_(rng), pool_(engine, region.slug) {}
+
+std::string PgDatabase::Where(const std::string& app_id) const {
+  return "region " + region_.slug + ", database " + app_id;
+}
+
+Status PgDatabase::LockApp(pg::Conn* admin, const std::string& app_id) {
+  return admin->Exec("SELECT pg_advisory_lock(" + AppLockKey(app_id) + ")").status();
+}
+
+Status PgDatabase::UnlockApp(pg::Conn* admin, const std::string& app_id) {
+  return admin->Exec("SELECT pg_advisory_unlock(" + AppLockKey(app_id) + ")").status();
+}
+
+Status PgDatabase::Create(const std::string& app_id) {
+  ASSIGN_OR_RETURN(auto admin, pool_.Get());
+  ASSIGN_OR_RETURN(bool exists, Exists(app_id));
+  if (!exists) {
+    auto created = admin->Exec("CREATE DATABASE " + QuoteIdent(app_id));
+    if (!created.ok() && created.status().message().find("already exists") == std::string::npos) {
+      return created.status();
+    }
+  }
+  ASSIGN_OR_RETURN(auto c, pool_.Get(app_id));
+  return c->Exec(kInternalSchema).status();
+}
+
+Result<bool> PgDatabase::Exists(const std::string& app_id) {
+  ASSIGN_OR_RETURN(auto admin, pool_.Get());
+  ASSIGN_OR_RETURN(pg::Rows r,
+                   admin->Query("SELECT 1 FROM pg_database WHERE datname = $1", {app_id}));
+  return r.size() == 1;
+}
+
+Result<int64_t> PgDatabase::SizeBytes(const std::string& app_id) {
+  ASSIGN_OR_RETURN(auto admin, pool_.Get());
+  ASSIGN_OR_RETURN(pg::Rows r, admin->Query("SELECT pg_database_size(datname) FROM pg_database "
+                                            "WHERE datname = $1",
+                                            {app_id}));
+  return r.size() == 1 ? r.Int(0, 0) : 0;
+}
+
+Status PgDatabase::CheckToken(const std::string& app_id, int64_t token) {
+  if (token <= 0) return Status::Ok();
+  auto c = pool_.Get(app_id);
+  if (!c.ok()) {
+    return c.status().code() == StatusCode::kNotFound ? Status::Ok() : c.status();
+  }
+  ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c->get()));
+  ASSIGN_OR_RETURN(pg::Rows r,
+                   (*c)->Query("SELECT token FROM _regionmove.fence_tokens WHERE app_id = $1 "
+                               "FOR UPDATE",
+                               {app_id}));
+  if (r.size() == 1 && r.Int(0, 0) > token) {
+    return Conflict(
+        "fenced: a later migration (token " + r.Text(0, 0) + ") has acted on app " + app_id,
+        "fenced");
+  }
+  RETURN_IF_ERROR((*c)->Query("INSERT INTO _regionmove.fence_tokens VALUES ($1, $2) "
+                              "ON CONFLICT (app_id) DO UPDATE SET token = excluded.token",
+                              {app_id, std::to_string(token)})
+                      .status());
+  return txn.Commit();
+}
+
+Status PgDatabase::DropLocked(pg::Conn* admin, const std::string& app_id) {
+  ASSIGN_OR_RETURN(bool exists, Exists(app_id));
+  if (exists) {
+    // Subscriptions first (a database that holds one cannot be dropped); their slots live on
+    // the other cluster, which the replicator's Stop removes.
+    ASSIGN_OR_RETURN(auto c, pool_.Get(app_id));
+    ASSIGN_OR_RETURN(pg::Rows subs,
+                     c->Exec("SELECT subname FROM pg_subscription WHERE subdbid = "
+                             "(SELECT oid FROM pg_database WHERE datname = current_database())"));
+    for (int i = 0; i < subs.size(); ++i) {
+      std::string s = QuoteIdent(subs.Text(i, 0));
+      RETURN_IF_ERROR(c->Exec("ALTER SUBSCRIPTION " + s + " DISABLE").status());
+      RETURN_IF_ERROR(c->Exec("ALTER SUBSCRIPTION " + s + " SET (slot_name = NONE)").status());
+      RETURN_IF_ERROR(c->Exec("DROP SUBSCRIPTION " + s).status());
+    }
+  }
+  // Slots of this database on this cluster (a primary's): a slot left behind would keep WAL
+  // forever and fill the disk.
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(pg::Rows slots,
+                     admin->Query("SELECT slot_name, active_pid FROM pg_replication_slots "
+                                  "WHERE database = $1",
+                                  {app_id}));
+    if (slots.size() == 0) break;
+    Status last;
+    for (int i = 0; i < slots.size(); ++i) {
+      if (!slots.IsNull(i, 1)) {
+        (void)admin->Query("SELECT pg_terminate_backend($1::int)", {slots.Text(i, 1)});
+      }
+      last = admin->Query("SELECT pg_drop_replication_slot($1)", {slots.Text(i, 0)}).status();
+    }
+    if (last.ok()) continue;
+    if (attempt >= 50) return last;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  pool_.Forget(app_id);
+  return admin->Exec("DROP DATABASE IF EXISTS " + QuoteIdent(app_id) + " WITH (FORCE)").status();
+}
+
+Status PgDatabase::Drop(const std::string& app_id, int64_t token) {
+  ASSIGN_OR_RETURN(auto admin, pool_.Get());
+  RETURN_IF_ERROR(LockApp(admin.get(), app_id));
+  Status s = CheckToken(app_id, token);
+  if (s.ok()) s = DropLocked(admin.get(), app_id);
+  Status u = UnlockApp(admin.get(), app_id);
+  return s.ok() ? u : s;
+}
+
+Status PgDatabase::Fence(const std::string& app_id) {
+  {
+    ASSIGN_OR_RETURN(auto c, Live(app_id));
+    // Waits for the data API's writes in flight: each holds this row FOR SHARE.
+    RETURN_IF_ERROR(
+        c->Exec("UPDATE _regionmove.meta SET value = '1' WHERE key = 'fenced'").status());
+  }
+  ASSIGN_OR_RETURN(auto admin, pool_.Get());
+  RETURN_IF_ERROR(
+      admin
+          ->Exec("ALTER DATABASE " + QuoteIdent(app_id) + " SET default_transaction_read_only = on")
+          .status());
+  // Sessions that other clients opened before the fence may write: they end here, and
+  // reconnect read-only. A transaction of theirs in flight is rolled back, never acknowledged.
+  return admin
+      ->Query(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 "
+          "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+          "AND application_name <> 'regionmove'",
+          {app_id})
+      .status();
+}
+
+Status PgDatabase::Unfence(const std::string& app_id, int64_t token) {
+  {
+    ASSIGN_OR_RETURN(auto c, Live(app_id));
+    ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c.get()));
+    if (token > 0) {
+      ASSIGN_OR_RETURN(pg::Rows r, c->Query("SELECT token FROM _regionmove.fence_tokens "
+                                            "WHERE app_id = $1 FOR UPDATE",
+                                            {app_id}));
+      if (r.size() == 1 && r.Int(0, 0) > token) {
+        return Conflict(
+            "fenced: a later migration (token " + r.Text(0, 0) + ") has acted on app " + app_id,
+            "fenced");
+      }
+      RETURN_IF_ERROR(c->Query("INSERT INTO _regionmove.fence_tokens VALUES ($1, $2) "
+                               "ON CONFLICT (app_id) DO UPDATE SET token = excluded.token",
+                               {app_id, std::to_string(token)})
+                          .status());
+    }
+    RETURN_IF_ERROR(
+        c->Exec("UPDATE _regionmove.meta SET value = '0' WHERE key = 'fenced'").status());
+    RETURN_IF_ERROR(txn.Commit());
+  }
+  ASSIGN_OR_RETURN(auto admin, pool_.Get());
+  return admin
+      ->Exec("ALTER DATABASE " + QuoteIdent(app_id) + " RESET default_transaction_read_only")
+      .status();
+}
+
+Result<bool> PgDatabase::IsFenced(const std::string& app_id) {
+  ASSIGN_OR_RETURN(auto c, Live(app_id));
+  ASSIGN_OR_RETURN(pg::Rows r, c->Exec("SELECT value FROM _regionmove.meta WHERE key = 'fenced'"));
+  return r.size() == 1 && r.Text(0, 0) == "1";
+}
+
+Result<PgPool::Handle> PgDatabase::Live(const std::string& app_id) {
+  // A pooled connection may have been ended by the server since its last use (the database
+  // was replaced or dropped by another process, the server restarted): one ping tells.
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(auto c, pool_.Get(app_id));
+    Status ping = c->Exec("").status();
+    if (ping.ok() || c->healthy() || attempt >= 2) {
+      RETURN_IF_ERROR(ping);
+      return c;
+    }
+  }
+}
+
+Status PgDatabase::Write(const std::string& app_id, const std::function<Status(pg::Conn*)>& fn) {
+  ASSIGN_OR_RETURN(auto c, Live(app_id));
+  ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c.get()));
+  ASSIGN_OR_RETURN(pg::Rows r, c->Exec("SELECT value FROM _regionmove.meta "
+                                       "WHERE key = 'fenced' FOR SHARE"));
+  if (r.size() == 1 && r.Text(0, 0) == "1") {
+    return Status(StatusCode::kUnavailable, "writes to app " + app_id + " are blocked",
+                  "app_migrating");
+  }
+  RETURN_IF_ERROR(fn(c.get()));
+  return txn.Commit();
+}
+
+Status PgDatabase::Read(const std::string& app_id, const std::function<Status(pg::Conn*)>& fn) {
+  ASSIGN_OR_RETURN(auto c, Live(app_id));
+  return fn(c.get());
+}
+
+Status PgDatabase::WithWriteFence(const std::string& app_id, const std::function<Status()>& fn) {
+  return Write(app_id, [&](pg::Conn*) { return fn(); });
+}
+
+// ---------------------------------------------------------------- copy
+
+Result<json> PgDatabase::ExportCopy(const std::string& app_id, const std::string& stage,
+                                    const ProgressFn& progress) {
+  ASSIGN_OR_RETURN(bool exists, Exists(app_id));
+  if (!exists) return NotFound("app " + app_id + " has no database in " + region_.slug);
+  ASSIGN_OR_RETURN(std::string conninfo, engine_->ConninfoFor(region_.slug, app_id));
+  json state = {{"pre", stage + ".pre.sql"}, {"post", stage + ".post.sql"}};
+  for (const char* section : {"pre", "post"}) {
+    std::string path = state[section];
+    RETURN_IF_ERROR(
+        RunProgram({"pg_dump", "--section=" + std::string(section) + "-data", "--no-publications",
+                    "--no-subscriptions", "--file=" + path, "--dbname=" + conninfo})
+            .status());
+    RETURN_IF_ERROR(SyncFile(path));
+  }
+  if (progress) RETURN_IF_ERROR(progress(1, 1));
+  return state;
+}
+
+Status PgDatabase::ImportCopy(const std::string& app_id, const std::string& source_region,
+                              const json& state, const ProgressFn& progress, int64_t token) {
+  if (!state.is_object() || !state.contains("pre") || !state.contains("post")) {
+    return Permanent("the copy state of " + app_id + " names no schema files");
+  }
+  ASSIGN_OR_RETURN(std::string src_info, engine_->ConninfoFor(source_region, app_id));
+  ASSIGN_OR_RETURN(std::string dst_info, engine_->ConninfoFor(region_.slug, app_id));
+  const std::string src_where = "region " + source_region + ", database " + app_id;
+  ASSIGN_OR_RETURN(auto src, pg::Conn::Open(src_info, src_where));
+  ASSIGN_OR_RETURN(pg::Rows db_info,
+                   src->Exec("SELECT pg_encoding_to_char(encoding), datcollate, datctype "
+                             "FROM pg_database WHERE datname = current_database()"));
+  ASSIGN_OR_RETURN(pg::Rows tables, src->Exec(kDataTables));
+
+  ASSIGN_OR_RETURN(auto admin, pool_.Get());
+  RETURN_IF_ERROR(LockApp(admin.get(), app_id));
+  struct Unlock {
+    PgDatabase* self;
+    pg::Conn* admin;
+    const std::string& app;
+    ~Unlock() { (void)self->UnlockApp(admin, app); }
+  } unlock{this, admin.get(), app_id};
+  // A later migration's worker may have copied (and unfenced) this database while this one was
+  // paused: its token refuses our replacement.
+  RETURN_IF_ERROR(CheckToken(app_id, token));
+  RETURN_IF_ERROR(DropLocked(admin.get(), app_id));
+  RETURN_IF_ERROR(admin
+                      ->Exec("CREATE DATABASE " + QuoteIdent(app_id) +
+                             " TEMPLATE template0 ENCODING " + QuoteLiteral(db_info.Text(0, 0)) +
+                             " LC_COLLATE " + QuoteLiteral(db_info.Text(0, 1)) + " LC_CTYPE " +
+                             QuoteLiteral(db_info.Text(0, 2)))
+                      .status());
+  auto psql = [&](const std::string& file) -> Status {
+    Status s = RunProgram({"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                           "--file=" + file, "--dbname=" + dst_info})
+                   .status();
+    if (!s.ok()) return Permanent(Where(app_id) + ": applying " + file + ": " + s.message());
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(psql(state.value("pre", "")));
+
+  // The data: binary COPY streams from the (fenced) source, two tables at a time, largest first.
+  std::vector<CopyItem> items;
+  int64_t total = 0;
+  for (int i = 0; i < tables.size(); ++i) {
+    items.push_back(CopyItem{tables.Text(i, 0), tables.Text(i, 1), tables.Int(i, 2)});
+    total += tables.Int(i, 2);
+  }
+  std::sort(items.begin(), items.end(),
+            [](const CopyItem& a, const CopyItem& b) { return a.bytes > b.bytes; });
+  std::atomic<size_t> next{0};
+  std::atomic<int64_t> done{0};
+  std::atomic<bool> stop{false};
+  std::mutex err_mu;
+  Status first_error;
+  auto fail = [&](Status s) {
+    std::lock_guard<std::mutex> lock(err_mu);
+    if (first_error.ok()) first_error = std::move(s);
+    stop = true;
+  };
+  auto worker = [&] {
+    Status s = CatchAll("copy worker", [&]() -> Status {
+      ASSIGN_OR_RETURN(auto in, pg::Conn::Open(src_info, src_where));
+      ASSIGN_OR_RETURN(auto out, pg::Conn::Open(dst_info, Where(app_id)));
+      std::string chunk, batch;
+      for (size_t i = next++; i < items.size() && !stop; i = next++) {
+        std::string t = Qualified(items[i].schema, items[i].name);
+        RETURN_IF_ERROR(in->Exec("COPY " + t + " TO STDOUT (FORMAT binary)").status());
+        RETURN_IF_ERROR(out->Exec("COPY " + t + " FROM STDIN (FORMAT binary)").status());
+        for (;;) {
+          ASSIGN_OR_RETURN(bool more, in->ReadCopy(&chunk));
+          if (more) batch += chunk;
+          if (batch.size() >= (1 << 18) || (!more && !batch.empty())) {
+            RETURN_IF_ERROR(out->WriteCopy(batch));
+            done += static_cast<int64_t>(batch.size());
+            batch.clear();
+          }
+          if (!more) break;
+          if (stop) return Cancelled("copy stopped");
+        }
+        RETURN_IF_ERROR(out->EndCopy());
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) fail(std::move(s));
+  };
+  std::vector<std::thread> workers;
+  for (int i = 0; i < 2; ++i) workers.emplace_back(worker);
+  // Progress from this thread only, a few times a second.
+  auto all_done = [&] { return next.load() >= items.size() + workers.size(); };
+  while (!all_done() && !stop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (progress) {
+      Status p = progress(std::min(done.load(), total), total);
+      if (!p.ok()) fail(p);
+    }
+  }
+  for (auto& w : workers) w.join();
+  RETURN_IF_ERROR(first_error);
+
+  // Sequences carry their current values; then indexes, constraints, triggers (post-data).
+  ASSIGN_OR_RETURN(auto dst, pool_.Get(app_id));
+  RETURN_IF_ERROR(CopySequenceValues(src.get(), dst.get()));
+  RETURN_IF_ERROR(psql(state.value("post", "")));
+  // The copy starts fenced and carries the copier's token.
+  RETURN_IF_ERROR(dst->Exec("INSERT INTO _regionmove.meta VALUES ('fenced', '1') "
+                            "ON CONFLICT (key) DO UPDATE SET value = '1'")
+                      .status());
+  if (token > 0) {
+    RETURN_IF_ERROR(dst->Query("INSERT INTO _regionmove.fence_tokens VALUES ($1, $2)",
+                               {app_id, std::to_string(token)})
+                        .status());
+  }
+  RETURN_IF_ERROR(
+      admin
+          ->Exec("ALTER DATABASE " + QuoteIdent(app_id) + " SET default_transaction_read_only = on")
+          .status());
+  if (progress) RETURN_IF_ERROR(progress(total, total));
+  return Status::Ok();
+}
+
+Result<std::vector<TableDigest>> PgDatabase::Digest(const std::string& app_id) {
+  ASSIGN_OR_RETURN(std::string conninfo, engine_->ConninfoFor(region_.slug, app_id));
+  // The schema in a second process while this one checksums the tables.
+  Result<std::string> schema = Permanent("not run");
+  std::thread dump([&] {
+    schema = RunProgram({"pg_dump", "--schema-only", "--no-publications", "--no-subscriptions",
+                         "--dbname=" + conninfo});
+  });
+  std::vector<TableDigest> out;
+  Status s = Read(app_id, [&](pg::Conn* c) -> Status {
+    ASSIGN_OR_RETURN(pg::Rows tables, c->Exec(kDataTables));
+    for (int i = 0; i < tables.size(); ++i) {
+      std::string name = tables.Text(i, 0) + "." + tables.Text(i, 1);
+      ASSIGN_OR_RETURN(pg::Rows r,
+                       c->Exec("SELECT count(*), COALESCE(sum(hashtextextended(t::text, 0)::"
+                               "numeric), 0) FROM ONLY " +
+                               Qualified(tables.Text(i, 0), tables.Text(i, 1)) + " t"));
+      out.push_back(TableDigest{name, r.Int(0, 0), r.Text(0, 1)});
+    }
+    ASSIGN_OR_RETURN(pg::Rows seqs, c->Exec(kPgSequences));
+    for (int i = 0; i < seqs.size(); ++i) {
+      ASSIGN_OR_RETURN(pg::Rows v, c->Exec("SELECT last_value, is_called FROM " +
+                                           Qualified(seqs.Text(i, 0), seqs.Text(i, 1))));
+      out.push_back(TableDigest{"sequence " + seqs.Text(i, 0) + "." + seqs.Text(i, 1), 0,
+                                v.Text(0, 0) + "/" + v.Text(0, 1)});
+    }
+    return Status::Ok();
+  });
+  dump.join();
+  RETURN_IF_ERROR(s);
+  RETURN_IF_ERROR(schema.status());
+  // Without comments, blank lines and psql's per-run keys, the dump is the schema alone.
+  std::string normal;
+  size_t pos = 0;
+  const std::string& text = *schema;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + pos, end - pos);
+    // \restrict and \unrestrict carry a random key that differs on every run.
+    if (!line.empty() && line.rfind("--", 0) != 0 && line.rfind("\\restrict ", 0) != 0 &&
+        line.rfind("\\unrestrict ", 0) != 0) {
+      normal.append(line);
+      normal += '\n';
+    }
+    pos = end + 1;
+  }
+  out.push_back(TableDigest{"schema", 0, Sha256Hex(normal)});
+  return out;
+}
+
+// ---------------------------------------------------------------- app data API
+
+Status PgDatabase::CreateTable(const std::string& app_id, const TableSpec& spec) {
+  RETURN_IF_ERROR(ValidateTableSpec(spec));
+  std::string sql = "CREATE TABLE public." + QuoteIdent(spec.name) + " (id text PRIMARY KEY";
+  for (const auto& c : spec.columns) sql += ", " + QuoteIdent(c.name) + " " + PgType(c.type);
+  sql += ")";
+  return Write(app_id, [&](pg::Conn* c) -> Status {
+    ASSIGN_OR_RETURN(pg::Rows exists,
+                     c->Query("SELECT 1 FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+                              "AND lower(relname) = lower($1)",
+                              {spec.name}));
+    if (exists.size() > 0) return Conflict("table " + spec.name + " exists", "table_exists");
+    RETURN_IF_ERROR(c->Exec(sql).status());
+    // The row of `id` (ord -1) marks a data API table even when it has no other column.
+    RETURN_IF_ERROR(
+        c->Query("INSERT INTO _regionmove.columns VALUES ($1, 'id', 'text', -1)", {spec.name})
+            .status());
+    for (size_t i = 0; i < spec.columns.size(); ++i) {
+      RETURN_IF_ERROR(
+          c->Query("INSERT INTO _regionmove.columns VALUES ($1, $2, $3, $4::int)",
+                   {spec.name, spec.columns[i].name, spec.columns[i].type, std::to_string(i)})
+              .status());
+    }
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<TableSpec>> PgDatabase::ListTables(const std::string& app_id) {
+  std::vector<TableSpec> out;
+  RETURN_IF_ERROR(Read(app_id, [&](pg::Conn* c) -> Status {
+    ASSIGN_OR_RETURN(pg::Rows names,
+                     c->Exec("SELECT DISTINCT k.table_name FROM _regionmove.columns k "
+                             "JOIN pg_class r ON r.relname = k.table_name "
+                             "AND r.relnamespace = 'public'::regnamespace "
+                             "ORDER BY 1"));
+    for (int i = 0; i < names.size(); ++i) {
+      TableSpec t;
+      t.name = names.Text(i, 0);
+      ASSIGN_OR_RETURN(t.columns, Columns(c, t.name));
+      ASSIGN_OR_RETURN(pg::Rows n, c->Exec("SELECT count(*) FROM public." + QuoteIdent(t.name)));
+      t.row_count = n.Int(0, 0);
+      out.push_back(std::move(t));
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<json> PgDatabase::InsertRows(const std::string& app_id, const std::string& table,
+                                    const json& rows_in) {
+  json rows = rows_in.is_array() ? rows_in : json::array({rows_in});
+  if (rows.empty()) return InvalidArgument("no rows given");
+  json out = json::array();
+  RETURN_IF_ERROR(Write(app_id, [&](pg::Conn* c) -> Status {
+    ASSIGN_OR_RETURN(auto cols, Columns(c, table));
+    std::string sql = "INSERT INTO public." + QuoteIdent(table) + " (id";
+    for (const auto& col : cols) sql += ", " + QuoteIdent(col.name);
+    sql += ") VALUES ($1";
+    for (size_t i = 0; i < cols.size(); ++i) sql += ", " + WriteExpr(cols[i], int(i) + 2);
+    sql += ")";
+    for (auto& row : rows) {
+      if (!row.is_object()) return InvalidArgument("each row must be a JSON object");
+      for (auto it = row.begin(); it != row.end(); ++it) {
+        if (it.key() != "id" && !FindColumn(cols, it.key())) {
+          return InvalidArgument("table " + table + " has no column '" + it.key() + "'");
+        }
+      }
+      if (!row.contains("id")) row["id"] = NewUuidV4(*rng_);
+      const json& id = row["id"];
+      if (!id.is_string() || id.get_ref<const std::string&>().empty() ||
+          id.get_ref<const std::string&>().size() > 255) {
+        return InvalidArgument("field 'id' must be a non-empty string of at most 255 bytes");
+      }
+      pg::Params params{id.get<std::string>()};
+      for (const auto& col : cols) {
+        auto v = row.find(col.name);
+        json value = v == row.end() ? json() : *v;
+        RETURN_IF_ERROR(CheckValue(col, value));
+        params.push_back(ParamText(col, value));
+        if (v == row.end()) row[col.name] = nullptr;
+      }
+      Status s = c->Query(sql, params).status();
+      if (s.reason() == "unique_violation") {
+        return Conflict("row " + id.get<std::string>() + " exists in " + table, "row_exists");
+      }
+      RETURN_IF_ERROR(s);
+      out.push_back(row);
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<json> PgDatabase::GetRow(const std::string& app_id, const std::string& table,
+                                const std::string& id) {
+  json out;
+  RETURN_IF_ERROR(Read(app_id, [&](pg::Conn* c) -> Status {
+    ASSIGN_OR_RETURN(auto cols, Columns(c, table));
+    ASSIGN_OR_RETURN(pg::Rows r, c->Query("SELECT " + SelectList(cols) + " FROM public." +
+                                              QuoteIdent(table) + " WHERE id = $1",
+                                          {id}));
+    if (r.size() == 0) return NotFound("row " + id + " not found in " + table);
+    out = ReadRow(r, 0, cols);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<json> PgDatabase::UpdateRow(const std::string& app_id, const std::string& table,
+                                   const std::string& id, const json& patch) {
+  if (!patch.is_object()) return InvalidArgument("the body must be a JSON object");
+  if (patch.contains("id")) return InvalidArgument("field 'id' cannot be changed");
+  RETURN_IF_ERROR(Write(app_id, [&](pg::Conn* c) -> Status {
+    ASSIGN_OR_RETURN(auto cols, Columns(c, table));
+    std::string sql = "UPDATE public." + QuoteIdent(table) + " SET id = id";
+    pg::Params params{id};
+    for (auto it = patch.begin(); it != patch.end(); ++it) {
+      const ColumnSpec* col = FindColumn(cols, it.key());
+      if (!col) return InvalidArgument("table " + table + " has no column '" + it.key() + "'");
+      RETURN_IF_ERROR(CheckValue(*col, *it));
+      params.push_back(ParamText(*col, *it));
+      sql += ", " + QuoteIdent(col->name) + " = " + WriteExpr(*col, int(params.size()));
+    }
+    sql += " WHERE id = $1";
+    ASSIGN_OR_RETURN(pg::Rows r, c->Query(sql, params));
+    if (r.Affected() == 0) return NotFound("row " + id + " not found in " + table);
+    return Status::Ok();
+  }));
+  return GetRow(app_id, table, id);
+}
+
+Status PgDatabase::DeleteRow(const std::string& app_id, const std::string& table,
+                             const std::string& id) {
+  return Write(app_id, [&](pg::Conn* c) -> Status {
+    RETURN_IF_ERROR(Columns(c, table).status());
+    ASSIGN_OR_RETURN(pg::Rows r,
+                     c->Query("DELETE FROM public." + QuoteIdent(table) + " WHERE id = $1", {id}));
+    if (r.Affected() == 0) return NotFound("row " + id + " not found in " + table);
+    return Status::Ok();
+  });
+}
+
+Result<json> PgDatabase::ListRows(const std::string& app_id, const std::string& table,
+                                  const std::string& after, int limit) {
+  json rows = json::array();
+  RETURN_IF_ERROR(Read(app_id, [&](pg::Conn* c) -> Status {
+    ASSIGN_OR_RETURN(auto cols, Columns(c, table));
+    // Byte order of ids, as on every engine.
+    ASSIGN_OR_RETURN(pg::Rows r,
+                     c->Query("SELECT " + SelectList(cols) + " FROM public." + QuoteIdent(table) +
+                                  " WHERE id COLLATE \"C\" > $1 ORDER BY id "
+                                  "COLLATE \"C\" LIMIT $2::int",
+                              {after, std::to_string(limit)}));
+    for (int i = 0; i < r.size(); ++i) rows.push_back(ReadRow(r, i, cols));
+    return Status::Ok();
+  }));
+  return rows;
+}
+
+}  // namespace regionmove

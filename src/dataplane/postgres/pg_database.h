@@ -1,0 +1,87 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "dataplane/database.h"
+#include "dataplane/postgres/pg_engine.h"
+
+namespace regionmove {
+
+// The sequences of an app database (schema, name), in a stable order.
+extern const char* const kPgSequences;
+// Sets every sequence of `to` to its value in `from` (databases of the same schema).
+Status CopySequenceValues(pg::Conn* from, pg::Conn* to);
+
+// The app databases of one PostgreSQL region (see PgEngine). Each app database carries a
+// schema `_regionmove`: `meta` (region-local: the fence), `fence_tokens` (region-local) and
+// `columns` (the data API's column types, copied and replicated like the app's tables).
+//
+// The write fence: a `fenced` row in _regionmove.meta that every data API write reads FOR
+// SHARE in its own transaction (so Fence() waits for the writes in flight), plus the database
+// default `default_transaction_read_only = on` for every new session, and the end of the
+// sessions that other clients held open (they reconnect read-only). Reads keep working.
+class PgDatabase final : public Database {
+ public:
+  PgDatabase(const PgEngine* engine, const RegionConfig& region, Rng* rng);
+
+  const char* engine() const override { return "postgres"; }
+  Status Create(const std::string& app_id) override;
+  Status Drop(const std::string& app_id, int64_t token = 0) override;
+  Result<bool> Exists(const std::string& app_id) override;
+  Result<int64_t> SizeBytes(const std::string& app_id) override;
+  Status Fence(const std::string& app_id) override;
+  Status Unfence(const std::string& app_id, int64_t token = 0) override;
+  Result<bool> IsFenced(const std::string& app_id) override;
+  Status WithWriteFence(const std::string& app_id, const std::function<Status()>& fn) override;
+  // ExportCopy writes `<stage>.pre.sql` and `<stage>.post.sql` (pg_dump's sections);
+  // ImportCopy recreates the database, runs pre-data, copies every table with binary COPY
+  // streams from the source (two at a time), sets the sequences, runs post-data and fences.
+  Result<nlohmann::json> ExportCopy(const std::string& app_id, const std::string& stage,
+                                    const ProgressFn& progress) override;
+  Status ImportCopy(const std::string& app_id, const std::string& source_region,
+                    const nlohmann::json& state, const ProgressFn& progress,
+                    int64_t token = 0) override;
+  // Every table (row count; checksum: the sum of a 64-bit hash of each row's text form,
+  // computed by the server), every sequence (value), and the schema (SHA-256 of pg_dump
+  // --schema-only without comments).
+  Result<std::vector<TableDigest>> Digest(const std::string& app_id) override;
+
+  Status CreateTable(const std::string& app_id, const TableSpec& spec) override;
+  Result<std::vector<TableSpec>> ListTables(const std::string& app_id) override;
+  Result<nlohmann::json> InsertRows(const std::string& app_id, const std::string& table,
+                                    const nlohmann::json& rows) override;
+  Result<nlohmann::json> GetRow(const std::string& app_id, const std::string& table,
+                                const std::string& id) override;
+  Result<nlohmann::json> UpdateRow(const std::string& app_id, const std::string& table,
+                                   const std::string& id, const nlohmann::json& patch) override;
+  Status DeleteRow(const std::string& app_id, const std::string& table,
+                   const std::string& id) override;
+  Result<nlohmann::json> ListRows(const std::string& app_id, const std::string& table,
+                                  const std::string& after, int limit) override;
+
+  PgPool* pool() { return &pool_; }
+
+ private:
+  // Runs `fn` in a transaction on the app's database after checking (FOR SHARE) that it is
+  // not fenced: Unavailable("app_migrating") when it is.
+  Status Write(const std::string& app_id, const std::function<Status(pg::Conn*)>& fn);
+  Status Read(const std::string& app_id, const std::function<Status(pg::Conn*)>& fn);
+  // A pooled connection to the app's database that answers.
+  Result<PgPool::Handle> Live(const std::string& app_id);
+  // Serialises destructive actions on one app database across processes (an advisory lock
+  // held by `admin` until it is released or the connection ends).
+  Status LockApp(pg::Conn* admin, const std::string& app_id);
+  Status UnlockApp(pg::Conn* admin, const std::string& app_id);
+  // Conflict("fenced") when a later migration's token has acted on the database.
+  Status CheckToken(const std::string& app_id, int64_t token);
+  Status DropLocked(pg::Conn* admin, const std::string& app_id);
+  std::string Where(const std::string& app_id) const;
+
+  const PgEngine* engine_;
+  RegionConfig region_;
+  Rng* rng_;
+  PgPool pool_;
+};
+
+}  // namespace regionmove

@@ -1,0 +1,289 @@
+// End to end on PostgreSQL regions (the clusters of scripts/pg-regions): an app whose database
+// has a schema as a real app's services would make it, moved through the saga, written to
+// after the move (through the data API and straight through libpq), reversed through the
+// replica, torn down; no slot, publication or subscription is left on either cluster.
+#include <cstdlib>
+
+#include "common/pg.h"
+#include "e2e/e2e_util.h"
+
+namespace regionmove::testing {
+namespace {
+
+using nlohmann::json;
+
+std::string Env(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+const std::string kDsnA =
+    Env("REGIONMOVE_PG_DSN_A", "postgresql://postgres@127.0.0.1:54321/postgres");
+const std::string kDsnB =
+    Env("REGIONMOVE_PG_DSN_B", "postgresql://postgres@127.0.0.1:54322/postgres");
+
+// What the app's own services created, beside the data API: several schemas, keys of many
+// kinds, constraints, indexes, sequences and identities, views, functions and triggers, types.
+constexpr const char* kAppSchema = R"sql(
+CREATE TYPE public.mood AS ENUM ('happy', 'sad', 'calm');
+CREATE DOMAIN public.posint AS integer CHECK (VALUE > 0);
+CREATE TYPE public.addr AS (street text, zip text);
+CREATE SCHEMA billing;
+CREATE TABLE public.users (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  email text NOT NULL UNIQUE,
+  mood public.mood,
+  profile jsonb,
+  avatar bytea,
+  tags text[],
+  created timestamptz NOT NULL DEFAULT '2026-01-01 00:00:00+00',
+  home public.addr,
+  score public.posint CHECK (score < 1000000));
+COMMENT ON TABLE public.users IS 'people who use the app';
+CREATE INDEX users_profile ON public.users USING gin (profile);
+CREATE INDEX users_lower_email ON public.users (lower(email));
+CREATE INDEX users_happy ON public.users (created) WHERE mood = 'happy';
+CREATE TABLE billing.invoices (
+  user_id bigint NOT NULL REFERENCES public.users (id),
+  n integer NOT NULL,
+  amount numeric(12, 2) NOT NULL,
+  PRIMARY KEY (user_id, n));
+CREATE SEQUENCE billing.invoice_no START 1000;
+CREATE TABLE public.bookings (room integer, during tsrange,
+  EXCLUDE USING gist (during WITH &&));
+CREATE TABLE public.log (at bigint, line text);
+CREATE VIEW public.happy_users AS SELECT id, email FROM public.users WHERE mood = 'happy';
+CREATE MATERIALIZED VIEW billing.totals AS
+  SELECT user_id, sum(amount) AS total FROM billing.invoices GROUP BY user_id;
+CREATE FUNCTION billing.round_amount() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN NEW.amount := round(NEW.amount, 2); RETURN NEW; END $$;
+CREATE TRIGGER invoices_round BEFORE INSERT OR UPDATE ON billing.invoices
+  FOR EACH ROW EXECUTE FUNCTION billing.round_amount();
+ALTER TABLE billing.invoices ENABLE ROW LEVEL SECURITY;
+CREATE POLICY invoices_all ON billing.invoices USING (true);
+INSERT INTO public.users (email, mood, profile, avatar, tags, home, score)
+  SELECT 'u' || i || '@example.com', (ARRAY['happy', 'sad', 'calm'])[1 + i % 3]::public.mood,
+         jsonb_build_object('i', i, 'name', md5(i::text)), decode(md5(i::text), 'hex'),
+         ARRAY['t' || i % 7, 'x'], ROW('street ' || i, lpad((i % 99999)::text, 5, '0'))::public.addr,
+         1 + i % 1000
+  FROM generate_series(1, 50000) i;
+INSERT INTO billing.invoices SELECT 1 + i % 50000, i, i * 0.137 FROM generate_series(1, 150000) i;
+INSERT INTO public.bookings SELECT i, tsrange('2026-01-01'::timestamp + i * interval '1 hour',
+  '2026-01-01'::timestamp + (i + 1) * interval '1 hour') FROM generate_series(1, 2000) i;
+INSERT INTO public.log SELECT i, repeat(md5(i::text), 3) FROM generate_series(1, 50000) i;
+SELECT nextval('billing.invoice_no') FROM generate_series(1, 7);
+REFRESH MATERIALIZED VIEW billing.totals;
+)sql";
+
+class PgMove : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string regions;
+    for (auto [slug, dsn] : {std::pair{"pg-a", kDsnA}, std::pair{"pg-b", kDsnB}}) {
+      regions += std::string("[[regions]]\nslug = \"") + slug +
+                 "\"\ndatabase = { engine = \"postgres\", dsn = \"" + dsn + "\" }\n" +
+                 "blobs = { engine = \"fs\", dir = \"regions/" + slug + "/blobs\" }\n";
+    }
+    regions +=
+        "[[regions]]\nslug = \"sq-east-1\"\ndatabase = { engine = \"sqlite\", dir = \"lite/db\" }\n"
+        "blobs = { engine = \"fs\", dir = \"lite/blobs\" }\n";
+    auto config = ParseConfig(std::string("[server]\ndata_dir = \"var\"\n[saga]\nworkers = 2\n"
+                                          "max_attempts = 5\n[[users]]\nname = \"alice\"\n"
+                                          "token = \"alice-token\"\n") +
+                                  regions,
+                              dir_.path(), "test");
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    auto sys = System::Open(*config, SystemClock::Default(), &rng_);
+    ASSERT_TRUE(sys.ok()) << sys.status().ToString();
+    sys_ = std::move(sys).value();
+  }
+
+  void TearDown() override {
+    if (!sys_ || app_.empty()) return;
+    // Whatever the test left: replication both ways, then the databases.
+    for (auto [p, r] : {std::pair{"pg-a", "pg-b"}, std::pair{"pg-b", "pg-a"}}) {
+      (void)sys_->plane()->replicator()->Stop(app_, p, r);
+    }
+    for (const char* region : {"pg-a", "pg-b"}) {
+      EXPECT_OK(sys_->plane()->Region(region)->db->Drop(app_));
+    }
+  }
+
+  std::unique_ptr<pg::Conn> Connect(const std::string& dsn, const std::string& db) {
+    auto info = pg::Conninfo(dsn, db);
+    EXPECT_TRUE(info.ok());
+    auto c = pg::Conn::Open(*info, "test");
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(c).value() : nullptr;
+  }
+
+  // A client of the app's own, with no regionmove settings: what the app's services are.
+  std::unique_ptr<pg::Conn> AppClient(const std::string& port) {
+    auto c = pg::Conn::Open("host=127.0.0.1 port=" + port + " user=postgres dbname=" + app_,
+                            "app client");
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? std::move(c).value() : nullptr;
+  }
+
+  void ExpectEqualDatabases(const std::string& a, const std::string& b) {
+    auto da = sys_->plane()->Region(a)->db->Digest(app_);
+    auto db = sys_->plane()->Region(b)->db->Digest(app_);
+    ASSERT_OK(da.status());
+    ASSERT_OK(db.status());
+    EXPECT_EQ(*da, *db);
+    int64_t rows = 0;
+    bool schema = false, sequence = false;
+    for (const auto& d : *da) {
+      rows += d.rows;
+      schema |= d.table == "schema";
+      sequence |= d.table == "sequence billing.invoice_no";
+    }
+    EXPECT_GE(rows, 250000);
+    EXPECT_TRUE(schema);
+    EXPECT_TRUE(sequence);
+  }
+
+  // Replication objects of this app on a cluster: slots, publications, subscriptions.
+  int ReplicationObjects(const std::string& dsn) {
+    auto admin = Connect(dsn, "postgres");
+    std::string like = pg::QuoteLiteral("rm\\_" + app_ + "%");
+    auto r = admin->Exec("SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE " +
+                         like + ") + (SELECT count(*) FROM pg_subscription WHERE subname LIKE " +
+                         like + ")");
+    EXPECT_TRUE(r.ok());
+    int n = r.ok() ? static_cast<int>(r->Int(0, 0)) : -1;
+    auto db = pg::Conn::Open(*pg::Conninfo(dsn, app_), "test");
+    if (db.ok()) {
+      auto pubs = (*db)->Exec("SELECT count(*) FROM pg_publication WHERE pubname LIKE " + like);
+      n += pubs.ok() ? static_cast<int>(pubs->Int(0, 0)) : 0;
+    }
+    return n;
+  }
+
+  TempDir dir_;
+  Rng rng_{11};
+  std::unique_ptr<System> sys_;
+  std::string app_;
+};
+
+TEST_F(PgMove, MoveWriteReverseTeardownAnySchema) {
+  ASSERT_OK_AND_ASSIGN(App app, sys_->apps()->CreateApp("alice", "shop", "pg-a", ""));
+  app_ = app.id;
+  Database* a = sys_->plane()->Region("pg-a")->db.get();
+  Database* b = sys_->plane()->Region("pg-b")->db.get();
+  ASSERT_OK(a->CreateTable(app_, TableSpec{"notes", {{"body", "text"}, {"at", "timestamp"}}}));
+  ASSERT_OK(a->InsertRows(app_, "notes", {{"id", "n1"}, {"body", "first"}}).status());
+  {
+    auto c = AppClient("54321");
+    ASSERT_NE(c, nullptr);
+    ASSERT_OK(c->Exec(kAppSchema).status());
+  }
+
+  // The move.
+  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app_, "pg-b", "offline"));
+  Migration done = Drive(*sys_, m.id, 120000);
+  ASSERT_EQ(done.current_step, Step::kCompleted) << done.last_error;
+  ExpectEqualDatabases("pg-a", "pg-b");
+  ASSERT_OK_AND_ASSIGN(auto notes, b->GetRow(app_, "notes", "n1"));
+  EXPECT_EQ(notes["body"], "first");
+
+  // The source is fenced: the app's own client can read it but not write it.
+  {
+    auto c = AppClient("54321");
+    ASSERT_NE(c, nullptr);
+    ASSERT_OK_AND_ASSIGN(pg::Rows n, c->Exec("SELECT count(*) FROM billing.invoices"));
+    EXPECT_EQ(n.Int(0, 0), 150000);
+    EXPECT_EQ(c->Exec("INSERT INTO public.log VALUES (-1, 'to the old region')").status().reason(),
+              "app_migrating");
+  }
+
+  // Writes after the move, through the data API and through libpq, reach the source replica.
+  ASSERT_OK(b->InsertRows(app_, "notes", {{"id", "n2"}, {"body", "after the move"}}).status());
+  {
+    auto c = AppClient("54322");
+    ASSERT_NE(c, nullptr);
+    ASSERT_OK(c->Exec("INSERT INTO billing.invoices VALUES (1, 999999, 12.345); "
+                      "UPDATE public.users SET mood = 'calm' WHERE id = 2; "
+                      "DELETE FROM public.log WHERE at <= 10; "
+                      "UPDATE public.log SET line = 'changed' WHERE at = 11; "
+                      "SELECT nextval('billing.invoice_no')")
+                  .status());
+  }
+  // Pump waits a few seconds at most; the background loop would call it again.
+  bool caught_up = false;
+  for (int i = 0; i < 20 && !caught_up; ++i) {
+    auto l = sys_->plane()->replicator()->Pump(app_, "pg-b", "pg-a");
+    ASSERT_OK(l.status());
+    caught_up = l->caught_up();
+    EXPECT_GT(l->primary_position, 0);
+  }
+  EXPECT_TRUE(caught_up);
+  ASSERT_OK_AND_ASSIGN(auto seen, a->GetRow(app_, "notes", "n2"));
+  EXPECT_EQ(seen["body"], "after the move");
+  {
+    auto c = AppClient("54321");
+    ASSERT_OK_AND_ASSIGN(pg::Rows r, c->Exec("SELECT amount FROM billing.invoices "
+                                             "WHERE n = 999999"));
+    ASSERT_EQ(r.size(), 1);
+    EXPECT_EQ(r.Text(0, 0), "12.35");  // as the dest's trigger rounded it
+    ASSERT_OK_AND_ASSIGN(pg::Rows log, c->Exec("SELECT count(*), max(line) FILTER (WHERE at = 11) "
+                                               "FROM public.log"));
+    EXPECT_EQ(log.Int(0, 0), 49990);
+    EXPECT_EQ(log.Text(0, 1), "changed");
+  }
+  ASSERT_OK_AND_ASSIGN(auto replicas, sys_->migrations()->ListReplicas(""));
+  ASSERT_EQ(replicas.size(), 1u);
+  EXPECT_GE(replicas[0].lag_bytes, 0);
+
+  // Fast reverse through the replica: equal again, sequences included.
+  ASSERT_OK_AND_ASSIGN(Migration r, sys_->migrations()->Reverse("alice", app_, m.id));
+  EXPECT_EQ(r.reverse_path, "fast");
+  Migration back = Drive(*sys_, r.id, 120000);
+  ASSERT_EQ(back.current_step, Step::kCompleted) << back.last_error;
+  ExpectEqualDatabases("pg-a", "pg-b");
+  ASSERT_OK_AND_ASSIGN(App moved_back, sys_->store()->GetApp(app_));
+  EXPECT_EQ(moved_back.region, "pg-a");
+  ASSERT_OK(a->InsertRows(app_, "notes", {{"id", "n3"}, {"body", "home again"}}).status());
+
+  // Teardown: the replica in pg-b and every replication object on both clusters go.
+  EXPECT_GT(ReplicationObjects(kDsnA) + ReplicationObjects(kDsnB), 0);
+  ASSERT_OK(sys_->migrations()->Teardown("alice", r.id));
+  ASSERT_OK_AND_ASSIGN(bool replica_left, b->Exists(app_));
+  EXPECT_FALSE(replica_left);
+  EXPECT_EQ(ReplicationObjects(kDsnA), 0);
+  EXPECT_EQ(ReplicationObjects(kDsnB), 0);
+
+  // A later move takes the slow path back: a full copy, verified.
+  ASSERT_OK_AND_ASSIGN(Migration again, sys_->migrations()->Move("alice", app_, "pg-b", ""));
+  ASSERT_EQ(Drive(*sys_, again.id, 120000).current_step, Step::kCompleted);
+  ASSERT_OK(sys_->migrations()->Teardown("alice", again.id));
+  ASSERT_OK_AND_ASSIGN(Migration slow, sys_->migrations()->Reverse("alice", app_, again.id));
+  EXPECT_EQ(slow.reverse_path, "slow");
+  Migration slow_done = Drive(*sys_, slow.id, 120000);
+  ASSERT_EQ(slow_done.current_step, Step::kCompleted) << slow_done.last_error;
+  ASSERT_OK_AND_ASSIGN(auto home, a->GetRow(app_, "notes", "n3"));
+  EXPECT_EQ(home["body"], "home again");
+}
+
+// Regions whose database engines differ cannot exchange an app database: refused before any
+// work, in the plan and at the move.
+TEST_F(PgMove, EngineMismatchIsRefused) {
+  ASSERT_OK_AND_ASSIGN(App app, sys_->apps()->CreateApp("alice", "mixed", "pg-a", ""));
+  app_ = app.id;
+  ASSERT_OK_AND_ASSIGN(json plan, sys_->migrations()->PlanMove("alice", app_, "sq-east-1", ""));
+  EXPECT_EQ(plan["eligible"], false);
+  bool flagged = false;
+  for (const auto& c : plan["checks"]) {
+    if (c["name"] == "engine_mismatch") flagged = c["ok"] == false;
+  }
+  EXPECT_TRUE(flagged) << plan.dump();
+  auto moved = sys_->migrations()->Move("alice", app_, "sq-east-1", "");
+  ASSERT_FALSE(moved.ok());
+  EXPECT_EQ(moved.status().reason(), "ineligible");
+  EXPECT_EQ(moved.status().detail(), "engine_mismatch");
+  ASSERT_OK_AND_ASSIGN(auto active, sys_->store()->GetActiveMigration(app_));
+  EXPECT_FALSE(active.has_value());
+}
+
+}  // namespace
+}  // namespace regionmove::testing
