@@ -73,7 +73,14 @@ INSERT INTO public.bookings SELECT i, tsrange('2026-01-01'::timestamp + i * inte
 INSERT INTO public.log SELECT i, repeat(md5(i::text), 3) FROM generate_series(1, 50000) i;
 SELECT nextval('billing.invoice_no') FROM generate_series(1, 7);
 REFRESH MATERIALIZED VIEW billing.totals;
+GRANT USAGE ON SCHEMA billing TO rm_test_writer;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON public.log, billing.invoices TO rm_test_writer;
 )sql";
+
+// A role of the app's services that does not own its tables (roles are the cluster's).
+constexpr const char* kWriterRole =
+    "DO $$ BEGIN CREATE ROLE rm_test_writer LOGIN; "
+    "EXCEPTION WHEN duplicate_object THEN NULL; END $$";
 
 class PgMove : public ::testing::Test {
  protected:
@@ -118,8 +125,9 @@ class PgMove : public ::testing::Test {
   }
 
   // A client of the app's own, with no regionmove settings: what the app's services are.
-  std::unique_ptr<pg::Conn> AppClient(const std::string& port) {
-    auto c = pg::Conn::Open("host=127.0.0.1 port=" + port + " user=postgres dbname=" + app_,
+  std::unique_ptr<pg::Conn> AppClient(const std::string& port,
+                                      const std::string& user = "postgres") {
+    auto c = pg::Conn::Open("host=127.0.0.1 port=" + port + " user=" + user + " dbname=" + app_,
                             "app client");
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? std::move(c).value() : nullptr;
@@ -173,6 +181,9 @@ TEST_F(PgMove, MoveWriteReverseTeardownAnySchema) {
   Database* b = sys_->plane()->Region("pg-b")->db.get();
   ASSERT_OK(a->CreateTable(app_, TableSpec{"notes", {{"body", "text"}, {"at", "timestamp"}}}));
   ASSERT_OK(a->InsertRows(app_, "notes", {{"id", "n1"}, {"body", "first"}}).status());
+  for (const std::string& dsn : {kDsnA, kDsnB}) {
+    ASSERT_OK(Connect(dsn, "postgres")->Exec(kWriterRole).status());
+  }
   {
     auto c = AppClient("54321");
     ASSERT_NE(c, nullptr);
@@ -195,6 +206,23 @@ TEST_F(PgMove, MoveWriteReverseTeardownAnySchema) {
     EXPECT_EQ(n.Int(0, 0), 150000);
     EXPECT_EQ(c->Exec("INSERT INTO public.log VALUES (-1, 'to the old region')").status().reason(),
               "app_migrating");
+    // Not even a session that turns read-only off, as a role that does not own the tables.
+    auto w = AppClient("54321", "rm_test_writer");
+    ASSERT_NE(w, nullptr);
+    ASSERT_OK(w->Exec("SET default_transaction_read_only = off").status());
+    for (const char* sql : {"INSERT INTO public.log VALUES (-2, 'x')",
+                            "UPDATE billing.invoices SET amount = 0 WHERE n = 1",
+                            "DELETE FROM public.log WHERE at = 1", "TRUNCATE public.log"}) {
+      EXPECT_EQ(w->Exec(sql).status().reason(), "app_migrating") << sql;
+    }
+    ASSERT_OK_AND_ASSIGN(pg::Rows r, w->Exec("SELECT count(*) FROM public.log"));
+    EXPECT_EQ(r.Int(0, 0), 50000);
+  }
+  // The copy carried the grants: the role writes in the new region.
+  {
+    auto w = AppClient("54322", "rm_test_writer");
+    ASSERT_NE(w, nullptr);
+    ASSERT_OK(w->Exec("INSERT INTO public.log VALUES (50001, 'written by the app role')").status());
   }
 
   // Writes after the move, through the data API and through libpq, reach the source replica.
@@ -228,7 +256,7 @@ TEST_F(PgMove, MoveWriteReverseTeardownAnySchema) {
     EXPECT_EQ(r.Text(0, 0), "12.35");  // as the dest's trigger rounded it
     ASSERT_OK_AND_ASSIGN(pg::Rows log, c->Exec("SELECT count(*), max(line) FILTER (WHERE at = 11) "
                                                "FROM public.log"));
-    EXPECT_EQ(log.Int(0, 0), 49990);
+    EXPECT_EQ(log.Int(0, 0), 49991);
     EXPECT_EQ(log.Text(0, 1), "changed");
   }
   ASSERT_OK_AND_ASSIGN(auto replicas, sys_->migrations()->ListReplicas(""));

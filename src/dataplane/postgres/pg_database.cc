@@ -26,7 +26,24 @@ CREATE TABLE IF NOT EXISTS _regionmove.columns (
   table_name text NOT NULL, column_name text NOT NULL, type text NOT NULL, ord int NOT NULL,
   PRIMARY KEY (table_name, column_name));
 INSERT INTO _regionmove.meta VALUES ('fenced', '0') ON CONFLICT DO NOTHING;
+CREATE OR REPLACE FUNCTION _regionmove.refuse_writes() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'writes to this app are blocked while it moves'
+     USING ERRCODE = '25006'; END $$;
 )sql";
+
+// The app's tables that do not carry the fence trigger yet (or, for the unfence, that do).
+std::string FenceTriggerTables(bool with) {
+  return std::string(R"sql(
+SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+  AND n.nspname NOT IN ('information_schema', '_regionmove') AND n.nspname NOT LIKE 'pg\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = c.oid AND d.deptype = 'e')
+  AND )sql") +
+         (with ? "" : "NOT ") +
+         "EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid "
+         "AND t.tgname = '_regionmove_fence')";
+}
 
 // The tables of an app database that hold data to copy and compare: every ordinary table of
 // the app's schemas and _regionmove.columns; not the region-local state, not what belongs to
@@ -302,9 +319,26 @@ Status PgDatabase::Drop(const std::string& app_id, int64_t token) {
 Status PgDatabase::Fence(const std::string& app_id) {
   {
     ASSIGN_OR_RETURN(auto c, Live(app_id));
+    ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c.get()));
+    // A session waiting longer than this for a table's lock fails the step, which retries.
+    RETURN_IF_ERROR(c->Exec("SET LOCAL lock_timeout = '10s'").status());
     // Waits for the data API's writes in flight: each holds this row FOR SHARE.
     RETURN_IF_ERROR(
         c->Exec("UPDATE _regionmove.meta SET value = '1' WHERE key = 'fenced'").status());
+    // Every client's writes: a statement trigger on each table refuses them, whatever the
+    // session's settings (only a table's owner or a superuser could remove it). Creating it
+    // waits for the writes in flight on that table. Logical replication's apply does not fire
+    // it, so a fenced replica still follows its primary.
+    RETURN_IF_ERROR(c->Exec(kInternalSchema).status());
+    ASSIGN_OR_RETURN(pg::Rows tables, c->Exec(FenceTriggerTables(false)));
+    for (int i = 0; i < tables.size(); ++i) {
+      RETURN_IF_ERROR(c->Exec("CREATE TRIGGER _regionmove_fence BEFORE INSERT OR UPDATE OR "
+                              "DELETE OR TRUNCATE ON " +
+                              tables.Text(i, 0) +
+                              " FOR EACH STATEMENT EXECUTE FUNCTION _regionmove.refuse_writes()")
+                          .status());
+    }
+    RETURN_IF_ERROR(txn.Commit());
   }
   ASSIGN_OR_RETURN(auto admin, pool_.Get());
   RETURN_IF_ERROR(
@@ -342,6 +376,11 @@ Status PgDatabase::Unfence(const std::string& app_id, int64_t token) {
     }
     RETURN_IF_ERROR(
         c->Exec("UPDATE _regionmove.meta SET value = '0' WHERE key = 'fenced'").status());
+    ASSIGN_OR_RETURN(pg::Rows tables, c->Exec(FenceTriggerTables(true)));
+    for (int i = 0; i < tables.size(); ++i) {
+      RETURN_IF_ERROR(
+          c->Exec("DROP TRIGGER IF EXISTS _regionmove_fence ON " + tables.Text(i, 0)).status());
+    }
     RETURN_IF_ERROR(txn.Commit());
   }
   ASSIGN_OR_RETURN(auto admin, pool_.Get());
@@ -563,7 +602,7 @@ Result<std::vector<TableDigest>> PgDatabase::Digest(const std::string& app_id) {
   dump.join();
   RETURN_IF_ERROR(s);
   RETURN_IF_ERROR(schema.status());
-  // Without comments, blank lines and psql's per-run keys, the dump is the schema alone.
+  // Without comments, blank lines, psql's per-run keys and the fence, the dump is the schema.
   std::string normal;
   size_t pos = 0;
   const std::string& text = *schema;
@@ -571,9 +610,11 @@ Result<std::vector<TableDigest>> PgDatabase::Digest(const std::string& app_id) {
     size_t end = text.find('\n', pos);
     if (end == std::string::npos) end = text.size();
     std::string_view line(text.data() + pos, end - pos);
-    // \restrict and \unrestrict carry a random key that differs on every run.
+    // \restrict and \unrestrict carry a random key that differs on every run; the fence's
+    // triggers are the region's state, not the app's schema.
     if (!line.empty() && line.rfind("--", 0) != 0 && line.rfind("\\restrict ", 0) != 0 &&
-        line.rfind("\\unrestrict ", 0) != 0) {
+        line.rfind("\\unrestrict ", 0) != 0 &&
+        line.rfind("CREATE TRIGGER _regionmove_fence ", 0) != 0) {
       normal.append(line);
       normal += '\n';
     }

@@ -18,9 +18,13 @@ Status CopySequenceValues(pg::Conn* from, pg::Conn* to);
 // `columns` (the data API's column types, copied and replicated like the app's tables).
 //
 // The write fence: a `fenced` row in _regionmove.meta that every data API write reads FOR
-// SHARE in its own transaction (so Fence() waits for the writes in flight), plus the database
-// default `default_transaction_read_only = on` for every new session, and the end of the
-// sessions that other clients held open (they reconnect read-only). Reads keep working.
+// SHARE in its own transaction (so Fence() waits for the writes in flight); a statement
+// trigger `_regionmove_fence` on every table of the app's schemas that refuses INSERT, UPDATE,
+// DELETE and TRUNCATE from any session (SQLSTATE 25006), created under each table's lock so
+// that writes in flight finish first; the database default `default_transaction_read_only =
+// on` for new sessions; and the end of the sessions other clients held open. Reads keep
+// working, and logical replication still applies to a fenced replica (its apply does not fire
+// ordinary triggers). Only a table's owner or a superuser can undo it (docs/postgres.md).
 class PgDatabase final : public Database {
  public:
   PgDatabase(const PgEngine* engine, const RegionConfig& region, Rng* rng);
