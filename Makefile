@@ -3,7 +3,7 @@ PRESET ?= default
 BUILD_DIR := $(if $(filter asan,$(PRESET)),build-asan,build)
 JOBS ?= 2
 
-.PHONY: deps test-deps configure build fuzz-build fuzz pg-start test test-asan demo bench format clean
+.PHONY: deps test-deps configure build fuzz-build fuzz pg-start test test-asan demo demo-postgres bench format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -46,6 +46,10 @@ test-asan:
 
 demo: build
 	@./$(BUILD_DIR)/regionmove demo
+
+# The same demo on three local PostgreSQL clusters (scripts/pg-regions; installs the server).
+demo-postgres: build pg-start
+	@./$(BUILD_DIR)/regionmove demo --config examples/postgres.toml
 
 bench: build
 	@./$(BUILD_DIR)/regionmove_bench $(BENCH_ARGS)

@@ -109,6 +109,8 @@ Result<std::unique_ptr<Conn>> Conn::Open(const std::string& conninfo, std::strin
     }
     return Unavailable(where + ": " + msg);
   }
+  // The server's notices ("... does not exist, skipping") are not errors: not printed.
+  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<Conn>(new Conn(c, std::move(where)));
 }
 

@@ -313,5 +313,48 @@ TEST_F(PgMove, EngineMismatchIsRefused) {
   EXPECT_FALSE(active.has_value());
 }
 
+// Abort at every step before the cutover: the source is as it was and writable by the app's
+// own clients again, the destination holds no database, no replication object is left.
+class PgAbort : public PgMove, public ::testing::WithParamInterface<Step> {};
+
+TEST_P(PgAbort, LeavesSourceUntouchedAndDestEmpty) {
+  ASSERT_OK_AND_ASSIGN(App app, sys_->apps()->CreateApp("alice", "abort", "pg-a", ""));
+  app_ = app.id;
+  Database* a = sys_->plane()->Region("pg-a")->db.get();
+  ASSERT_OK(a->CreateTable(app_, TableSpec{"notes", {{"body", "text"}}}));
+  ASSERT_OK(a->InsertRows(app_, "notes", {{"id", "n1"}, {"body", "kept"}}).status());
+  {
+    auto c = AppClient("54321");
+    ASSERT_NE(c, nullptr);
+    ASSERT_OK(c->Exec("CREATE TABLE public.log (at bigint PRIMARY KEY, line text); "
+                      "INSERT INTO public.log SELECT i, md5(i::text) "
+                      "FROM generate_series(1, 20000) i")
+                  .status());
+  }
+  ASSERT_OK_AND_ASSIGN(auto before, a->Digest(app_));
+  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app_, "pg-b", ""));
+  RunUntil(*sys_, m.id, GetParam());
+  ASSERT_OK(sys_->migrations()->Abort("alice", app_, m.id).status());
+  Migration done = Drive(*sys_, m.id, 120000);
+  ASSERT_EQ(done.current_step, Step::kAborted) << done.last_error;
+  EXPECT_EQ(done.stopped_at, GetParam());
+  ASSERT_OK_AND_ASSIGN(auto after, a->Digest(app_));
+  EXPECT_TRUE(after == before);
+  ASSERT_OK_AND_ASSIGN(bool dest_db, sys_->plane()->Region("pg-b")->db->Exists(app_));
+  EXPECT_FALSE(dest_db);
+  EXPECT_EQ(ReplicationObjects(kDsnA) + ReplicationObjects(kDsnB), 0);
+  ASSERT_OK(a->InsertRows(app_, "notes", {{"id", "n2"}}).status());
+  auto c = AppClient("54321");
+  ASSERT_NE(c, nullptr);
+  ASSERT_OK(c->Exec("INSERT INTO public.log VALUES (-1, 'writable again')").status());
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryStepBeforeTheCutover, PgAbort,
+                         ::testing::Values(Step::kRequested, Step::kReservingDest,
+                                           Step::kBlockingWrites, Step::kDumpingData,
+                                           Step::kRestoringData, Step::kCopyingBlobs,
+                                           Step::kCopyingRuntime, Step::kFlippingRouting),
+                         [](const auto& info) { return std::string(StepName(info.param)); });
+
 }  // namespace
 }  // namespace regionmove::testing

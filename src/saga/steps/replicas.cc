@@ -79,9 +79,11 @@ Status ResumeTeardowns(const StepDeps& deps) {
   for (const auto& m : retained) {
     if (m.source_replica_state != kReplicaTearingDown) continue;
     Status s = TeardownReplica(deps, m.id, "resumed after an interruption", "", /*wait=*/false);
-    // A live teardown elsewhere, or one that just finished, is not this loop's error.
+    // A live teardown elsewhere, or one that just finished, is not this loop's error, and
+    // neither is a migration of the app in flight: it tears older replicas down itself, or this
+    // loop finishes the job once it has ended.
     if (!s.ok() && s.reason() != "teardown_running" && s.reason() != "not_replicating" &&
-        s.code() != StatusCode::kUnavailable && first.ok()) {
+        s.reason() != "app_busy" && s.code() != StatusCode::kUnavailable && first.ok()) {
       first = s;
     }
   }
