@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ALICE, makeConfig, rest, startServer, waitFor } from './helpers.mjs';
+import { ALICE, PG_PORTS, makeConfig, pgSql, rest, startServer, waitFor } from './helpers.mjs';
 
 const STEPS = ['reserving_dest', 'blocking_writes', 'dumping_data', 'restoring_data',
   'copying_blobs', 'copying_runtime', 'flipping_routing', 'setting_up_reverse_replication',
@@ -86,7 +86,7 @@ function leftovers(config) {
     for (const name of readdirSync(dir)) {
       const path = join(dir, name);
       if (statSync(path).isDirectory()) walk(path);
-      else if (/\.restore|\.tmp-|\.zst|\.raw/.test(name)) found.push(path);
+      else if (/\.restore|\.tmp-|\.zst|\.raw|\.pre\.sql|\.post\.sql/.test(name)) found.push(path);
     }
   };
   walk(join(dirname(config), 'var'));
@@ -174,6 +174,76 @@ for (const [path, point] of [['fast', 'dumping_data.after'], ['fast', 'flipping_
     assert.equal(done.status, 'completed', JSON.stringify(done));
     await verify(base, seeded, 'us-east-1');
     assert.deepEqual(leftovers(config), []);
+    await stop();
+  });
+}
+
+// The same on PostgreSQL regions (the clusters of scripts/pg-regions), at the points where the
+// engine's own state is in flux: the fence, the staged schema, the copy before and after its
+// verification, the flip, the subscription, the unfence. After each, the replica is torn down
+// and no slot, subscription or publication of the app may be left on any cluster.
+const PG_MOVE_POINTS = ['blocking_writes.after', 'dumping_data.after',
+  'restoring_data.before_verify', 'restoring_data.after', 'flipping_routing.after',
+  'setting_up_reverse_replication.after', 'unblocking_writes.after'];
+
+function pgReplicationObjects(id) {
+  let n = 0;
+  for (const region of Object.keys(PG_PORTS)) {
+    n += Number(pgSql(region, `SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'rm\\_${id}%') + (SELECT count(*) FROM pg_subscription WHERE subname LIKE 'rm\\_${id}%')`));
+  }
+  return n;
+}
+
+async function pgTeardownAndDrop(base, id, migrationId) {
+  assert.equal((await rest(base, ALICE, 'DELETE', `/v1/source-replicas/${migrationId}`)).status, 200);
+  assert.equal(pgReplicationObjects(id), 0);
+  for (const region of Object.keys(PG_PORTS)) {
+    pgSql(region, `DROP DATABASE IF EXISTS "${id}" WITH (FORCE)`);
+  }
+}
+
+for (const point of PG_MOVE_POINTS) {
+  test(`postgres: move killed at ${point} completes with nothing lost`, async () => {
+    const config = makeConfig('lease_seconds = 1\n', 'postgres');
+    let seeded;
+    const { base, id, stop } = await crashAndRestart(config, `${point}=kill`, async (b) => {
+      seeded = await seed(b);
+      const m = await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/move`, { dest_region: 'eu-west-1' });
+      assert.equal(m.status, 202);
+      return { id: m.body.migration_id };
+    });
+    const done = await terminal(base, seeded.id, id);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    await verify(base, seeded, 'eu-west-1');
+    assert.deepEqual(leftovers(config), []);
+    await pgTeardownAndDrop(base, seeded.id, id);
+    await stop();
+  });
+}
+
+for (const point of ['dumping_data.after', 'restoring_data.after']) {
+  test(`postgres: fast reverse killed at ${point} completes with nothing lost`, async () => {
+    const config = makeConfig('lease_seconds = 1\n', 'postgres');
+    let seeded;
+    const { base, id, stop } = await crashAndRestart(config, `${point}=kill:1`, async (b) => {
+      seeded = await seed(b);
+      const m = await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/move`, { dest_region: 'eu-west-1' });
+      const fwd = await terminal(b, seeded.id, m.body.migration_id);
+      assert.equal(fwd.status, 'completed');
+      // A write after the move must travel back through the replica.
+      assert.equal((await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/tables/orders`,
+        { id: 'o9999', total: 9999, note: 'after' })).status, 201);
+      seeded.rows.push({ id: 'o9999', total: 9999, note: 'after' });
+      const r = await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/migrations/${fwd.migration_id}/reverse`);
+      assert.equal(r.status, 202);
+      assert.equal(r.body.path, 'fast');
+      return { id: r.body.migration_id };
+    });
+    const done = await terminal(base, seeded.id, id);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    await verify(base, seeded, 'us-east-1');
+    assert.deepEqual(leftovers(config), []);
+    await pgTeardownAndDrop(base, seeded.id, id);
     await stop();
   });
 }

@@ -1,7 +1,7 @@
 // Shared by the out-of-process tests: configs in temp dirs, regionmove processes, REST calls.
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -14,14 +14,29 @@ export const BOB = 'bob-mcp-token';
 export const cleanups = [];
 after(async () => { for (const fn of cleanups.reverse()) await fn(); });
 
-// A config in a fresh temp dir; `saga` adds lines to its [saga] section.
-export function makeConfig(saga = '') {
+// The local PostgreSQL clusters of scripts/pg-regions, one per region of makeConfig.
+export const PG_PORTS = { 'us-east-1': 54321, 'eu-west-1': 54322, 'ap-southeast-1': 54323 };
+
+// Runs one SQL statement on a region's cluster (database `db`); returns psql's output.
+export function pgSql(region, sql, db = 'postgres') {
+  const r = spawnSync('psql', ['-X', '-qAt', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p',
+    String(PG_PORTS[region]), '-U', 'postgres', '-d', db, '-c', sql], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`psql on ${region}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+// A config in a fresh temp dir; `saga` adds lines to its [saga] section; `engine` is the
+// regions' database engine ("sqlite", or "postgres" on the clusters of scripts/pg-regions).
+export function makeConfig(saga = '', engine = 'sqlite') {
   const dir = mkdtempSync(join(tmpdir(), 'regionmove-mcp-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   let toml = `[server]\ndata_dir = "var"\n[saga]\nworkers = 2\n${saga}` +
     `[[users]]\nname = "alice"\ntoken = "${ALICE}"\n[[users]]\nname = "bob"\ntoken = "${BOB}"\n`;
   for (const slug of ['us-east-1', 'eu-west-1', 'ap-southeast-1']) {
-    toml += `[[regions]]\nslug = "${slug}"\ndatabase = { engine = "sqlite", dir = "regions/${slug}/db" }\n` +
+    const database = engine === 'postgres'
+      ? `{ engine = "postgres", dsn = "postgresql://postgres@127.0.0.1:${PG_PORTS[slug]}/postgres" }`
+      : `{ engine = "sqlite", dir = "regions/${slug}/db" }`;
+    toml += `[[regions]]\nslug = "${slug}"\ndatabase = ${database}\n` +
       `blobs = { engine = "fs", dir = "regions/${slug}/blobs" }\n`;
   }
   const path = join(dir, 'regionmove.toml');
