@@ -86,7 +86,7 @@ function leftovers(config) {
     for (const name of readdirSync(dir)) {
       const path = join(dir, name);
       if (statSync(path).isDirectory()) walk(path);
-      else if (/\.restore|\.tmp-|\.zst|\.raw|\.pre\.sql|\.post\.sql/.test(name)) found.push(path);
+      else if (/\.restore|\.tmp-|\.zst|\.raw|\.pre\.sql|\.post\.dump/.test(name)) found.push(path);
     }
   };
   walk(join(dirname(config), 'var'));

@@ -283,7 +283,8 @@ TEST_F(PgMove, MoveWriteReverseTeardownAnySchema) {
 
   // A later move takes the slow path back: a full copy, verified.
   ASSERT_OK_AND_ASSIGN(Migration again, sys_->migrations()->Move("alice", app_, "pg-b", ""));
-  ASSERT_EQ(Drive(*sys_, again.id, 120000).current_step, Step::kCompleted);
+  Migration again_done = Drive(*sys_, again.id, 120000);
+  ASSERT_EQ(again_done.current_step, Step::kCompleted) << again_done.last_error;
   ASSERT_OK(sys_->migrations()->Teardown("alice", again.id));
   ASSERT_OK_AND_ASSIGN(Migration slow, sys_->migrations()->Reverse("alice", app_, again.id));
   EXPECT_EQ(slow.reverse_path, "slow");

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <thread>
 
 #include "common/hash.h"
@@ -47,7 +48,9 @@ WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
 
 // The tables of an app database that hold data to copy and compare: every ordinary table of
 // the app's schemas and _regionmove.columns; not the region-local state, not what belongs to
-// an extension.
+// an extension. Materialized views are not among them: post-data refreshes them in the
+// destination (as pg_dump | psql does), so their content there is their query's result now,
+// which a stale view in the source need not equal.
 constexpr const char* kDataTables = R"sql(
 SELECT n.nspname, c.relname, pg_table_size(c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -304,6 +307,10 @@ Status PgDatabase::DropLocked(pg::Conn* admin, const std::string& app_id) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   pool_.Forget(app_id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    prepared_.erase(app_id);
+  }
   return admin->Exec("DROP DATABASE IF EXISTS " + QuoteIdent(app_id) + " WITH (FORCE)").status();
 }
 
@@ -329,7 +336,6 @@ Status PgDatabase::Fence(const std::string& app_id) {
     // session's settings (only a table's owner or a superuser could remove it). Creating it
     // waits for the writes in flight on that table. Logical replication's apply does not fire
     // it, so a fenced replica still follows its primary.
-    RETURN_IF_ERROR(c->Exec(kInternalSchema).status());
     ASSIGN_OR_RETURN(pg::Rows tables, c->Exec(FenceTriggerTables(false)));
     for (int i = 0; i < tables.size(); ++i) {
       RETURN_IF_ERROR(c->Exec("CREATE TRIGGER _regionmove_fence BEFORE INSERT OR UPDATE OR "
@@ -395,6 +401,29 @@ Result<bool> PgDatabase::IsFenced(const std::string& app_id) {
   return r.size() == 1 && r.Text(0, 0) == "1";
 }
 
+Status PgDatabase::EnsureInternal(pg::Conn* c, const std::string& app_id) {
+  // A database that regionmove did not create (the app's own) gets the _regionmove schema the
+  // first time this process uses it.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (prepared_.count(app_id)) return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(pg::Rows have, c->Exec("SELECT to_regclass('_regionmove.meta') IS NOT NULL "
+                                           "AND to_regprocedure('_regionmove.refuse_writes()') "
+                                           "IS NOT NULL"));
+  if (have.Text(0, 0) != "t") {
+    // Serialised across processes: concurrent catalog updates of one function fail.
+    ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c));
+    RETURN_IF_ERROR(
+        c->Exec("SELECT pg_advisory_xact_lock(" + AppLockKey(app_id + "/schema") + ")").status());
+    RETURN_IF_ERROR(c->Exec(kInternalSchema).status());
+    RETURN_IF_ERROR(txn.Commit());
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  prepared_.insert(app_id);
+  return Status::Ok();
+}
+
 Result<PgPool::Handle> PgDatabase::Live(const std::string& app_id) {
   // A pooled connection may have been ended by the server since its last use (the database
   // was replaced or dropped by another process, the server restarted): one ping tells.
@@ -403,6 +432,7 @@ Result<PgPool::Handle> PgDatabase::Live(const std::string& app_id) {
     Status ping = c->Exec("").status();
     if (ping.ok() || c->healthy() || attempt >= 2) {
       RETURN_IF_ERROR(ping);
+      RETURN_IF_ERROR(EnsureInternal(c.get(), app_id));
       return c;
     }
   }
@@ -437,15 +467,21 @@ Result<json> PgDatabase::ExportCopy(const std::string& app_id, const std::string
   ASSIGN_OR_RETURN(bool exists, Exists(app_id));
   if (!exists) return NotFound("app " + app_id + " has no database in " + region_.slug);
   ASSIGN_OR_RETURN(std::string conninfo, engine_->ConninfoFor(region_.slug, app_id));
-  json state = {{"pre", stage + ".pre.sql"}, {"post", stage + ".post.sql"}};
-  for (const char* section : {"pre", "post"}) {
-    std::string path = state[section];
-    RETURN_IF_ERROR(
-        RunProgram({"pg_dump", "--section=" + std::string(section) + "-data", "--no-publications",
-                    "--no-subscriptions", "--file=" + path, "--dbname=" + conninfo})
-            .status());
-    RETURN_IF_ERROR(SyncFile(path));
-  }
+  // pre-data as SQL for psql; post-data as an archive, so that pg_restore -j builds the
+  // indexes in parallel. Both dumps at once.
+  json state = {{"pre", stage + ".pre.sql"}, {"post", stage + ".post.dump"}};
+  auto dump = [&](const char* section, const char* format, const std::string& path) {
+    return RunProgram({"pg_dump", std::string("--section=") + section, format,
+                       "--no-publications", "--no-subscriptions", "--file=" + path,
+                       "--dbname=" + conninfo})
+        .status();
+  };
+  auto post = std::async(std::launch::async, dump, "post-data", "-Fc", state["post"]);
+  Status pre = dump("pre-data", "-Fp", state["pre"]);
+  Status post_done = post.get();
+  RETURN_IF_ERROR(pre);
+  RETURN_IF_ERROR(post_done);
+  for (const char* part : {"pre", "post"}) RETURN_IF_ERROR(SyncFile(state[part]));
   if (progress) RETURN_IF_ERROR(progress(1, 1));
   return state;
 }
@@ -553,8 +589,15 @@ Status PgDatabase::ImportCopy(const std::string& app_id, const std::string& sour
   // Sequences carry their current values; then indexes, constraints, triggers (post-data).
   ASSIGN_OR_RETURN(auto dst, pool_.Get(app_id));
   RETURN_IF_ERROR(CopySequenceValues(src.get(), dst.get()));
-  RETURN_IF_ERROR(psql(state.value("post", "")));
+  Status post = RunProgram({"pg_restore", "--jobs=2", "--exit-on-error",
+                            "--dbname=" + dst_info, state.value("post", "")})
+                    .status();
+  if (!post.ok()) {
+    return Permanent(Where(app_id) + ": applying " + state.value("post", "") + ": " +
+                     post.message());
+  }
   // The copy starts fenced and carries the copier's token.
+  RETURN_IF_ERROR(dst->Exec(kInternalSchema).status());
   RETURN_IF_ERROR(dst->Exec("INSERT INTO _regionmove.meta VALUES ('fenced', '1') "
                             "ON CONFLICT (key) DO UPDATE SET value = '1'")
                       .status());

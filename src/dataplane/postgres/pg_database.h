@@ -1,6 +1,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "dataplane/database.h"
@@ -71,8 +73,9 @@ class PgDatabase final : public Database {
   // not fenced: Unavailable("app_migrating") when it is.
   Status Write(const std::string& app_id, const std::function<Status(pg::Conn*)>& fn);
   Status Read(const std::string& app_id, const std::function<Status(pg::Conn*)>& fn);
-  // A pooled connection to the app's database that answers.
+  // A pooled connection to the app's database that answers, whose _regionmove schema exists.
   Result<PgPool::Handle> Live(const std::string& app_id);
+  Status EnsureInternal(pg::Conn* c, const std::string& app_id);
   // Serialises destructive actions on one app database across processes (an advisory lock
   // held by `admin` until it is released or the connection ends).
   Status LockApp(pg::Conn* admin, const std::string& app_id);
@@ -86,6 +89,8 @@ class PgDatabase final : public Database {
   RegionConfig region_;
   Rng* rng_;
   PgPool pool_;
+  std::mutex mu_;
+  std::set<std::string> prepared_;  // app databases known to have the _regionmove schema
 };
 
 }  // namespace regionmove
