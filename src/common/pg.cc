@@ -82,7 +82,8 @@ Status FromResult(PGconn* conn, const PGresult* res, const std::string& where) {
   if (s == "25006") return Status(StatusCode::kUnavailable, msg, "app_migrating");
   if (s == "23505") return Conflict(msg, "unique_violation");
   if (s == "3D000") return NotFound(msg);
-  return Permanent(msg + " [SQLSTATE " + std::string(s) + "]");
+  return Status(StatusCode::kPermanent, msg + " [SQLSTATE " + std::string(s) + "]", "",
+                std::string(s));
 }
 
 int64_t Rows::Int(int row, int col) const {

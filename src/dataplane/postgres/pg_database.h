@@ -48,8 +48,9 @@ class PgDatabase final : public Database {
   Status ImportCopy(const std::string& app_id, const std::string& source_region,
                     const nlohmann::json& state, const ProgressFn& progress,
                     int64_t token = 0) override;
-  // Every table (row count; checksum: the sum of a 64-bit hash of each row's text form,
-  // computed by the server), every sequence (value), and the schema (SHA-256 of pg_dump
+  // Every table (row count; checksum: the sum of a 64-bit hash of each row, computed by the
+  // server with the columns' hash functions, or of the row's text form for a table with a
+  // column type that has none), every sequence (value), and the schema (SHA-256 of pg_dump
   // --schema-only without comments).
   Result<std::vector<TableDigest>> Digest(const std::string& app_id) override;
 
