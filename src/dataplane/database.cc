@@ -68,4 +68,35 @@ Status CheckValue(const ColumnSpec& col, const json& v) {
   return Status::Ok();
 }
 
+const ColumnSpec* FindColumn(const std::vector<ColumnSpec>& cols, const std::string& name) {
+  for (const auto& c : cols) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+Status NormalizeRow(const std::string& table, const std::vector<ColumnSpec>& cols, Rng& rng,
+                    json* row) {
+  if (!row->is_object()) return InvalidArgument("each row must be a JSON object");
+  for (auto it = row->begin(); it != row->end(); ++it) {
+    if (it.key() != "id" && !FindColumn(cols, it.key()))
+      return InvalidArgument("table " + table + " has no column '" + it.key() + "'");
+  }
+  if (!row->contains("id")) (*row)["id"] = NewUuidV4(rng);
+  const json& id = (*row)["id"];
+  if (!id.is_string() || id.get_ref<const std::string&>().empty() ||
+      id.get_ref<const std::string&>().size() > 255) {
+    return InvalidArgument("field 'id' must be a non-empty string of at most 255 bytes");
+  }
+  for (const auto& c : cols) {
+    auto v = row->find(c.name);
+    if (v == row->end()) {
+      (*row)[c.name] = nullptr;
+    } else {
+      RETURN_IF_ERROR(CheckValue(c, *v));
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace regionmove

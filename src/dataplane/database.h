@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/ids.h"
 #include "common/result.h"
 
 namespace regionmove {
@@ -21,14 +22,6 @@ bool IsValidColumnType(std::string_view type);
 // [A-Za-z_][A-Za-z0-9_]{0,62}, not reserved (id, and names starting with "_rm_" or "sqlite_").
 bool IsValidIdentifier(std::string_view name);
 
-struct ColumnSpec;
-struct TableSpec;
-// InvalidArgument unless the table's and columns' names are valid identifiers, none repeated,
-// and every type is one of kColumnTypes.
-Status ValidateTableSpec(const TableSpec& spec);
-// InvalidArgument unless `v` (null, or the JSON form of a value) fits the column's type.
-Status CheckValue(const ColumnSpec& col, const nlohmann::json& v);
-
 struct ColumnSpec {
   std::string name;
   std::string type;
@@ -38,6 +31,20 @@ struct TableSpec {
   std::vector<ColumnSpec> columns;  // excluding the implicit text primary key `id`
   int64_t row_count = 0;
 };
+
+// InvalidArgument unless the table's and columns' names are valid identifiers, none repeated,
+// and every type is one of kColumnTypes.
+Status ValidateTableSpec(const TableSpec& spec);
+// InvalidArgument unless `v` (null, or the JSON form of a value) fits the column's type.
+Status CheckValue(const ColumnSpec& col, const nlohmann::json& v);
+
+// The column named `name`, or nullptr.
+const ColumnSpec* FindColumn(const std::vector<ColumnSpec>& cols, const std::string& name);
+// Prepares one row for an insert into `table` with columns `cols`: InvalidArgument unless it
+// is an object whose keys are columns (or `id`) and whose values fit them; gives it a new
+// UUID `id` when it has none (validated otherwise) and null for the columns it lacks.
+Status NormalizeRow(const std::string& table, const std::vector<ColumnSpec>& cols, Rng& rng,
+                    nlohmann::json* row);
 
 // One entry of a database's digest, in engine-neutral form: a table (its row count and a
 // checksum of its content), or another named part the engine compares (a sequence's value, the

@@ -169,13 +169,6 @@ json ReadRow(const pg::Rows& r, int row, const std::vector<ColumnSpec>& cols) {
   return out;
 }
 
-const ColumnSpec* FindColumn(const std::vector<ColumnSpec>& cols, const std::string& name) {
-  for (const auto& c : cols) {
-    if (c.name == name) return &c;
-  }
-  return nullptr;
-}
-
 // The data API's columns of `table` (public schema); NotFound for a table it did not create.
 Result<std::vector<ColumnSpec>> Columns(pg::Conn* c, const std::string& table) {
   if (!IsValidIdentifier(table)) return NotFound("table " + table + " not found");
@@ -261,6 +254,30 @@ Result<int64_t> PgDatabase::SizeBytes(const std::string& app_id) {
   return r.size() == 1 ? r.Int(0, 0) : 0;
 }
 
+namespace {
+
+// Inside the caller's transaction: Conflict("fenced") if a later token has acted on the app
+// database, else records `token` as the latest (row-locked until the transaction ends).
+Status TakeToken(pg::Conn* c, const std::string& app_id, int64_t token) {
+  if (token <= 0) return Status::Ok();
+  ASSIGN_OR_RETURN(pg::Rows r, c->Query("SELECT token FROM _regionmove.fence_tokens "
+                                        "WHERE app_id = $1 FOR UPDATE",
+                                        {app_id}));
+  if (r.size() == 1 && r.Int(0, 0) > token) {
+    return Conflict(
+        "fenced: a later migration (token " + r.Text(0, 0) + ") has acted on app " + app_id,
+        "fenced");
+  }
+  return c
+      ->Query(
+          "INSERT INTO _regionmove.fence_tokens VALUES ($1, $2) "
+          "ON CONFLICT (app_id) DO UPDATE SET token = excluded.token",
+          {app_id, std::to_string(token)})
+      .status();
+}
+
+}  // namespace
+
 Status PgDatabase::CheckToken(const std::string& app_id, int64_t token) {
   if (token <= 0) return Status::Ok();
   auto c = pool_.Get(app_id);
@@ -268,19 +285,7 @@ Status PgDatabase::CheckToken(const std::string& app_id, int64_t token) {
     return c.status().code() == StatusCode::kNotFound ? Status::Ok() : c.status();
   }
   ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c->get()));
-  ASSIGN_OR_RETURN(pg::Rows r,
-                   (*c)->Query("SELECT token FROM _regionmove.fence_tokens WHERE app_id = $1 "
-                               "FOR UPDATE",
-                               {app_id}));
-  if (r.size() == 1 && r.Int(0, 0) > token) {
-    return Conflict(
-        "fenced: a later migration (token " + r.Text(0, 0) + ") has acted on app " + app_id,
-        "fenced");
-  }
-  RETURN_IF_ERROR((*c)->Query("INSERT INTO _regionmove.fence_tokens VALUES ($1, $2) "
-                              "ON CONFLICT (app_id) DO UPDATE SET token = excluded.token",
-                              {app_id, std::to_string(token)})
-                      .status());
+  RETURN_IF_ERROR(TakeToken(c->get(), app_id, token));
   return txn.Commit();
 }
 
@@ -379,20 +384,7 @@ Status PgDatabase::Unfence(const std::string& app_id, int64_t token) {
   {
     ASSIGN_OR_RETURN(auto c, Live(app_id));
     ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c.get()));
-    if (token > 0) {
-      ASSIGN_OR_RETURN(pg::Rows r, c->Query("SELECT token FROM _regionmove.fence_tokens "
-                                            "WHERE app_id = $1 FOR UPDATE",
-                                            {app_id}));
-      if (r.size() == 1 && r.Int(0, 0) > token) {
-        return Conflict(
-            "fenced: a later migration (token " + r.Text(0, 0) + ") has acted on app " + app_id,
-            "fenced");
-      }
-      RETURN_IF_ERROR(c->Query("INSERT INTO _regionmove.fence_tokens VALUES ($1, $2) "
-                               "ON CONFLICT (app_id) DO UPDATE SET token = excluded.token",
-                               {app_id, std::to_string(token)})
-                          .status());
-    }
+    RETURN_IF_ERROR(TakeToken(c.get(), app_id, token));
     RETURN_IF_ERROR(
         c->Exec("UPDATE _regionmove.meta SET value = '0' WHERE key = 'fenced'").status());
     ASSIGN_OR_RETURN(pg::Rows tables, c->Exec(FenceTriggerTables(true)));
@@ -422,8 +414,8 @@ Status PgDatabase::EnsureInternal(pg::Conn* c, const std::string& app_id) {
     if (prepared_.count(app_id)) return Status::Ok();
   }
   ASSIGN_OR_RETURN(pg::Rows have, c->Exec("SELECT to_regclass('_regionmove.meta') IS NOT NULL "
-                                           "AND to_regprocedure('_regionmove.refuse_writes()') "
-                                           "IS NOT NULL"));
+                                          "AND to_regprocedure('_regionmove.refuse_writes()') "
+                                          "IS NOT NULL"));
   if (have.Text(0, 0) != "t") {
     // Serialised across processes: concurrent catalog updates of one function fail.
     ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c));
@@ -484,9 +476,8 @@ Result<json> PgDatabase::ExportCopy(const std::string& app_id, const std::string
   // indexes in parallel. Both dumps at once.
   json state = {{"pre", stage + ".pre.sql"}, {"post", stage + ".post.dump"}};
   auto dump = [&](const char* section, const char* format, const std::string& path) {
-    return RunProgram({"pg_dump", std::string("--section=") + section, format,
-                       "--no-publications", "--no-subscriptions", "--file=" + path,
-                       "--dbname=" + conninfo})
+    return RunProgram({"pg_dump", std::string("--section=") + section, format, "--no-publications",
+                       "--no-subscriptions", "--file=" + path, "--dbname=" + conninfo})
         .status();
   };
   auto post = std::async(std::launch::async, dump, "post-data", "-Fc", state["post"]);
@@ -602,8 +593,8 @@ Status PgDatabase::ImportCopy(const std::string& app_id, const std::string& sour
   // Sequences carry their current values; then indexes, constraints, triggers (post-data).
   ASSIGN_OR_RETURN(auto dst, pool_.Get(app_id));
   RETURN_IF_ERROR(CopySequenceValues(src.get(), dst.get()));
-  Status post = RunProgram({"pg_restore", "--jobs=2", "--exit-on-error",
-                            "--dbname=" + dst_info, state.value("post", "")})
+  Status post = RunProgram({"pg_restore", "--jobs=2", "--exit-on-error", "--dbname=" + dst_info,
+                            state.value("post", "")})
                     .status();
   if (!post.ok()) {
     return Permanent(Where(app_id) + ": applying " + state.value("post", "") + ": " +
@@ -645,11 +636,10 @@ Result<std::vector<TableDigest>> PgDatabase::Digest(const std::string& app_id) {
       // clusters); else each row's text form.
       const std::string table = Qualified(tables.Text(i, 0), tables.Text(i, 1));
       ASSIGN_OR_RETURN(pg::Rows by_value, c->Query(kHashedByValue, {table}));
-      const std::string row_hash = by_value.Text(0, 0) == "t"
-                                       ? "hash_record_extended(t, 0)"
-                                       : "hashtextextended(t::text, 0)";
-      auto r = c->Exec("SELECT count(*), COALESCE(sum(" + row_hash + "), 0) FROM ONLY " + table +
-                       " t");
+      const std::string row_hash = by_value.Text(0, 0) == "t" ? "hash_record_extended(t, 0)"
+                                                              : "hashtextextended(t::text, 0)";
+      auto r =
+          c->Exec("SELECT count(*), COALESCE(sum(" + row_hash + "), 0) FROM ONLY " + table + " t");
       RETURN_IF_ERROR(r.status());
       out.push_back(TableDigest{name, r->Int(0, 0), r->Text(0, 1)});
     }
@@ -749,29 +739,13 @@ Result<json> PgDatabase::InsertRows(const std::string& app_id, const std::string
     for (size_t i = 0; i < cols.size(); ++i) sql += ", " + WriteExpr(cols[i], int(i) + 2);
     sql += ")";
     for (auto& row : rows) {
-      if (!row.is_object()) return InvalidArgument("each row must be a JSON object");
-      for (auto it = row.begin(); it != row.end(); ++it) {
-        if (it.key() != "id" && !FindColumn(cols, it.key())) {
-          return InvalidArgument("table " + table + " has no column '" + it.key() + "'");
-        }
-      }
-      if (!row.contains("id")) row["id"] = NewUuidV4(*rng_);
-      const json& id = row["id"];
-      if (!id.is_string() || id.get_ref<const std::string&>().empty() ||
-          id.get_ref<const std::string&>().size() > 255) {
-        return InvalidArgument("field 'id' must be a non-empty string of at most 255 bytes");
-      }
-      pg::Params params{id.get<std::string>()};
-      for (const auto& col : cols) {
-        auto v = row.find(col.name);
-        json value = v == row.end() ? json() : *v;
-        RETURN_IF_ERROR(CheckValue(col, value));
-        params.push_back(ParamText(col, value));
-        if (v == row.end()) row[col.name] = nullptr;
-      }
+      RETURN_IF_ERROR(NormalizeRow(table, cols, *rng_, &row));
+      pg::Params params{row["id"].get<std::string>()};
+      for (const auto& col : cols) params.push_back(ParamText(col, row[col.name]));
       Status s = c->Query(sql, params).status();
       if (s.reason() == "unique_violation") {
-        return Conflict("row " + id.get<std::string>() + " exists in " + table, "row_exists");
+        return Conflict("row " + row["id"].get<std::string>() + " exists in " + table,
+                        "row_exists");
       }
       RETURN_IF_ERROR(s);
       out.push_back(row);

@@ -112,13 +112,6 @@ json ReadRow(const Stmt& s, const std::vector<ColumnSpec>& cols) {
   return row;
 }
 
-const ColumnSpec* FindColumn(const std::vector<ColumnSpec>& cols, const std::string& name) {
-  for (const auto& c : cols) {
-    if (c.name == name) return &c;
-  }
-  return nullptr;
-}
-
 int64_t FileSize(const std::string& path) {
   std::error_code ec;
   auto n = fs::file_size(path, ec);
@@ -652,29 +645,16 @@ Result<json> SqliteDatabase::InsertRows(const std::string& app_id, const std::st
     sql += ")";
     ASSIGN_OR_RETURN(Stmt ins, db->Prepare(sql));
     for (auto& row : rows) {
-      if (!row.is_object()) return InvalidArgument("each row must be a JSON object");
-      for (auto it = row.begin(); it != row.end(); ++it) {
-        if (it.key() != "id" && !FindColumn(cols, it.key())) {
-          return InvalidArgument("table " + table + " has no column '" + it.key() + "'");
-        }
-      }
-      if (!row.contains("id")) row["id"] = NewUuidV4(*rng_);
-      const json& id = row["id"];
-      if (!id.is_string() || id.get_ref<const std::string&>().empty() ||
-          id.get_ref<const std::string&>().size() > 255) {
-        return InvalidArgument("field 'id' must be a non-empty string of at most 255 bytes");
-      }
+      RETURN_IF_ERROR(NormalizeRow(table, cols, *rng_, &row));
       ins.Reset();
-      ins.Bind(1, id.get_ref<const std::string&>());
+      ins.Bind(1, row["id"].get_ref<const std::string&>());
       for (size_t i = 0; i < cols.size(); ++i) {
-        auto v = row.find(cols[i].name);
-        RETURN_IF_ERROR(
-            BindValue(ins, static_cast<int>(i + 2), cols[i], v == row.end() ? json() : *v));
-        if (v == row.end()) row[cols[i].name] = nullptr;
+        RETURN_IF_ERROR(BindValue(ins, static_cast<int>(i + 2), cols[i], row[cols[i].name]));
       }
       Status s = ins.Run();
       if (s.code() == StatusCode::kConflict) {
-        return Conflict("row " + id.get<std::string>() + " exists in " + table, "row_exists");
+        return Conflict("row " + row["id"].get<std::string>() + " exists in " + table,
+                        "row_exists");
       }
       RETURN_IF_ERROR(s);
       out.push_back(row);
