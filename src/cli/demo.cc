@@ -168,7 +168,7 @@ Status Run(Demo& d, int rows, int blob_mib) {
           ->InsertRows(d.app, "orders",
                        {{"id", "order-after-move"}, {"customer", "cust-1"}, {"total", 99.5}})
           .status());
-  RETURN_IF_ERROR(ms->PumpReplicas());
+  RETURN_IF_ERROR(ms->PumpReplicas(/*wait=*/true));
   ASSIGN_OR_RETURN(
       auto replicated,
       d.sys->plane()->Region("us-east-1")->db->GetRow(d.app, "orders", "order-after-move"));

@@ -22,6 +22,10 @@ class DataPlane::Router final : public Replicator {
     ASSIGN_OR_RETURN(Replicator * rep, For(p, r));
     return rep->Lag(app, p, r);
   }
+  Status Tick(const std::string& app, const std::string& p, const std::string& r) override {
+    ASSIGN_OR_RETURN(Replicator * rep, For(p, r));
+    return rep->Tick(app, p, r);
+  }
   Status SyncRest(const std::string& app, const std::string& p, const std::string& r) override {
     ASSIGN_OR_RETURN(Replicator * rep, For(p, r));
     return rep->SyncRest(app, p, r);

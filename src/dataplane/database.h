@@ -87,6 +87,14 @@ class Database {
   // concurrent Fence() waits until it has finished. So a move's drain covers those writes too.
   virtual Status WithWriteFence(const std::string& app_id, const std::function<Status()>& fn) = 0;
   // ---- copying an app database between two regions of this engine ----
+  // What `dest_region` lacks for a copy of the app's database here (PostgreSQL: the roles its
+  // grants, policies and owners name, the extensions it uses), one line each; empty when
+  // nothing. Part of a move's eligibility checks.
+  virtual Result<std::vector<std::string>> MissingForCopy(const std::string& app_id,
+                                                          const std::string& dest_region) {
+    (void)app_id, (void)dest_region;
+    return std::vector<std::string>{};
+  }
   // Two resumable phases, run by the saga's dumping_data and restoring_data steps (each may be
   // run again after a crash; the state between them is data the saga keeps):
   //   ExportCopy, on the source (fenced, so what it reads is final): stages what the copy

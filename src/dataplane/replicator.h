@@ -34,6 +34,13 @@ class Replicator {
   // caught_up() when nothing committed before the call is missing.
   virtual Result<ReplicationLag> Pump(const std::string& app_id, const std::string& primary_region,
                                       const std::string& replica_region) = 0;
+  // The background upkeep of a running replication, called every few seconds: applies what
+  // is pending where the engine needs an applier (Pump), nothing where the database applies
+  // by itself. Returns without waiting.
+  virtual Status Tick(const std::string& app_id, const std::string& primary_region,
+                      const std::string& replica_region) {
+    return Pump(app_id, primary_region, replica_region).status();
+  }
   virtual Result<ReplicationLag> Lag(const std::string& app_id, const std::string& primary_region,
                                      const std::string& replica_region) = 0;
   // Copies to the replica what the change stream does not carry (PostgreSQL: sequence

@@ -65,6 +65,20 @@ Result<std::vector<EligibilityCheck>> MigrationService::EligibilityChecks(
   }
   const RegionConfig& rc = dest->config;
   Status exchange = deps_.plane->CanExchange(app.region, dest_region);
+  // What the destination lacks for a copy of the database (roles, extensions), when the two
+  // engines can exchange it at all.
+  std::string lacks;
+  RegionPlane* src = deps_.plane->Region(app.region);
+  if (exchange.ok() && src && app.region != dest_region) {
+    auto missing = src->db->MissingForCopy(app.id, dest_region);
+    if (!missing.ok()) {
+      lacks = "cannot check what " + dest_region + " needs: " + missing.status().message();
+    }
+    for (const auto& m : missing.ok() ? *missing : std::vector<std::string>{}) {
+      lacks += (lacks.empty() ? "" : ", ") + m;
+    }
+    if (missing.ok() && !lacks.empty()) lacks = dest_region + " lacks " + lacks;
+  }
   bool fits = apps_after <= rc.max_apps && bytes_after <= rc.max_bytes;
   return std::vector<EligibilityCheck>{
       {"same_region", app.region != dest_region,
@@ -79,6 +93,8 @@ Result<std::vector<EligibilityCheck>> MigrationService::EligibilityChecks(
       {"engine_mismatch", exchange.ok() || exchange.reason() != "engine_mismatch",
        exchange.ok() ? "both regions run the " + rc.database.engine + " database engine"
                      : exchange.message()},
+      {"missing_prerequisites", lacks.empty(),
+       lacks.empty() ? "the destination has what the app's database needs" : lacks},
       {"app_not_ready", app.status == kAppReady, "app " + app.id + " is " + app.status},
       {"insufficient_capacity", fits,
        "with this app, region " + dest_region + " would hold " + std::to_string(apps_after) +
@@ -263,16 +279,16 @@ Result<std::vector<Migration>> MigrationService::ListDebris(const std::string& o
 
 Status MigrationService::ResumeTeardowns() { return regionmove::ResumeTeardowns(deps_); }
 
-Status MigrationService::PumpReplicas() {
+Status MigrationService::PumpReplicas(bool wait) {
   ASSIGN_OR_RETURN(auto retained, deps_.store->ListRetainedReplicas());
   Status first;
   for (const auto& m : retained) {
     if (m.source_replica_state != kReplicaReplicating) continue;
-    auto lag = deps_.plane->replicator()->Pump(m.app_id, m.dest_region, m.source_region);
+    Replicator* r = deps_.plane->replicator();
+    Status s = wait ? r->Pump(m.app_id, m.dest_region, m.source_region).status()
+                    : r->Tick(m.app_id, m.dest_region, m.source_region);
     // NotFound: a step or a teardown stopped this replication since the list was read.
-    if (!lag.ok() && lag.status().code() != StatusCode::kNotFound && first.ok()) {
-      first = lag.status();
-    }
+    if (!s.ok() && s.code() != StatusCode::kNotFound && first.ok()) first = s;
   }
   return first;
 }

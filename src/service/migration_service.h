@@ -66,8 +66,9 @@ class MigrationService {
   Result<std::vector<Migration>> ListDebris(const std::string& owner);
   // Finishes teardowns a crash interrupted.
   Status ResumeTeardowns();
-  // Applies pending changes to every replicating replica.
-  Status PumpReplicas();
+  // Keeps every replicating replica going (the background loop); with `wait`, brings each up to
+  // its primary's position as of the call (Replicator::Pump).
+  Status PumpReplicas(bool wait = false);
   // Tears down replicas older than the configured retention (0 keeps them).
   Status EnforceRetention();
 

@@ -136,7 +136,7 @@ TEST_F(ApiContract, MoveErrors) {
   EXPECT_EQ(plan.body["eligible"], true);
   EXPECT_TRUE(plan.body.contains("estimated_duration_seconds"));
   EXPECT_TRUE(plan.body.contains("estimated_write_block_seconds"));
-  EXPECT_EQ(plan.body["checks"].size(), 6u);
+  EXPECT_EQ(plan.body["checks"].size(), 7u);
   HttpReply same = move({{"dest_region", "us-east-1"}, {"dry_run", true}});
   EXPECT_EQ(same.status, 200);
   EXPECT_EQ(same.body["eligible"], false);

@@ -314,6 +314,55 @@ TEST_F(PgMove, EngineMismatchIsRefused) {
   EXPECT_FALSE(active.has_value());
 }
 
+// A destination cluster without a role that the app's grants name would fail the copy halfway:
+// the plan says so, and the move is refused before any work.
+TEST_F(PgMove, MissingRolesAreRefusedBeforeAnyWork) {
+  ASSERT_OK_AND_ASSIGN(App app, sys_->apps()->CreateApp("alice", "roles", "pg-a", ""));
+  app_ = app.id;
+  auto admin_a = Connect(kDsnA, "postgres");
+  auto admin_b = Connect(kDsnB, "postgres");
+  ASSERT_OK(admin_b->Exec("DROP ROLE IF EXISTS rm_test_reader").status());
+  ASSERT_OK(admin_a
+                ->Exec("DO $$ BEGIN CREATE ROLE rm_test_reader; "
+                       "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+                .status());
+  {
+    auto c = AppClient("54321");
+    ASSERT_NE(c, nullptr);
+    ASSERT_OK(c->Exec("CREATE TABLE public.reports (n int); "
+                      "GRANT SELECT ON public.reports TO rm_test_reader")
+                  .status());
+  }
+  ASSERT_OK_AND_ASSIGN(json plan, sys_->migrations()->PlanMove("alice", app_, "pg-b", ""));
+  EXPECT_EQ(plan["eligible"], false);
+  std::string message;
+  for (const auto& c : plan["checks"]) {
+    if (c["name"] == "missing_prerequisites" && c["ok"] == false) message = c["message"];
+  }
+  EXPECT_NE(message.find("role rm_test_reader"), std::string::npos) << plan.dump();
+  auto moved = sys_->migrations()->Move("alice", app_, "pg-b", "");
+  ASSERT_FALSE(moved.ok());
+  EXPECT_EQ(moved.status().detail(), "missing_prerequisites");
+  // Once the role exists there, the move is possible and the grant travels with the copy.
+  ASSERT_OK(admin_b->Exec("CREATE ROLE rm_test_reader").status());
+  ASSERT_OK_AND_ASSIGN(json again, sys_->migrations()->PlanMove("alice", app_, "pg-b", ""));
+  EXPECT_EQ(again["eligible"], true) << again.dump();
+  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app_, "pg-b", ""));
+  Migration done = Drive(*sys_, m.id, 120000);
+  ASSERT_EQ(done.current_step, Step::kCompleted) << done.last_error;
+  {
+    auto c = AppClient("54322");
+    ASSERT_OK_AND_ASSIGN(pg::Rows r, c->Exec("SELECT has_table_privilege('rm_test_reader', "
+                                             "'public.reports', 'SELECT')"));
+    EXPECT_EQ(r.Text(0, 0), "t");
+  }
+  TearDown();
+  app_.clear();
+  for (auto* admin : {admin_a.get(), admin_b.get()}) {
+    ASSERT_OK(admin->Exec("DROP ROLE IF EXISTS rm_test_reader").status());
+  }
+}
+
 // Abort at every step before the cutover: the source is as it was and writable by the app's
 // own clients again, the destination holds no database, no replication object is left.
 class PgAbort : public PgMove, public ::testing::WithParamInterface<Step> {};

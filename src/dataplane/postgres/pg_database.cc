@@ -467,6 +467,53 @@ Status PgDatabase::WithWriteFence(const std::string& app_id, const std::function
 
 // ---------------------------------------------------------------- copy
 
+namespace {
+
+// The roles an app database names: owners of its schemas, relations, functions and types,
+// grantees of their privileges, and the roles of its policies (PUBLIC is not a role).
+constexpr const char* kNamedRoles = R"sql(
+WITH app_ns AS (SELECT oid, nspowner, nspacl FROM pg_namespace
+                WHERE nspname NOT LIKE 'pg\_%' AND nspname <> 'information_schema'),
+ids AS (
+  SELECT nspowner AS id FROM app_ns
+  UNION SELECT (aclexplode(nspacl)).grantee FROM app_ns WHERE nspacl IS NOT NULL
+  UNION SELECT relowner FROM pg_class WHERE relnamespace IN (SELECT oid FROM app_ns)
+  UNION SELECT (aclexplode(relacl)).grantee FROM pg_class
+        WHERE relnamespace IN (SELECT oid FROM app_ns) AND relacl IS NOT NULL
+  UNION SELECT proowner FROM pg_proc WHERE pronamespace IN (SELECT oid FROM app_ns)
+  UNION SELECT (aclexplode(proacl)).grantee FROM pg_proc
+        WHERE pronamespace IN (SELECT oid FROM app_ns) AND proacl IS NOT NULL
+  UNION SELECT typowner FROM pg_type WHERE typnamespace IN (SELECT oid FROM app_ns)
+  UNION SELECT unnest(polroles) FROM pg_policy)
+SELECT DISTINCT rolname FROM ids JOIN pg_roles ON pg_roles.oid = ids.id ORDER BY 1
+)sql";
+
+}  // namespace
+
+Result<std::vector<std::string>> PgDatabase::MissingForCopy(const std::string& app_id,
+                                                            const std::string& dest_region) {
+  ASSIGN_OR_RETURN(auto src, Live(app_id));
+  ASSIGN_OR_RETURN(pg::Rows roles, src->Exec(kNamedRoles));
+  ASSIGN_OR_RETURN(pg::Rows exts,
+                   src->Exec("SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' "
+                             "ORDER BY 1"));
+  ASSIGN_OR_RETURN(std::string dest_info, engine_->ConninfoFor(dest_region, ""));
+  ASSIGN_OR_RETURN(auto dest, pg::Conn::Open(dest_info, "region " + dest_region));
+  std::vector<std::string> missing;
+  for (int i = 0; i < roles.size(); ++i) {
+    ASSIGN_OR_RETURN(pg::Rows r,
+                     dest->Query("SELECT 1 FROM pg_roles WHERE rolname = $1", {roles.Text(i, 0)}));
+    if (r.size() == 0) missing.push_back("role " + roles.Text(i, 0));
+  }
+  for (int i = 0; i < exts.size(); ++i) {
+    ASSIGN_OR_RETURN(pg::Rows r, dest->Query("SELECT 1 FROM pg_available_extensions "
+                                             "WHERE name = $1",
+                                             {exts.Text(i, 0)}));
+    if (r.size() == 0) missing.push_back("extension " + exts.Text(i, 0));
+  }
+  return missing;
+}
+
 Result<json> PgDatabase::ExportCopy(const std::string& app_id, const std::string& stage,
                                     const ProgressFn& progress) {
   ASSIGN_OR_RETURN(bool exists, Exists(app_id));

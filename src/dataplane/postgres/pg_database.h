@@ -40,6 +40,8 @@ class PgDatabase final : public Database {
   Status Unfence(const std::string& app_id, int64_t token = 0) override;
   Result<bool> IsFenced(const std::string& app_id) override;
   Status WithWriteFence(const std::string& app_id, const std::function<Status()>& fn) override;
+  Result<std::vector<std::string>> MissingForCopy(const std::string& app_id,
+                                                  const std::string& dest_region) override;
   // ExportCopy writes `<stage>.pre.sql` and `<stage>.post.sql` (pg_dump's sections);
   // ImportCopy recreates the database, runs pre-data, copies every table with binary COPY
   // streams from the source (two at a time), sets the sequences, runs post-data and fences.
