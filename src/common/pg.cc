@@ -81,6 +81,8 @@ Status FromResult(PGconn* conn, const PGresult* res, const std::string& where) {
   }
   if (s == "25006") return Status(StatusCode::kUnavailable, msg, "app_migrating");
   if (s == "23505") return Conflict(msg, "unique_violation");
+  // A value the column's type or constraints refuse: the caller's input.
+  if (StartsWith(state, "22") || StartsWith(state, "23")) return InvalidArgument(msg);
   if (s == "3D000") return NotFound(msg);
   return Status(StatusCode::kPermanent, msg + " [SQLSTATE " + std::string(s) + "]", "",
                 std::string(s));

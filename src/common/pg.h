@@ -24,7 +24,8 @@ std::string QuoteLiteral(std::string_view text);  // 'it''s'
 
 // The one place where libpq errors become Status. By SQLSTATE class: connection failures,
 // serialization failures, deadlocks, too many connections, shutdowns and lock timeouts are
-// Unavailable (retryable); unique violations Conflict; a missing database NotFound; a
+// Unavailable (retryable); unique violations Conflict; other data exceptions and constraint
+// violations (classes 22, 23) InvalidArgument; a missing database NotFound; a
 // read-only transaction Unavailable("app_migrating"); everything else Permanent, with the
 // SQLSTATE as its detail(). The message names `where` (the region and the database).
 Status FromResult(PGconn* conn, const PGresult* res, const std::string& where);

@@ -49,6 +49,48 @@ Status ValidateTableSpec(const TableSpec& spec) {
   return Status::Ok();
 }
 
+namespace {
+
+// RFC 3339 / ISO 8601 as the data API takes timestamps: a date (YYYY-MM-DD), optionally with a
+// time ("T" or a space, HH:MM[:SS[.fraction]]) and a zone (Z or +HH[:MM]).
+bool IsTimestamp(std::string_view t) {
+  size_t i = 0;
+  auto num = [&](int digits, int lo, int hi) {
+    if (i + digits > t.size()) return false;
+    int v = 0;
+    for (int k = 0; k < digits; ++k) {
+      char c = t[i + k];
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + (c - '0');
+    }
+    i += digits;
+    return v >= lo && v <= hi;
+  };
+  auto lit = [&](char c) { return i < t.size() && t[i] == c ? (++i, true) : false; };
+  if (!num(4, 0, 9999) || !lit('-') || !num(2, 1, 12) || !lit('-') || !num(2, 1, 31)) {
+    return false;
+  }
+  if (i == t.size()) return true;
+  if (!lit('T') && !lit(' ') && !lit('t')) return false;
+  if (!num(2, 0, 23) || !lit(':') || !num(2, 0, 59)) return false;
+  if (lit(':')) {
+    if (!num(2, 0, 60)) return false;
+    if (lit('.')) {
+      size_t start = i;
+      while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+      if (i == start) return false;
+    }
+  }
+  if (i == t.size() || lit('Z') || lit('z')) return i == t.size();
+  if (!lit('+') && !lit('-')) return false;
+  if (!num(2, 0, 23)) return false;
+  if (i == t.size()) return true;
+  lit(':');
+  return num(2, 0, 59) && i == t.size();
+}
+
+}  // namespace
+
 Status CheckValue(const ColumnSpec& col, const json& v) {
   auto bad = [&](const char* want) {
     return InvalidArgument("field '" + col.name + "' must be " + want);
@@ -56,6 +98,9 @@ Status CheckValue(const ColumnSpec& col, const json& v) {
   if (v.is_null()) return Status::Ok();
   const std::string& t = col.type;
   if ((t == "text" || t == "timestamp") && !v.is_string()) return bad("a string");
+  if (t == "timestamp" && !IsTimestamp(v.get_ref<const std::string&>())) {
+    return bad("a timestamp like 2026-01-31T09:30:00Z");
+  }
   if (t == "integer" && !v.is_number_integer()) return bad("an integer");
   if (t == "real" && !v.is_number()) return bad("a number");
   if (t == "boolean" && !v.is_boolean()) return bad("a boolean");

@@ -97,6 +97,19 @@ TEST_P(DatabaseConformance, BadInputChangesNothing) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(db->InsertRows(kApp, "things", {{"data", "!!notbase64"}}).status().code(),
             StatusCode::kInvalidArgument);
+  for (const char* at : {"not a time", "2026-13-01", "2026-01-01T25:00:00Z", "2026-01-01T10:00+"}) {
+    EXPECT_EQ(db->InsertRows(kApp, "things", {{"at", at}}).status().code(),
+              StatusCode::kInvalidArgument)
+        << at;
+  }
+  // Forms of RFC 3339 and ISO 8601 that are accepted.
+  int n = 0;
+  for (const char* at : {"2026-01-31", "2026-01-31T09:30:00Z", "2026-01-31 09:30:00.123+01:00",
+                         "2026-01-31T09:30-0500"}) {
+    EXPECT_OK(db->InsertRows(kApp, "things", {{"id", "t" + std::to_string(n++)}, {"at", at}})
+                  .status())
+        << at;
+  }
   EXPECT_EQ(db->InsertRows(kApp, "missing", {{"a", 1}}).status().code(), StatusCode::kNotFound);
   ASSERT_OK(db->InsertRows(kApp, "things", {{"id", "x"}}).status());
   EXPECT_EQ(db->InsertRows(kApp, "things", {{"id", "x"}}).status().reason(), "row_exists");
