@@ -314,6 +314,38 @@ TEST_F(PgMove, EngineMismatchIsRefused) {
   EXPECT_FALSE(active.has_value());
 }
 
+// DDL on the new primary after a move stops the replica's apply: a fast reverse notices it at
+// once (no retrying for minutes), gives the app back where it is, and says what to do; after a
+// teardown the slow reverse brings the app home with the new table.
+TEST_F(PgMove, DdlAfterTheMoveFailsTheFastReverseCleanly) {
+  ASSERT_OK_AND_ASSIGN(App app, sys_->apps()->CreateApp("alice", "ddl", "pg-a", ""));
+  app_ = app.id;
+  Database* b = sys_->plane()->Region("pg-b")->db.get();
+  ASSERT_OK(
+      sys_->plane()->Region("pg-a")->db->CreateTable(app_, TableSpec{"t", {{"n", "integer"}}}));
+  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app_, "pg-b", ""));
+  ASSERT_EQ(Drive(*sys_, m.id, 120000).current_step, Step::kCompleted);
+  ASSERT_OK(b->CreateTable(app_, TableSpec{"later", {{"v", "text"}}}));
+  ASSERT_OK(b->InsertRows(app_, "later", {{"id", "l1"}, {"v", "made after the move"}}).status());
+  auto started = std::chrono::steady_clock::now();
+  ASSERT_OK_AND_ASSIGN(Migration r, sys_->migrations()->Reverse("alice", app_, m.id));
+  EXPECT_EQ(r.reverse_path, "fast");
+  Migration failed = Drive(*sys_, r.id, 120000);
+  EXPECT_EQ(failed.current_step, Step::kFailed);
+  EXPECT_NE(failed.last_error.find("fails to apply"), std::string::npos) << failed.last_error;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(60));
+  ASSERT_OK_AND_ASSIGN(App still, sys_->store()->GetApp(app_));
+  EXPECT_EQ(still.region, "pg-b");
+  ASSERT_OK(b->InsertRows(app_, "later", {{"id", "l2"}}).status());  // writable where it is
+  ASSERT_OK(sys_->migrations()->Teardown("alice", m.id));
+  ASSERT_OK_AND_ASSIGN(Migration slow, sys_->migrations()->Reverse("alice", app_, m.id));
+  EXPECT_EQ(slow.reverse_path, "slow");
+  Migration home = Drive(*sys_, slow.id, 120000);
+  ASSERT_EQ(home.current_step, Step::kCompleted) << home.last_error;
+  ASSERT_OK_AND_ASSIGN(json row, sys_->plane()->Region("pg-a")->db->GetRow(app_, "later", "l1"));
+  EXPECT_EQ(row["v"], "made after the move");
+}
+
 // A destination cluster without a role that the app's grants name would fail the copy halfway:
 // the plan says so, and the move is refused before any work.
 TEST_F(PgMove, MissingRolesAreRefusedBeforeAnyWork) {

@@ -85,6 +85,17 @@ class PgReplicator final : public Replicator {
                      p->Exec("SELECT (pg_logical_emit_message(false, 'regionmove', 'mark') - "
                              "'0/0')::bigint"));
     const int64_t target = mark.Int(0, 0);
+    // The replica's apply errors, before and after the wait: a count that grows while the
+    // replica stays behind is an apply that fails again at each retry (a table the replica
+    // lacks after DDL on the primary, a conflicting row), which waiting will not cure.
+    ASSIGN_OR_RETURN(auto r, Connect(replica, app));
+    auto errors = [&]() -> Result<int64_t> {
+      ASSIGN_OR_RETURN(pg::Rows e, r->Query("SELECT COALESCE(sum(apply_error_count), 0) FROM "
+                                            "pg_stat_subscription_stats WHERE subname = $1",
+                                            {name}));
+      return e.Int(0, 0);
+    };
+    ASSIGN_OR_RETURN(int64_t errors_before, errors());
     ReplicationLag lag;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     for (;;) {
@@ -95,9 +106,18 @@ class PgReplicator final : public Replicator {
         lag.seconds = 0;
         return lag;
       }
-      if (std::chrono::steady_clock::now() > deadline) return lag;
+      if (std::chrono::steady_clock::now() > deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+    ASSIGN_OR_RETURN(int64_t errors_after, errors());
+    if (errors_after > errors_before) {
+      return Permanent("the replica of " + app + " in " + replica +
+                       " fails to apply the changes of " + primary + " (" +
+                       std::to_string(errors_after - errors_before) +
+                       " apply errors in 5 s; its server log says why, often DDL made on the "
+                       "primary after the move): tear the replica down and reverse the slow way");
+    }
+    return lag;
   }
 
   // The subscription applies by itself: nothing to do, and no mark to write every few seconds.
