@@ -3,7 +3,7 @@ PRESET ?= default
 BUILD_DIR := $(if $(filter asan,$(PRESET)),build-asan,build)
 JOBS ?= 2
 
-.PHONY: deps test-deps configure build fuzz-build fuzz pg-start test test-asan demo demo-postgres bench format clean
+.PHONY: deps test-deps configure build build-cli fuzz-build fuzz pg-start test test-asan demo demo-postgres bench format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -44,11 +44,15 @@ test: test-deps build fuzz-build pg-start
 test-asan:
 	@$(MAKE) --no-print-directory test PRESET=asan
 
-demo: build
+# Only the binary the demo runs (not the tests and benchmarks).
+build-cli: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target regionmove
+
+demo: build-cli
 	@./$(BUILD_DIR)/regionmove demo
 
 # The same demo on three local PostgreSQL clusters (scripts/pg-regions; installs the server).
-demo-postgres: build pg-start
+demo-postgres: build-cli pg-start
 	@./$(BUILD_DIR)/regionmove demo --config examples/postgres.toml
 
 bench: build

@@ -456,7 +456,7 @@ void HttpApi::Register() {
       return Ok({{"regions", regions}, {"unknown_regions", unknown}});
     });
   });
-  Route("GET", "/v1/admin/debris", [sys, ms, admin](const Req& req, Res& res) {
+  Route("GET", "/v1/admin/debris", [ms, admin](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       RETURN_IF_ERROR(admin(req).status());
       ASSIGN_OR_RETURN(auto list, ms->ListDebris(""));

@@ -9,7 +9,7 @@
 namespace regionmove {
 
 Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock, Rng* rng) {
-  std::unique_ptr<System> sys(new System(config, clock, rng));
+  std::unique_ptr<System> sys(new System(config, clock));
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) return Permanent("cannot create data_dir " + config.data_dir + ": " + ec.message());

@@ -39,12 +39,10 @@ class System {
   Metrics* metrics() { return &metrics_; }
 
  private:
-  System(Config config, Clock* clock, Rng* rng)
-      : config_(std::move(config)), clock_(clock), rng_(rng) {}
+  System(Config config, Clock* clock) : config_(std::move(config)), clock_(clock) {}
 
   Config config_;
   Clock* clock_;
-  Rng* rng_;
   FaultPoints faults_;
   Metrics metrics_;
   std::unique_ptr<ControlStore> store_;
