@@ -93,6 +93,7 @@ json ReplicaJson(const ReplicaInfo& r) {
           {"lag_bytes", r.lag_bytes},
           {"lag_seconds", r.lag_seconds < 0 ? json(nullptr) : json(r.lag_seconds)},
           {"lag_changes", r.lag_changes < 0 ? json(nullptr) : json(r.lag_changes)},
+          {"apply_errors", r.apply_errors},
           {"estimated_monthly_cost_usd", r.estimated_monthly_cost_usd}};
 }
 

@@ -14,6 +14,9 @@ struct ReplicationLag {
   int64_t changes = -1;  // change records pending, when the engine counts them (else -1)
   int64_t primary_position = 0;
   int64_t replica_position = 0;
+  // Changes the replica failed to apply since replication started (PostgreSQL: the apply
+  // worker's errors, e.g. after DDL on the primary); a growing count means a broken replica.
+  int64_t apply_errors = 0;
   bool caught_up() const { return replica_position >= primary_position; }
 };
 

@@ -251,6 +251,7 @@ Result<std::vector<ReplicaInfo>> MigrationService::ListReplicas(const std::strin
         info.lag_bytes = lag->bytes;
         info.lag_seconds = lag->seconds;
         info.lag_changes = lag->changes;
+        info.apply_errors = lag->apply_errors;
       }
     }
     info.estimated_monthly_cost_usd = static_cast<double>(info.size_bytes) /

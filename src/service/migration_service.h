@@ -24,6 +24,7 @@ struct ReplicaInfo {
   int64_t lag_bytes = 0;
   double lag_seconds = 0;    // -1: the engine cannot tell
   int64_t lag_changes = -1;  // -1: the engine does not count changes
+  int64_t apply_errors = 0;  // changes the replica failed to apply (a broken replica)
   double estimated_monthly_cost_usd = 0;
 };
 

@@ -262,6 +262,7 @@ TEST_F(PgMove, MoveWriteReverseTeardownAnySchema) {
   ASSERT_OK_AND_ASSIGN(auto replicas, sys_->migrations()->ListReplicas(""));
   ASSERT_EQ(replicas.size(), 1u);
   EXPECT_GE(replicas[0].lag_bytes, 0);
+  EXPECT_EQ(replicas[0].apply_errors, 0);  // a healthy replica
 
   // Fast reverse through the replica: equal again, sequences included.
   ASSERT_OK_AND_ASSIGN(Migration r, sys_->migrations()->Reverse("alice", app_, m.id));
@@ -327,6 +328,15 @@ TEST_F(PgMove, DdlAfterTheMoveFailsTheFastReverseCleanly) {
   ASSERT_EQ(Drive(*sys_, m.id, 120000).current_step, Step::kCompleted);
   ASSERT_OK(b->CreateTable(app_, TableSpec{"later", {{"v", "text"}}}));
   ASSERT_OK(b->InsertRows(app_, "later", {{"id", "l1"}, {"v", "made after the move"}}).status());
+  // The replica listing shows the broken replica before anyone tries to reverse.
+  int64_t apply_errors = 0;
+  for (int i = 0; i < 100 && apply_errors == 0; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto replicas, sys_->migrations()->ListReplicas("alice"));
+    ASSERT_EQ(replicas.size(), 1u);
+    apply_errors = replicas[0].apply_errors;
+    if (apply_errors == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_GT(apply_errors, 0);
   auto started = std::chrono::steady_clock::now();
   ASSERT_OK_AND_ASSIGN(Migration r, sys_->migrations()->Reverse("alice", app_, m.id));
   EXPECT_EQ(r.reverse_path, "fast");

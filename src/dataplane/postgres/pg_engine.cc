@@ -89,13 +89,7 @@ class PgReplicator final : public Replicator {
     // replica stays behind is an apply that fails again at each retry (a table the replica
     // lacks after DDL on the primary, a conflicting row), which waiting will not cure.
     ASSIGN_OR_RETURN(auto r, Connect(replica, app));
-    auto errors = [&]() -> Result<int64_t> {
-      ASSIGN_OR_RETURN(pg::Rows e, r->Query("SELECT COALESCE(sum(apply_error_count), 0) FROM "
-                                            "pg_stat_subscription_stats WHERE subname = $1",
-                                            {name}));
-      return e.Int(0, 0);
-    };
-    ASSIGN_OR_RETURN(int64_t errors_before, errors());
+    ASSIGN_OR_RETURN(int64_t errors_before, ApplyErrors(r.get(), name));
     ReplicationLag lag;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     for (;;) {
@@ -109,7 +103,8 @@ class PgReplicator final : public Replicator {
       if (std::chrono::steady_clock::now() > deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    ASSIGN_OR_RETURN(int64_t errors_after, errors());
+    ASSIGN_OR_RETURN(int64_t errors_after, ApplyErrors(r.get(), name));
+    lag.apply_errors = errors_after;
     if (errors_after > errors_before) {
       return Permanent("the replica of " + app + " in " + replica +
                        " fails to apply the changes of " + primary + " (" +
@@ -127,8 +122,12 @@ class PgReplicator final : public Replicator {
 
   Result<ReplicationLag> Lag(const std::string& app, const std::string& primary,
                              const std::string& replica) override {
+    const std::string name = Name(app, primary, replica);
     ASSIGN_OR_RETURN(auto p, Connect(primary, app));
-    return Read(p.get(), Name(app, primary, replica));
+    ASSIGN_OR_RETURN(ReplicationLag lag, Read(p.get(), name));
+    ASSIGN_OR_RETURN(auto r, Connect(replica, app));
+    ASSIGN_OR_RETURN(lag.apply_errors, ApplyErrors(r.get(), name));
+    return lag;
   }
 
   Status SyncRest(const std::string& app, const std::string& primary,
@@ -187,6 +186,15 @@ class PgReplicator final : public Replicator {
   Result<std::unique_ptr<pg::Conn>> Connect(const std::string& region, const std::string& app) {
     ASSIGN_OR_RETURN(std::string info, engine_->ConninfoFor(region, app));
     return pg::Conn::Open(info, "region " + region + ", database " + app);
+  }
+
+  // The subscription's apply errors so far, from the replica's statistics.
+  static Result<int64_t> ApplyErrors(pg::Conn* replica, const std::string& name) {
+    ASSIGN_OR_RETURN(pg::Rows e, replica->Query("SELECT COALESCE(sum(apply_error_count), 0) "
+                                                "FROM pg_stat_subscription_stats "
+                                                "WHERE subname = $1",
+                                                {name}));
+    return e.Int(0, 0);
   }
 
   // Positions from the primary: its WAL end, and what the subscription has confirmed.
