@@ -44,23 +44,23 @@ Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname) 
   return out;
 }
 
-std::string QuoteIdent(std::string_view ident) {
-  std::string out = "\"";
-  for (char c : ident) {
-    if (c == '"') out += '"';
+namespace {
+
+// `text` between two `q`, with every `q` inside doubled (SQL's quoting of names and strings).
+std::string Quoted(std::string_view text, char q) {
+  std::string out(1, q);
+  for (char c : text) {
+    if (c == q) out += q;
     out += c;
   }
-  return out + "\"";
+  return out + q;
 }
 
-std::string QuoteLiteral(std::string_view text) {
-  std::string out = "'";
-  for (char c : text) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
+}  // namespace
+
+std::string QuoteIdent(std::string_view ident) { return Quoted(ident, '"'); }
+
+std::string QuoteLiteral(std::string_view text) { return Quoted(text, '\''); }
 
 Status FromResult(PGconn* conn, const PGresult* res, const std::string& where) {
   const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
@@ -113,7 +113,8 @@ Result<std::unique_ptr<Conn>> Conn::Open(const std::string& conninfo, std::strin
     return Unavailable(where + ": " + msg);
   }
   // The server's notices ("... does not exist, skipping") are not errors: not printed.
-  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      c, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<Conn>(new Conn(c, std::move(where)));
 }
 

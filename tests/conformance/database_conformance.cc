@@ -106,8 +106,8 @@ TEST_P(DatabaseConformance, BadInputChangesNothing) {
   int n = 0;
   for (const char* at : {"2026-01-31", "2026-01-31T09:30:00Z", "2026-01-31 09:30:00.123+01:00",
                          "2026-01-31T09:30-0500"}) {
-    EXPECT_OK(db->InsertRows(kApp, "things", {{"id", "t" + std::to_string(n++)}, {"at", at}})
-                  .status())
+    EXPECT_OK(
+        db->InsertRows(kApp, "things", {{"id", "t" + std::to_string(n++)}, {"at", at}}).status())
         << at;
   }
   EXPECT_EQ(db->InsertRows(kApp, "missing", {{"a", 1}}).status().code(), StatusCode::kNotFound);

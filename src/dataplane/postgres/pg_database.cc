@@ -569,14 +569,17 @@ Status PgDatabase::ImportCopy(const std::string& app_id, const std::string& sour
                              " LC_COLLATE " + QuoteLiteral(db_info.Text(0, 1)) + " LC_CTYPE " +
                              QuoteLiteral(db_info.Text(0, 2)))
                       .status());
-  auto psql = [&](const std::string& file) -> Status {
-    Status s = RunProgram({"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
-                           "--file=" + file, "--dbname=" + dst_info})
-                   .status();
+  // Runs a program that applies a staged schema file to the destination.
+  auto apply = [&](std::vector<std::string> argv, const std::string& file) -> Status {
+    argv.push_back(file);  // after "--file" for psql, the archive for pg_restore
+    argv.push_back("--dbname=" + dst_info);
+    Status s = RunProgram(argv).status();
     if (!s.ok()) return Permanent(Where(app_id) + ": applying " + file + ": " + s.message());
     return Status::Ok();
   };
-  RETURN_IF_ERROR(psql(state.value("pre", "")));
+  RETURN_IF_ERROR(
+      apply({"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "--file"},
+            state.value("pre", "")));
 
   // The data: binary COPY streams from the (fenced) source, two tables at a time, largest first.
   std::vector<CopyItem> items;
@@ -640,13 +643,7 @@ Status PgDatabase::ImportCopy(const std::string& app_id, const std::string& sour
   // Sequences carry their current values; then indexes, constraints, triggers (post-data).
   ASSIGN_OR_RETURN(auto dst, pool_.Get(app_id));
   RETURN_IF_ERROR(CopySequenceValues(src.get(), dst.get()));
-  Status post = RunProgram({"pg_restore", "--jobs=2", "--exit-on-error", "--dbname=" + dst_info,
-                            state.value("post", "")})
-                    .status();
-  if (!post.ok()) {
-    return Permanent(Where(app_id) + ": applying " + state.value("post", "") + ": " +
-                     post.message());
-  }
+  RETURN_IF_ERROR(apply({"pg_restore", "--jobs=2", "--exit-on-error"}, state.value("post", "")));
   // The copy starts fenced and carries the copier's token.
   RETURN_IF_ERROR(dst->Exec(kInternalSchema).status());
   RETURN_IF_ERROR(dst->Exec("INSERT INTO _regionmove.meta VALUES ('fenced', '1') "

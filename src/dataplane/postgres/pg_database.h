@@ -69,8 +69,6 @@ class PgDatabase final : public Database {
   Result<nlohmann::json> ListRows(const std::string& app_id, const std::string& table,
                                   const std::string& after, int limit) override;
 
-  PgPool* pool() { return &pool_; }
-
  private:
   // Runs `fn` in a transaction on the app's database after checking (FOR SHARE) that it is
   // not fenced: Unavailable("app_migrating") when it is.
