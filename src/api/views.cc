@@ -94,6 +94,7 @@ json ReplicaJson(const ReplicaInfo& r) {
           {"lag_seconds", r.lag_seconds < 0 ? json(nullptr) : json(r.lag_seconds)},
           {"lag_changes", r.lag_changes < 0 ? json(nullptr) : json(r.lag_changes)},
           {"apply_errors", r.apply_errors},
+          {"reason", r.reason.empty() ? json(nullptr) : json(r.reason)},
           {"estimated_monthly_cost_usd", r.estimated_monthly_cost_usd}};
 }
 

@@ -40,7 +40,8 @@ Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname) 
   out += "connect_timeout=10 ";
   out += "options=" + ConninfoValue(
                           "-c default_transaction_read_only=off -c TimeZone=UTC -c DateStyle=ISO "
-                          "-c extra_float_digits=3 -c bytea_output=hex -c statement_timeout=0");
+                          "-c extra_float_digits=3 -c bytea_output=hex -c statement_timeout=0 "
+                          "-c regionmove.ddl=internal");
   return out;
 }
 

@@ -16,7 +16,8 @@ namespace regionmove::pg {
 
 // `dsn` (a URI or key=value conninfo) with the database replaced by `dbname` and the settings
 // every regionmove session uses: application_name=regionmove, writes allowed even where the
-// database defaults to read-only (a fenced app database), UTC, ISO dates, exact floats.
+// database defaults to read-only (a fenced app database), UTC, ISO dates, exact floats, and
+// regionmove.ddl=internal (its DDL is not the app's: an app database's DDL watch skips it).
 Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname);
 // The same as command-line arguments for pg_dump and psql (`--dbname=<conninfo>`).
 std::string QuoteIdent(std::string_view ident);   // "a""b"

@@ -17,6 +17,9 @@ struct ReplicationLag {
   // Changes the replica failed to apply since replication started (PostgreSQL: the apply
   // worker's errors, e.g. after DDL on the primary); a growing count means a broken replica.
   int64_t apply_errors = 0;
+  // Why the replica can no longer follow its primary (PostgreSQL: DDL made outside regionmove
+  // on either side since Start), or empty. A diverged replica is good for a slow path only.
+  std::string diverged;
   bool caught_up() const { return replica_position >= primary_position; }
 };
 
@@ -35,11 +38,12 @@ class Replicator {
   // Brings the replica up to the primary's position as of the call (applying what is pending,
   // or waiting a short while for an engine that applies by itself); returns the lag afterwards,
   // caught_up() when nothing committed before the call is missing.
+  // Conflict("replica_diverged") when the replica has diverged (see ReplicationLag::diverged).
   virtual Result<ReplicationLag> Pump(const std::string& app_id, const std::string& primary_region,
                                       const std::string& replica_region) = 0;
   // The background upkeep of a running replication, called every few seconds: applies what
   // is pending where the engine needs an applier (Pump), nothing where the database applies
-  // by itself. Returns without waiting.
+  // by itself. Returns without waiting; Conflict("replica_diverged") as Pump.
   virtual Status Tick(const std::string& app_id, const std::string& primary_region,
                       const std::string& replica_region) {
     return Pump(app_id, primary_region, replica_region).status();

@@ -14,6 +14,9 @@ enum class Compensation { kNone = 0, kAbort, kFailure };
 inline constexpr const char* kReplicaNone = "none";
 inline constexpr const char* kReplicaReplicating = "replicating";
 inline constexpr const char* kReplicaPromoted = "promoted";
+// Retained, but the serving database changed in a way replication does not carry (DDL on
+// PostgreSQL): replication is stopped, and a reverse takes the slow path.
+inline constexpr const char* kReplicaDiverged = "diverged";
 inline constexpr const char* kReplicaTearingDown = "tearing_down";
 inline constexpr const char* kReplicaTornDown = "torn_down";
 

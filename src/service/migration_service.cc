@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/log.h"
+
 namespace regionmove {
 
 using nlohmann::json;
@@ -226,6 +228,15 @@ Result<Migration> MigrationService::Reverse(const std::string& owner, const std:
   }
   ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
   if (app.status != kAppReady) return refuse("app " + app.id + " is " + app.status);
+  if (f.source_replica_state == kReplicaReplicating) {
+    // A replica that has diverged since the last background check is found now: its reverse
+    // is a slow one. (A replica that cannot be reached is tried the fast way, which retries.)
+    auto lag = deps_.plane->replicator()->Lag(f.app_id, f.dest_region, f.source_region);
+    if (lag.ok() && !lag->diverged.empty()) {
+      Status d = MarkDiverged(f, lag->diverged);
+      if (!d.ok() && d.reason() != "replica_state") return d;
+    }
+  }
   Migration r = Draft(f.app_id, f.owner, f.dest_region, f.source_region);
   r.kind = "reverse";
   r.reverse_of = f.id;
@@ -252,6 +263,12 @@ Result<std::vector<ReplicaInfo>> MigrationService::ListReplicas(const std::strin
         info.lag_seconds = lag->seconds;
         info.lag_changes = lag->changes;
         info.apply_errors = lag->apply_errors;
+        info.reason = lag->diverged;
+      }
+    } else if (m.source_replica_state == kReplicaDiverged) {
+      ASSIGN_OR_RETURN(auto events, deps_.store->ListEvents(m.id));
+      for (const auto& e : events) {
+        if (e.type == "replica_diverged") info.reason = e.message;
       }
     }
     info.estimated_monthly_cost_usd = static_cast<double>(info.size_bytes) /
@@ -280,6 +297,23 @@ Result<std::vector<Migration>> MigrationService::ListDebris(const std::string& o
 
 Status MigrationService::ResumeTeardowns() { return regionmove::ResumeTeardowns(deps_); }
 
+Status MigrationService::MarkDiverged(const Migration& m, const std::string& why) {
+  MigrationEvent e;
+  e.migration_id = m.id;
+  e.type = "replica_diverged";
+  e.step = e.from_step = e.to_step = m.current_step;
+  e.started_at_ms = e.ended_at_ms = deps_.clock->NowMs();
+  e.message = why;
+  RETURN_IF_ERROR(deps_.store->SetReplicaState(m.id, kReplicaReplicating, kReplicaDiverged, &e));
+  Log(LogLevel::kWarn, "replica_diverged", {{"migration_id", m.id}, {"reason", why}});
+  // Replication it cannot use goes (a PostgreSQL slot would keep WAL); the copy stays until a
+  // teardown, the retention or the slow reverse replaces it. A failure here is retried by
+  // the teardown, which stops replication first.
+  Status s = deps_.plane->replicator()->Stop(m.app_id, m.dest_region, m.source_region);
+  if (!s.ok()) Log(LogLevel::kWarn, "replica_diverged_stop", {{"error", s.ToString()}});
+  return Status::Ok();
+}
+
 Status MigrationService::PumpReplicas(bool wait) {
   ASSIGN_OR_RETURN(auto retained, deps_.store->ListRetainedReplicas());
   Status first;
@@ -288,6 +322,8 @@ Status MigrationService::PumpReplicas(bool wait) {
     Replicator* r = deps_.plane->replicator();
     Status s = wait ? r->Pump(m.app_id, m.dest_region, m.source_region).status()
                     : r->Tick(m.app_id, m.dest_region, m.source_region);
+    if (s.reason() == "replica_diverged") s = MarkDiverged(m, s.message());
+    if (s.reason() == "replica_state") continue;  // a step or a teardown changed it meanwhile
     // NotFound: a step or a teardown stopped this replication since the list was read.
     if (!s.ok() && s.code() != StatusCode::kNotFound && first.ok()) first = s;
   }

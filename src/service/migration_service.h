@@ -25,6 +25,7 @@ struct ReplicaInfo {
   double lag_seconds = 0;    // -1: the engine cannot tell
   int64_t lag_changes = -1;  // -1: the engine does not count changes
   int64_t apply_errors = 0;  // changes the replica failed to apply (a broken replica)
+  std::string reason;        // why it diverged (state diverged, or about to be)
   double estimated_monthly_cost_usd = 0;
 };
 
@@ -68,7 +69,8 @@ class MigrationService {
   // Finishes teardowns a crash interrupted.
   Status ResumeTeardowns();
   // Keeps every replicating replica going (the background loop); with `wait`, brings each up to
-  // its primary's position as of the call (Replicator::Pump).
+  // its primary's position as of the call (Replicator::Pump). A replica that has diverged is
+  // marked so (event replica_diverged) and its replication stopped.
   Status PumpReplicas(bool wait = false);
   // Tears down replicas older than the configured retention (0 keeps them).
   Status EnforceRetention();
@@ -94,6 +96,8 @@ class MigrationService {
   // A new queued migration of the app from `source` to `dest`.
   Migration Draft(const std::string& app_id, const std::string& owner, const std::string& source,
                   const std::string& dest);
+  // Replica of `m`: replicating -> diverged with the reason, then its replication stopped.
+  Status MarkDiverged(const Migration& m, const std::string& why);
 
   StepDeps deps_;
   Rng* rng_;

@@ -55,7 +55,8 @@ class ControlStore {
   // Compare-and-set of a terminal migration's resources. Conflict("resources_changed").
   virtual Status SetTerminalResources(const std::string& id, const std::string& expected,
                                       const std::string& next) = 0;
-  // Completed migrations whose source replica is retained (replicating or tearing_down).
+  // Completed migrations whose source replica is retained (replicating, diverged or
+  // tearing_down).
   virtual Result<std::vector<Migration>> ListRetainedReplicas() = 0;
 
   // Claims one runnable migration (non-terminal, lease free or expired, next attempt due) for
@@ -93,7 +94,7 @@ class ControlStore {
   // Starts or resumes the teardown of the replica of completed migration `id` for `owner`,
   // holding the app's operation slot until `now_ms + lease_ms`: the replica state becomes
   // tearing_down. Refused with Conflict("not_replicating") when the replica is not replicating
-  // (or being torn down), Conflict("app_busy") while a migration of the app other than
+  // (or diverged, or being torn down), Conflict("app_busy") while a migration of the app other than
   // `by_migration` is active, Conflict("teardown_running") while another owner's lease on the
   // teardown is live. Calling it again as the same owner renews the lease.
   virtual Status BeginTeardown(const std::string& id, const std::string& by_migration,
@@ -104,10 +105,11 @@ class ControlStore {
   virtual Status FinishTeardown(const std::string& id, const std::string& owner,
                                 const MigrationEvent& event) = 0;
 
-  // Compare-and-set of the replica state of a completed migration.
-  // Conflict("replica_state") when it is not `expected`.
+  // Compare-and-set of the replica state of a completed migration, appending `event` (when
+  // given) in the same transaction. Conflict("replica_state") when it is not `expected`.
   virtual Status SetReplicaState(const std::string& id, const std::string& expected,
-                                 const std::string& next) = 0;
+                                 const std::string& next,
+                                 const MigrationEvent* event = nullptr) = 0;
 
   virtual Status AppendEvent(const MigrationEvent& event) = 0;
   // Oldest first.

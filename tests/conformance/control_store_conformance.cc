@@ -1,6 +1,7 @@
 // The conformance suite of the ControlStore port: every engine must pass all of it.
 #include "conformance/control_store_conformance.h"
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -450,6 +451,49 @@ TEST_P(ControlStoreConformance, ReplicaStateCompareAndSet) {
   ASSERT_OK(store_->SetReplicaState("m1", kReplicaTearingDown, kReplicaTornDown));
   ASSERT_OK_AND_ASSIGN(auto none, store_->ListRetainedReplicas());
   EXPECT_TRUE(none.empty());
+}
+
+// A diverged replica is still retained (listed, torn down), its event is recorded with the
+// state change, and a reverse of its migration is a slow one whatever the caller asked.
+TEST_P(ControlStoreConformance, DivergedReplicaIsRetainedAndReversedSlowly) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));
+  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000, 500));
+  Migration m = *c;
+  m.current_step = Step::kCompleted;
+  m.source_replica_state = kReplicaReplicating;
+  ASSERT_OK(store_->UpdateMigration(m, c->epoch, {}));
+  MigrationEvent e;
+  e.migration_id = "m1";
+  e.type = "replica_diverged";
+  e.step = e.from_step = e.to_step = Step::kCompleted;
+  e.message = "DDL on the serving database";
+  EXPECT_EQ(store_->SetReplicaState("m1", kReplicaTearingDown, kReplicaDiverged, &e).reason(),
+            "replica_state");
+  ASSERT_OK(store_->SetReplicaState("m1", kReplicaReplicating, kReplicaDiverged, &e));
+  ASSERT_OK_AND_ASSIGN(auto events, store_->ListEvents("m1"));
+  ASSERT_EQ(std::count_if(events.begin(), events.end(),
+                          [](const MigrationEvent& x) { return x.type == "replica_diverged"; }),
+            1);  // once: the refused change appended nothing
+  EXPECT_EQ(events.back().message, "DDL on the serving database");
+  ASSERT_OK_AND_ASSIGN(auto retained, store_->ListRetainedReplicas());
+  ASSERT_EQ(retained.size(), 1u);
+  EXPECT_EQ(retained[0].source_replica_state, kReplicaDiverged);
+  Migration r = MakeMigration("r1", "app_aaaaaaaaaaaa");
+  r.kind = "reverse";
+  r.reverse_of = "m1";
+  r.reverse_path = "fast";
+  ASSERT_OK(store_->CreateMigration(r));
+  ASSERT_OK_AND_ASSIGN(Migration stored, store_->GetMigration("r1"));
+  EXPECT_EQ(stored.reverse_path, "slow");
+  ASSERT_OK(store_->RequestAbort("r1", 2000));
+  ASSERT_OK_AND_ASSIGN(auto claimed, store_->ClaimNext("w", 2000, 500));
+  Migration aborted = *claimed;
+  aborted.current_step = Step::kAborted;
+  ASSERT_OK(store_->UpdateMigration(aborted, claimed->epoch, {}));
+  ASSERT_OK(store_->BeginTeardown("m1", "", "a", 3000, 1000));
+  ASSERT_OK_AND_ASSIGN(Migration tearing, store_->GetMigration("m1"));
+  EXPECT_EQ(tearing.source_replica_state, kReplicaTearingDown);
 }
 
 // A completed move m1 of app A with a replicating replica in us-east-1.

@@ -19,6 +19,9 @@ using pg::QuoteLiteral;
 
 namespace {
 
+// The _regionmove schema of an app database. Every statement is idempotent: it runs on every
+// database the first time a process uses it, and again after a copy. The function `watch_ddl`
+// is the newest object: a database that has it is up to date (EnsureInternal).
 constexpr const char* kInternalSchema = R"sql(
 CREATE SCHEMA IF NOT EXISTS _regionmove;
 CREATE TABLE IF NOT EXISTS _regionmove.meta (key text PRIMARY KEY, value text NOT NULL);
@@ -26,25 +29,75 @@ CREATE TABLE IF NOT EXISTS _regionmove.fence_tokens (app_id text PRIMARY KEY, to
 CREATE TABLE IF NOT EXISTS _regionmove.columns (
   table_name text NOT NULL, column_name text NOT NULL, type text NOT NULL, ord int NOT NULL,
   PRIMARY KEY (table_name, column_name));
+-- DDL that travels with the data: a row inserted (and deleted) by the transaction that makes
+-- the change on the primary; a replica's apply runs it (the trigger fires for replicas only).
+CREATE TABLE IF NOT EXISTS _regionmove.ddl (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(), statement text NOT NULL);
+-- DDL that did not travel (made by a client other than regionmove): region-local, read by the
+-- replicator, which calls the replica diverged.
+CREATE TABLE IF NOT EXISTS _regionmove.ddl_seen (
+  at timestamptz NOT NULL DEFAULT clock_timestamp(), tag text NOT NULL, statement text NOT NULL);
 INSERT INTO _regionmove.meta VALUES ('fenced', '0') ON CONFLICT DO NOTHING;
 CREATE OR REPLACE FUNCTION _regionmove.refuse_writes() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN RAISE EXCEPTION 'writes to this app are blocked while it moves'
      USING ERRCODE = '25006'; END $$;
+-- Adds (true) or removes (false) the fence trigger on every table of the app's schemas.
+CREATE OR REPLACE FUNCTION _regionmove.set_fence(fenced boolean) RETURNS void LANGUAGE plpgsql AS
+$$
+DECLARE t regclass;
+BEGIN
+  FOR t IN
+    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+      AND n.nspname NOT IN ('information_schema', '_regionmove') AND n.nspname NOT LIKE 'pg\_%'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                      AND d.objid = c.oid AND d.deptype = 'e')
+      AND EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid
+                  AND g.tgname = '_regionmove_fence') <> fenced
+  LOOP
+    IF fenced THEN
+      EXECUTE format('CREATE TRIGGER _regionmove_fence BEFORE INSERT OR UPDATE OR DELETE OR '
+                     'TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION '
+                     '_regionmove.refuse_writes()', t);
+    ELSE
+      EXECUTE format('DROP TRIGGER _regionmove_fence ON %s', t);
+    END IF;
+  END LOOP;
+END $$;
+CREATE OR REPLACE FUNCTION _regionmove.apply_ddl() RETURNS trigger LANGUAGE plpgsql AS
+$$
+BEGIN
+  EXECUTE NEW.statement;
+  IF (SELECT value FROM _regionmove.meta WHERE key = 'fenced') = '1' THEN
+    PERFORM _regionmove.set_fence(true);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER apply_ddl AFTER INSERT ON _regionmove.ddl
+  FOR EACH ROW EXECUTE FUNCTION _regionmove.apply_ddl();
+ALTER TABLE _regionmove.ddl ENABLE REPLICA TRIGGER apply_ddl;
+-- Records the DDL of every client but regionmove's own connections (which set
+-- regionmove.ddl = internal), except DDL on temporary objects only.
+CREATE OR REPLACE FUNCTION _regionmove.watch_ddl() RETURNS event_trigger LANGUAGE plpgsql AS
+$$
+BEGIN
+  IF current_setting('regionmove.ddl', true) = 'internal' THEN RETURN; END IF;
+  IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands()) AND NOT EXISTS (
+      SELECT 1 FROM pg_event_trigger_ddl_commands()
+      WHERE schema_name IS NULL OR schema_name NOT LIKE 'pg\_temp%') THEN
+    RETURN;
+  END IF;
+  INSERT INTO _regionmove.ddl_seen (tag, statement) VALUES (tg_tag, left(current_query(), 500));
+EXCEPTION WHEN others THEN
+  RAISE WARNING 'regionmove could not record this DDL: %', SQLERRM;
+END $$;
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = '_regionmove_watch_ddl') THEN
+    CREATE EVENT TRIGGER _regionmove_watch_ddl ON ddl_command_end
+      EXECUTE FUNCTION _regionmove.watch_ddl();
+  END IF;
+END $$;
 )sql";
-
-// The app's tables that do not carry the fence trigger yet (or, for the unfence, that do).
-std::string FenceTriggerTables(bool with) {
-  return std::string(R"sql(
-SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
-  AND n.nspname NOT IN ('information_schema', '_regionmove') AND n.nspname NOT LIKE 'pg\_%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                  AND d.objid = c.oid AND d.deptype = 'e')
-  AND )sql") +
-         (with ? "" : "NOT ") +
-         "EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid "
-         "AND t.tgname = '_regionmove_fence')";
-}
 
 // The tables of an app database that hold data to copy and compare: every ordinary table of
 // the app's schemas and _regionmove.columns; not the region-local state, not what belongs to
@@ -56,7 +109,7 @@ SELECT n.nspname, c.relname, pg_table_size(c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND c.relpersistence <> 't'
   AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
-  AND NOT (n.nspname = '_regionmove' AND c.relname IN ('meta', 'fence_tokens'))
+  AND NOT (n.nspname = '_regionmove' AND c.relname IN ('meta', 'fence_tokens', 'ddl_seen'))
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY 1, 2
@@ -189,6 +242,17 @@ Result<std::vector<ColumnSpec>> Columns(pg::Conn* c, const std::string& table) {
     if (r.Int(i, 2) >= 0) cols.push_back(ColumnSpec{r.Text(i, 0), r.Text(i, 1)});
   }
   return cols;
+}
+
+// Runs `ddl` (schema-qualified) in the caller's transaction, and logs it in _regionmove.ddl so
+// that a replica of this database runs it too, at the same point of the change stream. The
+// row is deleted at once: the table stays empty, its changes are what travels.
+Status ExecCarried(pg::Conn* c, const std::string& ddl) {
+  RETURN_IF_ERROR(c->Exec(ddl).status());
+  ASSIGN_OR_RETURN(pg::Rows id, c->Query("INSERT INTO _regionmove.ddl (statement) VALUES ($1) "
+                                         "RETURNING id",
+                                         {ddl}));
+  return c->Query("DELETE FROM _regionmove.ddl WHERE id = $1", {id.Text(0, 0)}).status();
 }
 
 // A table to copy, with its size on disk (for progress).
@@ -354,14 +418,7 @@ Status PgDatabase::Fence(const std::string& app_id) {
     // session's settings (only a table's owner or a superuser could remove it). Creating it
     // waits for the writes in flight on that table. Logical replication's apply does not fire
     // it, so a fenced replica still follows its primary.
-    ASSIGN_OR_RETURN(pg::Rows tables, c->Exec(FenceTriggerTables(false)));
-    for (int i = 0; i < tables.size(); ++i) {
-      RETURN_IF_ERROR(c->Exec("CREATE TRIGGER _regionmove_fence BEFORE INSERT OR UPDATE OR "
-                              "DELETE OR TRUNCATE ON " +
-                              tables.Text(i, 0) +
-                              " FOR EACH STATEMENT EXECUTE FUNCTION _regionmove.refuse_writes()")
-                          .status());
-    }
+    RETURN_IF_ERROR(c->Exec("SELECT _regionmove.set_fence(true)").status());
     RETURN_IF_ERROR(txn.Commit());
   }
   ASSIGN_OR_RETURN(auto admin, pool_.Get());
@@ -387,11 +444,7 @@ Status PgDatabase::Unfence(const std::string& app_id, int64_t token) {
     RETURN_IF_ERROR(TakeToken(c.get(), app_id, token));
     RETURN_IF_ERROR(
         c->Exec("UPDATE _regionmove.meta SET value = '0' WHERE key = 'fenced'").status());
-    ASSIGN_OR_RETURN(pg::Rows tables, c->Exec(FenceTriggerTables(true)));
-    for (int i = 0; i < tables.size(); ++i) {
-      RETURN_IF_ERROR(
-          c->Exec("DROP TRIGGER IF EXISTS _regionmove_fence ON " + tables.Text(i, 0)).status());
-    }
+    RETURN_IF_ERROR(c->Exec("SELECT _regionmove.set_fence(false)").status());
     RETURN_IF_ERROR(txn.Commit());
   }
   ASSIGN_OR_RETURN(auto admin, pool_.Get());
@@ -413,9 +466,8 @@ Status PgDatabase::EnsureInternal(pg::Conn* c, const std::string& app_id) {
     std::lock_guard<std::mutex> lock(mu_);
     if (prepared_.count(app_id)) return Status::Ok();
   }
-  ASSIGN_OR_RETURN(pg::Rows have, c->Exec("SELECT to_regclass('_regionmove.meta') IS NOT NULL "
-                                          "AND to_regprocedure('_regionmove.refuse_writes()') "
-                                          "IS NOT NULL"));
+  ASSIGN_OR_RETURN(pg::Rows have,
+                   c->Exec("SELECT to_regprocedure('_regionmove.watch_ddl()') IS NOT NULL"));
   if (have.Text(0, 0) != "t") {
     // Serialised across processes: concurrent catalog updates of one function fail.
     ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c));
@@ -734,7 +786,7 @@ Status PgDatabase::CreateTable(const std::string& app_id, const TableSpec& spec)
                               "AND lower(relname) = lower($1)",
                               {spec.name}));
     if (exists.size() > 0) return Conflict("table " + spec.name + " exists", "table_exists");
-    RETURN_IF_ERROR(c->Exec(sql).status());
+    RETURN_IF_ERROR(ExecCarried(c, sql));
     // The row of `id` (ord -1) marks a data API table even when it has no other column.
     RETURN_IF_ERROR(
         c->Query("INSERT INTO _regionmove.columns VALUES ($1, 'id', 'text', -1)", {spec.name})

@@ -1,6 +1,8 @@
 #include "dataplane/postgres/pg_engine.h"
 
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "common/hash.h"
@@ -55,12 +57,23 @@ class PgReplicator final : public Replicator {
       for (int i = 0; i < schemas.size(); ++i) {
         what += (what.empty() ? "TABLES IN SCHEMA " : ", ") + QuoteIdent(schemas.Text(i, 0));
       }
-      what += (what.empty() ? "" : ", ") + std::string("TABLE _regionmove.columns");
+      what +=
+          (what.empty() ? "" : ", ") + std::string("TABLE _regionmove.columns, _regionmove.ddl");
+      // DDL seen before this point is in the copy the replica holds: only later DDL diverges.
+      ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(p.get()));
+      RETURN_IF_ERROR(p->Exec("TRUNCATE _regionmove.ddl_seen").status());
       RETURN_IF_ERROR(p->Exec("CREATE PUBLICATION " + QuoteIdent(name) + " FOR " + what).status());
+      RETURN_IF_ERROR(txn.Commit());
     }
     ASSIGN_OR_RETURN(pg::Rows sub,
                      r->Query("SELECT 1 FROM pg_subscription WHERE subname = $1", {name}));
     if (sub.size() > 0) return Status::Ok();
+    RETURN_IF_ERROR(r->Exec("TRUNCATE _regionmove.ddl_seen").status());
+    // The apply worker runs the DDL that travels (_regionmove.ddl) in a database that defaults
+    // to read-only while fenced: its role (the subscription's owner) is exempt in this database.
+    RETURN_IF_ERROR(r->Exec("ALTER ROLE CURRENT_USER IN DATABASE " + QuoteIdent(app) +
+                            " SET default_transaction_read_only = off")
+                        .status());
     // A slot left by an attempt that crashed is reused: nothing was written since (the primary
     // stays fenced until this step is done).
     ASSIGN_OR_RETURN(pg::Rows slot, p->Query("SELECT 1 FROM pg_replication_slots "
@@ -94,9 +107,12 @@ class PgReplicator final : public Replicator {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     for (;;) {
       ASSIGN_OR_RETURN(lag, Read(p.get(), name));
+      ASSIGN_OR_RETURN(lag.diverged, Divergence(app, primary, p.get(), replica, r.get()));
+      if (!lag.diverged.empty()) return Diverged(lag.diverged);
+      ASSIGN_OR_RETURN(int syncing, SyncTables(p.get(), r.get(), name));
       lag.primary_position = target;
       lag.bytes = std::max<int64_t>(0, target - lag.replica_position);
-      if (lag.caught_up()) {
+      if (lag.caught_up() && syncing == 0) {
         lag.seconds = 0;
         return lag;
       }
@@ -115,9 +131,23 @@ class PgReplicator final : public Replicator {
     return lag;
   }
 
-  // The subscription applies by itself: nothing to do, and no mark to write every few seconds.
-  Status Tick(const std::string&, const std::string&, const std::string&) override {
-    return Status::Ok();
+  // The subscription applies by itself. What the background does: notice divergence, and
+  // have the subscription pick up the tables that DDL carried to the replica.
+  Status Tick(const std::string& app, const std::string& primary,
+              const std::string& replica) override {
+    {
+      // The background loop calls this several times a second: once every 2 s is enough.
+      std::lock_guard<std::mutex> lock(mu_);
+      auto now = std::chrono::steady_clock::now();
+      auto& last = last_tick_[Name(app, primary, replica)];
+      if (now - last < std::chrono::seconds(2)) return Status::Ok();
+      last = now;
+    }
+    ASSIGN_OR_RETURN(auto p, Connect(primary, app));
+    ASSIGN_OR_RETURN(auto r, Connect(replica, app));
+    ASSIGN_OR_RETURN(std::string diverged, Divergence(app, primary, p.get(), replica, r.get()));
+    if (!diverged.empty()) return Diverged(diverged);
+    return SyncTables(p.get(), r.get(), Name(app, primary, replica)).status();
   }
 
   Result<ReplicationLag> Lag(const std::string& app, const std::string& primary,
@@ -127,6 +157,7 @@ class PgReplicator final : public Replicator {
     ASSIGN_OR_RETURN(ReplicationLag lag, Read(p.get(), name));
     ASSIGN_OR_RETURN(auto r, Connect(replica, app));
     ASSIGN_OR_RETURN(lag.apply_errors, ApplyErrors(r.get(), name));
+    ASSIGN_OR_RETURN(lag.diverged, Divergence(app, primary, p.get(), replica, r.get()));
     return lag;
   }
 
@@ -152,6 +183,10 @@ class PgReplicator final : public Replicator {
         RETURN_IF_ERROR((*r)->Exec("ALTER SUBSCRIPTION " + s + " SET (slot_name = NONE)").status());
         RETURN_IF_ERROR((*r)->Exec("DROP SUBSCRIPTION " + s).status());
       }
+      // Unconditionally: a crash may have come between the drop and this.
+      RETURN_IF_ERROR((*r)->Exec("ALTER ROLE CURRENT_USER IN DATABASE " + QuoteIdent(app) +
+                                 " RESET default_transaction_read_only")
+                          .status());
     } else if (r.status().code() != StatusCode::kNotFound) {
       return r.status();
     }
@@ -188,6 +223,73 @@ class PgReplicator final : public Replicator {
     return pg::Conn::Open(info, "region " + region + ", database " + app);
   }
 
+  static Status Diverged(const std::string& why) { return Conflict(why, "replica_diverged"); }
+
+  // Why the replica cannot follow its primary any more, or "" when it can: DDL made on either
+  // side since replication started by a client other than regionmove (which the change stream
+  // does not carry; see _regionmove.ddl_seen).
+  static Result<std::string> Divergence(const std::string& app, const std::string& primary,
+                                        pg::Conn* p, const std::string& replica, pg::Conn* r) {
+    for (auto [region, c] : {std::pair{&primary, p}, std::pair{&replica, r}}) {
+      ASSIGN_OR_RETURN(pg::Rows seen,
+                       c->Exec("SELECT count(*) OVER (), tag, statement, "
+                               "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+                               "FROM _regionmove.ddl_seen ORDER BY at LIMIT 1"));
+      if (seen.size() == 0) continue;
+      std::string statement = seen.Text(0, 2);
+      for (char& ch : statement) {
+        if (ch == '\n' || ch == '\t') ch = ' ';
+      }
+      if (statement.size() > 160) statement = statement.substr(0, 160) + "...";
+      return "DDL on the " + std::string(c == p ? "serving" : "replica") + " database of " + app +
+             " in " + *region + " since replication started, which replication does not carry (" +
+             seen.Text(0, 0) + " statement(s); first " + seen.Text(0, 1) + " at " +
+             seen.Text(0, 3) + ": " + statement + ")";
+    }
+    return std::string();
+  }
+
+  // Tables of the publication that the subscription does not apply yet: a table that DDL
+  // carried to the replica is added (REFRESH PUBLICATION with copy_data: its rows are copied,
+  // then followed), and one being copied is waited for. Returns how many are not in step.
+  static Result<int> SyncTables(pg::Conn* p, pg::Conn* r, const std::string& name) {
+    ASSIGN_OR_RETURN(pg::Rows published,
+                     p->Query("SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) "
+                              "FROM pg_publication_tables WHERE pubname = $1",
+                              {name}));
+    ASSIGN_OR_RETURN(pg::Rows subscribed,
+                     r->Query("SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+                              "sr.srsubstate FROM pg_subscription_rel sr "
+                              "JOIN pg_subscription s ON s.oid = sr.srsubid "
+                              "JOIN pg_class c ON c.oid = sr.srrelid "
+                              "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                              "WHERE s.subname = $1",
+                              {name}));
+    std::map<std::string, std::string> state;
+    for (int i = 0; i < subscribed.size(); ++i)
+      state[subscribed.Text(i, 0)] = subscribed.Text(i, 1);
+    int pending = 0;
+    bool refresh = false;
+    for (int i = 0; i < published.size(); ++i) {
+      auto it = state.find(published.Text(i, 0));
+      if (it != state.end()) {
+        pending += it->second != "r";
+        continue;
+      }
+      ++pending;
+      // Added once the carried DDL has made it here (else its changes could not apply).
+      ASSIGN_OR_RETURN(pg::Rows here,
+                       r->Query("SELECT to_regclass($1) IS NOT NULL", {published.Text(i, 0)}));
+      refresh |= here.Text(0, 0) == "t";
+    }
+    if (refresh) {
+      RETURN_IF_ERROR(r->Exec("ALTER SUBSCRIPTION " + QuoteIdent(name) +
+                              " REFRESH PUBLICATION WITH (copy_data = true)")
+                          .status());
+    }
+    return pending;
+  }
+
   // The subscription's apply errors so far, from the replica's statistics.
   static Result<int64_t> ApplyErrors(pg::Conn* replica, const std::string& name) {
     ASSIGN_OR_RETURN(pg::Rows e, replica->Query("SELECT COALESCE(sum(apply_error_count), 0) "
@@ -216,6 +318,8 @@ class PgReplicator final : public Replicator {
   }
 
   const PgEngine* engine_;
+  std::mutex mu_;
+  std::map<std::string, std::chrono::steady_clock::time_point> last_tick_;
 };
 
 }  // namespace

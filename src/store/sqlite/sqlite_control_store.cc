@@ -326,7 +326,7 @@ Status SqliteControlStore::SetTerminalResources(const std::string& id, const std
 Result<std::vector<Migration>> SqliteControlStore::ListRetainedReplicas() {
   return QueryMigrations(
       "WHERE current_step = 'completed' AND source_replica_state IN ('replicating', "
-      "'tearing_down') ORDER BY completed_at_ms DESC, rowid DESC",
+      "'diverged', 'tearing_down') ORDER BY completed_at_ms DESC, rowid DESC",
       "");
 }
 
@@ -532,7 +532,7 @@ Status SqliteControlStore::BeginTeardown(const std::string& id, const std::strin
   if (!found) return NotFound("migration " + id + " not found");
   std::string app_id = q.Text(0), step = q.Text(1), state = q.Text(2);
   if (step != StepName(Step::kCompleted) ||
-      (state != kReplicaReplicating && state != kReplicaTearingDown)) {
+      (state != kReplicaReplicating && state != kReplicaDiverged && state != kReplicaTearingDown)) {
     return Conflict("the source replica of migration " + id + " is " +
                         (step == StepName(Step::kCompleted) ? state : "not retained"),
                     "not_replicating");
@@ -597,15 +597,17 @@ Status SqliteControlStore::FinishTeardown(const std::string& id, const std::stri
 }
 
 Status SqliteControlStore::SetReplicaState(const std::string& id, const std::string& expected,
-                                           const std::string& next) {
+                                           const std::string& next, const MigrationEvent* event) {
   std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
   ASSIGN_OR_RETURN(Stmt upd, db_->Prepare("UPDATE migrations SET source_replica_state = ? "
                                           "WHERE id = ? AND source_replica_state = ?"));
   RETURN_IF_ERROR(upd.Bind(1, next).Bind(2, id).Bind(3, expected).Run());
   if (db_->Changes() == 0) {
     return Conflict("replica of migration " + id + " is not " + expected, "replica_state");
   }
-  return Status::Ok();
+  if (event) RETURN_IF_ERROR(InsertEventLocked(*event));
+  return txn.Commit();
 }
 
 Status SqliteControlStore::AppendEvent(const MigrationEvent& event) {

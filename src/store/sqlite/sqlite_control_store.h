@@ -51,7 +51,7 @@ class SqliteControlStore final : public ControlStore {
   Status FinishTeardown(const std::string& id, const std::string& owner,
                         const MigrationEvent& event) override;
   Status SetReplicaState(const std::string& id, const std::string& expected,
-                         const std::string& next) override;
+                         const std::string& next, const MigrationEvent* event) override;
   Status AppendEvent(const MigrationEvent& event) override;
   Result<std::vector<MigrationEvent>> ListEvents(const std::string& migration_id) override;
 
