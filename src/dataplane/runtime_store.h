@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/secret_box.h"
 
 namespace regionmove {
 
@@ -34,8 +35,18 @@ struct RuntimeSnapshot {
   bool operator==(const RuntimeSnapshot&) const;
 };
 
+// The kinds of runtime rows (Delete's `kind`), each a table of the stores, and the column that
+// names a row of each.
+inline constexpr const char* kRuntimeKinds[] = {"functions", "env", "cron", "domains"};
+inline constexpr const char* kRuntimeKeyColumns[] = {"name", "key", "name", "host"};
+
 // Ok for a valid 5-field cron schedule; InvalidArgument naming the bad field otherwise.
 Status ValidateCron(std::string_view schedule);
+
+// A secret env var's value as stored (sealed, bound to its app and name), and back.
+Result<std::string> SealSecretEnv(const SecretBox& box, const std::string& app_id, const EnvVar& e);
+Result<std::string> OpenSecretEnv(const SecretBox& box, const std::string& app_id,
+                                  const EnvVar& stored);
 
 // Functions, env vars, cron triggers and custom domains of the apps of one region. Rows are
 // either live or archived (kept after a move for a fast reverse, not served). Thread-safe.

@@ -22,8 +22,6 @@ namespace regionmove::testing {
 struct DatabaseEngine {
   std::string name;  // the registered engine name
   std::function<Config(const std::string& dir)> config;
-  // False for an engine whose replication does not carry DDL yet (the test says so).
-  bool replicates_ddl = true;
 };
 
 // One process's handle on one region's databases of a DatabaseEngine case.

@@ -2,8 +2,12 @@
 // local clusters of scripts/pg-regions (`make test` starts them). Their DSNs can be given as
 // REGIONMOVE_PG_DSN_A and REGIONMOVE_PG_DSN_B.
 #include <cstdlib>
+#include <mutex>
+#include <set>
 
+#include "common/hash.h"
 #include "conformance/dataplane_conformance.h"
+#include "dataplane/postgres/pg_runtime_store.h"
 
 namespace regionmove::testing {
 namespace {
@@ -30,13 +34,53 @@ Config PgRegions(const std::string& dir) {
   return c;
 }
 
-// DDL through the data API is not replicated on PostgreSQL yet (issue 11 note): the suite
-// leaves those writes out for this engine instead of passing them silently.
 INSTANTIATE_TEST_SUITE_P(Postgres, DatabaseConformance,
-                         ::testing::Values(DatabaseEngine{"postgres", PgRegions, false}),
+                         ::testing::Values(DatabaseEngine{"postgres", PgRegions}),
                          [](const auto& i) { return i.param.name; });
 INSTANTIATE_TEST_SUITE_P(Postgres, ReplicatorConformance,
-                         ::testing::Values(DatabaseEngine{"postgres", PgRegions, false}),
+                         ::testing::Values(DatabaseEngine{"postgres", PgRegions}),
+                         [](const auto& i) { return i.param.name; });
+
+// The runtime store of region a-1. The first open in a test's directory removes what earlier
+// runs left of the test app (the cluster outlives a test; other apps' rows are left alone).
+Result<std::unique_ptr<RuntimeStore>> OpenPgRuntime(const std::string& dir,
+                                                    const SecretBox* secrets) {
+  Config c = PgRegions(dir);
+  const std::string& dsn = c.regions[0].database.dsn;
+  ASSIGN_OR_RETURN(std::string admin, pg::Conninfo(dsn, "postgres"));
+  ASSIGN_OR_RETURN(std::string info, pg::Conninfo(dsn, PgRuntimeStore::kDatabase));
+  ASSIGN_OR_RETURN(auto rs, PgRuntimeStore::Open(admin, info, "region a-1", secrets));
+  static std::mutex mu;
+  static std::set<std::string> cleaned;
+  std::lock_guard<std::mutex> lock(mu);
+  if (cleaned.insert(dir).second) {
+    ASSIGN_OR_RETURN(auto conn, pg::Conn::Open(info, "test"));
+    for (const char* t : {"functions", "env", "cron", "domains", "fence_tokens"}) {
+      RETURN_IF_ERROR(
+          conn->Query(std::string("DELETE FROM ") + t + " WHERE app_id = $1", {"app_aaaaaaaaaaaa"})
+              .status());
+    }
+  }
+  return std::unique_ptr<RuntimeStore>(std::move(rs));
+}
+
+std::string PgRawEnv(const std::string& dir, const std::string& app, const std::string& key) {
+  Config c = PgRegions(dir);
+  auto info = pg::Conninfo(c.regions[0].database.dsn, PgRuntimeStore::kDatabase);
+  if (!info.ok()) return "";
+  auto conn = pg::Conn::Open(*info, "test");
+  if (!conn.ok()) return "";
+  auto r = (*conn)->Query(
+      "SELECT translate(encode(value, 'base64'), E'\\n', '') FROM env "
+      "WHERE app_id = $1 AND key = $2 AND NOT archived",
+      {app, key});
+  std::string raw;
+  if (!r.ok() || r->size() != 1 || !Base64Decode(r->Text(0, 0), &raw)) return "";
+  return raw;
+}
+
+INSTANTIATE_TEST_SUITE_P(Postgres, RuntimeStoreConformance,
+                         ::testing::Values(RuntimeStoreEngine{"postgres", OpenPgRuntime, PgRawEnv}),
                          [](const auto& i) { return i.param.name; });
 
 }  // namespace

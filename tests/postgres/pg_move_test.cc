@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "common/pg.h"
+#include "dataplane/postgres/pg_runtime_store.h"
 #include "e2e/e2e_util.h"
 
 namespace regionmove::testing {
@@ -114,6 +115,15 @@ class PgMove : public ::testing::Test {
     for (const char* region : {"pg-a", "pg-b"}) {
       EXPECT_OK(sys_->plane()->Region(region)->db->Drop(app_));
     }
+    // The runtime rows and tokens too: the clusters outlive the test, and the next test's app
+    // has the same id (and its migrations' tokens start at 1 again).
+    for (const std::string& dsn : {kDsnA, kDsnB}) {
+      auto c = Connect(dsn, PgRuntimeStore::kDatabase);
+      for (const char* t : {"functions", "env", "cron", "domains", "fence_tokens"}) {
+        EXPECT_OK(
+            c->Query(std::string("DELETE FROM ") + t + " WHERE app_id = $1", {app_}).status());
+      }
+    }
   }
 
   std::unique_ptr<pg::Conn> Connect(const std::string& dsn, const std::string& db) {
@@ -169,7 +179,7 @@ class PgMove : public ::testing::Test {
   }
 
   TempDir dir_;
-  Rng rng_{11};
+  Rng rng_ = Rng::FromEntropy();  // app ids unique across runs: the clusters outlive them
   std::unique_ptr<System> sys_;
   std::string app_;
 };

@@ -318,26 +318,28 @@ Result<int64_t> PgDatabase::SizeBytes(const std::string& app_id) {
   return r.size() == 1 ? r.Int(0, 0) : 0;
 }
 
-namespace {
-
-// Inside the caller's transaction: Conflict("fenced") if a later token has acted on the app
-// database, else records `token` as the latest (row-locked until the transaction ends).
-Status TakeToken(pg::Conn* c, const std::string& app_id, int64_t token) {
+Status TakeFenceToken(pg::Conn* c, const std::string& table, const std::string& app_id,
+                      int64_t token) {
   if (token <= 0) return Status::Ok();
-  ASSIGN_OR_RETURN(pg::Rows r, c->Query("SELECT token FROM _regionmove.fence_tokens "
-                                        "WHERE app_id = $1 FOR UPDATE",
-                                        {app_id}));
+  ASSIGN_OR_RETURN(
+      pg::Rows r,
+      c->Query("SELECT token FROM " + table + " WHERE app_id = $1 FOR UPDATE", {app_id}));
   if (r.size() == 1 && r.Int(0, 0) > token) {
     return Conflict(
         "fenced: a later migration (token " + r.Text(0, 0) + ") has acted on app " + app_id,
         "fenced");
   }
   return c
-      ->Query(
-          "INSERT INTO _regionmove.fence_tokens VALUES ($1, $2) "
-          "ON CONFLICT (app_id) DO UPDATE SET token = excluded.token",
-          {app_id, std::to_string(token)})
+      ->Query("INSERT INTO " + table +
+                  " VALUES ($1, $2) ON CONFLICT (app_id) DO UPDATE SET token = excluded.token",
+              {app_id, std::to_string(token)})
       .status();
+}
+
+namespace {
+
+Status TakeToken(pg::Conn* c, const std::string& app_id, int64_t token) {
+  return TakeFenceToken(c, "_regionmove.fence_tokens", app_id, token);
 }
 
 }  // namespace
@@ -459,23 +461,26 @@ Result<bool> PgDatabase::IsFenced(const std::string& app_id) {
   return r.size() == 1 && r.Text(0, 0) == "1";
 }
 
+Status EnsureInternalSchema(pg::Conn* c, const std::string& app_id) {
+  ASSIGN_OR_RETURN(pg::Rows have,
+                   c->Exec("SELECT to_regprocedure('_regionmove.watch_ddl()') IS NOT NULL"));
+  if (have.Text(0, 0) == "t") return Status::Ok();
+  // Serialised across processes: concurrent catalog updates of one function fail.
+  ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c));
+  RETURN_IF_ERROR(
+      c->Exec("SELECT pg_advisory_xact_lock(" + AppLockKey(app_id + "/schema") + ")").status());
+  RETURN_IF_ERROR(c->Exec(kInternalSchema).status());
+  return txn.Commit();
+}
+
 Status PgDatabase::EnsureInternal(pg::Conn* c, const std::string& app_id) {
-  // A database that regionmove did not create (the app's own) gets the _regionmove schema the
-  // first time this process uses it.
+  // A database that regionmove did not create (the app's own), or that an earlier build
+  // created, gets the current _regionmove schema the first time this process uses it.
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (prepared_.count(app_id)) return Status::Ok();
   }
-  ASSIGN_OR_RETURN(pg::Rows have,
-                   c->Exec("SELECT to_regprocedure('_regionmove.watch_ddl()') IS NOT NULL"));
-  if (have.Text(0, 0) != "t") {
-    // Serialised across processes: concurrent catalog updates of one function fail.
-    ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c));
-    RETURN_IF_ERROR(
-        c->Exec("SELECT pg_advisory_xact_lock(" + AppLockKey(app_id + "/schema") + ")").status());
-    RETURN_IF_ERROR(c->Exec(kInternalSchema).status());
-    RETURN_IF_ERROR(txn.Commit());
-  }
+  RETURN_IF_ERROR(EnsureInternalSchema(c, app_id));
   std::lock_guard<std::mutex> lock(mu_);
   prepared_.insert(app_id);
   return Status::Ok();

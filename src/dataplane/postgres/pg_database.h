@@ -14,6 +14,14 @@ namespace regionmove {
 extern const char* const kPgSequences;
 // Sets every sequence of `to` to its value in `from` (databases of the same schema).
 Status CopySequenceValues(pg::Conn* from, pg::Conn* to);
+// Creates or brings up to date the _regionmove schema of an app database (idempotent; one
+// query when it is current).
+Status EnsureInternalSchema(pg::Conn* c, const std::string& app_id);
+// Inside the caller's transaction: Conflict("fenced") if `table` (app_id text primary key,
+// token bigint) holds a later token for the app, else records `token` there (row-locked until
+// the transaction ends). Token 0 checks nothing.
+Status TakeFenceToken(pg::Conn* c, const std::string& table, const std::string& app_id,
+                      int64_t token);
 
 // The app databases of one PostgreSQL region (see PgEngine). Each app database carries a
 // schema `_regionmove`: `meta` (region-local: the fence), `fence_tokens` (region-local) and

@@ -7,7 +7,7 @@
 
 #include "common/hash.h"
 #include "dataplane/postgres/pg_database.h"
-#include "dataplane/sqlite/sqlite_runtime_store.h"
+#include "dataplane/postgres/pg_runtime_store.h"
 
 namespace regionmove {
 
@@ -220,7 +220,9 @@ class PgReplicator final : public Replicator {
 
   Result<std::unique_ptr<pg::Conn>> Connect(const std::string& region, const std::string& app) {
     ASSIGN_OR_RETURN(std::string info, engine_->ConninfoFor(region, app));
-    return pg::Conn::Open(info, "region " + region + ", database " + app);
+    ASSIGN_OR_RETURN(auto c, pg::Conn::Open(info, "region " + region + ", database " + app));
+    RETURN_IF_ERROR(EnsureInternalSchema(c.get(), app));  // made by an earlier build
+    return c;
   }
 
   static Status Diverged(const std::string& why) { return Conflict(why, "replica_diverged"); }
@@ -268,24 +270,34 @@ class PgReplicator final : public Replicator {
     std::map<std::string, std::string> state;
     for (int i = 0; i < subscribed.size(); ++i)
       state[subscribed.Text(i, 0)] = subscribed.Text(i, 1);
-    int pending = 0;
-    bool refresh = false;
+    int pending = 0, missing = 0, arrived = 0;
     for (int i = 0; i < published.size(); ++i) {
       auto it = state.find(published.Text(i, 0));
       if (it != state.end()) {
         pending += it->second != "r";
         continue;
       }
-      ++pending;
-      // Added once the carried DDL has made it here (else its changes could not apply).
+      ++missing;
       ASSIGN_OR_RETURN(pg::Rows here,
                        r->Query("SELECT to_regclass($1) IS NOT NULL", {published.Text(i, 0)}));
-      refresh |= here.Text(0, 0) == "t";
+      arrived += here.Text(0, 0) == "t";
     }
+    pending += missing;
+    // REFRESH adds every published table the subscription lacks, and fails on one that the
+    // replica does not have yet: it waits until the carried DDL of all of them has arrived.
+    const bool refresh = missing > 0 && arrived == missing;
     if (refresh) {
-      RETURN_IF_ERROR(r->Exec("ALTER SUBSCRIPTION " + QuoteIdent(name) +
-                              " REFRESH PUBLICATION WITH (copy_data = true)")
-                          .status());
+      // One refresh at a time (two callers' catalog updates would collide); a second one right
+      // after finds nothing new. Not in a transaction: REFRESH cannot run in one.
+      const std::string key =
+          "hashtextextended(" + QuoteLiteral("regionmove:refresh:" + name) + ", 0)";
+      RETURN_IF_ERROR(r->Exec("SELECT pg_advisory_lock(" + key + ")").status());
+      Status s = r->Exec("ALTER SUBSCRIPTION " + QuoteIdent(name) +
+                         " REFRESH PUBLICATION WITH (copy_data = true)")
+                     .status();
+      Status u = r->Exec("SELECT pg_advisory_unlock(" + key + ")").status();
+      RETURN_IF_ERROR(s);
+      RETURN_IF_ERROR(u);
     }
     return pending;
   }
@@ -339,9 +351,10 @@ Result<std::unique_ptr<Database>> PgEngine::OpenDatabase(const RegionConfig& reg
 }
 
 Result<std::unique_ptr<RuntimeStore>> PgEngine::OpenRuntime(const RegionConfig& region) {
-  std::string dir = region.database.dir;
-  if (dir.empty()) dir = env_.config->data_dir + "/regions/" + region.slug + "/runtime";
-  ASSIGN_OR_RETURN(auto rs, SqliteRuntimeStore::Open(dir, env_.secrets));
+  ASSIGN_OR_RETURN(std::string admin, ConninfoFor(region.slug, ""));
+  ASSIGN_OR_RETURN(std::string conninfo, ConninfoFor(region.slug, PgRuntimeStore::kDatabase));
+  ASSIGN_OR_RETURN(auto rs,
+                   PgRuntimeStore::Open(admin, conninfo, "region " + region.slug, env_.secrets));
   return std::unique_ptr<RuntimeStore>(std::move(rs));
 }
 

@@ -25,8 +25,7 @@ class PgEngine final : public DatabaseEngine {
   ~PgEngine() override;
 
   Result<std::unique_ptr<Database>> OpenDatabase(const RegionConfig& region) override;
-  // For now the runtime store of a PostgreSQL region is the embedded one, in `database.dir`
-  // (default <data_dir>/regions/<slug>/runtime).
+  // The runtime store: database `regionmove_runtime` of the region's cluster (PgRuntimeStore).
   Result<std::unique_ptr<RuntimeStore>> OpenRuntime(const RegionConfig& region) override;
   Replicator* replicator() override { return replicator_.get(); }
 

@@ -7,97 +7,6 @@ namespace regionmove {
 using sqlite::Stmt;
 using sqlite::Txn;
 
-namespace {
-
-constexpr const char* kTables[] = {"functions", "env", "cron", "domains"};
-constexpr const char* kKeyColumn[] = {"name", "key", "name", "host"};
-
-Status ValidateCronField(std::string_view field, int lo, int hi, const char* what) {
-  auto bad = [&] {
-    return InvalidArgument("cron " + std::string(what) + " field '" + std::string(field) +
-                           "' is not valid (" + std::to_string(lo) + "-" + std::to_string(hi) +
-                           ")");
-  };
-  auto number = [&](std::string_view s, int* out) {
-    if (s.empty() || s.size() > 2) return false;
-    int v = 0;
-    for (char c : s) {
-      if (c < '0' || c > '9') return false;
-      v = v * 10 + (c - '0');
-    }
-    *out = v;
-    return true;
-  };
-  size_t start = 0;
-  while (start <= field.size()) {
-    size_t end = field.find(',', start);
-    if (end == std::string_view::npos) end = field.size();
-    std::string_view part = field.substr(start, end - start);
-    std::string_view range = part, step;
-    if (size_t slash = part.find('/'); slash != std::string_view::npos) {
-      range = part.substr(0, slash);
-      step = part.substr(slash + 1);
-      int s = 0;
-      if (!number(step, &s) || s < 1) return bad();
-    }
-    if (range != "*") {
-      size_t dash = range.find('-');
-      int a = 0, b = 0;
-      if (dash == std::string_view::npos) {
-        if (!number(range, &a) || a < lo || a > hi) return bad();
-      } else if (!number(range.substr(0, dash), &a) || !number(range.substr(dash + 1), &b) ||
-                 a < lo || b > hi || a > b) {
-        return bad();
-      }
-    }
-    start = end + 1;
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
-Status ValidateCron(std::string_view schedule) {
-  std::vector<std::string_view> fields;
-  size_t i = 0;
-  while (i < schedule.size()) {
-    while (i < schedule.size() && schedule[i] == ' ') ++i;
-    size_t start = i;
-    while (i < schedule.size() && schedule[i] != ' ') ++i;
-    if (i > start) fields.push_back(schedule.substr(start, i - start));
-  }
-  if (fields.size() != 5) {
-    return InvalidArgument("cron schedule must have 5 fields (minute hour day month weekday)");
-  }
-  static const struct {
-    int lo, hi;
-    const char* name;
-  } kRanges[] = {
-      {0, 59, "minute"}, {0, 23, "hour"}, {1, 31, "day"}, {1, 12, "month"}, {0, 7, "weekday"}};
-  for (size_t f = 0; f < 5; ++f) {
-    RETURN_IF_ERROR(ValidateCronField(fields[f], kRanges[f].lo, kRanges[f].hi, kRanges[f].name));
-  }
-  return Status::Ok();
-}
-
-bool RuntimeSnapshot::operator==(const RuntimeSnapshot& o) const {
-  auto fn_eq = [](const FunctionDef& a, const FunctionDef& b) {
-    return a.name == b.name && a.version == b.version && a.entrypoint == b.entrypoint &&
-           a.runtime == b.runtime && a.bundle == b.bundle;
-  };
-  auto env_eq = [](const EnvVar& a, const EnvVar& b) {
-    return a.key == b.key && a.value == b.value && a.secret == b.secret;
-  };
-  auto cron_eq = [](const CronTrigger& a, const CronTrigger& b) {
-    return a.name == b.name && a.schedule == b.schedule && a.function == b.function;
-  };
-  return std::equal(functions.begin(), functions.end(), o.functions.begin(), o.functions.end(),
-                    fn_eq) &&
-         std::equal(env.begin(), env.end(), o.env.begin(), o.env.end(), env_eq) &&
-         std::equal(cron.begin(), cron.end(), o.cron.begin(), o.cron.end(), cron_eq) &&
-         domains == o.domains;
-}
-
 Result<std::unique_ptr<SqliteRuntimeStore>> SqliteRuntimeStore::Open(const std::string& dir,
                                                                      const SecretBox* secrets) {
   std::error_code ec;
@@ -128,17 +37,10 @@ Status SqliteRuntimeStore::PutFunctionLocked(const std::string& app_id, const Fu
   return q.Run();
 }
 
-namespace {
-// What a sealed env value is bound to: its app and its name.
-std::string SecretBinding(const std::string& app_id, const std::string& key) {
-  return "env\n" + app_id + "\n" + key;
-}
-}  // namespace
-
 Status SqliteRuntimeStore::PutEnvLocked(const std::string& app_id, const EnvVar& e) {
   std::string stored = e.value;
   if (e.secret) {
-    ASSIGN_OR_RETURN(stored, secrets_->Seal(e.value, SecretBinding(app_id, e.key)));
+    ASSIGN_OR_RETURN(stored, SealSecretEnv(*secrets_, app_id, e));
   }
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("INSERT OR REPLACE INTO env(app_id, key, archived, value, "
                                         "secret) VALUES (?, ?, 0, ?, ?)"));
@@ -180,11 +82,11 @@ Status SqliteRuntimeStore::PutDomain(const std::string& app_id, const std::strin
 Status SqliteRuntimeStore::Delete(const std::string& app_id, const std::string& kind,
                                   const std::string& name) {
   for (size_t i = 0; i < 4; ++i) {
-    if (kind != kTables[i]) continue;
+    if (kind != kRuntimeKinds[i]) continue;
     std::lock_guard<std::mutex> lock(mu_);
-    ASSIGN_OR_RETURN(
-        Stmt q, db_->Prepare(std::string("DELETE FROM ") + kTables[i] +
-                             " WHERE app_id = ? AND archived = 0 AND " + kKeyColumn[i] + " = ?"));
+    ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("DELETE FROM ") + kRuntimeKinds[i] +
+                                          " WHERE app_id = ? AND archived = 0 AND " +
+                                          kRuntimeKeyColumns[i] + " = ?"));
     RETURN_IF_ERROR(q.BindAll(app_id, name).Run());
     if (db_->Changes() == 0) return NotFound(kind + " " + name + " not found");
     return Status::Ok();
@@ -211,11 +113,7 @@ Result<RuntimeSnapshot> SqliteRuntimeStore::Snapshot(const std::string& app_id, 
                    }));
   for (EnvVar& v : s.env) {
     if (v.secret) {
-      auto opened = secrets_->Open(v.value, SecretBinding(app_id, v.key));
-      // Values sealed before secrets were bound to their row open without the binding.
-      if (!opened.ok()) opened = secrets_->Open(v.value);
-      if (!opened.ok()) return opened.status();
-      v.value = std::move(opened).value();
+      ASSIGN_OR_RETURN(v.value, OpenSecretEnv(*secrets_, app_id, v));
     }
   }
   ASSIGN_OR_RETURN(Stmt c, db_->Prepare("SELECT name, schedule, function FROM cron WHERE app_id = "
@@ -233,7 +131,7 @@ Result<RuntimeSnapshot> SqliteRuntimeStore::Snapshot(const std::string& app_id, 
 }
 
 Status SqliteRuntimeStore::DeleteLocked(const std::string& app_id, int archived) {
-  for (const char* t : kTables) {
+  for (const char* t : kRuntimeKinds) {
     ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("DELETE FROM ") + t +
                                           " WHERE app_id = ?1 AND (?2 < 0 OR archived = ?2)"));
     RETURN_IF_ERROR(q.BindAll(app_id, archived).Run());
@@ -259,7 +157,7 @@ Status SqliteRuntimeStore::SetArchived(const std::string& app_id, bool archived)
   // Whatever stood at the target state is replaced by the rows moving there.
   ASSIGN_OR_RETURN(auto count, [&]() -> Result<int64_t> {
     int64_t n = 0;
-    for (const char* t : kTables) {
+    for (const char* t : kRuntimeKinds) {
       ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT COUNT(*) FROM ") + t +
                                             " WHERE app_id = ? AND archived = ?"));
       ASSIGN_OR_RETURN(bool row, q.BindAll(app_id, 1 - to).Step());
@@ -269,7 +167,7 @@ Status SqliteRuntimeStore::SetArchived(const std::string& app_id, bool archived)
   }());
   if (count == 0) return Status::Ok();  // nothing to move: keep what stands there (idempotent)
   RETURN_IF_ERROR(DeleteLocked(app_id, to));
-  for (const char* t : kTables) {
+  for (const char* t : kRuntimeKinds) {
     ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("UPDATE ") + t +
                                           " SET archived = ? WHERE app_id = ? AND archived = ?"));
     RETURN_IF_ERROR(q.BindAll(to, app_id, 1 - to).Run());
