@@ -12,6 +12,11 @@ class DataPlane::Router final : public Replicator {
     ASSIGN_OR_RETURN(Replicator * rep, For(p, r));
     return rep->Start(app, p, r);
   }
+  Status StartFromSnapshot(const std::string& app, const std::string& p, const std::string& r,
+                           const std::function<Status(const nlohmann::json&)>& copy) override {
+    ASSIGN_OR_RETURN(Replicator * rep, For(p, r));
+    return rep->StartFromSnapshot(app, p, r, copy);
+  }
   Result<ReplicationLag> Pump(const std::string& app, const std::string& p,
                               const std::string& r) override {
     ASSIGN_OR_RETURN(Replicator * rep, For(p, r));

@@ -97,14 +97,16 @@ class Database {
   }
   // Two resumable phases, run by the saga's dumping_data and restoring_data steps (each may be
   // run again after a crash; the state between them is data the saga keeps):
-  //   ExportCopy, on the source (fenced, so what it reads is final): stages what the copy
-  //     needs under paths starting with `stage` (the engine's choice: a compressed snapshot, a
-  //     schema script) and returns the copy's state as JSON;
+  //   ExportCopy, on the source (fenced, so what it reads is final; or unfenced, reading as of
+  //     the point `at` that Replicator::StartFromSnapshot gives, null otherwise): stages what
+  //     the copy needs under paths starting with `stage` (the engine's choice: a compressed
+  //     snapshot, a schema script) and returns the copy's state as JSON;
   //   ImportCopy, on the destination: replaces the app's database here with the source's
   //     content, from the staged files or read straight from `source_region`'s database. The
   //     copy stays fenced until Unfence(). The saga deletes the staged files afterwards.
   virtual Result<nlohmann::json> ExportCopy(const std::string& app_id, const std::string& stage,
-                                            const ProgressFn& progress) = 0;
+                                            const ProgressFn& progress,
+                                            const nlohmann::json& at = nullptr) = 0;
   virtual Status ImportCopy(const std::string& app_id, const std::string& source_region,
                             const nlohmann::json& state, const ProgressFn& progress,
                             int64_t token = 0) = 0;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/result.h"
@@ -35,6 +37,15 @@ class Replicator {
   // (both fenced during a move). Idempotent.
   virtual Status Start(const std::string& app_id, const std::string& primary_region,
                        const std::string& replica_region) = 0;
+  // Starts replication while the primary keeps taking writes (an online copy): begins recording
+  // the primary's changes at a consistent point, runs `copy` with `at` (what
+  // Database::ExportCopy needs to read the primary exactly as of that point; valid only while
+  // `copy` runs), then has the replica continue from that point. Every change committed after
+  // the point reaches the replica through Pump, none before it (those are in the copy). The
+  // replica region must not replicate the app yet; run again from the start after a failure.
+  virtual Status StartFromSnapshot(const std::string& app_id, const std::string& primary_region,
+                                   const std::string& replica_region,
+                                   const std::function<Status(const nlohmann::json& at)>& copy) = 0;
   // Brings the replica up to the primary's position as of the call (applying what is pending,
   // or waiting a short while for an engine that applies by itself); returns the lag afterwards,
   // caught_up() when nothing committed before the call is missing.

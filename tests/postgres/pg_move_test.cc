@@ -227,6 +227,13 @@ TEST_F(PgMove, MoveWriteReverseTeardownAnySchema) {
     }
     ASSERT_OK_AND_ASSIGN(pg::Rows r, w->Exec("SELECT count(*) FROM public.log"));
     EXPECT_EQ(r.Int(0, 0), 50000);
+    // Nor a session of the tables' owner that would take the fence down: DDL is refused too.
+    ASSERT_OK(c->Exec("SET default_transaction_read_only = off").status());
+    for (const char* sql : {"ALTER TABLE public.log DISABLE TRIGGER _regionmove_fence",
+                            "DROP TRIGGER _regionmove_fence ON public.log",
+                            "ALTER TABLE public.log ADD COLUMN sneaky int"}) {
+      EXPECT_EQ(c->Exec(sql).status().reason(), "app_migrating") << sql;
+    }
   }
   // The copy carried the grants: the role writes in the new region.
   {

@@ -20,8 +20,8 @@ using pg::QuoteLiteral;
 namespace {
 
 // The _regionmove schema of an app database. Every statement is idempotent: it runs on every
-// database the first time a process uses it, and again after a copy. The function `watch_ddl`
-// is the newest object: a database that has it is up to date (EnsureInternal).
+// database the first time a process uses it, and again after a copy. The function `guard_ddl`
+// is the newest object: a database that has it is up to date (EnsureInternalSchema).
 constexpr const char* kInternalSchema = R"sql(
 CREATE SCHEMA IF NOT EXISTS _regionmove;
 CREATE TABLE IF NOT EXISTS _regionmove.meta (key text PRIMARY KEY, value text NOT NULL);
@@ -91,10 +91,25 @@ BEGIN
 EXCEPTION WHEN others THEN
   RAISE WARNING 'regionmove could not record this DDL: %', SQLERRM;
 END $$;
+-- While the database is fenced, DDL from other clients is refused too: a table's owner could
+-- otherwise drop or disable the fence trigger (only a superuser can get past an event trigger).
+CREATE OR REPLACE FUNCTION _regionmove.guard_ddl() RETURNS event_trigger LANGUAGE plpgsql AS
+$$
+BEGIN
+  IF current_setting('regionmove.ddl', true) IS DISTINCT FROM 'internal' AND
+     (SELECT value FROM _regionmove.meta WHERE key = 'fenced') = '1' THEN
+    RAISE EXCEPTION 'schema changes to this app are blocked while it moves (%)', tg_tag
+      USING ERRCODE = '25006';
+  END IF;
+END $$;
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = '_regionmove_watch_ddl') THEN
     CREATE EVENT TRIGGER _regionmove_watch_ddl ON ddl_command_end
       EXECUTE FUNCTION _regionmove.watch_ddl();
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = '_regionmove_guard_ddl') THEN
+    CREATE EVENT TRIGGER _regionmove_guard_ddl ON ddl_command_start
+      EXECUTE FUNCTION _regionmove.guard_ddl();
   END IF;
 END $$;
 )sql";
@@ -463,7 +478,7 @@ Result<bool> PgDatabase::IsFenced(const std::string& app_id) {
 
 Status EnsureInternalSchema(pg::Conn* c, const std::string& app_id) {
   ASSIGN_OR_RETURN(pg::Rows have,
-                   c->Exec("SELECT to_regprocedure('_regionmove.watch_ddl()') IS NOT NULL"));
+                   c->Exec("SELECT to_regprocedure('_regionmove.guard_ddl()') IS NOT NULL"));
   if (have.Text(0, 0) == "t") return Status::Ok();
   // Serialised across processes: concurrent catalog updates of one function fail.
   ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c));
@@ -572,17 +587,29 @@ Result<std::vector<std::string>> PgDatabase::MissingForCopy(const std::string& a
 }
 
 Result<json> PgDatabase::ExportCopy(const std::string& app_id, const std::string& stage,
-                                    const ProgressFn& progress) {
+                                    const ProgressFn& progress, const json& at) {
   ASSIGN_OR_RETURN(bool exists, Exists(app_id));
   if (!exists) return NotFound("app " + app_id + " has no database in " + region_.slug);
   ASSIGN_OR_RETURN(std::string conninfo, engine_->ConninfoFor(region_.slug, app_id));
   // pre-data as SQL for psql; post-data as an archive, so that pg_restore -j builds the
   // indexes in parallel. Both dumps at once.
   json state = {{"pre", stage + ".pre.sql"}, {"post", stage + ".post.dump"}};
+  // An unfenced source is read as of the exported snapshot the replicator holds open.
+  std::vector<std::string> snapshot;
+  if (at.is_object() && at.contains("snapshot")) {
+    state["snapshot"] = at["snapshot"];
+    snapshot.push_back("--snapshot=" + at["snapshot"].get<std::string>());
+  }
   auto dump = [&](const char* section, const char* format, const std::string& path) {
-    return RunProgram({"pg_dump", std::string("--section=") + section, format, "--no-publications",
-                       "--no-subscriptions", "--file=" + path, "--dbname=" + conninfo})
-        .status();
+    std::vector<std::string> argv = {"pg_dump",
+                                     std::string("--section=") + section,
+                                     format,
+                                     "--no-publications",
+                                     "--no-subscriptions",
+                                     "--file=" + path,
+                                     "--dbname=" + conninfo};
+    argv.insert(argv.end(), snapshot.begin(), snapshot.end());
+    return RunProgram(argv).status();
   };
   auto post = std::async(std::launch::async, dump, "post-data", "-Fc", state["post"]);
   Status pre = dump("pre-data", "-Fp", state["pre"]);
@@ -602,7 +629,17 @@ Status PgDatabase::ImportCopy(const std::string& app_id, const std::string& sour
   ASSIGN_OR_RETURN(std::string src_info, engine_->ConninfoFor(source_region, app_id));
   ASSIGN_OR_RETURN(std::string dst_info, engine_->ConninfoFor(region_.slug, app_id));
   const std::string src_where = "region " + source_region + ", database " + app_id;
+  // Every read of the source as of one snapshot when the copy has one (an unfenced source).
+  const std::string snapshot = state.value("snapshot", "");
+  auto at_snapshot = [&snapshot](pg::Conn* c) -> Status {
+    if (snapshot.empty()) return Status::Ok();
+    return c
+        ->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT " +
+               QuoteLiteral(snapshot))
+        .status();
+  };
   ASSIGN_OR_RETURN(auto src, pg::Conn::Open(src_info, src_where));
+  RETURN_IF_ERROR(at_snapshot(src.get()));
   ASSIGN_OR_RETURN(pg::Rows db_info,
                    src->Exec("SELECT pg_encoding_to_char(encoding), datcollate, datctype "
                              "FROM pg_database WHERE datname = current_database()"));
@@ -660,6 +697,7 @@ Status PgDatabase::ImportCopy(const std::string& app_id, const std::string& sour
   auto worker = [&] {
     Status s = CatchAll("copy worker", [&]() -> Status {
       ASSIGN_OR_RETURN(auto in, pg::Conn::Open(src_info, src_where));
+      RETURN_IF_ERROR(at_snapshot(in.get()));
       ASSIGN_OR_RETURN(auto out, pg::Conn::Open(dst_info, Where(app_id)));
       std::string chunk, batch;
       for (size_t i = next++; i < items.size() && !stop; i = next++) {

@@ -54,7 +54,8 @@ class PgDatabase final : public Database {
   // ImportCopy recreates the database, runs pre-data, copies every table with binary COPY
   // streams from the source (two at a time), sets the sequences, runs post-data and fences.
   Result<nlohmann::json> ExportCopy(const std::string& app_id, const std::string& stage,
-                                    const ProgressFn& progress) override;
+                                    const ProgressFn& progress,
+                                    const nlohmann::json& at = nullptr) override;
   Status ImportCopy(const std::string& app_id, const std::string& source_region,
                     const nlohmann::json& state, const ProgressFn& progress,
                     int64_t token = 0) override;

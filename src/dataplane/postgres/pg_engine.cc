@@ -43,49 +43,43 @@ class PgReplicator final : public Replicator {
     ASSIGN_OR_RETURN(auto p, Connect(primary, app));
     ASSIGN_OR_RETURN(auto r, Connect(replica, app));
     // Updates and deletes of a table without a primary key need the whole old row.
-    for (auto* c : {p.get(), r.get()}) {
-      ASSIGN_OR_RETURN(pg::Rows t, c->Exec(kNoIdentity));
-      for (int i = 0; i < t.size(); ++i) {
-        RETURN_IF_ERROR(c->Exec("ALTER TABLE " + t.Text(i, 0) + " REPLICA IDENTITY FULL").status());
-      }
-    }
-    ASSIGN_OR_RETURN(pg::Rows pub,
-                     p->Query("SELECT 1 FROM pg_publication WHERE pubname = $1", {name}));
-    if (pub.size() == 0) {
-      ASSIGN_OR_RETURN(pg::Rows schemas, p->Exec(kUserSchemas));
-      std::string what;
-      for (int i = 0; i < schemas.size(); ++i) {
-        what += (what.empty() ? "TABLES IN SCHEMA " : ", ") + QuoteIdent(schemas.Text(i, 0));
-      }
-      what +=
-          (what.empty() ? "" : ", ") + std::string("TABLE _regionmove.columns, _regionmove.ddl");
-      // DDL seen before this point is in the copy the replica holds: only later DDL diverges.
-      ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(p.get()));
-      RETURN_IF_ERROR(p->Exec("TRUNCATE _regionmove.ddl_seen").status());
-      RETURN_IF_ERROR(p->Exec("CREATE PUBLICATION " + QuoteIdent(name) + " FOR " + what).status());
-      RETURN_IF_ERROR(txn.Commit());
-    }
+    RETURN_IF_ERROR(FullIdentityWithoutKey(r.get()));
+    RETURN_IF_ERROR(Publish(p.get(), name));
     ASSIGN_OR_RETURN(pg::Rows sub,
                      r->Query("SELECT 1 FROM pg_subscription WHERE subname = $1", {name}));
     if (sub.size() > 0) return Status::Ok();
-    RETURN_IF_ERROR(r->Exec("TRUNCATE _regionmove.ddl_seen").status());
-    // The apply worker runs the DDL that travels (_regionmove.ddl) in a database that defaults
-    // to read-only while fenced: its role (the subscription's owner) is exempt in this database.
-    RETURN_IF_ERROR(r->Exec("ALTER ROLE CURRENT_USER IN DATABASE " + QuoteIdent(app) +
-                            " SET default_transaction_read_only = off")
-                        .status());
     // A slot left by an attempt that crashed is reused: nothing was written since (the primary
     // stays fenced until this step is done).
     ASSIGN_OR_RETURN(pg::Rows slot, p->Query("SELECT 1 FROM pg_replication_slots "
                                              "WHERE slot_name = $1",
                                              {name}));
-    ASSIGN_OR_RETURN(std::string conninfo, engine_->ConninfoFor(primary, app));
-    conninfo += " application_name=" + name;  // the last value wins: names the walsender
-    return r
-        ->Exec("CREATE SUBSCRIPTION " + QuoteIdent(name) + " CONNECTION " + QuoteLiteral(conninfo) +
-               " PUBLICATION " + QuoteIdent(name) + " WITH (copy_data = false, slot_name = " +
-               QuoteLiteral(name) + ", create_slot = " + (slot.size() > 0 ? "false" : "true") + ")")
-        .status();
+    return Subscribe(r.get(), app, primary, name, /*create_slot=*/slot.size() == 0);
+  }
+
+  // The slot is made on a replication connection with an exported snapshot (as a subscription's
+  // own table copy does): the copy imports it (SET TRANSACTION SNAPSHOT, pg_dump --snapshot),
+  // and the subscription, made afterwards on that slot, streams what committed after it.
+  Status StartFromSnapshot(const std::string& app, const std::string& primary,
+                           const std::string& replica,
+                           const std::function<Status(const nlohmann::json&)>& copy) override {
+    const std::string name = Name(app, primary, replica);
+    {
+      ASSIGN_OR_RETURN(auto p, Connect(primary, app));
+      RETURN_IF_ERROR(Publish(p.get(), name));  // before the slot: its decoding needs it
+    }
+    RETURN_IF_ERROR(Stop(app, primary, replica, /*keep_publication=*/true));  // an earlier try
+    ASSIGN_OR_RETURN(std::string info, engine_->ConninfoFor(primary, app));
+    ASSIGN_OR_RETURN(auto walsender, pg::Conn::Open(info + " replication=database",
+                                                    "region " + primary + ", database " + app));
+    ASSIGN_OR_RETURN(pg::Rows slot, walsender->Exec("CREATE_REPLICATION_SLOT " + QuoteIdent(name) +
+                                                    " LOGICAL pgoutput (SNAPSHOT 'export')"));
+    // slot_name, consistent_point, snapshot_name, output_plugin
+    RETURN_IF_ERROR(
+        copy(nlohmann::json{{"snapshot", slot.Text(0, 2)}, {"position", slot.Text(0, 1)}}));
+    walsender.reset();  // the snapshot ends; the slot stays
+    ASSIGN_OR_RETURN(auto r, Connect(replica, app));
+    RETURN_IF_ERROR(FullIdentityWithoutKey(r.get()));
+    return Subscribe(r.get(), app, primary, name, /*create_slot=*/false);
   }
 
   Result<ReplicationLag> Pump(const std::string& app, const std::string& primary,
@@ -170,6 +164,12 @@ class PgReplicator final : public Replicator {
 
   Status Stop(const std::string& app, const std::string& primary,
               const std::string& replica) override {
+    return Stop(app, primary, replica, /*keep_publication=*/false);
+  }
+
+ private:
+  Status Stop(const std::string& app, const std::string& primary, const std::string& replica,
+              bool keep_publication) {
     const std::string name = Name(app, primary, replica);
     auto r = Connect(replica, app);
     if (r.ok()) {
@@ -206,12 +206,59 @@ class PgReplicator final : public Replicator {
       if (attempt >= 50) return d;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+    if (keep_publication) return Status::Ok();
     auto p = Connect(primary, app);
     if (!p.ok()) return p.status().code() == StatusCode::kNotFound ? Status::Ok() : p.status();
     return (*p)->Exec("DROP PUBLICATION IF EXISTS " + QuoteIdent(name)).status();
   }
 
- private:
+  // REPLICA IDENTITY FULL for the tables of `c` that have no primary key (updates and deletes
+  // of such a table need the whole old row).
+  static Status FullIdentityWithoutKey(pg::Conn* c) {
+    ASSIGN_OR_RETURN(pg::Rows t, c->Exec(kNoIdentity));
+    for (int i = 0; i < t.size(); ++i) {
+      RETURN_IF_ERROR(c->Exec("ALTER TABLE " + t.Text(i, 0) + " REPLICA IDENTITY FULL").status());
+    }
+    return Status::Ok();
+  }
+
+  // The publication `name` on the primary (made once): the app's schemas, the data API's
+  // columns and the DDL that travels; DDL recorded before it is in the replica's copy.
+  static Status Publish(pg::Conn* p, const std::string& name) {
+    RETURN_IF_ERROR(FullIdentityWithoutKey(p));
+    ASSIGN_OR_RETURN(pg::Rows pub,
+                     p->Query("SELECT 1 FROM pg_publication WHERE pubname = $1", {name}));
+    if (pub.size() > 0) return Status::Ok();
+    ASSIGN_OR_RETURN(pg::Rows schemas, p->Exec(kUserSchemas));
+    std::string what;
+    for (int i = 0; i < schemas.size(); ++i) {
+      what += (what.empty() ? "TABLES IN SCHEMA " : ", ") + QuoteIdent(schemas.Text(i, 0));
+    }
+    what += (what.empty() ? "" : ", ") + std::string("TABLE _regionmove.columns, _regionmove.ddl");
+    ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(p));
+    RETURN_IF_ERROR(p->Exec("TRUNCATE _regionmove.ddl_seen").status());
+    RETURN_IF_ERROR(p->Exec("CREATE PUBLICATION " + QuoteIdent(name) + " FOR " + what).status());
+    return txn.Commit();
+  }
+
+  // The subscription `name` on the replica, from the primary's slot of that name.
+  Status Subscribe(pg::Conn* r, const std::string& app, const std::string& primary,
+                   const std::string& name, bool create_slot) {
+    RETURN_IF_ERROR(r->Exec("TRUNCATE _regionmove.ddl_seen").status());
+    // The apply worker runs the DDL that travels (_regionmove.ddl) in a database that defaults
+    // to read-only while fenced: its role (the subscription's owner) is exempt in this database.
+    RETURN_IF_ERROR(r->Exec("ALTER ROLE CURRENT_USER IN DATABASE " + QuoteIdent(app) +
+                            " SET default_transaction_read_only = off")
+                        .status());
+    ASSIGN_OR_RETURN(std::string conninfo, engine_->ConninfoFor(primary, app));
+    conninfo += " application_name=" + name;  // the last value wins: names the walsender
+    return r
+        ->Exec("CREATE SUBSCRIPTION " + QuoteIdent(name) + " CONNECTION " + QuoteLiteral(conninfo) +
+               " PUBLICATION " + QuoteIdent(name) + " WITH (copy_data = false, slot_name = " +
+               QuoteLiteral(name) + ", create_slot = " + (create_slot ? "true" : "false") + ")")
+        .status();
+  }
+
   // rm_<app>_<8 hex of the region pair>: unique per pair, well within 63 bytes.
   static std::string Name(const std::string& app, const std::string& primary,
                           const std::string& replica) {

@@ -378,8 +378,11 @@ Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app
   RemoveDbFiles(tmp);
   int64_t raw_bytes = 0;
   {
-    // A separate connection: reads of the app keep going while the backup runs.
+    // A separate connection: reads of the app keep going while the backup runs. Its read
+    // transaction, open for the whole backup, is the snapshot: writes that commit meanwhile
+    // (an unfenced source) neither restart the backup nor show in it.
     ASSIGN_OR_RETURN(auto src, Db::Open(src_path));
+    RETURN_IF_ERROR(src->Exec("BEGIN; SELECT count(*) FROM sqlite_master;"));
     sqlite3* dst = nullptr;
     int rc = sqlite3_open(tmp.c_str(), &dst);
     std::unique_ptr<sqlite3, int (*)(sqlite3*)> dst_guard(dst, sqlite3_close);
@@ -409,6 +412,7 @@ Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app
     }
     rc = sqlite3_backup_finish(b);
     if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "backup finish");
+    RETURN_IF_ERROR(src->Exec("COMMIT"));
   }
   raw_bytes = FileSize(tmp);
   auto compressed = ZstdCompressFile(tmp, path, [&](int64_t n) {
@@ -479,7 +483,9 @@ Status SqliteDatabase::Restore(const std::string& app_id, const DumpArtifact& ar
 }
 
 Result<json> SqliteDatabase::ExportCopy(const std::string& app_id, const std::string& stage,
-                                        const ProgressFn& progress) {
+                                        const ProgressFn& progress, const json&) {
+  // Unfenced or not, the snapshot is one read transaction: consistent, with the change log's
+  // position inside it (the replicator starts a replica from there).
   ASSIGN_OR_RETURN(DumpArtifact a, Dump(app_id, stage + ".db.zst", progress));
   return json{{"path", a.path},
               {"size_bytes", a.size_bytes},

@@ -43,7 +43,8 @@ class SqliteDatabase final : public Database {
   // The copy is a compressed snapshot file, `<stage>.db.zst`, with its SHA-256 (Dump), that
   // the destination checks and installs by one atomic rename (Restore).
   Result<nlohmann::json> ExportCopy(const std::string& app_id, const std::string& stage,
-                                    const ProgressFn& progress) override;
+                                    const ProgressFn& progress,
+                                    const nlohmann::json& at = nullptr) override;
   Status ImportCopy(const std::string& app_id, const std::string& source_region,
                     const nlohmann::json& state, const ProgressFn& progress,
                     int64_t token = 0) override;

@@ -51,6 +51,24 @@ Result<std::pair<SqliteDatabase*, SqliteDatabase*>> SqliteReplicator::Resolve(
   return std::make_pair(p, r);
 }
 
+namespace {
+
+// The sequence number of the last change ever logged in the app's database (0: none): the
+// AUTOINCREMENT counter, which deleting the log's rows does not reset.
+Result<int64_t> LogHead(SqliteDatabase* sdb, const std::string& app_id) {
+  int64_t head = 0;
+  RETURN_IF_ERROR(sdb->WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence "
+                                         "WHERE name = '_rm_changelog'"));
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    head = row ? q.Int(0) : 0;
+    return Status::Ok();
+  }));
+  return head;
+}
+
+}  // namespace
+
 Status SqliteReplicator::Start(const std::string& app_id, const std::string& primary_region,
                                const std::string& replica_region) {
   ASSIGN_OR_RETURN(auto dbs, Resolve(primary_region, replica_region));
@@ -62,14 +80,18 @@ Status SqliteReplicator::Start(const std::string& app_id, const std::string& pri
   }));
   if (already) return primary->SetCapture(app_id, true);  // keeps the pending log
   RETURN_IF_ERROR(primary->SetCapture(app_id, true));
-  int64_t head = 0;
-  RETURN_IF_ERROR(primary->WithConnection(app_id, [&](Db* db) -> Status {
-    ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence "
-                                         "WHERE name = '_rm_changelog'"));
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    head = row ? q.Int(0) : 0;
-    return Status::Ok();
-  }));
+  ASSIGN_OR_RETURN(int64_t head, LogHead(primary, app_id));
+  return replica->WithWriteTxn(app_id, [&](Db* db) { return SetReplicaPosition(db, head); });
+}
+
+Status SqliteReplicator::StartFromSnapshot(
+    const std::string& app_id, const std::string& primary_region, const std::string& replica_region,
+    const std::function<Status(const nlohmann::json& at)>& copy) {
+  ASSIGN_OR_RETURN(auto dbs, Resolve(primary_region, replica_region));
+  auto [primary, replica] = dbs;
+  RETURN_IF_ERROR(primary->SetCapture(app_id, true));  // every change from here on is logged
+  RETURN_IF_ERROR(copy(nlohmann::json::object()));
+  ASSIGN_OR_RETURN(int64_t head, LogHead(replica, app_id));
   return replica->WithWriteTxn(app_id, [&](Db* db) { return SetReplicaPosition(db, head); });
 }
 

@@ -19,6 +19,11 @@ class SqliteReplicator final : public Replicator {
 
   Status Start(const std::string& app_id, const std::string& primary_region,
                const std::string& replica_region) override;
+  // The change log lives in the app database itself, so the copy's snapshot holds the log's
+  // head as of its point: the replica continues from there.
+  Status StartFromSnapshot(const std::string& app_id, const std::string& primary_region,
+                           const std::string& replica_region,
+                           const std::function<Status(const nlohmann::json& at)>& copy) override;
   Result<ReplicationLag> Pump(const std::string& app_id, const std::string& primary_region,
                               const std::string& replica_region) override;
   Result<ReplicationLag> Lag(const std::string& app_id, const std::string& primary_region,
