@@ -5,37 +5,54 @@
 namespace regionmove {
 namespace {
 
-constexpr Step kAll[] = {Step::kRequested,
-                         Step::kReservingDest,
-                         Step::kBlockingWrites,
-                         Step::kDumpingData,
-                         Step::kRestoringData,
-                         Step::kCopyingBlobs,
-                         Step::kCopyingRuntime,
-                         Step::kFlippingRouting,
-                         Step::kSettingUpReverseReplication,
-                         Step::kUnblockingWrites,
-                         Step::kCompleted,
-                         Step::kAborted,
-                         Step::kFailed};
+constexpr Step kAll[] = {Step::kRequested,        Step::kReservingDest,
+                         Step::kSyncing,          Step::kBlockingWrites,
+                         Step::kDumpingData,      Step::kRestoringData,
+                         Step::kCopyingBlobs,     Step::kCopyingRuntime,
+                         Step::kFlippingRouting,  Step::kSettingUpReverseReplication,
+                         Step::kUnblockingWrites, Step::kCompleted,
+                         Step::kAborted,          Step::kFailed};
 
-TEST(Steps, OrderAndNames) {
-  const char* expected[] = {
-      "requested",         "reserving_dest",   "blocking_writes",
-      "dumping_data",      "restoring_data",   "copying_blobs",
-      "copying_runtime",   "flipping_routing", "setting_up_reverse_replication",
-      "unblocking_writes", "completed"};
+// Walks `plan` from requested and checks it names `expected`, in order.
+void ExpectPlan(const Plan& plan, const std::vector<std::string>& expected) {
+  ASSERT_EQ(plan.size(), static_cast<int>(expected.size()));
   Step s = Step::kRequested;
-  for (int i = 0; i < kStepCount; ++i) {
-    EXPECT_EQ(StepName(s), expected[i]);
-    EXPECT_EQ(StepIndex(s), i);
-    EXPECT_EQ(ParseStep(expected[i]), s);
-    if (i + 1 < kStepCount) s = *NextStep(s);
+  for (int i = 0; i < plan.size(); ++i) {
+    EXPECT_EQ(StepName(s), expected[static_cast<size_t>(i)]);
+    EXPECT_EQ(plan.Index(s), i);
+    EXPECT_EQ(ParseStep(expected[static_cast<size_t>(i)]), s);
+    if (i + 1 < plan.size()) s = *plan.Next(s);
   }
   EXPECT_EQ(s, Step::kCompleted);
-  EXPECT_FALSE(NextStep(Step::kCompleted).has_value());
+  EXPECT_FALSE(plan.Next(Step::kCompleted).has_value());
+  EXPECT_EQ(plan.Index(Step::kAborted), -1);
+}
+
+TEST(Steps, OrderAndNames) {
+  ExpectPlan(Plan::Offline(),
+             {"requested", "reserving_dest", "blocking_writes", "dumping_data", "restoring_data",
+              "copying_blobs", "copying_runtime", "flipping_routing",
+              "setting_up_reverse_replication", "unblocking_writes", "completed"});
+  ExpectPlan(Plan::Online(),
+             {"requested", "reserving_dest", "syncing", "blocking_writes", "dumping_data",
+              "restoring_data", "copying_blobs", "copying_runtime", "flipping_routing",
+              "setting_up_reverse_replication", "unblocking_writes", "completed"});
+  EXPECT_EQ(&Plan::For("online"), &Plan::Online());
+  EXPECT_EQ(&Plan::For("offline"), &Plan::Offline());
+  EXPECT_EQ(Plan::Offline().Index(Step::kSyncing), -1);
+  EXPECT_FALSE(Plan::Offline().Next(Step::kSyncing).has_value());
   EXPECT_FALSE(ParseStep("flying").has_value());
-  EXPECT_EQ(StepIndex(Step::kAborted), -1);
+}
+
+TEST(Steps, WritesAreBlockedFromTheBlockToTheUnblock) {
+  for (const Plan* plan : {&Plan::Offline(), &Plan::Online()}) {
+    EXPECT_FALSE(plan->WritesBlocked(Step::kReservingDest));
+    EXPECT_FALSE(plan->WritesBlocked(Step::kSyncing));
+    EXPECT_TRUE(plan->WritesBlocked(Step::kBlockingWrites));
+    EXPECT_TRUE(plan->WritesBlocked(Step::kUnblockingWrites));
+    EXPECT_FALSE(plan->WritesBlocked(Step::kCompleted));
+    EXPECT_FALSE(plan->WritesBlocked(Step::kAborted));
+  }
 }
 
 TEST(Steps, CutoverSplitsTheSequence) {
@@ -46,23 +63,30 @@ TEST(Steps, CutoverSplitsTheSequence) {
   for (Step t : {Step::kCompleted, Step::kAborted, Step::kFailed}) EXPECT_TRUE(IsTerminal(t));
 }
 
-// The whole transition table, cell by cell.
+// The whole transition table of each plan, cell by cell.
 TEST(Steps, TransitionTable) {
-  for (Step from : kAll) {
-    for (Step to : kAll) {
-      bool expected = false;
-      if (from == Step::kFailed) {
-        expected = !IsTerminal(to);  // repair
-      } else if (!IsTerminal(from)) {
-        if (to == Step::kAborted) {
-          expected = StepIndex(from) < StepIndex(Step::kFlippingRouting);
-        } else if (to == Step::kFailed) {
-          expected = true;
-        } else {
-          expected = StepIndex(to) == StepIndex(from) + 1;
+  for (const Plan* plan : {&Plan::Offline(), &Plan::Online()}) {
+    for (Step from : plan->steps()) {
+      for (Step to : kAll) {
+        bool expected = false;
+        if (from == Step::kFailed) {
+          expected = !IsTerminal(to) && plan->Index(to) >= 0;  // repair
+        } else if (!IsTerminal(from)) {
+          if (to == Step::kAborted) {
+            expected = plan->Index(from) < plan->Index(Step::kFlippingRouting);
+          } else if (to == Step::kFailed) {
+            expected = true;
+          } else {
+            expected = plan->Index(to) >= 0 && plan->Index(to) == plan->Index(from) + 1;
+          }
         }
+        EXPECT_EQ(plan->IsLegalTransition(from, to), expected)
+            << plan->size() << ": " << StepName(from) << " -> " << StepName(to);
       }
-      EXPECT_EQ(IsLegalTransition(from, to), expected) << StepName(from) << " -> " << StepName(to);
+    }
+    for (Step to : kAll) {
+      EXPECT_EQ(plan->IsLegalTransition(Step::kFailed, to),
+                !IsTerminal(to) && plan->Index(to) >= 0);
     }
   }
 }

@@ -24,8 +24,8 @@ class EngineTest : public ::testing::Test {
     auto s = SqliteControlStore::Open(dir_.File("control.sqlite3"));
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
-    for (int i = 0; i < StepIndex(Step::kCompleted); ++i) {
-      Step step = static_cast<Step>(i);
+    for (Step step : Plan::Offline().steps()) {
+      if (step == Step::kCompleted) continue;
       registry_.Register(step, [this, step](StepContext& ctx) {
         {
           std::lock_guard<std::mutex> lock(mu_);
@@ -136,7 +136,9 @@ class EngineTest : public ::testing::Test {
 
 std::vector<Step> AllWorkSteps() {
   std::vector<Step> out;
-  for (int i = 0; i < StepIndex(Step::kCompleted); ++i) out.push_back(static_cast<Step>(i));
+  for (Step s : Plan::Offline().steps()) {
+    if (s != Step::kCompleted) out.push_back(s);
+  }
   return out;
 }
 
@@ -166,10 +168,11 @@ TEST_F(EngineTest, HappyPathWalksEveryStepOnceInOrder) {
   for (const auto& e : events) {
     if (e.type == "transition") transitions.push_back(e);
   }
-  ASSERT_EQ(transitions.size(), static_cast<size_t>(kStepCount - 1));
+  const Plan& plan = Plan::Offline();
+  ASSERT_EQ(transitions.size(), static_cast<size_t>(plan.size() - 1));
   for (size_t i = 0; i < transitions.size(); ++i) {
-    EXPECT_EQ(StepIndex(transitions[i].from_step), static_cast<int>(i));
-    EXPECT_TRUE(IsLegalTransition(transitions[i].from_step, transitions[i].to_step));
+    EXPECT_EQ(plan.Index(transitions[i].from_step), static_cast<int>(i));
+    EXPECT_TRUE(plan.IsLegalTransition(transitions[i].from_step, transitions[i].to_step));
   }
   App app = AppOf(id);
   EXPECT_EQ(app.region, "eu-west-1");
@@ -383,7 +386,8 @@ TEST_P(AbortAtStep, CompensatesAndLeavesTheAppInSource) {
   EXPECT_EQ(m.stopped_at, at);
   EXPECT_FALSE(m.cutover_committed);
   EXPECT_EQ(Compensations(id), 1);
-  for (Step s : StepsRun(id)) EXPECT_LE(StepIndex(s), StepIndex(at)) << StepName(s);
+  for (Step s : StepsRun(id))
+    EXPECT_LE(Plan::Offline().Index(s), Plan::Offline().Index(at)) << StepName(s);
   App app = AppOf(id);
   EXPECT_EQ(app.region, "us-east-1");
   EXPECT_EQ(app.status, kAppReady);
@@ -658,7 +662,7 @@ TEST(EngineThreads, WorkerPoolFinishesEverything) {
   }
   engine->Stop();
   EXPECT_TRUE(all_done);
-  for (const auto& id : ids) EXPECT_EQ(runs[id], StepIndex(Step::kCompleted) - 1) << id;
+  for (const auto& id : ids) EXPECT_EQ(runs[id], Plan::Offline().Index(Step::kCompleted) - 1) << id;
 }
 
 }  // namespace

@@ -26,8 +26,9 @@ json AppJson(const App& app, int64_t size_bytes) {
 json MigrationJson(const Migration& m, bool reversible, int64_t eta_seconds) {
   json resources = json::parse(m.resources, nullptr, false);
   if (!resources.is_object()) resources = json::object();
-  int index = StepIndex(m.current_step);
-  if (index < 0) index = StepIndex(m.stopped_at);
+  const Plan& plan = m.plan();
+  int index = plan.Index(m.current_step);
+  if (index < 0) index = plan.Index(m.stopped_at);
   return {{"migration_id", m.id},
           {"app_id", m.app_id},
           {"kind", m.kind},
@@ -52,7 +53,7 @@ json MigrationJson(const Migration& m, bool reversible, int64_t eta_seconds) {
           {"completed_at", TimeOrNull(m.completed_at_ms)},
           {"progress",
            {{"step_index", index + 1},
-            {"step_count", kStepCount},
+            {"step_count", plan.size()},
             {"bytes_done", m.progress.bytes_done},
             {"bytes_total", m.progress.bytes_total},
             {"eta_seconds", m.terminal() ? json(0) : json(eta_seconds)}}},

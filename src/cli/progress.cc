@@ -20,18 +20,20 @@ std::string HumanBytes(int64_t bytes) {
 ProgressPrinter::ProgressPrinter(FILE* out) : out_(out), tty_(isatty(fileno(out)) != 0) {}
 
 void ProgressPrinter::Update(const Migration& m, int64_t now_ms) {
-  int index = StepIndex(m.current_step);
+  const Plan& plan = m.plan();
+  const int count = plan.size();
+  int index = plan.Index(m.current_step);
   std::string label =
       StepLabel(m.current_step, m.source_region, m.dest_region, m.reverse_path == "fast");
   std::string status(MigrationStatusName(m.status()));
-  std::string step = index >= 0 ? std::to_string(index + 1) + "/" + std::to_string(kStepCount)
-                                : "-/" + std::to_string(kStepCount);
+  std::string step = index >= 0 ? std::to_string(index + 1) + "/" + std::to_string(count)
+                                : "-/" + std::to_string(count);
   if (!tty_) {
     // One line per step, including the ones that went by between two looks.
-    int upto = index >= 0 ? index : StepIndex(m.stopped_at);
+    int upto = index >= 0 ? index : plan.Index(m.stopped_at);
     for (int i = last_index_ + 1; i < upto; ++i) {
-      Step s = static_cast<Step>(i);
-      std::fprintf(out_, "[%d/%d] running   %s\n", i + 1, kStepCount,
+      Step s = plan.steps()[static_cast<size_t>(i)];
+      std::fprintf(out_, "[%d/%d] running   %s\n", i + 1, count,
                    StepLabel(s, m.source_region, m.dest_region, m.reverse_path == "fast").c_str());
     }
     last_index_ = std::max(last_index_, upto - 1);

@@ -4,8 +4,7 @@ namespace regionmove {
 
 bool Migration::writes_blocked() const {
   // From the moment blocking_writes starts until unblocking_writes (or compensation) ends.
-  int i = StepIndex(current_step);
-  return i >= StepIndex(Step::kBlockingWrites) && i <= StepIndex(Step::kUnblockingWrites);
+  return plan().WritesBlocked(current_step);
 }
 
 MigrationStatus Migration::status() const {

@@ -71,6 +71,8 @@ struct Migration {
   // Abort is possible until the routing flip has committed.
   bool abortable() const { return !terminal() && !cutover_committed; }
   bool writes_blocked() const;
+  // The steps this migration walks (its strategy's).
+  const Plan& plan() const { return Plan::For(strategy); }
   MigrationStatus status() const;
 };
 

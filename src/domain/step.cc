@@ -5,31 +5,63 @@
 namespace regionmove {
 
 namespace {
-constexpr std::array<std::string_view, 13> kNames = {
-    "requested",
-    "reserving_dest",
-    "blocking_writes",
-    "dumping_data",
-    "restoring_data",
-    "copying_blobs",
-    "copying_runtime",
-    "flipping_routing",
-    "setting_up_reverse_replication",
-    "unblocking_writes",
-    "completed",
-    "aborted",
-    "failed",
+constexpr std::array<std::string_view, 14> kNames = {
+    "requested",         "reserving_dest",
+    "syncing",           "blocking_writes",
+    "dumping_data",      "restoring_data",
+    "copying_blobs",     "copying_runtime",
+    "flipping_routing",  "setting_up_reverse_replication",
+    "unblocking_writes", "completed",
+    "aborted",           "failed",
 };
 }  // namespace
 
-int StepIndex(Step step) {
-  int i = static_cast<int>(step);
-  return i < kStepCount ? i : -1;
+const Plan& Plan::Offline() {
+  static const Plan* plan = new Plan(
+      {Step::kRequested, Step::kReservingDest, Step::kBlockingWrites, Step::kDumpingData,
+       Step::kRestoringData, Step::kCopyingBlobs, Step::kCopyingRuntime, Step::kFlippingRouting,
+       Step::kSettingUpReverseReplication, Step::kUnblockingWrites, Step::kCompleted});
+  return *plan;
 }
 
-std::optional<Step> NextStep(Step step) {
-  if (IsTerminal(step)) return std::nullopt;
-  return static_cast<Step>(static_cast<int>(step) + 1);
+const Plan& Plan::Online() {
+  static const Plan* plan =
+      new Plan({Step::kRequested, Step::kReservingDest, Step::kSyncing, Step::kBlockingWrites,
+                Step::kDumpingData, Step::kRestoringData, Step::kCopyingBlobs,
+                Step::kCopyingRuntime, Step::kFlippingRouting, Step::kSettingUpReverseReplication,
+                Step::kUnblockingWrites, Step::kCompleted});
+  return *plan;
+}
+
+const Plan& Plan::For(std::string_view strategy) {
+  return strategy == "online" ? Online() : Offline();
+}
+
+int Plan::Index(Step step) const {
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    if (steps_[i] == step) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::optional<Step> Plan::Next(Step step) const {
+  int i = Index(step);
+  if (i < 0 || i + 1 >= size()) return std::nullopt;
+  return steps_[static_cast<size_t>(i) + 1];
+}
+
+bool Plan::WritesBlocked(Step step) const {
+  int i = Index(step);
+  return i >= 0 && i >= Index(Step::kBlockingWrites) && i <= Index(Step::kUnblockingWrites);
+}
+
+bool Plan::IsLegalTransition(Step from, Step to) const {
+  if (from == Step::kFailed) return !IsTerminal(to) && Index(to) >= 0;  // admin repair
+  if (IsTerminal(from)) return false;
+  if (to == Step::kAborted) return IsBeforeCutover(from);
+  if (to == Step::kFailed) return true;
+  auto next = Next(from);
+  return next.has_value() && *next == to;
 }
 
 bool IsTerminal(Step step) {
@@ -63,6 +95,8 @@ std::string StepLabel(Step step, std::string_view src, std::string_view dst, boo
       return "Waiting for a free migration slot";
     case Step::kReservingDest:
       return "Reserving capacity in " + d;
+    case Step::kSyncing:
+      return "Copying to " + d + " while writes continue";
     case Step::kBlockingWrites:
       return "Pausing writes in " + s;
     case Step::kDumpingData:
@@ -87,15 +121,6 @@ std::string StepLabel(Step step, std::string_view src, std::string_view dst, boo
       return "Failed";
   }
   return "";
-}
-
-bool IsLegalTransition(Step from, Step to) {
-  if (from == Step::kFailed) return !IsTerminal(to);  // admin repair re-drives it
-  if (IsTerminal(from)) return false;
-  if (to == Step::kAborted) return IsBeforeCutover(from);
-  if (to == Step::kFailed) return true;
-  auto next = NextStep(from);
-  return next.has_value() && *next == to;
 }
 
 std::string_view MigrationStatusName(MigrationStatus status) {

@@ -228,7 +228,7 @@ Status Engine::RunStep(Migration m, int64_t epoch) {
 
 Status Engine::Advance(Migration m, int64_t epoch, std::string note) {
   Step from = m.current_step;
-  Step to = *NextStep(from);
+  Step to = *m.plan().Next(from);
   MigrationEvent e = NewEvent(m, "transition");
   e.to_step = to;
   e.message = std::move(note);

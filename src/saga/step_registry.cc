@@ -5,9 +5,8 @@
 namespace regionmove {
 
 Status StepRegistry::Validate() const {
-  for (int i = StepIndex(Step::kReservingDest); i < StepIndex(Step::kCompleted); ++i) {
-    Step s = static_cast<Step>(i);
-    if (s == kCutoverStep) continue;
+  for (Step s : Plan::Offline().steps()) {
+    if (s == Step::kRequested || s == Step::kCompleted || s == kCutoverStep) continue;
     if (!Find(s)) {
       return InvalidArgument("no step function registered for " + std::string(StepName(s)));
     }

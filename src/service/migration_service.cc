@@ -171,7 +171,7 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
               {"sizes", {{"database_bytes", db}, {"blob_bytes", blobs}}},
               {"estimated_duration_seconds", kFixedSeconds + copy_seconds},
               {"estimated_write_block_seconds", kFixedSeconds + copy_seconds},
-              {"steps", kStepCount},
+              {"steps", Plan::Offline().size()},
               {"checks", checks}};
 }
 
@@ -359,7 +359,8 @@ std::optional<int64_t> MigrationService::EtaSeconds(const Migration& m) const {
   double elapsed = static_cast<double>(deps_.clock->NowMs() - m.step_started_at_ms) / 1000.0;
   double left = elapsed * static_cast<double>(p.bytes_total - p.bytes_done) /
                 static_cast<double>(p.bytes_done);
-  int steps_left = std::max(0, StepIndex(Step::kCompleted) - StepIndex(m.current_step) - 1);
+  const Plan& plan = m.plan();
+  int steps_left = std::max(0, plan.size() - plan.Index(m.current_step) - 2);
   return static_cast<int64_t>(left) + steps_left;
 }
 
