@@ -208,7 +208,9 @@ ClientCommands::ClientCommands(CLI::App& app) : impl_(std::make_shared<Impl>()) 
   auto follow = std::make_shared<bool>(false), dry = std::make_shared<bool>(false);
   move->add_option("app", *app_id, "app id")->required();
   move->add_option("region", *dest, "destination region")->required();
-  move->add_option("--strategy", *strategy, "offline (default)");
+  move->add_option("--strategy", *strategy,
+                   "offline (default): writes pause for the whole copy; online: the copy runs "
+                   "while writes continue, writes pause only for the final catch-up");
   move->add_flag("--follow", *follow, "show live progress until the move ends");
   move->add_flag("--dry-run", *dry, "show the plan without moving");
   move->callback([d, app_id, dest, strategy, follow, dry] {

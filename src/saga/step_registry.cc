@@ -5,7 +5,9 @@
 namespace regionmove {
 
 Status StepRegistry::Validate() const {
-  for (Step s : Plan::Offline().steps()) {
+  std::vector<Step> all = Plan::Offline().steps();
+  all.push_back(Step::kSyncing);  // the online plan's one more
+  for (Step s : all) {
     if (s == Step::kRequested || s == Step::kCompleted || s == kCutoverStep) continue;
     if (!Find(s)) {
       return InvalidArgument("no step function registered for " + std::string(StepName(s)));

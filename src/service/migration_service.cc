@@ -15,12 +15,9 @@ Status Ineligible(const std::string& code, const std::string& message) {
 }
 
 Status CheckStrategy(const std::string& strategy) {
-  if (strategy.empty() || strategy == "offline") return Status::Ok();
-  if (strategy == "online") {
-    return InvalidArgument("the online strategy is planned but not available yet; use offline",
-                           "invalid_strategy");
-  }
-  return InvalidArgument("unknown strategy '" + strategy + "' (offline)", "invalid_strategy");
+  if (strategy.empty() || strategy == "offline" || strategy == "online") return Status::Ok();
+  return InvalidArgument("unknown strategy '" + strategy + "' (offline or online)",
+                         "invalid_strategy");
 }
 
 // Throughput assumed by the plan's estimates (local disk copy, compressed dump).
@@ -119,7 +116,7 @@ Migration MigrationService::Draft(const std::string& app_id, const std::string& 
   m.id = NewUuidV4(*rng_);
   m.app_id = app_id;
   m.owner = owner;
-  m.strategy = "offline";
+  m.strategy = "offline";  // a move sets its own
   m.source_region = source;
   m.dest_region = dest;
   m.initiated_at_ms = m.next_attempt_at_ms = m.updated_at_ms = deps_.clock->NowMs();
@@ -133,6 +130,7 @@ Result<Migration> MigrationService::Move(const std::string& owner, const std::st
   ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
   RETURN_IF_ERROR(CheckEligible(app, dest_region));
   Migration m = Draft(app.id, app.owner, app.region, dest_region);
+  if (!strategy.empty()) m.strategy = strategy;
   Status s = deps_.store->CreateMigration(m);
   if (s.reason() == "migration_in_flight" || s.reason() == "app_busy") {
     return Ineligible("migration_in_flight", s.message());
@@ -162,16 +160,19 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
     checks.push_back({{"name", c.code}, {"ok", c.ok}, {"message", c.message}});
   }
   double copy_seconds = static_cast<double>(db + blobs) / kBytesPerSecond;
+  const std::string chosen = strategy.empty() ? "offline" : strategy;
+  // Online, writes pause only for the final catch-up and verification, not the copy.
+  double block_seconds = chosen == "online" ? kFixedSeconds : kFixedSeconds + copy_seconds;
   return json{{"dry_run", true},
               {"app_id", app.id},
               {"source_region", app.region},
               {"dest_region", dest_region},
-              {"strategy", "offline"},
+              {"strategy", chosen},
               {"eligible", eligible},
               {"sizes", {{"database_bytes", db}, {"blob_bytes", blobs}}},
               {"estimated_duration_seconds", kFixedSeconds + copy_seconds},
-              {"estimated_write_block_seconds", kFixedSeconds + copy_seconds},
-              {"steps", Plan::Offline().size()},
+              {"estimated_write_block_seconds", block_seconds},
+              {"steps", Plan::For(chosen).size()},
               {"checks", checks}};
 }
 

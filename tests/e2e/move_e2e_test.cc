@@ -194,23 +194,29 @@ TEST_F(MoveE2E, ReverseRules) {
             "same_region");
   EXPECT_EQ(sys_->migrations()->Move("alice", app, "mars-1", "").status().reason(),
             "invalid_region");
-  EXPECT_EQ(sys_->migrations()->Move("alice", app, "us-east-1", "online").status().reason(),
+  EXPECT_EQ(sys_->migrations()->Move("alice", app, "us-east-1", "sideways").status().reason(),
             "invalid_strategy");
   EXPECT_EQ(sys_->migrations()->Move("bob", app, "us-east-1", "").status().code(),
             StatusCode::kNotFound);
 }
 
-class AbortE2E : public MoveE2E, public ::testing::WithParamInterface<Step> {};
+struct AbortCase {
+  std::string strategy;
+  Step step;
+};
+class AbortE2E : public MoveE2E, public ::testing::WithParamInterface<AbortCase> {};
 
 TEST_P(AbortE2E, AbortLeavesSourceUntouchedAndDestEmpty) {
+  const Step at = GetParam().step;
   std::string app = MakeApp("us-east-1", 300, 1);
   AppState before = Capture(*sys_, "us-east-1", app);
-  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app, "eu-west-1", ""));
-  RunUntil(*sys_, m.id, GetParam());
+  ASSERT_OK_AND_ASSIGN(Migration m,
+                       sys_->migrations()->Move("alice", app, "eu-west-1", GetParam().strategy));
+  RunUntil(*sys_, m.id, at);
   ASSERT_OK(sys_->migrations()->Abort("alice", app, m.id).status());
   Migration done = Drive(*sys_, m.id);
   ASSERT_EQ(done.current_step, Step::kAborted) << done.last_error;
-  EXPECT_EQ(done.stopped_at, GetParam());
+  EXPECT_EQ(done.stopped_at, at);
   App a = GetApp(app);
   EXPECT_EQ(a.region, "us-east-1");
   EXPECT_EQ(a.status, kAppReady);
@@ -225,12 +231,22 @@ TEST_P(AbortE2E, AbortLeavesSourceUntouchedAndDestEmpty) {
   EXPECT_EQ(Drive(*sys_, again.id).current_step, Step::kCompleted);
 }
 
+// Every step before the cutover of both plans.
+std::vector<AbortCase> StepsBeforeTheCutover() {
+  std::vector<AbortCase> out;
+  for (const char* strategy : {"offline", "online"}) {
+    for (Step s : Plan::For(strategy).steps()) {
+      if (Plan::For(strategy).Index(s) > Plan::For(strategy).Index(Step::kFlippingRouting)) break;
+      out.push_back(AbortCase{strategy, s});
+    }
+  }
+  return out;
+}
 INSTANTIATE_TEST_SUITE_P(EveryStepBeforeTheCutover, AbortE2E,
-                         ::testing::Values(Step::kRequested, Step::kReservingDest,
-                                           Step::kBlockingWrites, Step::kDumpingData,
-                                           Step::kRestoringData, Step::kCopyingBlobs,
-                                           Step::kCopyingRuntime, Step::kFlippingRouting),
-                         [](const auto& info) { return std::string(StepName(info.param)); });
+                         ::testing::ValuesIn(StepsBeforeTheCutover()), [](const auto& info) {
+                           return info.param.strategy + "_" +
+                                  std::string(StepName(info.param.step));
+                         });
 
 TEST_F(MoveE2E, AbortOfAFastReverseKeepsTheReplica) {
   std::string app = MakeApp("us-east-1", 50, 0);

@@ -1,6 +1,7 @@
 // A writer hammers the app data API over HTTP while a move, an abort and a fast reverse run.
 // Every write answered 2xx must be present afterwards in the region that serves the app.
 #include <atomic>
+#include <functional>
 #include <set>
 
 #include "http/http_util.h"
@@ -15,56 +16,117 @@ class ContinuousWriter : public HttpFixture {
  protected:
   void SetUp() override { StartServer(); }
 
-  void WaitBlocked(const std::string& app) {
-    for (int i = 0; i < 500; ++i) {
+  // The active migration's state, polled until `done(migration)` holds (at most 5 s).
+  void WaitActive(const std::string& app, const std::function<bool(const json&)>& done,
+                  const char* what) {
+    for (int i = 0; i < 1000; ++i) {
       json m = Call("GET", "/v1/apps/" + app + "/migrations/active", kAlice).body["migration"];
-      if (m.is_object() && m["writes_blocked"] == true) return;
+      if (m.is_object() && done(m)) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    FAIL() << "writes never blocked";
+    FAIL() << what;
+  }
+  void WaitBlocked(const std::string& app) {
+    WaitActive(
+        app, [](const json& m) { return m["writes_blocked"] == true; }, "writes never blocked");
+  }
+
+  // Writes rows and blobs (alternately) to the app until stopped, recording the answers.
+  struct Writer {
+    std::atomic<bool> stop{false};
+    std::atomic<int> acked_count{0};
+    std::vector<std::string> acked;
+    std::atomic<int> blocked{0};
+    int bad_retry_after = 0;
+    std::vector<std::string> other;
+    std::thread thread;
+  };
+  void StartWriter(Writer* w, const std::string& base) {
+    w->thread = std::thread([this, w, base] {
+      httplib::Client c("127.0.0.1", api_->port());
+      httplib::Headers h = {{"Authorization", "Bearer " + kAlice}};
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+      for (int i = 0; i < 20000 && !w->stop.load() && std::chrono::steady_clock::now() < deadline;
+           ++i) {
+        std::string id = "w" + std::to_string(100000 + i);
+        auto r = i % 2 ? c.Put(base + "/blobs/" + id, h, id, "text/plain")
+                       : c.Post(base + "/tables/w", h, json{{"id", id}}.dump(), "application/json");
+        if (r && r->status == 201) {  // both answer 201
+          w->acked.push_back(id);
+          ++w->acked_count;
+        } else if (r && r->status == 503) {
+          ++w->blocked;
+          std::string ra = r->get_header_value("Retry-After");
+          json body = json::parse(r->body, nullptr, false);
+          if (ra.empty() || std::stoi(ra) < 1 || !body.is_object() ||
+              body.value("error", "") != "app_migrating") {
+            ++w->bad_retry_after;
+          }
+        } else {
+          w->other.push_back(r ? std::to_string(r->status) + " " + r->body
+                               : httplib::to_string(r.error()));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    });
+  }
+
+  // Stops the writer and checks that every acknowledged write is in the region serving the
+  // app, and nothing else.
+  void StopAndCheck(Writer* w, const std::string& base) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // some writes after the end
+    w->stop = true;
+    w->thread.join();
+    std::set<std::string> present;
+    // Every id of a keyset-paged listing: rows by "id", blobs by "key".
+    auto collect = [&](const std::string& path, const char* list, const char* key) {
+      std::string after;
+      while (true) {
+        HttpReply page = Call("GET", path + "&after=" + after, kAlice);
+        ASSERT_EQ(page.status, 200);
+        for (const auto& item : page.body[list]) present.insert(item[key].get<std::string>());
+        if (page.body["next_after"].is_null()) break;
+        after = page.body["next_after"];
+      }
+    };
+    collect(base + "/tables/w?limit=1000", "rows", "id");
+    collect(base + "/blobs?prefix=w&limit=1000", "blobs", "key");
+    int lost = 0;
+    for (const auto& id : w->acked) lost += present.count(id) == 0;
+    // A blob's content is its key: spot-check the last acknowledged ones.
+    for (size_t i = w->acked.size() > 20 ? w->acked.size() - 20 : 0; i < w->acked.size(); ++i) {
+      int n = std::stoi(w->acked[i].substr(1)) - 100000;
+      if (n % 2) {
+        EXPECT_EQ(Call("GET", base + "/blobs/" + w->acked[i], kAlice).raw, w->acked[i]);
+      }
+    }
+    std::printf("continuous writer: acked=%zu blocked=%d lost=%d other=%zu present=%zu\n",
+                w->acked.size(), w->blocked.load(), lost, w->other.size(), present.size());
+    EXPECT_EQ(lost, 0);
+    EXPECT_GT(w->acked.size(), 0u);
+    EXPECT_EQ(w->bad_retry_after, 0);
+    EXPECT_TRUE(w->other.empty()) << w->other.front();
+    EXPECT_EQ(present.size(), w->acked.size());  // and nothing unacknowledged appeared
+  }
+
+  std::string AppWithTable() {
+    std::string app = CreateApp(kAlice);
+    std::string base = "/v1/apps/" + app;
+    EXPECT_EQ(
+        Json("POST", base + "/tables", kAlice, {{"name", "w"}, {"columns", json::array()}}).status,
+        201);
+    EXPECT_EQ(Call("PUT", base + "/blobs/seed", kAlice, "seed", "text/plain").status, 201);
+    return app;
   }
 };
 
 TEST_F(ContinuousWriter, NothingAcknowledgedIsLost) {
-  std::string app = CreateApp(kAlice);
+  std::string app = AppWithTable();
   std::string base = "/v1/apps/" + app;
-  ASSERT_EQ(
-      Json("POST", base + "/tables", kAlice, {{"name", "w"}, {"columns", json::array()}}).status,
-      201);
-  ASSERT_EQ(Call("PUT", base + "/blobs/seed", kAlice, "seed", "text/plain").status, 201);
   // Each copy step lingers so the blocked window is wide enough to be hit many times.
   sys_->faults()->ArmDelay("copying_blobs.after_page", 600, 10);
-
-  std::atomic<bool> stop{false};
-  std::vector<std::string> acked;
-  int blocked = 0, bad_retry_after = 0;
-  std::vector<std::string> other;
-  std::thread writer([&] {
-    httplib::Client c("127.0.0.1", api_->port());
-    httplib::Headers h = {{"Authorization", "Bearer " + kAlice}};
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
-    for (int i = 0; i < 20000 && !stop.load() && std::chrono::steady_clock::now() < deadline; ++i) {
-      // Rows and blobs alternate: both must survive.
-      std::string id = "w" + std::to_string(100000 + i);
-      auto r = i % 2 ? c.Put(base + "/blobs/" + id, h, id, "text/plain")
-                     : c.Post(base + "/tables/w", h, json{{"id", id}}.dump(), "application/json");
-      if (r && r->status == 201) {  // both answer 201
-        acked.push_back(id);
-      } else if (r && r->status == 503) {
-        ++blocked;
-        std::string ra = r->get_header_value("Retry-After");
-        json body = json::parse(r->body, nullptr, false);
-        if (ra.empty() || std::stoi(ra) < 1 || !body.is_object() ||
-            body.value("error", "") != "app_migrating") {
-          ++bad_retry_after;
-        }
-      } else {
-        other.push_back(r ? std::to_string(r->status) + " " + r->body
-                          : httplib::to_string(r.error()));
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-  });
+  Writer w;
+  StartWriter(&w, base);
 
   // 1. A move that completes.
   HttpReply m1 = Json("POST", base + "/move", kAlice, {{"dest_region", "eu-west-1"}});
@@ -83,42 +145,58 @@ TEST_F(ContinuousWriter, NothingAcknowledgedIsLost) {
   ASSERT_EQ(rev.status, 202) << rev.raw;
   EXPECT_EQ(rev.body["path"], "fast");
   EXPECT_EQ(WaitDone(kAlice, app, rev.body["migration_id"])["status"], "completed");
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // some writes after the end
-  stop = true;
-  writer.join();
-
+  StopAndCheck(&w, base);
+  EXPECT_GT(w.blocked.load(), 0);
   EXPECT_EQ(Call("GET", "/v1/apps/" + app, kAlice).body["region"], "us-east-1");
-  std::set<std::string> present;
-  // Every id of a keyset-paged listing: rows by "id", blobs by "key".
-  auto collect = [&](const std::string& path, const char* list, const char* key) {
-    std::string after;
-    while (true) {
-      HttpReply page = Call("GET", path + "&after=" + after, kAlice);
-      ASSERT_EQ(page.status, 200);
-      for (const auto& item : page.body[list]) present.insert(item[key].get<std::string>());
-      if (page.body["next_after"].is_null()) break;
-      after = page.body["next_after"];
-    }
-  };
-  collect(base + "/tables/w?limit=1000", "rows", "id");
-  collect(base + "/blobs?prefix=w&limit=1000", "blobs", "key");
-  int lost = 0;
-  for (const auto& id : acked) lost += present.count(id) == 0;
-  // A blob's content is its key: spot-check the last acknowledged ones.
-  for (size_t i = acked.size() > 20 ? acked.size() - 20 : 0; i < acked.size(); ++i) {
-    int n = std::stoi(acked[i].substr(1)) - 100000;
-    if (n % 2) {
-      EXPECT_EQ(Call("GET", base + "/blobs/" + acked[i], kAlice).raw, acked[i]);
-    }
-  }
-  std::printf("continuous writer: acked=%zu blocked=%d lost=%d other=%zu present=%zu\n",
-              acked.size(), blocked, lost, other.size(), present.size());
-  EXPECT_EQ(lost, 0);
-  EXPECT_GT(acked.size(), 0u);
-  EXPECT_GT(blocked, 0);
-  EXPECT_EQ(bad_retry_after, 0);
-  EXPECT_TRUE(other.empty()) << other.front();
-  EXPECT_EQ(present.size(), acked.size());  // and nothing unacknowledged appeared
+}
+
+// An online move copies while the writer keeps writing (the syncing step lingers here, and
+// the writer's writes go on being acknowledged through it), blocks only for the final
+// catch-up, and loses nothing; its fast reverse works as an offline move's does; an online move
+// aborted while syncing leaves the app where it was, writable throughout.
+TEST_F(ContinuousWriter, OnlineMoveKeepsTakingWritesWhileItCopies) {
+  std::string app = AppWithTable();
+  std::string base = "/v1/apps/" + app;
+  sys_->faults()->ArmDelay("syncing.after", 800, 2);  // writes land after the copy's point
+  Writer w;
+  StartWriter(&w, base);
+
+  HttpReply m1 =
+      Json("POST", base + "/move", kAlice, {{"dest_region", "eu-west-1"}, {"strategy", "online"}});
+  ASSERT_EQ(m1.status, 202) << m1.raw;
+  std::string id1 = m1.body["migration_id"];
+  WaitActive(
+      app, [](const json& m) { return m["current_step"] == "syncing"; }, "never synced");
+  const int acked_at_sync = w.acked_count;
+  WaitBlocked(app);
+  const int acked_while_syncing = w.acked_count - acked_at_sync;
+  json done = WaitDone(kAlice, app, id1);
+  EXPECT_EQ(done["status"], "completed");
+  EXPECT_EQ(done["strategy"], "online");
+  EXPECT_EQ(done["progress"]["step_count"], 12);
+  EXPECT_GT(acked_while_syncing, 50);  // the 800 ms after the copy alone take hundreds
+  EXPECT_EQ(Call("GET", "/v1/apps/" + app, kAlice).body["region"], "eu-west-1");
+
+  HttpReply rev = Call("POST", base + "/migrations/" + id1 + "/reverse", kAlice);
+  ASSERT_EQ(rev.status, 202) << rev.raw;
+  EXPECT_EQ(rev.body["path"], "fast");
+  EXPECT_EQ(WaitDone(kAlice, app, rev.body["migration_id"])["status"], "completed");
+
+  HttpReply m2 = Json("POST", base + "/move", kAlice,
+                      {{"dest_region", "ap-southeast-1"}, {"strategy", "online"}});
+  ASSERT_EQ(m2.status, 202) << m2.raw;
+  std::string id2 = m2.body["migration_id"];
+  WaitActive(
+      app, [](const json& m) { return m["current_step"] == "syncing"; }, "never synced");
+  EXPECT_EQ(Call("POST", base + "/migrations/" + id2 + "/abort", kAlice).status, 202);
+  json aborted = WaitDone(kAlice, app, id2);
+  EXPECT_EQ(aborted["status"], "aborted");
+  StopAndCheck(&w, base);
+  EXPECT_EQ(Call("GET", "/v1/apps/" + app, kAlice).body["region"], "us-east-1");
+  // Nothing of the aborted sync is left in its destination.
+  RegionPlane* ap = sys_->plane()->Region("ap-southeast-1");
+  ASSERT_OK_AND_ASSIGN(bool there, ap->db->Exists(app));
+  EXPECT_FALSE(there);
 }
 
 }  // namespace

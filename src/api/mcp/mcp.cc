@@ -108,7 +108,8 @@ json McpToolList() {
       std::string("Start moving an app to another region. Answers {migration_id, status: "
                   "\"queued\"} at once; the move then walks 11 steps: ") +
           kSteps +
-          ". Writes to the app are refused (HTTP 503 with Retry-After) from blocking_writes "
+          " (an online move has a 12th, syncing, after reserving_dest). Writes to the app are "
+          "refused (HTTP 503 with Retry-After) from blocking_writes "
           "until unblocking_writes; reads keep working. Poll move_app_status every few seconds "
           "until status is completed, aborted or failed. Before flipping_routing the move can "
           "be aborted (manage_migrations action=abort); after it, only reversed. With "
@@ -120,8 +121,10 @@ json McpToolList() {
        {"dest_region", StringProp("Destination region slug from list_regions, e.g. eu-west-1.")},
        {"strategy",
         {{"type", "string"},
-         {"enum", {"offline"}},
-         {"description", "offline (default): writes pause during the copy."}}},
+         {"enum", {"offline", "online"}},
+         {"description",
+          "offline (default): writes pause during the whole copy. online: the copy runs while "
+          "writes continue (syncing) and writes pause only for the final catch-up."}}},
        {"dry_run",
         {{"type", "boolean"},
          {"description", "Only plan the move: sizes, estimates and checks."}}}},

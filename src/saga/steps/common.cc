@@ -27,6 +27,8 @@ RegionPlane* Dest(const StepDeps& deps, const Migration& m) {
 
 bool IsFastReverse(const Migration& m) { return m.kind == "reverse" && m.reverse_path == "fast"; }
 
+bool IsStreamed(const Migration& m) { return IsFastReverse(m) || m.strategy == "online"; }
+
 std::string StagingPath(const StepDeps& deps, const Migration& m) {
   return deps.plane->staging_dir() + "/" + m.id;
 }
@@ -98,6 +100,7 @@ void RegisterMoveSteps(StepRegistry* registry, const StepDeps& deps) {
   };
   registry->Register(Step::kRequested, bind(steps::Validate));
   registry->Register(Step::kReservingDest, bind(steps::ReserveDest));
+  registry->Register(Step::kSyncing, bind(steps::Sync));
   registry->Register(Step::kBlockingWrites, bind(steps::BlockWrites));
   registry->Register(Step::kDumpingData, bind(steps::DumpData));
   registry->Register(Step::kRestoringData, bind(steps::RestoreData));

@@ -44,6 +44,11 @@ std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m, con
     attempt("dest runtime rows",
             dst->runtime->DeleteAll(m.app_id, RuntimeStore::Which::kLive, token));
   }
+  if (dst && res.value("dest_replicating", false)) {
+    // An online move's replication into dest (its slot on the source's cluster goes too).
+    Status s = deps.plane->replicator()->Stop(m.app_id, m.source_region, m.dest_region);
+    if (s.code() != StatusCode::kNotFound) attempt("replication to dest", s);
+  }
   if (dst && !fast && res.value("dest_created", false)) {
     attempt("dest database", dst->db->Drop(m.app_id, token));
     attempt("dest blobs", dst->blobs->DeleteNamespace(m.app_id, token));

@@ -49,7 +49,7 @@ Status VerifyEqual(const StepDeps& deps, StepContext& ctx) {
 
 Status DumpData(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
-  if (IsFastReverse(m)) {
+  if (IsStreamed(m)) {
     // No copy: wait until the replica has applied every change of the (fenced) primary.
     ASSIGN_OR_RETURN(auto lag,
                      deps.plane->replicator()->Pump(m.app_id, m.source_region, m.dest_region));
@@ -71,7 +71,7 @@ Status DumpData(const StepDeps& deps, StepContext& ctx) {
 Status RestoreData(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
   json res = Resources(ctx);
-  if (IsFastReverse(m)) {
+  if (IsStreamed(m)) {
     if (!res.value("replication_stopped", false)) {
       RETURN_IF_ERROR(deps.plane->replicator()->SyncRest(m.app_id, m.source_region, m.dest_region));
     }
@@ -85,6 +85,50 @@ Status RestoreData(const StepDeps& deps, StepContext& ctx) {
                                                 Reporter(ctx), ctx.epoch()));
   RETURN_IF_ERROR(deps.Fault("restoring_data.before_verify"));
   return VerifyEqual(deps, ctx);
+}
+
+Status Sync(const StepDeps& deps, StepContext& ctx) {
+  const Migration& m = ctx.migration();
+  RegionPlane* src = Source(deps, m);
+  RegionPlane* dst = Dest(deps, m);
+  Replicator* replicator = deps.plane->replicator();
+  json res = Resources(ctx);
+  if (!res.value("synced", false)) {
+    // Recorded first: compensation stops this replication and deletes what is staged. A crash
+    // before "synced" starts the copy over (the engine drops what the last try made).
+    res["staging"] = StagingPath(deps, m);
+    res["dest_replicating"] = true;
+    RETURN_IF_ERROR(SaveResources(ctx, res));
+    Status s = replicator->StartFromSnapshot(
+        m.app_id, m.source_region, m.dest_region, [&](const json& at) -> Status {
+          ASSIGN_OR_RETURN(json state,
+                           src->db->ExportCopy(m.app_id, StagingPath(deps, m), Reporter(ctx), at));
+          return dst->db->ImportCopy(m.app_id, m.source_region, state, Reporter(ctx), ctx.epoch());
+        });
+    RemoveStaged(deps, m);
+    RETURN_IF_ERROR(s);
+    res["synced"] = true;
+    RETURN_IF_ERROR(SaveResources(ctx, res));
+  }
+  // The blobs while writes continue: copying_blobs, under the block, then copies only what
+  // changed since (it skips a blob dest already holds with the same SHA-256).
+  if (!res.value("blobs_precopied", false)) {
+    RETURN_IF_ERROR(CopyBlobs(deps, ctx));
+    res = Resources(ctx);
+    for (const char* key : {"blob_cursor", "blob_bytes", "blobs_done"}) res.erase(key);
+    res["blobs_precopied"] = true;
+    RETURN_IF_ERROR(SaveResources(ctx, res));
+  }
+  // The lag gate: the block starts once dest has caught up with the source as of a moment ago,
+  // so that what is left for the block is what commits meanwhile.
+  for (int i = 0; i < 12; ++i) {
+    ASSIGN_OR_RETURN(ReplicationLag lag,
+                     replicator->Pump(m.app_id, m.source_region, m.dest_region));
+    RETURN_IF_ERROR(ctx.ReportProgress(lag.replica_position, lag.primary_position));
+    if (lag.caught_up()) return Status::Ok();
+    RETURN_IF_ERROR(ctx.Checkpoint());
+  }
+  return Unavailable("dest is still behind the source; syncing goes on");
 }
 
 }  // namespace regionmove::steps

@@ -67,6 +67,9 @@ Status SaveResources(StepContext& ctx, const nlohmann::json& res);
 RegionPlane* Source(const StepDeps& deps, const Migration& m);
 RegionPlane* Dest(const StepDeps& deps, const Migration& m);
 bool IsFastReverse(const Migration& m);
+// A migration whose database reaches dest through replication rather than a copy under the
+// block: a fast reverse (the retained replica), an online move (synced before the block).
+bool IsStreamed(const Migration& m);
 // The prefix of the files a copy of migration `m` stages ("<staging_dir>/<id>").
 std::string StagingPath(const StepDeps& deps, const Migration& m);
 // Removes every file staged for `m`.
@@ -76,6 +79,7 @@ void Note(const StepDeps& deps, const Migration& m, const std::string& message);
 
 Status Validate(const StepDeps& deps, StepContext& ctx);
 Status ReserveDest(const StepDeps& deps, StepContext& ctx);
+Status Sync(const StepDeps& deps, StepContext& ctx);
 Status BlockWrites(const StepDeps& deps, StepContext& ctx);
 Status DumpData(const StepDeps& deps, StepContext& ctx);
 Status RestoreData(const StepDeps& deps, StepContext& ctx);
