@@ -112,7 +112,7 @@ TEST_F(ApiContract, MoveErrors) {
   EXPECT_EQ(move({}).body["error"], "invalid_request");
   EXPECT_EQ(move({{"dest_region", "mars-1"}}).body["error"], "invalid_region");
   EXPECT_EQ(move({{"dest_region", "mars-1"}}).status, 400);
-  HttpReply strategy = move({{"dest_region", "eu-west-1"}, {"strategy", "online"}});
+  HttpReply strategy = move({{"dest_region", "eu-west-1"}, {"strategy", "sideways"}});
   EXPECT_EQ(strategy.status, 400);
   EXPECT_EQ(strategy.body["error"], "invalid_strategy");
   struct Case {
