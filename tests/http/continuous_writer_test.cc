@@ -157,7 +157,7 @@ TEST_F(ContinuousWriter, NothingAcknowledgedIsLost) {
 TEST_F(ContinuousWriter, OnlineMoveKeepsTakingWritesWhileItCopies) {
   std::string app = AppWithTable();
   std::string base = "/v1/apps/" + app;
-  sys_->faults()->ArmDelay("syncing.after", 800, 2);  // writes land after the copy's point
+  sys_->faults()->ArmDelay("syncing.after", 800, 1);  // writes land after the copy's point
   Writer w;
   StartWriter(&w, base);
 
@@ -182,6 +182,7 @@ TEST_F(ContinuousWriter, OnlineMoveKeepsTakingWritesWhileItCopies) {
   EXPECT_EQ(rev.body["path"], "fast");
   EXPECT_EQ(WaitDone(kAlice, app, rev.body["migration_id"])["status"], "completed");
 
+  sys_->faults()->ArmDelay("syncing.after_copy", 1500, 1);
   HttpReply m2 = Json("POST", base + "/move", kAlice,
                       {{"dest_region", "ap-southeast-1"}, {"strategy", "online"}});
   ASSERT_EQ(m2.status, 202) << m2.raw;
@@ -191,6 +192,9 @@ TEST_F(ContinuousWriter, OnlineMoveKeepsTakingWritesWhileItCopies) {
   EXPECT_EQ(Call("POST", base + "/migrations/" + id2 + "/abort", kAlice).status, 202);
   json aborted = WaitDone(kAlice, app, id2);
   EXPECT_EQ(aborted["status"], "aborted");
+  EXPECT_EQ(aborted["current_step"], "aborted");
+  ASSERT_OK_AND_ASSIGN(Migration stopped, sys_->store()->GetMigration(id2));
+  EXPECT_EQ(stopped.stopped_at, Step::kSyncing);
   StopAndCheck(&w, base);
   EXPECT_EQ(Call("GET", "/v1/apps/" + app, kAlice).body["region"], "us-east-1");
   // Nothing of the aborted sync is left in its destination.

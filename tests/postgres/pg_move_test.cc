@@ -2,6 +2,7 @@
 // has a schema as a real app's services would make it, moved through the saga, written to
 // after the move (through the data API and straight through libpq), reversed through the
 // replica, torn down; no slot, publication or subscription is left on either cluster.
+#include <atomic>
 #include <cstdlib>
 
 #include "common/pg.h"
@@ -441,6 +442,102 @@ TEST_F(PgMove, DdlOutsideRegionmoveMarksTheReplicaDiverged) {
   ASSERT_EQ(there.current_step, Step::kCompleted) << there.last_error;
   ASSERT_OK_AND_ASSIGN(json r2, b->GetRow(app_, "t", "r2"));
   EXPECT_EQ(r2["n"], 2);
+}
+
+// An online move between PostgreSQL regions: the database is copied from a snapshot and
+// followed through a slot while a writer keeps writing (its writes are acknowledged through the
+// syncing step), writes pause only for the catch-up, and every acknowledged write is in the new
+// region; the fast reverse works as after an offline move. An online move aborted while it
+// syncs leaves no database, slot, publication or subscription behind.
+TEST_F(PgMove, OnlineMoveKeepsTakingWrites) {
+  ASSERT_OK_AND_ASSIGN(App app, sys_->apps()->CreateApp("alice", "online", "pg-a", ""));
+  app_ = app.id;
+  Database* a = sys_->plane()->Region("pg-a")->db.get();
+  ASSERT_OK(a->CreateTable(app_, TableSpec{"w", {{"n", "integer"}}}));
+  json rows = json::array();
+  for (int i = 0; i < 5000; ++i) rows.push_back({{"n", i}});
+  ASSERT_OK(a->InsertRows(app_, "w", rows).status());
+
+  // Writes as the data API does them: to the region that serves the app, unless blocked.
+  std::atomic<bool> stop{false};
+  std::atomic<int> blocked{0};
+  std::vector<std::string> acked;
+  std::atomic<int> acked_before_block{-1};
+  std::atomic<bool> moving{false};
+  std::thread writer([&] {
+    for (int i = 0; !stop; ++i) {
+      auto blocker = sys_->migrations()->WriteBlocker(app_);
+      auto where = sys_->store()->GetApp(app_);
+      if (!blocker.ok() || !where.ok()) continue;
+      if (blocker->has_value()) {
+        if (moving && acked_before_block < 0) acked_before_block = static_cast<int>(acked.size());
+        ++blocked;
+      } else {
+        std::string id = "x" + std::to_string(i);
+        Status s = sys_->plane()
+                       ->Region(where->region)
+                       ->db->InsertRows(app_, "w", {{"id", id}, {"n", -i}})
+                       .status();
+        if (s.ok()) acked.push_back(id);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  auto acked_now = [&] { return static_cast<int>(acked.size()); };
+  while (acked_now() < 20) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  sys_->faults()->ArmDelay("syncing.after", 800, 1);  // writes land after the copy's point
+  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app_, "pg-b", "online"));
+  const int acked_at_start = acked_now();
+  moving = true;
+  Migration done = Drive(*sys_, m.id, 120000);
+  ASSERT_EQ(done.current_step, Step::kCompleted) << done.last_error;
+  const int at_end = acked_now();
+  while (acked_now() < at_end + 20) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  stop = true;
+  writer.join();
+  EXPECT_GT(acked_before_block - acked_at_start, 50);  // writes went on while it synced
+  EXPECT_GT(blocked.load(), 0);
+  ASSERT_OK_AND_ASSIGN(App moved, sys_->store()->GetApp(app_));
+  EXPECT_EQ(moved.region, "pg-b");
+  Database* b = sys_->plane()->Region("pg-b")->db.get();
+  ASSERT_OK_AND_ASSIGN(auto tables, b->ListTables(app_));
+  ASSERT_EQ(tables.size(), 1u);
+  EXPECT_EQ(tables[0].row_count, 5000 + static_cast<int64_t>(acked.size()));
+  for (size_t i = 0; i < acked.size(); i += 97) ASSERT_OK(b->GetRow(app_, "w", acked[i]).status());
+  ASSERT_OK(b->GetRow(app_, "w", acked.back()).status());
+
+  ASSERT_OK_AND_ASSIGN(Migration r, sys_->migrations()->Reverse("alice", app_, m.id));
+  EXPECT_EQ(r.reverse_path, "fast");
+  Migration back = Drive(*sys_, r.id, 120000);
+  ASSERT_EQ(back.current_step, Step::kCompleted) << back.last_error;
+  ASSERT_OK_AND_ASSIGN(auto home, a->ListTables(app_));
+  EXPECT_EQ(home[0].row_count, 5000 + static_cast<int64_t>(acked.size()));
+  ASSERT_OK(sys_->migrations()->Teardown("alice", r.id));
+
+  // Aborted while syncing: the app stays in pg-a, writable; pg-b holds nothing of it.
+  sys_->faults()->ArmDelay("syncing.after_copy", 1500, 1);
+  ASSERT_OK_AND_ASSIGN(Migration m2, sys_->migrations()->Move("alice", app_, "pg-b", "online"));
+  std::thread aborter([&] {
+    for (int i = 0; i < 2000; ++i) {
+      auto cur = sys_->store()->GetMigration(m2.id);
+      if (cur.ok() && cur->current_step == Step::kSyncing &&
+          cur->resources.find("\"synced\":true") != std::string::npos) {
+        EXPECT_OK(sys_->migrations()->Abort("alice", app_, m2.id).status());
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ADD_FAILURE() << "the sync never finished its copy";
+  });
+  Migration aborted = Drive(*sys_, m2.id, 120000);
+  aborter.join();
+  EXPECT_EQ(aborted.current_step, Step::kAborted) << aborted.last_error;
+  EXPECT_EQ(aborted.stopped_at, Step::kSyncing);
+  ASSERT_OK_AND_ASSIGN(bool left, b->Exists(app_));
+  EXPECT_FALSE(left);
+  EXPECT_EQ(ReplicationObjects(kDsnA), 0);
+  EXPECT_EQ(ReplicationObjects(kDsnB), 0);
+  ASSERT_OK(a->InsertRows(app_, "w", {{"id", "after-abort"}}).status());
 }
 
 // A destination cluster without a role that the app's grants name would fail the copy halfway:

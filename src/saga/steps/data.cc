@@ -109,6 +109,7 @@ Status Sync(const StepDeps& deps, StepContext& ctx) {
     RETURN_IF_ERROR(s);
     res["synced"] = true;
     RETURN_IF_ERROR(SaveResources(ctx, res));
+    RETURN_IF_ERROR(deps.Fault("syncing.after_copy"));
   }
   // The blobs while writes continue: copying_blobs, under the block, then copies only what
   // changed since (it skips a blob dest already holds with the same SHA-256).
