@@ -181,6 +181,32 @@ for (const [engine, points] of [['sqlite', MOVE_POINTS], ['postgres', PG_MOVE_PO
   }
 }
 
+// An online move killed while it syncs (after the copy, after the lag gate) or under the block
+// completes with nothing lost, on both engines: the sync resumes from what it recorded.
+for (const engine of ['sqlite', 'postgres']) {
+  for (const point of ['syncing.after_copy', 'syncing.after', 'restoring_data.after']) {
+    const name = `${engine === 'sqlite' ? '' : 'postgres: '}online move killed at ${point} completes with nothing lost`;
+    test(name, async () => {
+      const config = makeConfig('lease_seconds = 1\n', engine);
+      let seeded;
+      const { base, id, stop } = await crashAndRestart(config, `${point}=kill`, async (b) => {
+        seeded = await seed(b);
+        const m = await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/move`,
+          { dest_region: 'eu-west-1', strategy: 'online' });
+        assert.equal(m.status, 202);
+        return { id: m.body.migration_id };
+      });
+      const done = await terminal(base, seeded.id, id);
+      assert.equal(done.status, 'completed', JSON.stringify(done));
+      assert.equal(done.strategy, 'online');
+      await verify(base, seeded, 'eu-west-1');
+      assert.deepEqual(leftovers(config), []);
+      if (engine === 'postgres') await pgTeardownAndDrop(base, seeded.id, id);
+      await stop();
+    });
+  }
+}
+
 // A reverse killed at `point` completes with nothing lost, a write made after the move
 // included (it travels back through the replica on the fast path).
 for (const [engine, path, point] of [['sqlite', 'fast', 'dumping_data.after'],
