@@ -55,6 +55,7 @@ TEST(Config, ErrorsNameTheKey) {
        "blobs = {engine=\"fs\", dir=\"b\"}\n",
        "'fs' is not a database engine"},
       {"[server]\nmax_connections = 0\n", "server.max_connections"},
+      {"[saga]\ndefault_strategy = \"sideways\"\n", "saga.default_strategy"},
       {"[server\n", "f:1"},
   };
   for (const auto& c : cases) {

@@ -31,6 +31,7 @@ max_attempts = 5
 lease_seconds = 30
 max_concurrent = 16
 max_concurrent_per_region = 4
+default_strategy = "offline"
 
 [replicas]
 retention_days = 0
@@ -119,7 +120,8 @@ const std::vector<SectionKeys>& Schema() {
         "header_timeout_seconds", "idle_timeout_seconds"}},
       {"control_store", {"engine", "path", "dsn"}},
       {"saga",
-       {"workers", "max_attempts", "lease_seconds", "max_concurrent", "max_concurrent_per_region"}},
+       {"workers", "max_attempts", "lease_seconds", "max_concurrent", "max_concurrent_per_region",
+        "default_strategy"}},
       {"replicas", {"retention_days", "price_per_gb_month_usd"}},
       {"secrets", {"key_file"}},
       {"users", {"name", "token", "token_sha256", "admin"}, true},
@@ -299,6 +301,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
     RETURN_IF_ERROR(Read<int64_t>(*s, "max_concurrent", c.max_concurrent, source, "saga."));
     RETURN_IF_ERROR(Read<int64_t>(*s, "max_concurrent_per_region", c.max_concurrent_per_region,
                                   source, "saga."));
+    RETURN_IF_ERROR(Read<std::string>(*s, "default_strategy", c.default_strategy, source, "saga."));
+  }
+  if (c.default_strategy != "offline" && c.default_strategy != "online") {
+    return Bad(source, "saga.default_strategy", "must be \"offline\" or \"online\"");
   }
   if (c.workers < 1 || c.max_attempts < 1 || c.lease_seconds < 1 || c.max_concurrent < 1 ||
       c.max_concurrent_per_region < 1) {

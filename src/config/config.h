@@ -52,6 +52,7 @@ struct Config {
   int lease_seconds = 30;
   int max_concurrent = 16;
   int max_concurrent_per_region = 4;
+  std::string default_strategy = "offline";  // of a move that names none: offline | online
 
   int retention_days = 0;
   double price_per_gb_month_usd = 0.50;

@@ -130,7 +130,7 @@ Result<Migration> MigrationService::Move(const std::string& owner, const std::st
   ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
   RETURN_IF_ERROR(CheckEligible(app, dest_region));
   Migration m = Draft(app.id, app.owner, app.region, dest_region);
-  if (!strategy.empty()) m.strategy = strategy;
+  m.strategy = strategy.empty() ? deps_.config->default_strategy : strategy;
   Status s = deps_.store->CreateMigration(m);
   if (s.reason() == "migration_in_flight" || s.reason() == "app_busy") {
     return Ineligible("migration_in_flight", s.message());
@@ -160,7 +160,7 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
     checks.push_back({{"name", c.code}, {"ok", c.ok}, {"message", c.message}});
   }
   double copy_seconds = static_cast<double>(db + blobs) / kBytesPerSecond;
-  const std::string chosen = strategy.empty() ? "offline" : strategy;
+  const std::string chosen = strategy.empty() ? deps_.config->default_strategy : strategy;
   // Online, writes pause only for the final catch-up and verification, not the copy.
   double block_seconds = chosen == "online" ? kFixedSeconds : kFixedSeconds + copy_seconds;
   return json{{"dry_run", true},
@@ -172,6 +172,9 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
               {"sizes", {{"database_bytes", db}, {"blob_bytes", blobs}}},
               {"estimated_duration_seconds", kFixedSeconds + copy_seconds},
               {"estimated_write_block_seconds", block_seconds},
+              // A pause of over a minute is worth avoiding: the online strategy keeps it short.
+              {"recommended_strategy",
+               kFixedSeconds + copy_seconds > 60 ? "online" : deps_.config->default_strategy},
               {"steps", Plan::For(chosen).size()},
               {"checks", checks}};
 }

@@ -137,6 +137,16 @@ TEST_F(ApiContract, MoveErrors) {
   EXPECT_TRUE(plan.body.contains("estimated_duration_seconds"));
   EXPECT_TRUE(plan.body.contains("estimated_write_block_seconds"));
   EXPECT_EQ(plan.body["checks"].size(), 7u);
+  EXPECT_EQ(plan.body["strategy"], "offline");
+  EXPECT_EQ(plan.body["steps"], 11);
+  EXPECT_EQ(plan.body["recommended_strategy"], "offline");  // a small app: a short pause
+  // Online, writes pause only for the catch-up: a shorter window than the copy's.
+  HttpReply online =
+      move({{"dest_region", "eu-west-1"}, {"dry_run", true}, {"strategy", "online"}});
+  EXPECT_EQ(online.body["strategy"], "online");
+  EXPECT_EQ(online.body["steps"], 12);
+  EXPECT_LT(online.body["estimated_write_block_seconds"].get<double>(),
+            plan.body["estimated_write_block_seconds"].get<double>());
   HttpReply same = move({{"dest_region", "us-east-1"}, {"dry_run", true}});
   EXPECT_EQ(same.status, 200);
   EXPECT_EQ(same.body["eligible"], false);
