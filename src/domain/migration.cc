@@ -7,6 +7,17 @@ bool Migration::writes_blocked() const {
   return plan().WritesBlocked(current_step);
 }
 
+MigrationEvent InstantEvent(const Migration& m, std::string type, std::string message,
+                            int64_t now_ms) {
+  MigrationEvent e;
+  e.migration_id = m.id;
+  e.type = std::move(type);
+  e.step = e.from_step = e.to_step = m.current_step;
+  e.started_at_ms = e.ended_at_ms = now_ms;
+  e.message = std::move(message);
+  return e;
+}
+
 MigrationStatus Migration::status() const {
   switch (current_step) {
     case Step::kCompleted:

@@ -92,4 +92,8 @@ struct MigrationEvent {
   std::string message;
 };
 
+// An event of `m` at one instant `now_ms` that changes no step (a note, a replica's change).
+MigrationEvent InstantEvent(const Migration& m, std::string type, std::string message,
+                            int64_t now_ms);
+
 }  // namespace regionmove

@@ -302,12 +302,7 @@ Result<std::vector<Migration>> MigrationService::ListDebris(const std::string& o
 Status MigrationService::ResumeTeardowns() { return regionmove::ResumeTeardowns(deps_); }
 
 Status MigrationService::MarkDiverged(const Migration& m, const std::string& why) {
-  MigrationEvent e;
-  e.migration_id = m.id;
-  e.type = "replica_diverged";
-  e.step = e.from_step = e.to_step = m.current_step;
-  e.started_at_ms = e.ended_at_ms = deps_.clock->NowMs();
-  e.message = why;
+  MigrationEvent e = InstantEvent(m, "replica_diverged", why, deps_.clock->NowMs());
   RETURN_IF_ERROR(deps_.store->SetReplicaState(m.id, kReplicaReplicating, kReplicaDiverged, &e));
   Log(LogLevel::kWarn, "replica_diverged", {{"migration_id", m.id}, {"reason", why}});
   // Replication it cannot use goes (a PostgreSQL slot would keep WAL); the copy stays until a

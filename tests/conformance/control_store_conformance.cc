@@ -453,16 +453,22 @@ TEST_P(ControlStoreConformance, ReplicaStateCompareAndSet) {
   EXPECT_TRUE(none.empty());
 }
 
-// A diverged replica is still retained (listed, torn down), its event is recorded with the
-// state change, and a reverse of its migration is a slow one whatever the caller asked.
-TEST_P(ControlStoreConformance, DivergedReplicaIsRetainedAndReversedSlowly) {
-  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
-  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));
-  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000, 500));
+// A completed move m1 of app A with a replicating replica in us-east-1.
+void CompletedWithReplica(ControlStore* store, const std::string& app) {
+  ASSERT_OK(store->CreateApp(MakeApp(app)));
+  ASSERT_OK(store->CreateMigration(MakeMigration("m1", app)));
+  ASSERT_OK_AND_ASSIGN(auto c, store->ClaimNext("w", 1000, 500));
   Migration m = *c;
   m.current_step = Step::kCompleted;
   m.source_replica_state = kReplicaReplicating;
-  ASSERT_OK(store_->UpdateMigration(m, c->epoch, {}));
+  ASSERT_OK(store->UpdateMigration(m, c->epoch, {}));
+  ASSERT_OK(store->Reserve(Reservation{"m1", m.source_region, app, 10, 1}));
+}
+
+// A diverged replica is still retained (listed, torn down), its event is recorded with the
+// state change, and a reverse of its migration is a slow one whatever the caller asked.
+TEST_P(ControlStoreConformance, DivergedReplicaIsRetainedAndReversedSlowly) {
+  CompletedWithReplica(store_.get(), "app_aaaaaaaaaaaa");
   MigrationEvent e;
   e.migration_id = "m1";
   e.type = "replica_diverged";
@@ -494,18 +500,6 @@ TEST_P(ControlStoreConformance, DivergedReplicaIsRetainedAndReversedSlowly) {
   ASSERT_OK(store_->BeginTeardown("m1", "", "a", 3000, 1000));
   ASSERT_OK_AND_ASSIGN(Migration tearing, store_->GetMigration("m1"));
   EXPECT_EQ(tearing.source_replica_state, kReplicaTearingDown);
-}
-
-// A completed move m1 of app A with a replicating replica in us-east-1.
-void CompletedWithReplica(ControlStore* store, const std::string& app) {
-  ASSERT_OK(store->CreateApp(MakeApp(app)));
-  ASSERT_OK(store->CreateMigration(MakeMigration("m1", app)));
-  ASSERT_OK_AND_ASSIGN(auto c, store->ClaimNext("w", 1000, 500));
-  Migration m = *c;
-  m.current_step = Step::kCompleted;
-  m.source_replica_state = kReplicaReplicating;
-  ASSERT_OK(store->UpdateMigration(m, c->epoch, {}));
-  ASSERT_OK(store->Reserve(Reservation{"m1", m.source_region, app, 10, 1}));
 }
 
 MigrationEvent TornDownEvent() {

@@ -42,13 +42,8 @@ void RemoveStaged(const StepDeps& deps, const Migration& m) {
 }
 
 void Note(const StepDeps& deps, const Migration& m, const std::string& message) {
-  MigrationEvent e;
-  e.migration_id = m.id;
-  e.type = "note";
-  e.step = e.from_step = e.to_step = m.current_step;
-  e.started_at_ms = e.ended_at_ms = deps.clock->NowMs();
-  e.message = message;
-  (void)deps.store->AppendEvent(e);  // history only: never fails a step
+  // History only: never fails a step.
+  (void)deps.store->AppendEvent(InstantEvent(m, "note", message, deps.clock->NowMs()));
 }
 
 Status Validate(const StepDeps& deps, StepContext& ctx) {

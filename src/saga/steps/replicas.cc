@@ -64,13 +64,11 @@ Status TeardownReplica(const StepDeps& deps, const std::string& migration_id,
     return Permanent("refusing to tear down " + f.source_region + ": it serves app " + f.app_id);
   }
   RETURN_IF_ERROR(DeleteReplicaData(deps, f.app_id, f.source_region, f.dest_region));
-  MigrationEvent e;
-  e.migration_id = f.id;
-  e.type = "replica_torn_down";
-  e.step = e.from_step = e.to_step = f.current_step;
-  e.started_at_ms = e.ended_at_ms = deps.clock->NowMs();
-  e.message = "source replica in " + f.source_region + " torn down: " + reason;
-  return deps.store->FinishTeardown(f.id, owner, e);
+  return deps.store->FinishTeardown(
+      f.id, owner,
+      InstantEvent(f, "replica_torn_down",
+                   "source replica in " + f.source_region + " torn down: " + reason,
+                   deps.clock->NowMs()));
 }
 
 Status ResumeTeardowns(const StepDeps& deps) {
