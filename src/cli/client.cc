@@ -23,6 +23,7 @@ Migration FromJson(const json& j) {
   Migration m;
   m.id = j.value("migration_id", "");
   m.reverse_path = j["path"].is_string() ? j["path"].get<std::string>() : "";
+  m.strategy = j.value("strategy", "offline");  // its plan: how many steps there are
   m.source_region = j.value("source_region", "");
   m.dest_region = j.value("dest_region", "");
   m.current_step = ParseStep(j.value("current_step", "requested")).value_or(Step::kRequested);
@@ -53,6 +54,7 @@ struct ClientCommands::Impl {
 
   std::unique_ptr<httplib::Client> Connect() {
     std::string url = server.empty() ? "http://127.0.0.1:8080" : server;
+    while (url.size() > 1 && url.back() == '/') url.pop_back();  // http://host:port/ works too
     auto c = std::make_unique<httplib::Client>(url);
     c->set_connection_timeout(5);
     c->set_read_timeout(60);

@@ -38,6 +38,7 @@ int PrintConfig(const std::string& config_path) {
 int main(int argc, char** argv) {
   regionmove::RegisterBuiltinEngines();
   CLI::App app{"regionmove: move a tenant app between regions, safely"};
+  app.set_version_flag("--version", "regionmove 0.1.0");
   app.require_subcommand(1);
   app.fallthrough();  // --config may follow the subcommand: `regionmove serve --config FILE`
   std::string config_path;

@@ -66,3 +66,19 @@ test('CLI: apps, move --follow, migrations, replicas', async () => {
   assert.notEqual(offline.code, 0);
   assert.match(offline.err, /cannot reach/);
 });
+
+test('CLI: an online move followed step by step, a server URL with a slash, --version', async () => {
+  const { base } = await startServer(makeConfig());
+  const created = cli(base, ALICE, 'apps', 'create', 'shop', '--region', 'us-east-1', '--json');
+  assert.equal(created.code, 0, created.err);
+  const app = JSON.parse(created.out).app_id;
+  const online = cli(`${base}/`, ALICE, 'move', app, 'eu-west-1', '--strategy', 'online', '--follow');
+  assert.equal(online.code, 0, online.err);
+  const steps = [...online.out.matchAll(/^\[(\d+)\/12\]/gm)].map((m) => Number(m[1]));
+  assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  assert.match(online.out, /\[3\/12\] running\s+Copying to eu-west-1 while writes continue/);
+  assert.equal(JSON.parse(cli(base, ALICE, 'apps', 'show', app, '--json').out).region, 'eu-west-1');
+  const version = cli(base, ALICE, '--version');
+  assert.equal(version.code, 0, version.err);
+  assert.match(version.out, /^regionmove \d+\.\d+\.\d+/);
+});
