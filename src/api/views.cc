@@ -56,7 +56,11 @@ json MigrationJson(const Migration& m, bool reversible, int64_t eta_seconds) {
             {"step_count", plan.size()},
             {"bytes_done", m.progress.bytes_done},
             {"bytes_total", m.progress.bytes_total},
-            {"eta_seconds", m.terminal() ? json(0) : json(eta_seconds)}}},
+            {"eta_seconds", m.terminal() ? json(0) : json(eta_seconds)},
+            // An online move's replication lag as its syncing step last measured it.
+            {"lag_bytes", resources.contains("sync_lag") ? resources["sync_lag"]["bytes"] : json()},
+            {"lag_seconds",
+             resources.contains("sync_lag") ? resources["sync_lag"]["seconds"] : json()}}},
           {"resources", resources}};
 }
 

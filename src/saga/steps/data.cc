@@ -125,6 +125,10 @@ Status Sync(const StepDeps& deps, StepContext& ctx) {
   for (int i = 0; i < 12; ++i) {
     ASSIGN_OR_RETURN(ReplicationLag lag,
                      replicator->Pump(m.app_id, m.source_region, m.dest_region));
+    res = Resources(ctx);
+    res["sync_lag"] = {{"bytes", lag.bytes},
+                       {"seconds", lag.seconds < 0 ? json(nullptr) : json(lag.seconds)}};
+    RETURN_IF_ERROR(SaveResources(ctx, res));
     RETURN_IF_ERROR(ctx.ReportProgress(lag.replica_position, lag.primary_position));
     if (lag.caught_up()) return Status::Ok();
     RETURN_IF_ERROR(ctx.Checkpoint());
