@@ -3,7 +3,7 @@ PRESET ?= default
 BUILD_DIR := $(if $(filter asan,$(PRESET)),build-asan,build)
 JOBS ?= 2
 
-.PHONY: deps test-deps configure build build-cli fuzz-build fuzz pg-start test test-asan demo demo-postgres bench format clean
+.PHONY: deps test-deps configure build build-cli install fuzz-build fuzz pg-start test test-asan demo demo-postgres bench format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -47,6 +47,13 @@ test-asan:
 # Only the binary the demo runs (not the tests and benchmarks).
 build-cli: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS) --target regionmove
+
+# Puts the CLI on the PATH: make install (PREFIX=/usr/local), or PREFIX=$HOME/.local.
+PREFIX ?= /usr/local
+install: build-cli
+	@install -d $(DESTDIR)$(PREFIX)/bin
+	@install -m 0755 $(BUILD_DIR)/regionmove $(DESTDIR)$(PREFIX)/bin/regionmove
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/regionmove"
 
 demo: build-cli
 	@./$(BUILD_DIR)/regionmove demo

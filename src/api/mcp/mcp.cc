@@ -133,7 +133,8 @@ json McpToolList() {
   tools.push_back(Tool(
       "move_app_status", "Migration status",
       "Read one migration: current_step, status (queued, running, aborting, completed, aborted, "
-      "failed), progress (step i of 11, bytes done and total, eta_seconds), writes_blocked, "
+      "failed), progress (step i of step_count: 11, or 12 online; bytes done and total, "
+      "eta_seconds), writes_blocked, "
       "abortable, reversible, source_replica_state (replicating after a completed move: the old "
       "region is kept current for a fast reverse), retry_count and last_error.",
       {{"app_id", StringProp("The app the migration belongs to.")},
