@@ -53,6 +53,9 @@ struct TableDigest {
   std::string table;  // "schema.table" or the table name; "sequence ...", "schema" for the rest
   int64_t rows = 0;
   std::string checksum;
+  // Whether this is a table of the app's (its rows are the app's data), rather than one the
+  // engine keeps for itself (the data API's column catalog) or another part of the schema.
+  bool app_table = true;
   bool operator==(const TableDigest&) const = default;
 };
 

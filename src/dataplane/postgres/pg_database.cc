@@ -780,14 +780,15 @@ Result<std::vector<TableDigest>> PgDatabase::Digest(const std::string& app_id) {
       auto r =
           c->Exec("SELECT count(*), COALESCE(sum(" + row_hash + "), 0) FROM ONLY " + table + " t");
       RETURN_IF_ERROR(r.status());
-      out.push_back(TableDigest{name, r->Int(0, 0), r->Text(0, 1)});
+      out.push_back(
+          TableDigest{name, r->Int(0, 0), r->Text(0, 1), tables.Text(i, 0) != "_regionmove"});
     }
     ASSIGN_OR_RETURN(pg::Rows seqs, c->Exec(kPgSequences));
     for (int i = 0; i < seqs.size(); ++i) {
       ASSIGN_OR_RETURN(pg::Rows v, c->Exec("SELECT last_value, is_called FROM " +
                                            Qualified(seqs.Text(i, 0), seqs.Text(i, 1))));
       out.push_back(TableDigest{"sequence " + seqs.Text(i, 0) + "." + seqs.Text(i, 1), 0,
-                                v.Text(0, 0) + "/" + v.Text(0, 1)});
+                                v.Text(0, 0) + "/" + v.Text(0, 1), false});
     }
     return Status::Ok();
   });
@@ -812,7 +813,7 @@ Result<std::vector<TableDigest>> PgDatabase::Digest(const std::string& app_id) {
     }
     pos = end + 1;
   }
-  out.push_back(TableDigest{"schema", 0, Sha256Hex(normal)});
+  out.push_back(TableDigest{"schema", 0, Sha256Hex(normal), false});
   return out;
 }
 

@@ -533,6 +533,7 @@ Result<std::vector<TableDigest>> SqliteDatabase::Digest(const std::string& app_i
       Sha256 h;
       TableDigest d;
       d.table = name;
+      d.app_table = name.rfind("_rm_", 0) != 0;  // _rm_columns: the data API's catalog
       std::string buf;
       buf.reserve(1 << 16);
       auto put = [&buf](const void* p, size_t n) { buf.append(static_cast<const char*>(p), n); };
