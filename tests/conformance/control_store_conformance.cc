@@ -465,6 +465,24 @@ void CompletedWithReplica(ControlStore* store, const std::string& app) {
   ASSERT_OK(store->Reserve(Reservation{"m1", m.source_region, app, 10, 1}));
 }
 
+// r1: a reverse of m1 that asks for the fast path (the store decides).
+Migration FastReverseOfM1(const std::string& app) {
+  Migration r = MakeMigration("r1", app);
+  r.kind = "reverse";
+  r.reverse_of = "m1";
+  r.reverse_path = "fast";
+  return r;
+}
+
+// Ends r1 as aborted (requested, claimed, recorded).
+void AbortR1(ControlStore* store) {
+  ASSERT_OK(store->RequestAbort("r1", 2000));
+  ASSERT_OK_AND_ASSIGN(auto c, store->ClaimNext("w", 2000, 500));
+  Migration done = *c;
+  done.current_step = Step::kAborted;
+  ASSERT_OK(store->UpdateMigration(done, c->epoch, {}));
+}
+
 // A diverged replica is still retained (listed, torn down), its event is recorded with the
 // state change, and a reverse of its migration is a slow one whatever the caller asked.
 TEST_P(ControlStoreConformance, DivergedReplicaIsRetainedAndReversedSlowly) {
@@ -485,18 +503,10 @@ TEST_P(ControlStoreConformance, DivergedReplicaIsRetainedAndReversedSlowly) {
   ASSERT_OK_AND_ASSIGN(auto retained, store_->ListRetainedReplicas());
   ASSERT_EQ(retained.size(), 1u);
   EXPECT_EQ(retained[0].source_replica_state, kReplicaDiverged);
-  Migration r = MakeMigration("r1", "app_aaaaaaaaaaaa");
-  r.kind = "reverse";
-  r.reverse_of = "m1";
-  r.reverse_path = "fast";
-  ASSERT_OK(store_->CreateMigration(r));
+  ASSERT_OK(store_->CreateMigration(FastReverseOfM1("app_aaaaaaaaaaaa")));
   ASSERT_OK_AND_ASSIGN(Migration stored, store_->GetMigration("r1"));
   EXPECT_EQ(stored.reverse_path, "slow");
-  ASSERT_OK(store_->RequestAbort("r1", 2000));
-  ASSERT_OK_AND_ASSIGN(auto claimed, store_->ClaimNext("w", 2000, 500));
-  Migration aborted = *claimed;
-  aborted.current_step = Step::kAborted;
-  ASSERT_OK(store_->UpdateMigration(aborted, claimed->epoch, {}));
+  AbortR1(store_.get());
   ASSERT_OK(store_->BeginTeardown("m1", "", "a", 3000, 1000));
   ASSERT_OK_AND_ASSIGN(Migration tearing, store_->GetMigration("m1"));
   EXPECT_EQ(tearing.source_replica_state, kReplicaTearingDown);
@@ -514,21 +524,13 @@ TEST_P(ControlStoreConformance, TeardownIsSerialisedWithMigrations) {
   const std::string app = "app_aaaaaaaaaaaa";
   CompletedWithReplica(store_.get(), app);
   // A reverse in flight: the teardown waits for it (app_busy), except for its own steps.
-  Migration r = MakeMigration("r1", app);
-  r.kind = "reverse";
-  r.reverse_of = "m1";
-  r.reverse_path = "fast";
-  ASSERT_OK(store_->CreateMigration(r));
+  ASSERT_OK(store_->CreateMigration(FastReverseOfM1(app)));
   ASSERT_OK_AND_ASSIGN(Migration stored, store_->GetMigration("r1"));
   EXPECT_EQ(stored.reverse_path, "fast");
   EXPECT_EQ(store_->BeginTeardown("m1", "", "a", 2000, 1000).reason(), "app_busy");
   ASSERT_OK_AND_ASSIGN(Migration still, store_->GetMigration("m1"));
   EXPECT_EQ(still.source_replica_state, kReplicaReplicating);
-  ASSERT_OK(store_->RequestAbort("r1", 2000));
-  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 2000, 500));
-  Migration done = *c;
-  done.current_step = Step::kAborted;
-  ASSERT_OK(store_->UpdateMigration(done, c->epoch, {}));
+  AbortR1(store_.get());
 
   // Owner a holds the teardown; nothing else may start on the app meanwhile.
   ASSERT_OK(store_->BeginTeardown("m1", "", "a", 3000, 1000));
