@@ -14,8 +14,10 @@ Status Ineligible(const std::string& code, const std::string& message) {
   return Status(StatusCode::kConflict, message, "ineligible", code);
 }
 
-Status CheckStrategy(const std::string& strategy) {
-  if (strategy.empty() || strategy == "offline" || strategy == "online") return Status::Ok();
+// The strategy a move runs: the one asked for, or the configured default when none is.
+Result<std::string> ResolveStrategy(const std::string& strategy, const Config& config) {
+  if (strategy.empty()) return config.default_strategy;
+  if (strategy == "offline" || strategy == "online") return strategy;
   return InvalidArgument("unknown strategy '" + strategy + "' (offline or online)",
                          "invalid_strategy");
 }
@@ -116,7 +118,7 @@ Migration MigrationService::Draft(const std::string& app_id, const std::string& 
   m.id = NewUuidV4(*rng_);
   m.app_id = app_id;
   m.owner = owner;
-  m.strategy = "offline";  // a move sets its own
+  m.strategy = "offline";  // a move sets its own; a reverse walks the offline plan
   m.source_region = source;
   m.dest_region = dest;
   m.initiated_at_ms = m.next_attempt_at_ms = m.updated_at_ms = deps_.clock->NowMs();
@@ -126,11 +128,11 @@ Migration MigrationService::Draft(const std::string& app_id, const std::string& 
 Result<Migration> MigrationService::Move(const std::string& owner, const std::string& app_id,
                                          const std::string& dest_region,
                                          const std::string& strategy) {
-  RETURN_IF_ERROR(CheckStrategy(strategy));
+  ASSIGN_OR_RETURN(std::string chosen, ResolveStrategy(strategy, *deps_.config));
   ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
   RETURN_IF_ERROR(CheckEligible(app, dest_region));
   Migration m = Draft(app.id, app.owner, app.region, dest_region);
-  m.strategy = strategy.empty() ? deps_.config->default_strategy : strategy;
+  m.strategy = chosen;
   Status s = deps_.store->CreateMigration(m);
   if (s.reason() == "migration_in_flight" || s.reason() == "app_busy") {
     return Ineligible("migration_in_flight", s.message());
@@ -142,7 +144,7 @@ Result<Migration> MigrationService::Move(const std::string& owner, const std::st
 Result<json> MigrationService::PlanMove(const std::string& owner, const std::string& app_id,
                                         const std::string& dest_region,
                                         const std::string& strategy) {
-  RETURN_IF_ERROR(CheckStrategy(strategy));
+  ASSIGN_OR_RETURN(std::string chosen, ResolveStrategy(strategy, *deps_.config));
   ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));
   RegionPlane* src = deps_.plane->Region(app.region);
   int64_t db = 0, blobs = 0;
@@ -160,7 +162,6 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
     checks.push_back({{"name", c.code}, {"ok", c.ok}, {"message", c.message}});
   }
   double copy_seconds = static_cast<double>(db + blobs) / kBytesPerSecond;
-  const std::string chosen = strategy.empty() ? deps_.config->default_strategy : strategy;
   // Online, writes pause only for the final catch-up and verification, not the copy.
   double block_seconds = chosen == "online" ? kFixedSeconds : kFixedSeconds + copy_seconds;
   return json{{"dry_run", true},

@@ -97,12 +97,13 @@ class PgReplicator final : public Replicator {
     // lacks after DDL on the primary, a conflicting row), which waiting will not cure.
     ASSIGN_OR_RETURN(auto r, Connect(replica, app));
     ASSIGN_OR_RETURN(int64_t errors_before, ApplyErrors(r.get(), name));
+    // Once per call: DDL after this point is the next call's (or the background's) to find.
+    ASSIGN_OR_RETURN(std::string diverged, Divergence(app, primary, p.get(), replica, r.get()));
+    if (!diverged.empty()) return Diverged(diverged);
     ReplicationLag lag;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     for (;;) {
       ASSIGN_OR_RETURN(lag, Read(p.get(), name));
-      ASSIGN_OR_RETURN(lag.diverged, Divergence(app, primary, p.get(), replica, r.get()));
-      if (!lag.diverged.empty()) return Diverged(lag.diverged);
       ASSIGN_OR_RETURN(int syncing, SyncTables(p.get(), r.get(), name));
       lag.primary_position = target;
       lag.bytes = std::max<int64_t>(0, target - lag.replica_position);
@@ -171,6 +172,10 @@ class PgReplicator final : public Replicator {
   Status Stop(const std::string& app, const std::string& primary, const std::string& replica,
               bool keep_publication) {
     const std::string name = Name(app, primary, replica);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_tick_.erase(name);
+    }
     auto r = Connect(replica, app);
     if (r.ok()) {
       ASSIGN_OR_RETURN(pg::Rows sub, (*r)->Query("SELECT 1 FROM pg_subscription "

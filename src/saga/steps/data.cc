@@ -128,7 +128,6 @@ Status Sync(const StepDeps& deps, StepContext& ctx) {
   for (int i = 0; i < 12; ++i) {
     ASSIGN_OR_RETURN(ReplicationLag lag,
                      replicator->Pump(m.app_id, m.source_region, m.dest_region));
-    res = Resources(ctx);
     res["sync_lag"] = {{"bytes", lag.bytes},
                        {"seconds", lag.seconds < 0 ? json(nullptr) : json(lag.seconds)}};
     RETURN_IF_ERROR(SaveResources(ctx, res));
