@@ -235,9 +235,18 @@ void HttpApi::Register() {
   });
 
   Route("GET", "/healthz", [sys](const Req&, Res& res) {
-    auto apps = sys->store()->ListApps("__healthz__");
-    if (!apps.ok()) return ReplyError(res, apps.status());
-    Reply(res, 200, {{"status", "ok"}});
+    Status store = sys->store()->Health();
+    if (!store.ok()) {
+      return Reply(res, 503,
+                   {{"status", "unavailable"},
+                    {"control_store", {{"engine", sys->config().control_store_engine},
+                                       {"status", "unavailable"},
+                                       {"error", store.message()}}}});
+    }
+    Reply(res, 200,
+          {{"status", "ok"},
+           {"control_store",
+            {{"engine", sys->config().control_store_engine}, {"status", "ok"}}}});
   });
 
   Route("GET", "/metrics", [sys, mx](const Req&, Res& res) {

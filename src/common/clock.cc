@@ -46,4 +46,30 @@ int64_t ParseTimeMs(const std::string& text) {
   return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
 }
 
+Status SyncedClock::Sync() {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  int64_t before = base_->NowMs();
+  auto at = source_();
+  int64_t after = base_->NowMs();
+  next_sync_at_ = after + refresh_ms_;
+  if (!at.ok()) return at.status();
+  offset_ = *at - (before + after) / 2;
+  return Status::Ok();
+}
+
+int64_t SyncedClock::NowMs() {
+  int64_t now = base_->NowMs();
+  if (now >= next_sync_at_.load()) {
+    // One caller measures; the others read the offset they have.
+    std::unique_lock<std::mutex> lock(sync_mu_, std::try_to_lock);
+    if (lock.owns_lock() && now >= next_sync_at_.load()) {
+      next_sync_at_ = now + refresh_ms_;  // the others skip while this one measures
+      lock.unlock();
+      (void)Sync();
+      now = base_->NowMs();
+    }
+  }
+  return now + offset_.load();
+}
+
 }  // namespace regionmove

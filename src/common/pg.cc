@@ -78,7 +78,7 @@ Status FromResult(PGconn* conn, const PGresult* res, const std::string& where) {
   std::string_view s = state;
   if (StartsWith(state, "08") || StartsWith(state, "57P") || StartsWith(state, "53") ||
       s == "40001" || s == "40P01" || s == "55P03" || s == "55006" || s == "57014") {
-    return Unavailable(msg);
+    return Status(StatusCode::kUnavailable, msg, "", std::string(s));
   }
   if (s == "25006") return Status(StatusCode::kUnavailable, msg, "app_migrating");
   if (s == "23505") return Conflict(msg, "unique_violation");
@@ -192,6 +192,46 @@ Status Txn::Commit() {
   Conn* c = c_;
   c_ = nullptr;
   return c->Exec("COMMIT").status();
+}
+
+Pool::Handle::~Handle() {
+  if (pool_ && conn_) pool_->Return(std::move(conn_));
+}
+
+Result<Pool::Handle> Pool::Acquire() {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !idle_.empty() || open_ < max_; });
+    if (!idle_.empty()) {
+      std::unique_ptr<Conn> c = std::move(idle_.back());
+      idle_.pop_back();
+      return Handle(this, std::move(c));
+    }
+    ++open_;  // a slot for the connection opened below, outside the lock
+  }
+  auto c = Conn::Open(conninfo_, where_);
+  if (!c.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    --open_;
+    cv_.notify_one();
+    return c.status();
+  }
+  return Handle(this, std::move(c).value());
+}
+
+void Pool::Return(std::unique_ptr<Conn> c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (c->healthy() && PQtransactionStatus(c->raw()) == PQTRANS_IDLE) {
+    idle_.push_back(std::move(c));
+  } else {
+    --open_;  // broken or left inside a transaction: closed, replaced on demand
+  }
+  cv_.notify_one();
+}
+
+int Pool::open() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return open_;
 }
 
 }  // namespace regionmove::pg

@@ -2,7 +2,9 @@
 
 #include <libpq-fe.h>
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -76,6 +78,65 @@ class Conn {
   Result<Rows> Check(PGresult* r);
   PGconn* conn_;
   std::string where_;
+};
+
+// Text parameters from values: strings as they are, integers in decimal, bools as 1/0 (flags are
+// integer columns).
+inline std::optional<std::string> Param(const std::string& v) { return v; }
+inline std::optional<std::string> Param(const char* v) { return std::string(v); }
+inline std::optional<std::string> Param(std::string_view v) { return std::string(v); }
+inline std::optional<std::string> Param(bool v) { return std::string(v ? "1" : "0"); }
+inline std::optional<std::string> Param(int v) { return std::to_string(v); }
+inline std::optional<std::string> Param(int64_t v) { return std::to_string(v); }
+template <class... A>
+Params Args(const A&... a) {
+  return Params{Param(a)...};
+}
+
+// One row of Rows, as the shared record decoders of the stores read it.
+struct Row {
+  const Rows* rows;
+  int row;
+  std::string Text(int col) const { return rows->Text(row, col); }
+  int64_t Int(int col) const { return rows->Int(row, col); }
+};
+
+// A bounded pool of connections to one database, opened on demand. Thread-safe. A connection
+// that is broken when it comes back is closed, and the next Acquire opens a new one.
+class Pool {
+ public:
+  Pool(std::string conninfo, std::string where, int max_connections)
+      : conninfo_(std::move(conninfo)), where_(std::move(where)), max_(max_connections) {}
+  ~Pool() = default;
+
+  class Handle {
+   public:
+    Handle(Pool* p, std::unique_ptr<Conn> c) : pool_(p), conn_(std::move(c)) {}
+    Handle(Handle&&) noexcept = default;
+    ~Handle();
+    Conn* operator->() { return conn_.get(); }
+    Conn& operator*() { return *conn_; }
+
+   private:
+    Pool* pool_;
+    std::unique_ptr<Conn> conn_;
+  };
+
+  // A connection; waits while `max_connections` are lent out. Unavailable when the database
+  // cannot be reached.
+  Result<Handle> Acquire();
+  int open() const;
+
+ private:
+  void Return(std::unique_ptr<Conn> c);
+
+  const std::string conninfo_;
+  const std::string where_;
+  const int max_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Conn>> idle_;
+  int open_ = 0;  // lent out + idle
 };
 
 // A transaction rolled back unless committed.

@@ -118,7 +118,7 @@ const std::vector<SectionKeys>& Schema() {
       {"server",
        {"listen", "data_dir", "max_body_bytes", "apps_domain", "max_connections",
         "header_timeout_seconds", "idle_timeout_seconds"}},
-      {"control_store", {"engine", "path", "dsn"}},
+      {"control_store", {"engine", "path", "dsn", "max_connections"}},
       {"saga",
        {"workers", "max_attempts", "lease_seconds", "max_concurrent", "max_concurrent_per_region",
         "default_strategy"}},
@@ -282,6 +282,11 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
         Read<std::string>(*s, "engine", c.control_store_engine, source, "control_store."));
     RETURN_IF_ERROR(Read<std::string>(*s, "path", store_path, source, "control_store."));
     RETURN_IF_ERROR(Read<std::string>(*s, "dsn", c.control_store_dsn, source, "control_store."));
+    RETURN_IF_ERROR(Read<int64_t>(*s, "max_connections", c.control_store_max_connections, source,
+                                  "control_store."));
+  }
+  if (c.control_store_max_connections < 1 || c.control_store_max_connections > 1000) {
+    return Bad(source, "control_store.max_connections", "must be between 1 and 1000");
   }
   c.control_store_path = Resolve(c.data_dir, store_path);
   if (c.control_store_engine != "sqlite" && c.control_store_engine != "postgres") {
@@ -289,10 +294,6 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
   }
   if (c.control_store_engine == "postgres" && c.control_store_dsn.empty()) {
     return Bad(source, "control_store.dsn", "is required for the postgres engine");
-  }
-  if (c.control_store_engine != "sqlite") {
-    return Bad(source, "control_store.engine",
-               "'" + c.control_store_engine + "' is not available in this build (sqlite is)");
   }
   if (const auto* s = root["saga"].as_table()) {
     RETURN_IF_ERROR(Read<int64_t>(*s, "workers", c.workers, source, "saga."));

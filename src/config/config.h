@@ -46,6 +46,7 @@ struct Config {
   std::string control_store_engine = "sqlite";
   std::string control_store_path;  // absolute, sqlite
   std::string control_store_dsn;   // postgres
+  int64_t control_store_max_connections = 8;  // postgres: per process
 
   int workers = 4;
   int max_attempts = 5;

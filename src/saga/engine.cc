@@ -93,7 +93,11 @@ void Engine::Start(int workers) {
         if (!worked.ok()) {
           Log(LogLevel::kWarn, "saga_worker_error", {{"error", worked.status().ToString()}});
         }
-        if (!worked.ok() || !*worked) clock_->SleepMs(options_.idle_poll_ms);
+        if (!worked.ok()) {
+          clock_->SleepMs(options_.idle_poll_ms);
+        } else if (!*worked) {
+          store_->WaitForWork(options_.idle_poll_ms);
+        }
       }
     });
   }

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "common/log.h"
+#include "store/postgres/pg_control_store.h"
 #include "store/sqlite/sqlite_control_store.h"
 
 namespace regionmove {
@@ -13,17 +14,24 @@ Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock,
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) return Permanent("cannot create data_dir " + config.data_dir + ": " + ec.message());
-  if (config.control_store_engine != "sqlite") {
-    return InvalidArgument("control_store.engine '" + config.control_store_engine +
-                               "' is not available in this build (sqlite is)",
-                           "invalid_config");
-  }
   if (const char* faults = std::getenv("REGIONMOVE_FAULTS")) {
     RETURN_IF_ERROR(sys->faults_.ArmFromSpec(faults));
     Log(LogLevel::kWarn, "faults_armed", {{"spec", faults}});
   }
-  ASSIGN_OR_RETURN(auto store, SqliteControlStore::Open(config.control_store_path));
-  sys->store_ = std::move(store);
+  if (config.control_store_engine == "postgres") {
+    PgControlStore::Options po;
+    po.max_connections = static_cast<int>(config.control_store_max_connections);
+    ASSIGN_OR_RETURN(auto pgs, PgControlStore::Open(config.control_store_dsn, po));
+    // Every process of the deployment keeps time by the database's clock (leases, schedules).
+    sys->synced_clock_ = std::make_unique<SyncedClock>(
+        clock, [p = pgs.get()] { return p->DatabaseNowMs(); });
+    RETURN_IF_ERROR(sys->synced_clock_->Sync());
+    sys->clock_ = sys->synced_clock_.get();
+    sys->store_ = std::move(pgs);
+  } else {
+    ASSIGN_OR_RETURN(sys->store_, SqliteControlStore::Open(config.control_store_path));
+  }
+  clock = sys->clock_;
   for (const auto& u : config.users) {
     RETURN_IF_ERROR(sys->store_->UpsertUser(User{u.name, u.admin}));
     RETURN_IF_ERROR(sys->store_->AddTokenHash(u.token_sha256, u.name));
@@ -38,7 +46,9 @@ Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock,
   o.max_concurrent = config.max_concurrent;
   o.max_concurrent_per_region = config.max_concurrent_per_region;
   o.queue_poll_ms = 250;
-  o.idle_poll_ms = 50;
+  // Idle workers wait for the store's wake-ups; the poll is a fallback (another process's
+  // changes on SQLite, a lost notification on PostgreSQL).
+  o.idle_poll_ms = config.control_store_engine == "postgres" ? 1000 : 50;
   o.metrics = &sys->metrics_;
   ASSIGN_OR_RETURN(sys->engine_, Engine::Make(sys->store_.get(), &sys->registry_, clock, rng, o));
   sys->migrations_ = std::make_unique<MigrationService>(deps, rng);

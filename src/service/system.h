@@ -43,6 +43,7 @@ class System {
 
   Config config_;
   Clock* clock_;
+  std::unique_ptr<SyncedClock> synced_clock_;  // with a shared (PostgreSQL) control store
   FaultPoints faults_;
   Metrics metrics_;
   std::unique_ptr<ControlStore> store_;

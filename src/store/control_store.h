@@ -132,6 +132,15 @@ class ControlStore {
   // Stores the SHA-256 (hex) of a token, never the token itself.
   virtual Status AddTokenHash(const std::string& token_sha256_hex, const std::string& user) = 0;
   virtual Result<User> UserForTokenHash(const std::string& token_sha256_hex) = 0;
+
+  // ---- coordination and health ----
+  // Blocks for up to `timeout_ms` of real time, returning early when work may have arrived for
+  // ClaimNext: a migration created, an abort or a repair requested, a lease released. Engines
+  // hear of the changes of every process sharing the store where they can (PostgreSQL) and of
+  // their own process otherwise (SQLite). Spurious wake-ups are allowed.
+  virtual void WaitForWork(int64_t timeout_ms) = 0;
+  // Ok while the store answers; Unavailable (with why) otherwise. For /healthz.
+  virtual Status Health() = 0;
 };
 
 }  // namespace regionmove

@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/hash.h"
@@ -373,6 +376,90 @@ TEST_P(ControlStoreConformance, AdmissionCaps) {
   EXPECT_TRUE(admitted2);
 }
 
+// Workers of two processes admit at the same moment: the caps hold (no write skew between the
+// count and the mark).
+TEST_P(ControlStoreConformance, ConcurrentAdmissionsNeverOvershootTheCaps) {
+  auto other = OpenAnother();
+  ASSERT_NE(other, nullptr);
+  constexpr int kMoves = 12;
+  std::vector<Migration> claimed;
+  for (int i = 0; i < kMoves; ++i) {
+    std::string app = "app_" + std::string(11 - std::to_string(i).size(), 'a') + "x" +
+                      std::to_string(i);
+    ASSERT_OK(store_->CreateApp(MakeApp(app)));
+    // Half move us-east-1 -> eu-west-1, half between two other regions each.
+    bool east = i % 2 == 0;
+    ASSERT_OK(store_->CreateMigration(MakeMigration("m" + std::to_string(i), app,
+                                                    east ? "us-east-1" : "r" + std::to_string(i),
+                                                    east ? "eu-west-1" : "s" + std::to_string(i),
+                                                    1000 + i)));
+  }
+  for (int i = 0; i < kMoves; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 5000, 60'000));
+    ASSERT_TRUE(c.has_value());
+    claimed.push_back(*c);
+  }
+  // Global cap 5, per-region cap 2: at most 2 of the us-east-1 moves, at most 5 in all.
+  std::atomic<int> admitted{0}, east{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kMoves; ++i) {
+    threads.emplace_back([&, i] {
+      ControlStore* s = (i % 2) ? other.get() : store_.get();
+      auto a = s->TryAdmit(claimed[i].id, claimed[i].epoch, 5, 2);
+      ASSERT_TRUE(a.ok()) << a.status().ToString();
+      if (*a) {
+        admitted++;
+        if (claimed[i].source_region == "us-east-1") east++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(admitted.load(), 5);
+  EXPECT_LE(east.load(), 2);
+  int marked = 0;
+  for (const auto& m : claimed) {
+    ASSERT_OK_AND_ASSIGN(Migration now, store_->GetMigration(m.id));
+    marked += now.admitted ? 1 : 0;
+  }
+  EXPECT_EQ(marked, 5);
+}
+
+// Workers of two processes claim at the same moment: each migration goes to one of them, each
+// with its own epoch.
+TEST_P(ControlStoreConformance, ConcurrentClaimsHandEachMigrationToOneWorker) {
+  auto other = OpenAnother();
+  ASSERT_NE(other, nullptr);
+  constexpr int kMoves = 16;
+  for (int i = 0; i < kMoves; ++i) {
+    std::string app = "app_" + std::string(11 - std::to_string(i).size(), 'a') + "x" +
+                      std::to_string(i);
+    ASSERT_OK(store_->CreateApp(MakeApp(app)));
+    ASSERT_OK(store_->CreateMigration(MakeMigration("m" + std::to_string(i), app, "us-east-1",
+                                                    "eu-west-1", 1000 + i)));
+  }
+  std::mutex mu;
+  std::map<std::string, int> claims;
+  std::set<int64_t> epochs;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 6; ++w) {
+    threads.emplace_back([&, w] {
+      ControlStore* s = (w % 2) ? other.get() : store_.get();
+      while (true) {
+        auto c = s->ClaimNext("w" + std::to_string(w), 5000, 60'000);
+        ASSERT_TRUE(c.ok()) << c.status().ToString();
+        if (!c->has_value()) return;
+        std::lock_guard<std::mutex> lock(mu);
+        claims[(*c)->id]++;
+        epochs.insert((*c)->epoch);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(claims.size(), static_cast<size_t>(kMoves));
+  for (const auto& [id, n] : claims) EXPECT_EQ(n, 1) << id;
+  EXPECT_EQ(epochs.size(), static_cast<size_t>(kMoves));
+}
+
 TEST_P(ControlStoreConformance, EventsAreOrderedAndComplete) {
   ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
   ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));
@@ -580,13 +667,17 @@ TEST_P(ControlStoreConformance, ConcurrentTeardownAndReverseHaveOneWinner) {
 }
 
 TEST_P(ControlStoreConformance, ConcurrentReservationsNeverOvershootTheCaps) {
-  // The region holds 2 apps (100 bytes); caps: 5 apps, 1000 bytes. Ten moves race for room.
+  // The region holds 2 apps (100 bytes); caps: 5 apps, 1000 bytes. Ten moves race for room,
+  // through two handles (as two processes).
+  auto other = OpenAnother();
+  ASSERT_NE(other, nullptr);
   std::atomic<int> won{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < 10; ++i) {
     threads.emplace_back([&, i] {
+      ControlStore* s2 = (i % 2) ? other.get() : store_.get();
       Reservation r{"m" + std::to_string(i), "eu-west-1", "app_" + std::to_string(i), 10, 1};
-      Status s = store_->ReserveWithinCapacity(r, 2, 100, 5, 1000);
+      Status s = s2->ReserveWithinCapacity(r, 2, 100, 5, 1000);
       if (s.ok()) {
         won++;
       } else {

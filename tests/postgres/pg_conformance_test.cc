@@ -6,8 +6,10 @@
 #include <set>
 
 #include "common/hash.h"
+#include "conformance/control_store_conformance.h"
 #include "conformance/dataplane_conformance.h"
 #include "dataplane/postgres/pg_runtime_store.h"
+#include "store/postgres/pg_control_store.h"
 
 namespace regionmove::testing {
 namespace {
@@ -81,6 +83,31 @@ std::string PgRawEnv(const std::string& dir, const std::string& app, const std::
 
 INSTANTIATE_TEST_SUITE_P(Postgres, RuntimeStoreConformance,
                          ::testing::Values(RuntimeStoreEngine{"postgres", OpenPgRuntime, PgRawEnv}),
+                         [](const auto& i) { return i.param.name; });
+
+// The control store of a test: one database on the first cluster, made afresh by the first open in
+// a test's directory (tests run one at a time; the handles of the previous test are gone).
+Result<std::unique_ptr<ControlStore>> OpenPgControlStore(const std::string& dir) {
+  const std::string dsn = Env("REGIONMOVE_PG_DSN_A", "postgresql://postgres@127.0.0.1:54321/postgres");
+  static std::mutex mu;
+  static std::string fresh_for;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (fresh_for != dir) {
+      ASSIGN_OR_RETURN(std::string admin, pg::Conninfo(dsn, "postgres"));
+      ASSIGN_OR_RETURN(auto conn, pg::Conn::Open(admin, "test"));
+      RETURN_IF_ERROR(
+          conn->Exec("DROP DATABASE IF EXISTS regionmove_control_test WITH (FORCE)").status());
+      fresh_for = dir;
+    }
+  }
+  ASSIGN_OR_RETURN(std::string info, pg::Conninfo(dsn, "regionmove_control_test"));
+  ASSIGN_OR_RETURN(auto store, PgControlStore::Open(info, {}));
+  return std::unique_ptr<ControlStore>(std::move(store));
+}
+
+INSTANTIATE_TEST_SUITE_P(Postgres, ControlStoreConformance,
+                         ::testing::Values(ControlStoreEngine{"postgres", OpenPgControlStore}),
                          [](const auto& i) { return i.param.name; });
 
 }  // namespace

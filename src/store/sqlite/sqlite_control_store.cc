@@ -1,5 +1,8 @@
 #include "store/sqlite/sqlite_control_store.h"
 
+#include <chrono>
+
+#include "store/records.h"
 #include "store/sqlite/schema.h"
 
 namespace regionmove {
@@ -8,99 +11,7 @@ namespace {
 
 using sqlite::Stmt;
 using sqlite::Txn;
-
-constexpr const char* kMigrationColumns =
-    "id, app_id, owner, kind, reverse_of, reverse_path, strategy, source_region, dest_region, "
-    "current_step, stopped_at, terminal, admitted, abort_requested, cutover_committed, "
-    "needs_repair, compensation, source_replica_state, attempt, retry_count, last_error, "
-    "next_attempt_at_ms, initiated_at_ms, step_started_at_ms, completed_at_ms, updated_at_ms, "
-    "lease_owner, lease_expires_at_ms, epoch, bytes_done, bytes_total, items_done, items_total, "
-    "resources";
-
-Step StepOr(const std::string& name) { return ParseStep(name).value_or(Step::kFailed); }
-
-Migration ReadMigration(const Stmt& s) {
-  Migration m;
-  int c = 0;
-  m.id = s.Text(c++);
-  m.app_id = s.Text(c++);
-  m.owner = s.Text(c++);
-  m.kind = s.Text(c++);
-  m.reverse_of = s.Text(c++);
-  m.reverse_path = s.Text(c++);
-  m.strategy = s.Text(c++);
-  m.source_region = s.Text(c++);
-  m.dest_region = s.Text(c++);
-  m.current_step = StepOr(s.Text(c++));
-  m.stopped_at = StepOr(s.Text(c++));
-  c++;  // terminal is derived from current_step
-  m.admitted = s.Int(c++) != 0;
-  m.abort_requested = s.Int(c++) != 0;
-  m.cutover_committed = s.Int(c++) != 0;
-  m.needs_repair = s.Int(c++) != 0;
-  m.compensation = static_cast<Compensation>(s.Int(c++));
-  m.source_replica_state = s.Text(c++);
-  m.attempt = static_cast<int>(s.Int(c++));
-  m.retry_count = static_cast<int>(s.Int(c++));
-  m.last_error = s.Text(c++);
-  m.next_attempt_at_ms = s.Int(c++);
-  m.initiated_at_ms = s.Int(c++);
-  m.step_started_at_ms = s.Int(c++);
-  m.completed_at_ms = s.Int(c++);
-  m.updated_at_ms = s.Int(c++);
-  m.lease_owner = s.Text(c++);
-  m.lease_expires_at_ms = s.Int(c++);
-  m.epoch = s.Int(c++);
-  m.progress.bytes_done = s.Int(c++);
-  m.progress.bytes_total = s.Int(c++);
-  m.progress.items_done = s.Int(c++);
-  m.progress.items_total = s.Int(c++);
-  m.resources = s.Text(c++);
-  return m;
-}
-
-MigrationEvent ReadEvent(const Stmt& q) {
-  MigrationEvent e;
-  e.seq = q.Int(0);
-  e.migration_id = q.Text(1);
-  e.type = q.Text(2);
-  e.step = StepOr(q.Text(3));
-  e.from_step = StepOr(q.Text(4));
-  e.to_step = StepOr(q.Text(5));
-  e.attempt = static_cast<int>(q.Int(6));
-  e.started_at_ms = q.Int(7);
-  e.ended_at_ms = q.Int(8);
-  e.error = q.Text(9);
-  e.bytes = q.Int(10);
-  e.message = q.Text(11);
-  return e;
-}
-
-App ReadApp(const Stmt& s) {
-  App a;
-  a.id = s.Text(0);
-  a.name = s.Text(1);
-  a.owner = s.Text(2);
-  a.subdomain = s.Text(3);
-  a.region = s.Text(4);
-  a.status = s.Text(5);
-  a.created_at_ms = s.Int(6);
-  a.routing_version = s.Int(7);
-  return a;
-}
-constexpr const char* kAppColumns =
-    "id, name, owner, subdomain, region, status, created_at_ms, routing_version";
-
-Status Fenced(const std::string& id) {
-  return Conflict("migration " + id + " was claimed by another worker", "fenced");
-}
-
-// The app status that follows a migration's state.
-const char* AppStatusFor(const Migration& m) {
-  if (!m.terminal()) return kAppMigrating;
-  if (m.current_step == Step::kFailed && m.needs_repair) return kAppNeedsRepair;
-  return kAppReady;
-}
+using namespace store;
 
 }  // namespace
 
@@ -178,7 +89,7 @@ Result<std::vector<App>> SqliteControlStore::ListApps(const std::string& owner) 
                                         " FROM apps WHERE ?1 = '' OR owner = ?1"
                                         " ORDER BY created_at_ms, id"));
   q.Bind(1, owner);
-  return sqlite::Collect<App>(q, ReadApp);
+  return sqlite::Collect<App>(q, ReadApp<Stmt>);
 }
 
 Status SqliteControlStore::AddRoute(const Route& route) {
@@ -215,7 +126,7 @@ Result<Route> SqliteControlStore::ResolveHost(const std::string& host) {
                    db_->Prepare("SELECT host, app_id, region, custom FROM routes WHERE host = ?"));
   ASSIGN_OR_RETURN(bool row, q.Bind(1, host).Step());
   if (!row) return NotFound("no app is routed at " + host);
-  return Route{q.Text(0), q.Text(1), q.Text(2), q.Int(3) != 0};
+  return ReadRoute(q);
 }
 
 Result<std::vector<Route>> SqliteControlStore::ListRoutes(const std::string& app_id) {
@@ -223,9 +134,7 @@ Result<std::vector<Route>> SqliteControlStore::ListRoutes(const std::string& app
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT host, app_id, region, custom FROM routes "
                                         "WHERE app_id = ? ORDER BY custom, host"));
   q.Bind(1, app_id);
-  return sqlite::Collect<Route>(q, [](const Stmt& q) {
-    return Route{q.Text(0), q.Text(1), q.Text(2), q.Int(3) != 0};
-  });
+  return sqlite::Collect<Route>(q, ReadRoute<Stmt>);
 }
 
 // ---------------------------------------------------------------- migrations
@@ -241,11 +150,7 @@ Status SqliteControlStore::CreateMigration(const Migration& m) {
   {
     ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT target FROM app_operations WHERE app_id = ?"));
     ASSIGN_OR_RETURN(bool busy, q.Bind(1, m.app_id).Step());
-    if (busy) {
-      return Conflict("app " + m.app_id + " is busy: the replica of migration " + q.Text(0) +
-                          " is being torn down",
-                      "app_busy");
-    }
+    if (busy) return AppBusyTearingDown(m.app_id, q.Text(0));
   }
   std::string reverse_path = m.reverse_path;
   if (m.kind == "reverse" && reverse_path == "fast") {
@@ -274,7 +179,9 @@ Status SqliteControlStore::CreateMigration(const Migration& m) {
   RETURN_IF_ERROR(s);
   ASSIGN_OR_RETURN(Stmt app, db_->Prepare("UPDATE apps SET status = ? WHERE id = ?"));
   RETURN_IF_ERROR(app.Bind(1, AppStatusFor(m)).Bind(2, m.app_id).Run());
-  return txn.Commit();
+  RETURN_IF_ERROR(txn.Commit());
+  NotifyWork();
+  return Status::Ok();
 }
 
 Result<std::vector<Migration>> SqliteControlStore::QueryMigrations(const std::string& tail,
@@ -283,7 +190,7 @@ Result<std::vector<Migration>> SqliteControlStore::QueryMigrations(const std::st
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kMigrationColumns +
                                         " FROM migrations " + tail));
   if (!bind.empty()) q.Bind(1, bind);
-  return sqlite::Collect<Migration>(q, ReadMigration);
+  return sqlite::Collect<Migration>(q, ReadMigration<Stmt>);
 }
 
 Result<Migration> SqliteControlStore::GetMigration(const std::string& id) {
@@ -398,10 +305,15 @@ Status SqliteControlStore::WriteMigrationLocked(const Migration& m, int64_t expe
 
 Status SqliteControlStore::UpdateMigration(const Migration& m, int64_t expected_epoch,
                                            const std::vector<MigrationEvent>& events) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
-  RETURN_IF_ERROR(WriteMigrationLocked(m, expected_epoch, events));
-  return txn.Commit();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+    RETURN_IF_ERROR(WriteMigrationLocked(m, expected_epoch, events));
+    RETURN_IF_ERROR(txn.Commit());
+  }
+  // A released lease, or a migration that ended (its admission slot is free): wake the workers.
+  if (m.lease_owner.empty()) NotifyWork();
+  return Status::Ok();
 }
 
 Status SqliteControlStore::Heartbeat(const std::string& id, int64_t epoch,
@@ -463,26 +375,17 @@ Status SqliteControlStore::RequestAbort(const std::string& id, int64_t now_ms) {
   ASSIGN_OR_RETURN(bool found, q.Bind(1, id).Step());
   if (!found) return NotFound("migration " + id + " not found");
   if (q.Int(0) != 0) return Conflict("migration " + id + " is no longer active", "not_active");
-  if (q.Int(1) != 0) {
-    return Conflict("migration " + id +
-                        " has passed its cutover; the app is served from the destination. "
-                        "Use reverse to move it back.",
-                    "cutover_passed");
-  }
+  if (q.Int(1) != 0) return CutoverPassed(id);
   if (q.Int(2) != 0) return Status::Ok();
   std::string step = q.Text(3);
   ASSIGN_OR_RETURN(Stmt upd, db_->Prepare("UPDATE migrations SET abort_requested = 1, "
                                           "next_attempt_at_ms = MIN(next_attempt_at_ms, ?), "
                                           "updated_at_ms = ? WHERE id = ?"));
   RETURN_IF_ERROR(upd.Bind(1, now_ms).Bind(2, now_ms).Bind(3, id).Run());
-  MigrationEvent e;
-  e.migration_id = id;
-  e.type = "abort_requested";
-  e.step = e.from_step = e.to_step = StepOr(step);
-  e.started_at_ms = e.ended_at_ms = now_ms;
-  e.message = "abort requested";
-  RETURN_IF_ERROR(InsertEventLocked(e));
-  return txn.Commit();
+  RETURN_IF_ERROR(InsertEventLocked(AbortRequestedEvent(id, StepOr(step), now_ms)));
+  RETURN_IF_ERROR(txn.Commit());
+  NotifyWork();
+  return Status::Ok();
 }
 
 Status SqliteControlStore::RepairMigration(const std::string& id, int64_t now_ms) {
@@ -510,15 +413,10 @@ Status SqliteControlStore::RepairMigration(const std::string& id, int64_t now_ms
   RETURN_IF_ERROR(s);
   ASSIGN_OR_RETURN(Stmt app, db_->Prepare("UPDATE apps SET status = ? WHERE id = ?"));
   RETURN_IF_ERROR(app.Bind(1, kAppMigrating).Bind(2, m.app_id).Run());
-  MigrationEvent e;
-  e.migration_id = id;
-  e.type = "repair";
-  e.step = e.to_step = m.stopped_at;
-  e.from_step = Step::kFailed;
-  e.started_at_ms = e.ended_at_ms = now_ms;
-  e.message = "re-driven by an admin repair";
-  RETURN_IF_ERROR(InsertEventLocked(e));
-  return txn.Commit();
+  RETURN_IF_ERROR(InsertEventLocked(RepairEvent(m, now_ms)));
+  RETURN_IF_ERROR(txn.Commit());
+  NotifyWork();
+  return Status::Ok();
 }
 
 Status SqliteControlStore::BeginTeardown(const std::string& id, const std::string& by_migration,
@@ -531,33 +429,20 @@ Status SqliteControlStore::BeginTeardown(const std::string& id, const std::strin
   ASSIGN_OR_RETURN(bool found, q.Bind(1, id).Step());
   if (!found) return NotFound("migration " + id + " not found");
   std::string app_id = q.Text(0), step = q.Text(1), state = q.Text(2);
-  if (step != StepName(Step::kCompleted) ||
-      (state != kReplicaReplicating && state != kReplicaDiverged && state != kReplicaTearingDown)) {
-    return Conflict("the source replica of migration " + id + " is " +
-                        (step == StepName(Step::kCompleted) ? state : "not retained"),
-                    "not_replicating");
-  }
+  RETURN_IF_ERROR(CheckTeardownTarget(id, step, state));
   {
     ASSIGN_OR_RETURN(Stmt a, db_->Prepare("SELECT id FROM migrations WHERE app_id = ? AND "
                                           "terminal = 0"));
     ASSIGN_OR_RETURN(bool active, a.Bind(1, app_id).Step());
-    if (active && a.Text(0) != by_migration) {
-      return Conflict("app " + app_id + " has migration " + a.Text(0) +
-                          " in flight; tear the replica down once it has finished",
-                      "app_busy");
-    }
+    RETURN_IF_ERROR(CheckTeardownActive(app_id, active ? a.Text(0) : "", by_migration));
   }
   {
     ASSIGN_OR_RETURN(Stmt op, db_->Prepare("SELECT target, owner, lease_expires_at_ms FROM "
                                            "app_operations WHERE app_id = ?"));
     ASSIGN_OR_RETURN(bool held, op.Bind(1, app_id).Step());
-    if (held && op.Text(0) != id) {
-      return Conflict("app " + app_id + " is busy tearing down the replica of " + op.Text(0),
-                      "app_busy");
-    }
-    if (held && op.Text(1) != owner && op.Int(2) > now_ms) {
-      return Conflict("the replica of migration " + id + " is being torn down", "teardown_running");
-    }
+    RETURN_IF_ERROR(CheckTeardownSlot(id, app_id, held, held ? op.Text(0) : "",
+                                      held ? op.Text(1) : "", held ? op.Int(2) : 0, owner,
+                                      now_ms));
   }
   ASSIGN_OR_RETURN(Stmt up,
                    db_->Prepare("INSERT INTO app_operations(app_id, kind, target, owner, "
@@ -618,12 +503,11 @@ Status SqliteControlStore::AppendEvent(const MigrationEvent& event) {
 Result<std::vector<MigrationEvent>> SqliteControlStore::ListEvents(
     const std::string& migration_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT seq, migration_id, type, step, from_step, to_step, "
-                                        "attempt, started_at_ms, ended_at_ms, error, bytes, "
-                                        "message FROM migration_events WHERE migration_id = ? "
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kEventColumns +
+                                        " FROM migration_events WHERE migration_id = ? "
                                         "ORDER BY seq"));
   q.Bind(1, migration_id);
-  return sqlite::Collect<MigrationEvent>(q, ReadEvent);
+  return sqlite::Collect<MigrationEvent>(q, ReadEvent<Stmt>);
 }
 
 // ---------------------------------------------------------------- reservations
@@ -650,10 +534,7 @@ Status SqliteControlStore::ReserveWithinCapacity(const Reservation& r, int64_t b
   int64_t apps = base_apps + (row ? q.Int(0) : 0) + 1;
   int64_t bytes = base_bytes + (row ? q.Int(1) : 0) + r.bytes;
   if (apps > max_apps || bytes > max_bytes) {
-    return Conflict("region " + r.region + " has no capacity left for this app (" +
-                        std::to_string(apps) + " of " + std::to_string(max_apps) + " apps, " +
-                        std::to_string(bytes) + " of " + std::to_string(max_bytes) + " bytes)",
-                    "insufficient_capacity");
+    return NoCapacity(r, apps, max_apps, bytes, max_bytes);
   }
   ASSIGN_OR_RETURN(Stmt ins, db_->Prepare("INSERT INTO reservations(migration_id, region, app_id, "
                                           "bytes, created_at_ms) VALUES (?,?,?,?,?) "
@@ -677,9 +558,7 @@ Result<std::vector<Reservation>> SqliteControlStore::ListReservations(const std:
                                         "created_at_ms FROM reservations WHERE region = ? "
                                         "ORDER BY created_at_ms"));
   q.Bind(1, region);
-  return sqlite::Collect<Reservation>(q, [](const Stmt& q) {
-    return Reservation{q.Text(0), q.Text(1), q.Text(2), q.Int(3), q.Int(4)};
-  });
+  return sqlite::Collect<Reservation>(q, ReadReservation<Stmt>);
 }
 
 // ---------------------------------------------------------------- users and tokens
@@ -709,6 +588,26 @@ Result<User> SqliteControlStore::UserForTokenHash(const std::string& token_sha25
   ASSIGN_OR_RETURN(bool row, q.Bind(1, token_sha256_hex).Step());
   if (!row) return NotFound("unknown token", "unauthorized");
   return User{q.Text(0), q.Int(1) != 0};
+}
+
+// ---------------------------------------------------------------- coordination
+
+void SqliteControlStore::NotifyWork() {
+  std::lock_guard<std::mutex> lock(wake_mu_);
+  ++wakeups_;
+  wake_cv_.notify_all();
+}
+
+void SqliteControlStore::WaitForWork(int64_t timeout_ms) {
+  std::unique_lock<std::mutex> lock(wake_mu_);
+  uint64_t seen = wakeups_;
+  wake_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return wakeups_ != seen; });
+}
+
+Status SqliteControlStore::Health() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT 1"));
+  return q.Step().status();
 }
 
 }  // namespace regionmove

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -65,6 +66,9 @@ class SqliteControlStore final : public ControlStore {
   Status AddTokenHash(const std::string& token_sha256_hex, const std::string& user) override;
   Result<User> UserForTokenHash(const std::string& token_sha256_hex) override;
 
+  void WaitForWork(int64_t timeout_ms) override;
+  Status Health() override;
+
  private:
   explicit SqliteControlStore(std::unique_ptr<sqlite::Db> db) : db_(std::move(db)) {}
   Status ApplySchema();
@@ -73,8 +77,13 @@ class SqliteControlStore final : public ControlStore {
   Status WriteMigrationLocked(const Migration& m, int64_t expected_epoch,
                               const std::vector<MigrationEvent>& events);
   Status InsertEventLocked(const MigrationEvent& e);
+  void NotifyWork();
 
   std::mutex mu_;
+  // WaitForWork: bumped on each change that can make a migration claimable.
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  uint64_t wakeups_ = 0;
   std::unique_ptr<sqlite::Db> db_;
 };
 

@@ -1,0 +1,209 @@
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+#include "domain/app.h"
+#include "domain/migration.h"
+
+// What every ControlStore engine shares: the column lists of its tables and the decoding of a
+// row into a domain record. A row type needs `std::string Text(int col)` and
+// `int64_t Int(int col)`; flags are stored as integers 0/1 on every engine.
+namespace regionmove::store {
+
+inline constexpr const char* kMigrationColumns =
+    "id, app_id, owner, kind, reverse_of, reverse_path, strategy, source_region, dest_region, "
+    "current_step, stopped_at, terminal, admitted, abort_requested, cutover_committed, "
+    "needs_repair, compensation, source_replica_state, attempt, retry_count, last_error, "
+    "next_attempt_at_ms, initiated_at_ms, step_started_at_ms, completed_at_ms, updated_at_ms, "
+    "lease_owner, lease_expires_at_ms, epoch, bytes_done, bytes_total, items_done, items_total, "
+    "resources";
+inline constexpr int kMigrationColumnCount = 34;
+
+inline constexpr const char* kAppColumns =
+    "id, name, owner, subdomain, region, status, created_at_ms, routing_version";
+
+inline constexpr const char* kEventColumns =
+    "seq, migration_id, type, step, from_step, to_step, attempt, started_at_ms, ended_at_ms, "
+    "error, bytes, message";
+
+inline Step StepOr(const std::string& name) { return ParseStep(name).value_or(Step::kFailed); }
+
+template <class Row>
+Migration ReadMigration(const Row& s) {
+  Migration m;
+  int c = 0;
+  m.id = s.Text(c++);
+  m.app_id = s.Text(c++);
+  m.owner = s.Text(c++);
+  m.kind = s.Text(c++);
+  m.reverse_of = s.Text(c++);
+  m.reverse_path = s.Text(c++);
+  m.strategy = s.Text(c++);
+  m.source_region = s.Text(c++);
+  m.dest_region = s.Text(c++);
+  m.current_step = StepOr(s.Text(c++));
+  m.stopped_at = StepOr(s.Text(c++));
+  c++;  // terminal is derived from current_step
+  m.admitted = s.Int(c++) != 0;
+  m.abort_requested = s.Int(c++) != 0;
+  m.cutover_committed = s.Int(c++) != 0;
+  m.needs_repair = s.Int(c++) != 0;
+  m.compensation = static_cast<Compensation>(s.Int(c++));
+  m.source_replica_state = s.Text(c++);
+  m.attempt = static_cast<int>(s.Int(c++));
+  m.retry_count = static_cast<int>(s.Int(c++));
+  m.last_error = s.Text(c++);
+  m.next_attempt_at_ms = s.Int(c++);
+  m.initiated_at_ms = s.Int(c++);
+  m.step_started_at_ms = s.Int(c++);
+  m.completed_at_ms = s.Int(c++);
+  m.updated_at_ms = s.Int(c++);
+  m.lease_owner = s.Text(c++);
+  m.lease_expires_at_ms = s.Int(c++);
+  m.epoch = s.Int(c++);
+  m.progress.bytes_done = s.Int(c++);
+  m.progress.bytes_total = s.Int(c++);
+  m.progress.items_done = s.Int(c++);
+  m.progress.items_total = s.Int(c++);
+  m.resources = s.Text(c++);
+  return m;
+}
+
+template <class Row>
+MigrationEvent ReadEvent(const Row& q) {
+  MigrationEvent e;
+  e.seq = q.Int(0);
+  e.migration_id = q.Text(1);
+  e.type = q.Text(2);
+  e.step = StepOr(q.Text(3));
+  e.from_step = StepOr(q.Text(4));
+  e.to_step = StepOr(q.Text(5));
+  e.attempt = static_cast<int>(q.Int(6));
+  e.started_at_ms = q.Int(7);
+  e.ended_at_ms = q.Int(8);
+  e.error = q.Text(9);
+  e.bytes = q.Int(10);
+  e.message = q.Text(11);
+  return e;
+}
+
+template <class Row>
+App ReadApp(const Row& s) {
+  App a;
+  a.id = s.Text(0);
+  a.name = s.Text(1);
+  a.owner = s.Text(2);
+  a.subdomain = s.Text(3);
+  a.region = s.Text(4);
+  a.status = s.Text(5);
+  a.created_at_ms = s.Int(6);
+  a.routing_version = s.Int(7);
+  return a;
+}
+
+template <class Row>
+Route ReadRoute(const Row& q) {
+  return Route{q.Text(0), q.Text(1), q.Text(2), q.Int(3) != 0};
+}
+
+template <class Row>
+Reservation ReadReservation(const Row& q) {
+  return Reservation{q.Text(0), q.Text(1), q.Text(2), q.Int(3), q.Int(4)};
+}
+
+inline Status Fenced(const std::string& id) {
+  return Conflict("migration " + id + " was claimed by another worker", "fenced");
+}
+
+// The app status that follows a migration's state.
+inline const char* AppStatusFor(const Migration& m) {
+  if (!m.terminal()) return kAppMigrating;
+  if (m.current_step == Step::kFailed && m.needs_repair) return kAppNeedsRepair;
+  return kAppReady;
+}
+
+// The events that RequestAbort and RepairMigration append.
+inline MigrationEvent AbortRequestedEvent(const std::string& id, Step step, int64_t now_ms) {
+  MigrationEvent e;
+  e.migration_id = id;
+  e.type = "abort_requested";
+  e.step = e.from_step = e.to_step = step;
+  e.started_at_ms = e.ended_at_ms = now_ms;
+  e.message = "abort requested";
+  return e;
+}
+
+inline MigrationEvent RepairEvent(const Migration& m, int64_t now_ms) {
+  MigrationEvent e;
+  e.migration_id = m.id;
+  e.type = "repair";
+  e.step = e.to_step = m.stopped_at;
+  e.from_step = Step::kFailed;
+  e.started_at_ms = e.ended_at_ms = now_ms;
+  e.message = "re-driven by an admin repair";
+  return e;
+}
+
+inline Status CutoverPassed(const std::string& id) {
+  return Conflict("migration " + id +
+                      " has passed its cutover; the app is served from the destination. "
+                      "Use reverse to move it back.",
+                  "cutover_passed");
+}
+
+inline Status NoCapacity(const Reservation& r, int64_t apps, int64_t max_apps, int64_t bytes,
+                         int64_t max_bytes) {
+  return Conflict("region " + r.region + " has no capacity left for this app (" +
+                      std::to_string(apps) + " of " + std::to_string(max_apps) + " apps, " +
+                      std::to_string(bytes) + " of " + std::to_string(max_bytes) + " bytes)",
+                  "insufficient_capacity");
+}
+
+// BeginTeardown's rules, shared by the engines. The replica of completed migration `id` must be
+// retained (`step`, `state` are its current step and replica state).
+inline Status CheckTeardownTarget(const std::string& id, const std::string& step,
+                                  const std::string& state) {
+  if (step != StepName(Step::kCompleted) ||
+      (state != kReplicaReplicating && state != kReplicaDiverged && state != kReplicaTearingDown)) {
+    return Conflict("the source replica of migration " + id + " is " +
+                        (step == StepName(Step::kCompleted) ? state : "not retained"),
+                    "not_replicating");
+  }
+  return Status::Ok();
+}
+
+// No other migration of the app may be active (`active` is the app's active migration, or
+// empty).
+inline Status CheckTeardownActive(const std::string& app_id, const std::string& active,
+                                  const std::string& by_migration) {
+  if (!active.empty() && active != by_migration) {
+    return Conflict("app " + app_id + " has migration " + active +
+                        " in flight; tear the replica down once it has finished",
+                    "app_busy");
+  }
+  return Status::Ok();
+}
+
+// The app's operation slot, if held (`held`), must be this teardown, and its lease `owner`'s or
+// expired.
+inline Status CheckTeardownSlot(const std::string& id, const std::string& app_id, bool held,
+                                const std::string& target, const std::string& holder,
+                                int64_t expires_ms, const std::string& owner, int64_t now_ms) {
+  if (held && target != id) {
+    return Conflict("app " + app_id + " is busy tearing down the replica of " + target,
+                    "app_busy");
+  }
+  if (held && holder != owner && expires_ms > now_ms) {
+    return Conflict("the replica of migration " + id + " is being torn down", "teardown_running");
+  }
+  return Status::Ok();
+}
+
+inline Status AppBusyTearingDown(const std::string& app_id, const std::string& target) {
+  return Conflict("app " + app_id + " is busy: the replica of migration " + target +
+                      " is being torn down",
+                  "app_busy");
+}
+
+}  // namespace regionmove::store
