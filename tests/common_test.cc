@@ -45,6 +45,34 @@ TEST(SecretBox, ProcessesStartingTogetherAgreeOnOneKey) {
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
+// With a shared control store no process makes a key of its own: the key comes from the
+// environment or from a file the operator put in place.
+TEST(SecretBox, ADeploymentKeyIsGivenNotMade) {
+  testing::TempDir dir;
+  std::string path = dir.path() + "/secret.key";
+  ::unsetenv("REGIONMOVE_SECRET_KEY");
+  Status missing = SecretBox::ForDeployment(path, /*may_create=*/false).status();
+  EXPECT_EQ(missing.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.message().find("REGIONMOVE_SECRET_KEY"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(path));
+
+  std::string hex;
+  for (int i = 0; i < 32; ++i) hex += "a5";
+  ::setenv("REGIONMOVE_SECRET_KEY", hex.c_str(), 1);
+  ASSERT_OK_AND_ASSIGN(auto from_env, SecretBox::ForDeployment(path, false));
+  ASSERT_OK_AND_ASSIGN(auto same, SecretBox::FromKey(std::string(32, '\xa5')));
+  ASSERT_OK_AND_ASSIGN(std::string sealed, from_env->Seal("s3cret"));
+  EXPECT_TRUE(same->Open(sealed).ok());
+  ::setenv("REGIONMOVE_SECRET_KEY", "a5a5", 1);
+  EXPECT_EQ(SecretBox::ForDeployment(path, false).status().code(), StatusCode::kInvalidArgument);
+  ::unsetenv("REGIONMOVE_SECRET_KEY");
+
+  // The embedded default (one machine) still makes its key on first use.
+  ASSERT_OK(SecretBox::ForDeployment(path, /*may_create=*/true).status());
+  EXPECT_TRUE(std::filesystem::exists(path));
+  ASSERT_OK(SecretBox::ForDeployment(path, false).status());
+}
+
 TEST(Text, Utf8ValidationAndSuggestions) {
   EXPECT_TRUE(IsValidUtf8("plain ascii"));
   EXPECT_TRUE(IsValidUtf8("ünïcødé 😀"));
@@ -121,6 +149,38 @@ TEST(Backoff, ExponentialWithJitterWithinBounds) {
   std::set<int64_t> values;
   for (int i = 0; i < 50; ++i) values.insert(BackoffDelayMs(p, 3, rng));
   EXPECT_GT(values.size(), 10u);
+}
+
+// Two machines whose clocks disagree by an hour read one timeline through the database's clock.
+TEST(Clock, SyncedClocksAgreeWhateverTheMachinesSay) {
+  FakeClock db(1'800'000'000'000);
+  FakeClock ahead(db.NowMs() + 3'600'000), behind(db.NowMs() - 3'600'000);
+  int reads = 0;
+  auto source = [&]() -> Result<int64_t> {
+    ++reads;
+    return db.NowMs();
+  };
+  SyncedClock a(&ahead, source, 10'000), b(&behind, source, 10'000);
+  EXPECT_EQ(a.NowMs(), db.NowMs());
+  EXPECT_EQ(b.NowMs(), db.NowMs());
+  EXPECT_EQ(reads, 2);
+  // Between measurements each follows its own clock's pace; the offset is measured again when
+  // due, so a machine whose clock jumps is back on the timeline within one refresh.
+  db.Advance(5'000);
+  ahead.Advance(5'000);
+  behind.Advance(5'000);
+  EXPECT_EQ(a.NowMs(), db.NowMs());
+  EXPECT_EQ(reads, 2);
+  behind.Advance(-60'000);  // an NTP step
+  db.Advance(6'000);
+  EXPECT_NE(b.NowMs(), db.NowMs());  // not due yet: the jump shows
+  behind.Advance(70'000);
+  db.Advance(4'000);
+  EXPECT_EQ(b.NowMs(), db.NowMs());  // re-measured
+  // A failing source keeps the last offset.
+  SyncedClock c(&ahead, [] { return Result<int64_t>(Unavailable("database down")); }, 10);
+  EXPECT_EQ(c.NowMs(), ahead.NowMs());
+  EXPECT_EQ(c.Sync().code(), StatusCode::kUnavailable);
 }
 
 TEST(Clock, FormatAndParseRoundTrip) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,39 @@ using Ctx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
 Result<std::unique_ptr<SecretBox>> SecretBox::FromKey(std::string key) {
   if (key.size() != kKeyLen) return InvalidArgument("secret key must be 32 bytes");
   return std::unique_ptr<SecretBox>(new SecretBox(std::move(key)));
+}
+
+Result<std::unique_ptr<SecretBox>> SecretBox::ForDeployment(const std::string& key_file,
+                                                             bool may_create) {
+  if (const char* hex = std::getenv("REGIONMOVE_SECRET_KEY"); hex && *hex) {
+    std::string key;
+    std::string_view h = hex;
+    for (size_t i = 0; i + 1 < h.size() && h.size() == 2 * kKeyLen; i += 2) {
+      auto nibble = [](char c) {
+        return c >= '0' && c <= '9'   ? c - '0'
+               : c >= 'a' && c <= 'f' ? c - 'a' + 10
+               : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                      : -1;
+      };
+      int hi = nibble(h[i]), lo = nibble(h[i + 1]);
+      if (hi < 0 || lo < 0) break;
+      key += static_cast<char>(hi * 16 + lo);
+    }
+    if (key.size() != kKeyLen) {
+      return InvalidArgument("REGIONMOVE_SECRET_KEY must be 64 hex digits (32 bytes)",
+                             "invalid_config");
+    }
+    return FromKey(std::move(key));
+  }
+  if (!may_create && !std::filesystem::exists(key_file)) {
+    return InvalidArgument(
+        "the secret key file " + key_file +
+            " does not exist. Every process that shares a PostgreSQL control store must use "
+            "the same key: copy the key file from a machine that has it, or set "
+            "REGIONMOVE_SECRET_KEY (64 hex digits; make one with `openssl rand -hex 32`)",
+        "invalid_config");
+  }
+  return FromKeyFile(key_file);
 }
 
 Result<std::unique_ptr<SecretBox>> SecretBox::FromKeyFile(const std::string& path) {

@@ -14,6 +14,11 @@ class SecretBox {
   // Reads a 32-byte key from `path`, creating it (mode 0600, random) when absent; processes
   // starting together agree on one key.
   static Result<std::unique_ptr<SecretBox>> FromKeyFile(const std::string& path);
+  // The deployment's key: REGIONMOVE_SECRET_KEY (64 hex digits) when set, else the key file.
+  // With `may_create` false (processes on several machines share the store) a missing key file
+  // is an error naming the ways to supply one: a key made here would differ from the others'.
+  static Result<std::unique_ptr<SecretBox>> ForDeployment(const std::string& key_file,
+                                                          bool may_create);
   static Result<std::unique_ptr<SecretBox>> FromKey(std::string key);
 
   // `associated` is authenticated, not stored: what the secret belongs to (its app and name),

@@ -1,5 +1,7 @@
 #include "service/system.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 
@@ -8,6 +10,19 @@
 #include "store/sqlite/sqlite_control_store.h"
 
 namespace regionmove {
+
+namespace {
+
+constexpr int64_t kBackgroundLeaseMs = 10'000;
+
+// Names this process among all that share the control store.
+std::string LeaseOwnerId() {
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  return std::string(host) + "/" + std::to_string(::getpid());
+}
+
+}  // namespace
 
 Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock, Rng* rng) {
   std::unique_ptr<System> sys(new System(config, clock));
@@ -40,7 +55,7 @@ Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock,
   StepDeps deps{sys->store_.get(), sys->plane_.get(), clock, &sys->config_, &sys->faults_};
   RegisterMoveSteps(&sys->registry_, deps);
   EngineOptions o;
-  o.owner = "pid" + std::to_string(::getpid());
+  o.owner = LeaseOwnerId();
   o.max_attempts = config.max_attempts;
   o.lease_ms = int64_t{config.lease_seconds} * 1000;
   o.max_concurrent = config.max_concurrent;
@@ -64,7 +79,16 @@ void System::Start(bool background) {
   stop_ = false;
   background_ = std::thread([this] {
     int64_t last_retention = 0;
+    // One process of the deployment runs this loop at a time: the holder of the lease.
+    const std::string owner = LeaseOwnerId();
     while (!stop_.load()) {
+      auto held = store_->TryLease("background", owner, clock_->NowMs(), kBackgroundLeaseMs);
+      if (!held.ok() || !*held) {
+        if (!held.ok()) Log(LogLevel::kWarn, "background_lease", {{"error", held.status().ToString()}});
+        last_retention = 0;
+        SystemClock::Default()->SleepMs(1000);
+        continue;
+      }
       Status s = CatchAll("replication pump", [&] { return migrations_->PumpReplicas(); });
       if (!s.ok()) Log(LogLevel::kWarn, "replication_pump", {{"error", s.ToString()}});
       Status t = CatchAll("teardown resume", [&] { return migrations_->ResumeTeardowns(); });

@@ -711,6 +711,40 @@ TEST_P(ControlStoreConformance, ReservationsAreIdempotent) {
   EXPECT_TRUE(empty.empty());
 }
 
+// The background loop's lease: one holder at a time across processes, renewable by its holder,
+// taken over once it expires.
+TEST_P(ControlStoreConformance, NamedLeaseHasOneHolder) {
+  auto other = OpenAnother();
+  ASSERT_NE(other, nullptr);
+  ASSERT_OK_AND_ASSIGN(bool a, store_->TryLease("background", "p1", 1000, 500));
+  EXPECT_TRUE(a);
+  ASSERT_OK_AND_ASSIGN(bool b, other->TryLease("background", "p2", 1200, 500));
+  EXPECT_FALSE(b);
+  ASSERT_OK_AND_ASSIGN(bool renewed, store_->TryLease("background", "p1", 1400, 500));
+  EXPECT_TRUE(renewed);  // now until 1900
+  ASSERT_OK_AND_ASSIGN(bool early, other->TryLease("background", "p2", 1899, 500));
+  EXPECT_FALSE(early);
+  ASSERT_OK_AND_ASSIGN(bool other_name, other->TryLease("elsewhere", "p2", 1899, 500));
+  EXPECT_TRUE(other_name);
+  ASSERT_OK_AND_ASSIGN(bool taken, other->TryLease("background", "p2", 1900, 500));
+  EXPECT_TRUE(taken);
+  ASSERT_OK_AND_ASSIGN(bool lost, store_->TryLease("background", "p1", 2000, 500));
+  EXPECT_FALSE(lost);
+  // Racing takers of a free lease: exactly one wins.
+  std::atomic<int> wins{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      ControlStore* s = (i % 2) ? other.get() : store_.get();
+      auto got = s->TryLease("race", "p" + std::to_string(i), 5000, 500);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      if (*got) wins++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wins.load(), 1);
+}
+
 TEST_P(ControlStoreConformance, TokensAreStoredHashed) {
   ASSERT_OK(store_->UpsertUser(User{"alice", false}));
   ASSERT_OK(store_->UpsertUser(User{"root", true}));

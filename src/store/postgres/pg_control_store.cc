@@ -119,6 +119,11 @@ CREATE TABLE app_operations (
   lease_expires_at_ms BIGINT NOT NULL,
   started_at_ms BIGINT NOT NULL
 );
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  expires_at_ms BIGINT NOT NULL
+);
 )sql",
   };
   return kSteps;
@@ -140,6 +145,13 @@ std::vector<T> Collect(const Rows& r, Fn read) {
   for (int i = 0; i < r.size(); ++i) out.push_back(read(Row{&r, i}));
   return out;
 }
+
+// Takes lease $1 for owner $2 at time $3 until $4 unless another owner's lease is live; a row
+// comes back when $2 holds it. (ON CONFLICT's update happens under the row's lock.)
+const std::string kTakeLease =
+    "INSERT INTO leases(name, owner, expires_at_ms) VALUES ($1, $2, $4) ON CONFLICT (name) DO "
+    "UPDATE SET owner = excluded.owner, expires_at_ms = excluded.expires_at_ms WHERE "
+    "leases.owner = excluded.owner OR leases.expires_at_ms <= $3 RETURNING owner";
 
 bool IsUnique(const Status& s) { return s.reason() == "unique_violation"; }
 
@@ -268,6 +280,17 @@ Result<int64_t> PgControlStore::DatabaseNowMs() {
 
 Status PgControlStore::Health() {
   return Read([](Conn& c) { return c.Exec("SELECT 1").status(); });
+}
+
+Result<bool> PgControlStore::TryLease(const std::string& name, const std::string& owner,
+                                      int64_t now_ms, int64_t lease_ms) {
+  bool held = false;
+  RETURN_IF_ERROR(Write([&](Conn& c) {
+    ASSIGN_OR_RETURN(Rows r, c.Query(kTakeLease, Args(name, owner, now_ms, now_ms + lease_ms)));
+    held = r.size() > 0;
+    return Status::Ok();
+  }));
+  return held;
 }
 
 // ---------------------------------------------------------------- wake-ups

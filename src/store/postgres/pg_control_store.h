@@ -96,6 +96,8 @@ class PgControlStore final : public ControlStore {
   Status AddTokenHash(const std::string& token_sha256_hex, const std::string& user) override;
   Result<User> UserForTokenHash(const std::string& token_sha256_hex) override;
 
+  Result<bool> TryLease(const std::string& name, const std::string& owner, int64_t now_ms,
+                        int64_t lease_ms) override;
   void WaitForWork(int64_t timeout_ms) override;
   Status Health() override;
 

@@ -109,6 +109,14 @@ CREATE TABLE app_operations (
   started_at_ms INTEGER NOT NULL
 );
 )sql",
+      // v3: named leases for work one process does at a time (ControlStore::TryLease).
+      R"sql(
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  expires_at_ms INTEGER NOT NULL
+);
+)sql",
   };
   return kSteps;
 }

@@ -592,6 +592,20 @@ Result<User> SqliteControlStore::UserForTokenHash(const std::string& token_sha25
 
 // ---------------------------------------------------------------- coordination
 
+Result<bool> SqliteControlStore::TryLease(const std::string& name, const std::string& owner,
+                                          int64_t now_ms, int64_t lease_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(
+      Stmt q, db_->Prepare("INSERT INTO leases(name, owner, expires_at_ms) VALUES (?1, ?2, ?4) "
+                           "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                           "expires_at_ms = excluded.expires_at_ms WHERE leases.owner = "
+                           "excluded.owner OR leases.expires_at_ms <= ?3 RETURNING owner"));
+  q.BindAll(name, owner, now_ms, now_ms + lease_ms);
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  if (row) RETURN_IF_ERROR(q.Step().status());  // run the statement to its end
+  return row;
+}
+
 void SqliteControlStore::NotifyWork() {
   std::lock_guard<std::mutex> lock(wake_mu_);
   ++wakeups_;
