@@ -21,7 +21,8 @@ std::string ConninfoValue(std::string_view v) {
 
 }  // namespace
 
-Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname) {
+Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname,
+                             const std::string& settings) {
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(dsn.c_str(), &err);
   if (!opts) {
@@ -41,7 +42,8 @@ Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname) 
   out += "options=" + ConninfoValue(
                           "-c default_transaction_read_only=off -c TimeZone=UTC -c DateStyle=ISO "
                           "-c extra_float_digits=3 -c bytea_output=hex -c statement_timeout=0 "
-                          "-c regionmove.ddl=internal");
+                          "-c regionmove.ddl=internal" +
+                          (settings.empty() ? "" : " " + settings));
   return out;
 }
 

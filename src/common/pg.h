@@ -20,7 +20,9 @@ namespace regionmove::pg {
 // every regionmove session uses: application_name=regionmove, writes allowed even where the
 // database defaults to read-only (a fenced app database), UTC, ISO dates, exact floats, and
 // regionmove.ddl=internal (its DDL is not the app's: an app database's DDL watch skips it).
-Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname);
+// `settings` adds more ("-c name=value ...").
+Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname,
+                             const std::string& settings = "");
 // The same as command-line arguments for pg_dump and psql (`--dbname=<conninfo>`).
 std::string QuoteIdent(std::string_view ident);   // "a""b"
 std::string QuoteLiteral(std::string_view text);  // 'it''s'

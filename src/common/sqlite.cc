@@ -1,5 +1,9 @@
 #include "common/sqlite.h"
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 namespace regionmove::sqlite {
 
 Status FromCode(int rc, sqlite3* db, std::string_view what) {
@@ -107,12 +111,16 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_m
   }
   std::unique_ptr<Db> db(new Db(raw, path));
   sqlite3_busy_timeout(raw, busy_timeout_ms);
-  RETURN_IF_ERROR(
-      // synchronous=FULL: WAL mode then fsyncs the log at every commit, so a commit that was
-      // acknowledged survives a power cut (NORMAL may lose the last ones). Cost measured in
-      // docs/reliability.md.
-      db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-               "PRAGMA foreign_keys=ON;"));
+  // synchronous=FULL: WAL mode then fsyncs the log at every commit, so a commit that was
+  // acknowledged survives a power cut (NORMAL may lose the last ones). Cost measured in
+  // docs/reliability.md. Switching a new file to WAL while another process does the same can
+  // answer SQLITE_BUSY without waiting for the busy handler: retried within the busy timeout.
+  for (int waited_ms = 0, step_ms = 5;; waited_ms += step_ms, step_ms = std::min(step_ms * 2, 100)) {
+    Status s = db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+    if (s.ok()) break;
+    if (s.code() != StatusCode::kUnavailable || waited_ms >= busy_timeout_ms) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));
+  }
   return db;
 }
 

@@ -26,8 +26,9 @@ export function pgSql(region, sql, db = 'postgres') {
 }
 
 // A config in a fresh temp dir; `saga` adds lines to its [saga] section; `engine` is the
-// regions' database engine ("sqlite", or "postgres" on the clusters of scripts/pg-regions).
-export function makeConfig(saga = '', engine = 'sqlite') {
+// regions' database engine ("sqlite", or "postgres" on the clusters of scripts/pg-regions);
+// `extra` is appended (more sections).
+export function makeConfig(saga = '', engine = 'sqlite', extra = '') {
   const dir = mkdtempSync(join(tmpdir(), 'regionmove-mcp-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   let toml = `[server]\ndata_dir = "var"\n[saga]\nworkers = 2\n${saga}` +
@@ -40,7 +41,7 @@ export function makeConfig(saga = '', engine = 'sqlite') {
       `blobs = { engine = "fs", dir = "regions/${slug}/blobs" }\n`;
   }
   const path = join(dir, 'regionmove.toml');
-  writeFileSync(path, toml);
+  writeFileSync(path, toml + extra);
   return path;
 }
 
@@ -65,7 +66,7 @@ export function startProcess(args, ready, env = {}) {
         started = true;
         clearTimeout(timer);
         cleanups.push(stop);
-        resolvePromise({ match: m, stop, log: () => log, exited });
+        resolvePromise({ match: m, stop, log: () => log, exited, proc });
       }
     });
     proc.on('exit', (code) => { if (!started) reject(new Error(`${args[0]} exited ${code}: ${log}`)); });

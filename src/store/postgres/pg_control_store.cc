@@ -192,7 +192,14 @@ Result<std::unique_ptr<PgControlStore>> PgControlStore::Open(const std::string& 
     if (std::string_view(o->keyword) == "dbname" && o->val && *o->val) dbname = o->val;
   }
   PQconninfoFree(opts);
-  ASSIGN_OR_RETURN(std::string info, pg::Conninfo(dsn, dbname));
+  // The store's own sessions: a transaction here is a few statements sent back to back, so a
+  // session idle inside one for a second belongs to a stalled process (paused, swapping, stopped
+  // by a debugger). The server ends it, releasing its locks, rather than let it hold up every
+  // other process; the stalled process finds its connection gone and retries. A statement
+  // waiting for a lock gives up after 10 s (and is retried).
+  ASSIGN_OR_RETURN(std::string info,
+                   pg::Conninfo(dsn, dbname,
+                                "-c idle_in_transaction_session_timeout=1000 -c lock_timeout=10000"));
   auto probe = Conn::Open(info, "control store");
   if (probe.status().code() == StatusCode::kNotFound) {
     ASSIGN_OR_RETURN(std::string admin, pg::Conninfo(dsn, "postgres"));
@@ -260,7 +267,7 @@ Status PgControlStore::Run(const Body& body, bool txn) {
     // The server rolled the transaction back (serialization failure, deadlock), or the
     // connection broke before COMMIT was sent: nothing was written, so running it again is
     // safe. A break during COMMIT leaves the outcome unknown: the caller decides.
-    bool rolled_back = s.detail() == "40001" || s.detail() == "40P01";
+    bool rolled_back = s.detail() == "40001" || s.detail() == "40P01" || s.detail() == "55P03";
     bool lost_before_commit = s.detail().empty() && !committing;
     if (!rolled_back && !lost_before_commit) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(5 << attempt));
@@ -621,18 +628,18 @@ Result<bool> PgControlStore::TryAdmit(const std::string& id, int64_t expected_ep
   bool admitted = false;
   RETURN_IF_ERROR(Write([&](Conn& c) {
     admitted = false;
-    // One admission at a time, deployment-wide: the counts below stay true until commit.
-    RETURN_IF_ERROR(
-        c.Query("SELECT pg_advisory_xact_lock($1, $2)", Args(kLockClass, kAdmissionLock))
-            .status());
     ASSIGN_OR_RETURN(Rows me, c.Query("SELECT source_region, dest_region, admitted FROM "
                                       "migrations WHERE id = $1 AND epoch = $2",
                                       Args(id, expected_epoch)));
     if (me.size() == 0) return Fenced(id);
     if (me.Int(0, 2) != 0) {
-      admitted = true;
+      admitted = true;  // admitted once, admitted until it ends: no lock needed
       return Status::Ok();
     }
+    // One admission at a time, deployment-wide: the counts below stay true until commit.
+    RETURN_IF_ERROR(
+        c.Query("SELECT pg_advisory_xact_lock($1, $2)", Args(kLockClass, kAdmissionLock))
+            .status());
     ASSIGN_OR_RETURN(
         Rows n, c.Query("SELECT COUNT(*), "
                         "COUNT(*) FILTER (WHERE source_region = $1 OR dest_region = $1), "
