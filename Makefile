@@ -65,6 +65,10 @@ demo-postgres: build-cli pg-start
 bench: build
 	@./$(BUILD_DIR)/regionmove_bench $(BENCH_ARGS)
 
+# The control plane on each control-store engine (PostgreSQL: the clusters of scripts/pg-regions).
+bench-control: build pg-start
+	@./$(BUILD_DIR)/regionmove_control_bench $(BENCH_ARGS)
+
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')
 

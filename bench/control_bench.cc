@@ -1,0 +1,136 @@
+// Benchmark: the control plane under many tiny moves, on each control-store engine in one run.
+// N apps of one small table each move from us-east-1 to eu-west-1 with `workers` saga threads
+// and caps high enough not to admit-queue. Prints moves per second with all moves requested at
+// once, and the latency of a transition (from one step's recorded end to the next's: wake-up,
+// claim, run, compare-and-set write) p50 and p99, measured in waves of `workers` moves so that
+// no migration waits for a free worker.
+// The PostgreSQL store is the first cluster of scripts/pg-regions (skipped when unreachable).
+// Usage: regionmove_control_bench [moves] [workers]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/pg.h"
+#include "dataplane/engines.h"
+#include "service/system.h"
+
+using namespace regionmove;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Figures {
+  double seconds = 0;
+  int completed = 0;
+  std::vector<int64_t> transition_ms;
+};
+
+double Percentile(std::vector<int64_t> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return static_cast<double>(v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))]);
+}
+
+// `moves` moves in waves of `wave` (all at once when wave == moves).
+Result<Figures> Run(const std::string& engine, int moves, int workers, int wave) {
+  std::string dir = (fs::temp_directory_path() / ("regionmove-control-bench-" + engine)).string();
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::string toml = "[server]\ndata_dir = \"var\"\n[saga]\nworkers = " + std::to_string(workers) +
+                     "\nmax_concurrent = 256\nmax_concurrent_per_region = 256\n";
+  if (engine == "postgres") {
+    const char* dsn = "postgresql://postgres@127.0.0.1:54321/postgres";
+    ASSIGN_OR_RETURN(std::string admin, pg::Conninfo(dsn, "postgres"));
+    ASSIGN_OR_RETURN(auto c, pg::Conn::Open(admin, "bench"));
+    RETURN_IF_ERROR(c->Exec("DROP DATABASE IF EXISTS regionmove_bench_control WITH (FORCE)").status());
+    toml += "[control_store]\nengine = \"postgres\"\ndsn = "
+            "\"postgresql://postgres@127.0.0.1:54321/regionmove_bench_control\"\n";
+    ::setenv("REGIONMOVE_SECRET_KEY", std::string(64, '7').c_str(), 1);
+  }
+  for (const char* slug : {"us-east-1", "eu-west-1"}) {
+    toml += std::string("[[regions]]\nslug = \"") + slug +
+            "\"\ndatabase = { engine = \"sqlite\", dir = \"regions/" + slug +
+            "/db\" }\nblobs = { engine = \"fs\", dir = \"regions/" + slug + "/blobs\" }\n";
+  }
+  ASSIGN_OR_RETURN(Config config, ParseConfig(toml, dir, "bench"));
+  Rng rng(1);
+  ASSIGN_OR_RETURN(auto sys, System::Open(config, SystemClock::Default(), &rng));
+  std::vector<std::string> apps;
+  for (int i = 0; i < moves; ++i) {
+    ASSIGN_OR_RETURN(App app, sys->apps()->CreateApp("bench", "shop", "us-east-1", ""));
+    RegionPlane* us = sys->plane()->Region("us-east-1");
+    RETURN_IF_ERROR(us->db->CreateTable(app.id, TableSpec{"orders", {{"total", "real"}}}));
+    RETURN_IF_ERROR(
+        us->db->InsertRows(app.id, "orders", nlohmann::json::array({{{"id", "o1"}, {"total", 1}}}))
+            .status());
+    apps.push_back(app.id);
+  }
+  sys->Start();
+  auto start = std::chrono::steady_clock::now();
+  auto deadline = start + std::chrono::minutes(5);
+  std::vector<std::string> ids;
+  for (int first = 0; first < moves; first += wave) {
+    size_t from = ids.size();
+    for (int i = first; i < std::min(moves, first + wave); ++i) {
+      ASSIGN_OR_RETURN(Migration m, sys->migrations()->Move("bench", apps[i], "eu-west-1", ""));
+      ids.push_back(m.id);
+    }
+    for (size_t done = from; done < ids.size();) {
+      if (std::chrono::steady_clock::now() > deadline) return Unavailable("moves did not finish");
+      ASSIGN_OR_RETURN(Migration m, sys->store()->GetMigration(ids[done]));
+      if (m.terminal()) {
+        ++done;
+      } else {
+        SystemClock::Default()->SleepMs(2);
+      }
+    }
+  }
+  Figures f;
+  f.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  sys->Stop();
+  for (const auto& id : ids) {
+    ASSIGN_OR_RETURN(Migration m, sys->store()->GetMigration(id));
+    if (m.current_step == Step::kCompleted) ++f.completed;
+    ASSIGN_OR_RETURN(auto events, sys->store()->ListEvents(id));
+    int64_t prev = -1;
+    for (const auto& e : events) {
+      if (e.type != "transition") continue;
+      if (prev >= 0) f.transition_ms.push_back(e.ended_at_ms - prev);
+      prev = e.ended_at_ms;
+    }
+  }
+  sys.reset();
+  fs::remove_all(dir);
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int moves = argc > 1 ? std::atoi(argv[1]) : 200;
+  int workers = argc > 2 ? std::atoi(argv[2]) : 4;
+  SetLogLevel(LogLevel::kError);
+  RegisterBuiltinEngines();
+  std::printf("%d tiny moves at once, then %d in waves of %d (no queueing); %d workers, one "
+              "process\n",
+              moves, moves / 5, workers, workers);
+  std::printf("%-10s %9s %10s %16s %16s\n", "store", "moves/s", "completed", "transition p50",
+              "transition p99");
+  for (const char* engine : {"sqlite", "postgres"}) {
+    auto all = Run(engine, moves, workers, moves);
+    auto waves = all.ok() ? Run(engine, moves / 5, workers, workers) : all;
+    if (!waves.ok()) {
+      std::printf("%-10s skipped: %s\n", engine, waves.status().ToString().c_str());
+      continue;
+    }
+    std::printf("%-10s %9.1f %10d %14.0fms %14.0fms\n", engine, all->completed / all->seconds,
+                all->completed + waves->completed, Percentile(waves->transition_ms, 0.5),
+                Percentile(waves->transition_ms, 0.99));
+  }
+  return 0;
+}
