@@ -1,4 +1,5 @@
 #include "conformance/control_store_conformance.h"
+#include "service/token_cache.h"
 #include "store/sqlite/sqlite_control_store.h"
 
 namespace regionmove::testing {
@@ -47,6 +48,34 @@ TEST(SqliteControlStore, RefusesANewerSchema) {
   auto s = SqliteControlStore::Open(path);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("newer"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace regionmove::testing
+
+namespace regionmove::testing {
+namespace {
+
+// A request's caller is remembered for a while; a token that did not exist is not.
+TEST(TokenCache, RemembersKnownTokensForItsTtlOnly) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteControlStore::Open(dir.path() + "/control.sqlite3"));
+  FakeClock clock;
+  TokenCache cache(store.get(), &clock, 10'000);
+  ASSERT_OK(store->UpsertUser(User{"alice", false}));
+  ASSERT_OK(store->UpsertUser(User{"bob", true}));
+  EXPECT_EQ(cache.UserForTokenHash("h1").status().reason(), "unauthorized");
+  ASSERT_OK(store->AddTokenHash("h1", "alice"));
+  ASSERT_OK_AND_ASSIGN(User first, cache.UserForTokenHash("h1"));  // not remembered as unknown
+  EXPECT_EQ(first.name, "alice");
+  ASSERT_OK(store->AddTokenHash("h1", "bob"));  // given to another user in the store
+  clock.Advance(9'999);
+  ASSERT_OK_AND_ASSIGN(User cached, cache.UserForTokenHash("h1"));
+  EXPECT_EQ(cached.name, "alice");
+  clock.Advance(1);
+  ASSERT_OK_AND_ASSIGN(User fresh, cache.UserForTokenHash("h1"));
+  EXPECT_EQ(fresh.name, "bob");
+  EXPECT_TRUE(fresh.admin);
 }
 
 }  // namespace

@@ -290,7 +290,7 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
 
 void Dispatch(System* sys, const Req& req, Res& res, const std::string& app,
               const std::string& kind, const std::string& rest) {
-  auto caller = http::Authenticate(sys->store(), req);
+  auto caller = http::Authenticate(sys->tokens(), req);
   if (!caller.ok()) return http::ReplyError(res, caller.status());
   Status s;
   if (kind == "blobs") {

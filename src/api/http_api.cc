@@ -281,7 +281,7 @@ void HttpApi::Register() {
   // ---- apps
   Route("POST", "/v1/apps", [sys](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
-      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
       ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
       RETURN_IF_ERROR(http::CheckFields(body, {"name", "region", "subdomain"}));
       ASSIGN_OR_RETURN(std::string name, http::StringField(body, "name", true));
@@ -293,7 +293,7 @@ void HttpApi::Register() {
   });
   Route("GET", "/v1/apps", [sys](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
-      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
       ASSIGN_OR_RETURN(auto apps, sys->store()->ListApps(c.owner()));
       json out = json::array();
       for (const auto& a : apps) out.push_back(AppJson(a, sys->apps()->SizeBytes(a)));
@@ -302,7 +302,7 @@ void HttpApi::Register() {
   });
   Route("GET", R"(/v1/apps/([^/]+))", [sys, ms](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
-      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
       ASSIGN_OR_RETURN(App app, ms->OwnedApp(c.owner(), req.matches[1]));
       return Ok(AppJson(app, sys->apps()->SizeBytes(app)));
     });
@@ -312,7 +312,7 @@ void HttpApi::Register() {
   auto migration_json = [ms](const Migration& m) { return MigrationView(ms, m); };
   Route("POST", R"(/v1/apps/([^/]+)/move)", [sys, ms](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
-      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
       ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
       RETURN_IF_ERROR(http::CheckFields(body, {"dest_region", "strategy", "dry_run"}));
       ASSIGN_OR_RETURN(std::string dest, http::StringField(body, "dest_region", true));
@@ -329,7 +329,7 @@ void HttpApi::Register() {
   Route("GET", R"(/v1/apps/([^/]+)/migrations)",
         [sys, ms, migration_json](const Req& req, Res& res) {
           Handle(res, [&]() -> Result<std::pair<int, json>> {
-            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
             ASSIGN_OR_RETURN(auto list, ms->List(c.owner(), req.matches[1]));
             json out = json::array();
             for (const auto& m : list) out.push_back(migration_json(m));
@@ -339,7 +339,7 @@ void HttpApi::Register() {
   Route("GET", R"(/v1/apps/([^/]+)/migrations/active)",
         [sys, ms, migration_json](const Req& req, Res& res) {
           Handle(res, [&]() -> Result<std::pair<int, json>> {
-            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
             ASSIGN_OR_RETURN(auto active, ms->Active(c.owner(), req.matches[1]));
             return Ok({{"migration", active ? migration_json(*active) : json(nullptr)}});
           });
@@ -347,7 +347,7 @@ void HttpApi::Register() {
   Route("GET", R"(/v1/apps/([^/]+)/migrations/([^/]+))",
         [sys, ms, migration_json](const Req& req, Res& res) {
           Handle(res, [&]() -> Result<std::pair<int, json>> {
-            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
             ASSIGN_OR_RETURN(Migration m, ms->Get(c.owner(), req.matches[1], req.matches[2]));
             return Ok(migration_json(m));
           });
@@ -355,7 +355,7 @@ void HttpApi::Register() {
   Route("GET", R"(/v1/apps/([^/]+)/migrations/([^/]+)/events)",
         [sys, ms](const Req& req, Res& res) {
           Handle(res, [&]() -> Result<std::pair<int, json>> {
-            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
             ASSIGN_OR_RETURN(auto events, ms->Events(c.owner(), req.matches[1], req.matches[2]));
             json out = json::array();
             for (const auto& e : events) out.push_back(EventJson(e));
@@ -365,7 +365,7 @@ void HttpApi::Register() {
   Route("POST", R"(/v1/apps/([^/]+)/migrations/([^/]+)/abort)",
         [sys, ms](const Req& req, Res& res) {
           Handle(res, [&]() -> Result<std::pair<int, json>> {
-            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
             ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
             RETURN_IF_ERROR(http::CheckFields(body, {}));
             ASSIGN_OR_RETURN(Migration m, ms->Abort(c.owner(), req.matches[1], req.matches[2]));
@@ -375,7 +375,7 @@ void HttpApi::Register() {
   Route("POST", R"(/v1/apps/([^/]+)/migrations/([^/]+)/reverse)",
         [sys, ms](const Req& req, Res& res) {
           Handle(res, [&]() -> Result<std::pair<int, json>> {
-            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+            ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
             ASSIGN_OR_RETURN(json body, http::ParseJsonBody(req));
             RETURN_IF_ERROR(http::CheckFields(body, {}));
             ASSIGN_OR_RETURN(Migration r, ms->Reverse(c.owner(), req.matches[1], req.matches[2]));
@@ -390,7 +390,7 @@ void HttpApi::Register() {
   // ---- replicas
   Route("GET", "/v1/source-replicas", [sys, ms](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
-      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
       ASSIGN_OR_RETURN(auto replicas, ms->ListReplicas(c.owner()));
       json out = json::array();
       for (const auto& r : replicas) out.push_back(ReplicaJson(r));
@@ -399,7 +399,7 @@ void HttpApi::Register() {
   });
   Route("DELETE", R"(/v1/source-replicas/([^/]+))", [sys, ms](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
-      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+      ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
       RETURN_IF_ERROR(ms->Teardown(c.owner(), req.matches[1]));
       return Ok({{"migration_id", req.matches[1]}, {"status", kReplicaTornDown}});
     });
@@ -407,7 +407,7 @@ void HttpApi::Register() {
 
   // ---- admin
   auto admin = [sys](const Req& req) -> Result<Caller> {
-    ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->store(), req));
+    ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
     if (!c.user.admin) return http::Forbidden("admin token required");
     return c;
   };

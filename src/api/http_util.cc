@@ -16,13 +16,13 @@ Status Forbidden(const std::string& why) {
   return Status(StatusCode::kPermanent, why, "forbidden");
 }
 
-Result<Caller> Authenticate(ControlStore* store, const httplib::Request& req) {
+Result<Caller> Authenticate(TokenCache* tokens, const httplib::Request& req) {
   std::string auth = req.get_header_value("Authorization");
   const std::string prefix = "Bearer ";
   if (auth.size() <= prefix.size() || auth.compare(0, prefix.size(), prefix) != 0) {
     return Unauthorized("missing bearer token (Authorization: Bearer <token>)");
   }
-  auto user = store->UserForTokenHash(Sha256Hex(auth.substr(prefix.size())));
+  auto user = tokens->UserForTokenHash(Sha256Hex(auth.substr(prefix.size())));
   if (!user.ok()) return Unauthorized("unknown token");
   return Caller{*user};
 }

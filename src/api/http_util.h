@@ -9,6 +9,7 @@
 #include "common/result.h"
 #include "domain/app.h"
 #include "service/migration_service.h"
+#include "service/token_cache.h"
 #include "store/control_store.h"
 
 namespace regionmove::http {
@@ -20,7 +21,7 @@ struct Caller {
 };
 
 // Bearer token -> user. Unauthorized (401) when missing or unknown.
-Result<Caller> Authenticate(ControlStore* store, const httplib::Request& req);
+Result<Caller> Authenticate(TokenCache* tokens, const httplib::Request& req);
 // Refuses (400 invalid_request) a request whose path, query parameters or header values are
 // not valid UTF-8: everything the API keeps or echoes must be text.
 Status CheckRequestText(const httplib::Request& req);

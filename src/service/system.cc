@@ -14,6 +14,8 @@ namespace regionmove {
 namespace {
 
 constexpr int64_t kBackgroundLeaseMs = 10'000;
+// Users and tokens change only when a process starts with a new config.
+constexpr int64_t kTokenCacheMs = 10'000;
 
 // Names this process among all that share the control store.
 std::string LeaseOwnerId() {
@@ -68,6 +70,7 @@ Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock,
   ASSIGN_OR_RETURN(sys->engine_, Engine::Make(sys->store_.get(), &sys->registry_, clock, rng, o));
   sys->migrations_ = std::make_unique<MigrationService>(deps, rng);
   sys->apps_ = std::make_unique<AppService>(deps, sys->migrations_.get(), rng);
+  sys->tokens_ = std::make_unique<TokenCache>(sys->store_.get(), clock, kTokenCacheMs);
   return sys;
 }
 

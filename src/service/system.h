@@ -10,6 +10,7 @@
 #include "saga/engine.h"
 #include "service/app_service.h"
 #include "service/migration_service.h"
+#include "service/token_cache.h"
 #include "store/control_store.h"
 
 namespace regionmove {
@@ -34,6 +35,7 @@ class System {
   Engine* engine() { return engine_.get(); }
   MigrationService* migrations() { return migrations_.get(); }
   AppService* apps() { return apps_.get(); }
+  TokenCache* tokens() { return tokens_.get(); }
   Clock* clock() { return clock_; }
   FaultPoints* faults() { return &faults_; }
   Metrics* metrics() { return &metrics_; }
@@ -52,6 +54,7 @@ class System {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<MigrationService> migrations_;
   std::unique_ptr<AppService> apps_;
+  std::unique_ptr<TokenCache> tokens_;
   std::atomic<bool> stop_{false};
   std::thread background_;
 };

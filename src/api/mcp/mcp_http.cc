@@ -47,7 +47,7 @@ void HttpApi::RegisterMcp() {
   System* sys = sys_;
 
   Route("POST", "/mcp", [sys, sessions](const httplib::Request& req, httplib::Response& res) {
-    auto caller = http::Authenticate(sys->store(), req);
+    auto caller = http::Authenticate(sys->tokens(), req);
     if (!caller.ok()) {
       res.set_header("WWW-Authenticate", "Bearer");
       return http::ReplyError(res, caller.status());
@@ -121,7 +121,7 @@ void HttpApi::RegisterMcp() {
   });
 
   Route("DELETE", "/mcp", [sys, sessions](const httplib::Request& req, httplib::Response& res) {
-    auto caller = http::Authenticate(sys->store(), req);
+    auto caller = http::Authenticate(sys->tokens(), req);
     if (!caller.ok()) return http::ReplyError(res, caller.status());
     std::lock_guard<std::mutex> lock(sessions->mu);
     auto it = sessions->by_id.find(req.get_header_value("Mcp-Session-Id"));
