@@ -1,7 +1,9 @@
 // Runs the database and replicator conformance suites against the PostgreSQL engine, on the
 // local clusters of scripts/pg-regions (`make test` starts them). Their DSNs can be given as
 // REGIONMOVE_PG_DSN_A and REGIONMOVE_PG_DSN_B.
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <mutex>
 #include <set>
 
@@ -104,6 +106,64 @@ Result<std::unique_ptr<ControlStore>> OpenPgControlStore(const std::string& dir)
   ASSIGN_OR_RETURN(std::string info, pg::Conninfo(dsn, "regionmove_control_test"));
   ASSIGN_OR_RETURN(auto store, PgControlStore::Open(info, {}));
   return std::unique_ptr<ControlStore>(std::move(store));
+}
+
+// The connections of a store are cut (a failover, a restarted server, an idle timeout): the next
+// calls reconnect and succeed, and the listener comes back so that wake-ups keep working.
+TEST(PgControlStore, SurvivesLostConnections) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto store, OpenPgControlStore(dir.path()));
+  ASSERT_OK(store->UpsertUser(User{"alice", false}));
+  App app;
+  app.id = "app_aaaaaaaaaaaa";
+  app.name = "shop";
+  app.owner = "alice";
+  app.subdomain = "shop.apps.test";
+  app.region = "us-east-1";
+  ASSERT_OK(store->CreateApp(app));
+  const std::string dsn = Env("REGIONMOVE_PG_DSN_A", "postgresql://postgres@127.0.0.1:54321/postgres");
+  ASSERT_OK_AND_ASSIGN(std::string admin, pg::Conninfo(dsn, "postgres"));
+  ASSERT_OK_AND_ASSIGN(auto killer, pg::Conn::Open(admin, "test"));
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_OK_AND_ASSIGN(pg::Rows cut,
+                         killer->Exec("SELECT count(pg_terminate_backend(pid)) FROM "
+                                      "pg_stat_activity WHERE datname = 'regionmove_control_test'"));
+    EXPECT_GE(cut.Int(0, 0), 1);
+    ASSERT_OK_AND_ASSIGN(App got, store->GetApp(app.id));
+    EXPECT_EQ(got.owner, "alice");
+    Migration m;
+    m.id = "m" + std::to_string(round);
+    m.app_id = app.id;
+    m.owner = "alice";
+    m.source_region = "us-east-1";
+    m.dest_region = "eu-west-1";
+    ASSERT_OK(store->CreateMigration(m));
+    ASSERT_OK_AND_ASSIGN(auto c, store->ClaimNext("w", 1'000'000, 1000));
+    ASSERT_TRUE(c.has_value());
+    Migration end = *c;
+    end.current_step = Step::kAborted;
+    end.lease_owner.clear();
+    ASSERT_OK(store->UpdateMigration(end, c->epoch, {}));
+  }
+  ASSERT_OK(store->Health());
+  // The listener reconnected: a new migration wakes a waiting worker well before the timeout.
+  auto* pgs = static_cast<PgControlStore*>(store.get());
+  Migration m;
+  m.id = "m-wake";
+  m.app_id = app.id;
+  m.owner = "alice";
+  m.source_region = "us-east-1";
+  m.dest_region = "eu-west-1";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the listener's reconnect pause
+  std::thread creator([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_TRUE(store->CreateMigration(m).ok());
+  });
+  auto start = std::chrono::steady_clock::now();
+  pgs->WaitForWork(20'000);
+  auto waited = std::chrono::steady_clock::now() - start;
+  creator.join();
+  EXPECT_LT(waited, std::chrono::seconds(10));
 }
 
 INSTANTIATE_TEST_SUITE_P(Postgres, ControlStoreConformance,
