@@ -1,6 +1,7 @@
 #include <set>
 #include <thread>
 
+#include "api/write_buffer.h"
 #include "common/clock.h"
 #include "common/hash.h"
 #include "common/ids.h"
@@ -181,6 +182,47 @@ TEST(Clock, SyncedClocksAgreeWhateverTheMachinesSay) {
   SyncedClock c(&ahead, [] { return Result<int64_t>(Unavailable("database down")); }, 10);
   EXPECT_EQ(c.NowMs(), ahead.NowMs());
   EXPECT_EQ(c.Sync().code(), StatusCode::kUnavailable);
+}
+
+// The write buffer: one poller per app, bounded waiters, cleared or timed out.
+TEST(WriteBuffer, HoldsBoundedWaitersUntilThePauseEnds) {
+  WriteBuffer buffer(/*max_per_app=*/3, /*max_total=*/4, /*poll_ms=*/5);
+  std::atomic<bool> blocked{true};
+  std::atomic<int> polling{0}, max_polling{0}, polls{0};
+  auto still_blocked = [&] {
+    int now = ++polling;
+    int seen = max_polling.load();
+    while (now > seen && !max_polling.compare_exchange_weak(seen, now)) {
+    }
+    ++polls;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    --polling;
+    return blocked.load();
+  };
+  auto far = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  std::vector<WriteBuffer::Outcome> outcomes(3);
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < 3; ++i) {
+    waiters.emplace_back([&, i] { outcomes[i] = buffer.Wait("a", far, still_blocked); });
+  }
+  while (buffer.waiting() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(buffer.Wait("a", far, still_blocked), WriteBuffer::Outcome::kFull);  // per app
+  auto soon = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  EXPECT_EQ(buffer.Wait("b", soon, still_blocked), WriteBuffer::Outcome::kTimedOut);
+  WriteBuffer::Outcome fourth_outcome = WriteBuffer::Outcome::kCleared;
+  std::thread fourth([&] {
+    fourth_outcome = buffer.Wait("c", std::chrono::steady_clock::now() + std::chrono::seconds(1),
+                                 [] { return true; });
+  });
+  while (buffer.waiting() < 4) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(buffer.Wait("d", far, still_blocked), WriteBuffer::Outcome::kFull);  // overall
+  blocked = false;
+  for (auto& t : waiters) t.join();
+  for (auto o : outcomes) EXPECT_EQ(o, WriteBuffer::Outcome::kCleared);
+  EXPECT_LE(max_polling.load(), 2);  // one poller for "a" (and one for "b" while it waited)
+  EXPECT_GT(polls.load(), 3);
+  fourth.join();
+  EXPECT_EQ(fourth_outcome, WriteBuffer::Outcome::kTimedOut);
 }
 
 TEST(Clock, FormatAndParseRoundTrip) {

@@ -288,8 +288,8 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
   return std::pair<int, json>{existed ? 200 : 201, cron_json(t)};
 }
 
-void Dispatch(System* sys, const Req& req, Res& res, const std::string& app,
-              const std::string& kind, const std::string& rest) {
+void Dispatch(HttpApi* api, System* sys, const Req& req, Res& res, const std::string& app,
+              const std::string& kind, const std::string& rest, bool may_wait = true) {
   auto caller = http::Authenticate(sys->tokens(), req);
   if (!caller.ok()) return http::ReplyError(res, caller.status());
   Status s;
@@ -315,8 +315,14 @@ void Dispatch(System* sys, const Req& req, Res& res, const std::string& app,
       return;
     }
     if (s.reason() == "app_migrating") {
-      // Refused past the guard (the fence landed in between): the same answer as the guard's.
+      // Refused past the guard (the fence landed in between): the same answer as the guard's,
+      // after the same wait when an online move pauses the writes. The write was not applied,
+      // so it runs again once the pause ends.
       auto blocker = sys->migrations()->WriteBlocker(app);
+      if (may_wait && blocker.ok() && *blocker && api->AwaitUnblock(app, **blocker)) {
+        res = Res();
+        return Dispatch(api, sys, req, res, app, kind, rest, /*may_wait=*/false);
+      }
       return http::ReplyAppMigrating(res, sys->migrations(), app,
                                      blocker.ok() ? *blocker : std::nullopt);
     }
@@ -330,16 +336,16 @@ void HttpApi::RegisterDataRoutes() {
   System* sys = sys_;
   const std::string v1 = R"(/v1/apps/([^/]+)/(tables|blobs|functions|env|cron|domains)(?:/(.*))?)";
   const std::string host = R"(/(tables|blobs|functions|env|cron|domains)(?:/(.*))?)";
-  auto by_path = [sys](const Req& req, Res& res) {
-    Dispatch(sys, req, res, req.matches[1], req.matches[2], req.matches[3]);
+  auto by_path = [this, sys](const Req& req, Res& res) {
+    Dispatch(this, sys, req, res, req.matches[1], req.matches[2], req.matches[3]);
   };
-  auto by_host = [sys](const Req& req, Res& res) {
+  auto by_host = [this, sys](const Req& req, Res& res) {
     auto app = AppForHost(sys, req.get_header_value("Host"));
     if (!app) {
       return http::ReplyError(
           res, NotFound("no app is served at host '" + req.get_header_value("Host") + "'"));
     }
-    Dispatch(sys, req, res, *app, req.matches[1], req.matches[2]);
+    Dispatch(this, sys, req, res, *app, req.matches[1], req.matches[2]);
   };
   for (const auto& [pattern, handler] :
        {std::pair<std::string, Handler>{v1, by_path}, {host, by_host}}) {

@@ -29,6 +29,10 @@ HttpApi::HttpApi(System* system, Metrics* metrics) : sys_(system), metrics_(metr
   limits.header_timeout_ms = system->config().header_timeout_seconds * 1000;
   limits.idle_timeout_ms = system->config().idle_timeout_seconds * 1000;
   server_ = std::make_unique<HttpServer>(limits);
+  // Waiting writes hold their connection's thread: at most half the connections wait, and a
+  // quarter of them for one app.
+  int waiters = std::max(1, limits.max_connections / 2);
+  buffer_ = std::make_unique<WriteBuffer>(std::max(1, waiters / 4), waiters);
 }
 
 HttpApi::~HttpApi() { Stop(); }
@@ -99,6 +103,22 @@ std::string HttpApi::AllowedMethods(const std::string& path) const {
   return out;
 }
 
+bool HttpApi::AwaitUnblock(const std::string& app, const Migration& blocker) {
+  int64_t seconds = sys_->config().buffer_writes_seconds;
+  if (blocker.strategy != "online" || seconds <= 0) return false;
+  MigrationService* ms = sys_->migrations();
+  auto outcome = buffer_->Wait(
+      app, std::chrono::steady_clock::now() + std::chrono::seconds(seconds), [&] {
+        auto b = ms->WriteBlocker(app);
+        return !b.ok() || b->has_value();
+      });
+  const char* label = outcome == WriteBuffer::Outcome::kCleared    ? "outcome=\"served\""
+                      : outcome == WriteBuffer::Outcome::kTimedOut ? "outcome=\"timed_out\""
+                                                                   : "outcome=\"full\"";
+  metrics_->Inc("regionmove_guard_buffered_total", label);
+  return outcome == WriteBuffer::Outcome::kCleared;
+}
+
 bool HttpApi::DispatchBodyless(const httplib::Request& req, httplib::Response& res) {
   if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) return false;
   for (const auto& r : routes_) {
@@ -136,6 +156,8 @@ void HttpApi::Register() {
   mx->Describe("regionmove_http_requests_total", "counter", "HTTP requests by route and code");
   mx->Describe("regionmove_guard_rejections_total", "counter",
                "writes answered 503 app_migrating by the migration guard");
+  mx->Describe("regionmove_guard_buffered_total", "counter",
+               "writes held by the guard during an online move's pause, by outcome");
   mx->Describe("regionmove_step_duration_seconds", "histogram", "duration of completed steps");
   mx->Describe("regionmove_bytes_copied_total", "counter", "bytes moved by steps");
   mx->Describe("regionmove_step_retries_total", "counter", "step retries");
@@ -174,6 +196,7 @@ void HttpApi::Register() {
     if (!app) return pass();
     auto blocker = ms->WriteBlocker(*app);
     if (!blocker.ok() || !*blocker) return pass();
+    if (AwaitUnblock(*app, **blocker)) return pass();
     mx->Inc("regionmove_guard_rejections_total");
     unread_body();
     http::ReplyAppMigrating(res, ms, *app, *blocker);

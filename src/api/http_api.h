@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "api/http_server.h"
+#include "api/write_buffer.h"
 #include "common/metrics.h"
 #include "common/result.h"
 #include "service/system.h"
@@ -38,6 +39,11 @@ class HttpApi {
   void Wait();
 
   HttpServer* server() { return server_.get(); }
+
+  // For a write to `app` that `blocker` pauses: when the move is online, waits (bounded in time
+  // by server.buffer_writes_seconds and in number by the write buffer) for the pause to end.
+  // True when it ended and the write may go on; false when it is to be answered 503.
+  bool AwaitUnblock(const std::string& app, const Migration& blocker);
   // Answers with a 5xx other than 503 so far: each one is a bug of ours, never the client's.
   int64_t internal_errors() const { return internal_errors_.load(); }
 
@@ -68,6 +74,7 @@ class HttpApi {
   std::vector<BodylessRoute> routes_;  // every route; GET ones are never dispatched bodyless
   struct McpSessions;
   std::shared_ptr<McpSessions> mcp_;
+  std::unique_ptr<WriteBuffer> buffer_;
   int port_ = 0;
   std::atomic<int64_t> internal_errors_{0};
 };

@@ -42,6 +42,14 @@ void Metrics::Inc(const std::string& name, const std::string& labels, double by)
   counters_[name][labels] += by;
 }
 
+double Metrics::Value(const std::string& name, const std::string& labels) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto n = counters_.find(name);
+  if (n == counters_.end()) return 0;
+  auto l = n->second.find(labels);
+  return l == n->second.end() ? 0 : l->second;
+}
+
 void Metrics::Observe(const std::string& name, const std::string& labels, double value) {
   std::lock_guard<std::mutex> lock(mu_);
   Histogram& h = histograms_[name][labels];

@@ -15,6 +15,8 @@ std::string MetricLabel(const std::string& name, const std::string& value);
 class Metrics {
  public:
   void Inc(const std::string& name, const std::string& labels = "", double by = 1);
+  // A counter's value (0 when never incremented).
+  double Value(const std::string& name, const std::string& labels = "") const;
   // Histogram with the default buckets (seconds: 5 ms .. 5 min).
   void Observe(const std::string& name, const std::string& labels, double value);
   // HELP lines are emitted for names described here.

@@ -117,6 +117,7 @@ const std::vector<SectionKeys>& Schema() {
   static const std::vector<SectionKeys> kSchema = {
       {"server",
        {"listen", "data_dir", "max_body_bytes", "apps_domain", "max_connections",
+        "buffer_writes_seconds",
         "header_timeout_seconds", "idle_timeout_seconds"}},
       {"control_store", {"engine", "path", "dsn", "max_connections"}},
       {"saga",
@@ -256,6 +257,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
     RETURN_IF_ERROR(Read<std::string>(*s, "data_dir", data_dir, source, "server."));
     RETURN_IF_ERROR(Read<int64_t>(*s, "max_body_bytes", c.max_body_bytes, source, "server."));
     RETURN_IF_ERROR(Read<std::string>(*s, "apps_domain", c.apps_domain, source, "server."));
+    RETURN_IF_ERROR(Read<int64_t>(*s, "buffer_writes_seconds", c.buffer_writes_seconds, source,
+                                  "server."));
     RETURN_IF_ERROR(Read<int64_t>(*s, "max_connections", c.max_connections, source, "server."));
     RETURN_IF_ERROR(
         Read<int64_t>(*s, "header_timeout_seconds", c.header_timeout_seconds, source, "server."));
@@ -263,6 +266,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
         Read<int64_t>(*s, "idle_timeout_seconds", c.idle_timeout_seconds, source, "server."));
   }
   if (c.max_body_bytes < 1) return Bad(source, "server.max_body_bytes", "must be at least 1");
+  if (c.buffer_writes_seconds < 0 || c.buffer_writes_seconds > 60) {
+    return Bad(source, "server.buffer_writes_seconds", "must be between 0 and 60");
+  }
   if (c.max_connections < 1 || c.max_connections > 100000) {
     return Bad(source, "server.max_connections", "must be between 1 and 100000");
   }

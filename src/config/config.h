@@ -37,6 +37,9 @@ struct Config {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir;  // absolute
   int64_t max_body_bytes = 64LL << 20;
+  // A write that arrives while an online move pauses the app's writes waits this long for the
+  // pause to end before it is answered 503 (0: answered at once).
+  int64_t buffer_writes_seconds = 5;
   int max_connections = 256;        // open HTTP connections; more are answered 503
   int header_timeout_seconds = 10;  // request line and headers must arrive within this
   int idle_timeout_seconds = 5;     // a kept-alive connection without a request is closed

@@ -158,6 +158,8 @@ TEST_F(ContinuousWriter, OnlineMoveKeepsTakingWritesWhileItCopies) {
   std::string app = AppWithTable();
   std::string base = "/v1/apps/" + app;
   sys_->faults()->ArmDelay("syncing.after", 800, 1);  // writes land after the copy's point
+  // The pause lasts at least 300 ms: writes arrive during it and are held, not refused.
+  sys_->faults()->ArmDelay("unblocking_writes", 300, 1);
   Writer w;
   StartWriter(&w, base);
 
@@ -177,6 +179,12 @@ TEST_F(ContinuousWriter, OnlineMoveKeepsTakingWritesWhileItCopies) {
   EXPECT_EQ(done["progress"]["lag_bytes"], 0);  // the lag gate let the block start caught up
   EXPECT_GT(acked_while_syncing, 50);           // the 800 ms after the copy alone take hundreds
   EXPECT_EQ(Call("GET", "/v1/apps/" + app, kAlice).body["region"], "eu-west-1");
+  // The writer is past the pause (the write it held answered) before its answers are counted.
+  for (int acked = w.acked_count, i = 0; w.acked_count < acked + 2 && i < 500; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(w.blocked.load(), 0);  // every write of the pause was held and then served
+  EXPECT_GT(sys_->metrics()->Value("regionmove_guard_buffered_total", "outcome=\"served\""), 0);
 
   HttpReply rev = Call("POST", base + "/migrations/" + id1 + "/reverse", kAlice);
   ASSERT_EQ(rev.status, 202) << rev.raw;
@@ -202,6 +210,26 @@ TEST_F(ContinuousWriter, OnlineMoveKeepsTakingWritesWhileItCopies) {
   RegionPlane* ap = sys_->plane()->Region("ap-southeast-1");
   ASSERT_OK_AND_ASSIGN(bool there, ap->db->Exists(app));
   EXPECT_FALSE(there);
+}
+
+// A pause longer than server.buffer_writes_seconds: the held writes are answered 503 when their
+// wait runs out, and nothing is lost.
+TEST_F(ContinuousWriter, OnlinePauseLongerThanTheBufferIsAnswered503) {
+  TearDown();
+  StartServer("", "buffer_writes_seconds = 1\n");
+  std::string app = AppWithTable();
+  std::string base = "/v1/apps/" + app;
+  sys_->faults()->ArmDelay("unblocking_writes", 2500, 1);
+  Writer w;
+  StartWriter(&w, base);
+  HttpReply m =
+      Json("POST", base + "/move", kAlice, {{"dest_region", "eu-west-1"}, {"strategy", "online"}});
+  ASSERT_EQ(m.status, 202) << m.raw;
+  EXPECT_EQ(WaitDone(kAlice, app, m.body["migration_id"])["status"], "completed");
+  StopAndCheck(&w, base);
+  EXPECT_GT(w.blocked.load(), 0);
+  EXPECT_GT(sys_->metrics()->Value("regionmove_guard_buffered_total", "outcome=\"timed_out\""),
+            0);
 }
 
 }  // namespace
