@@ -47,9 +47,11 @@ Result<Figures> Run(const std::string& engine, int moves, int workers, int wave)
     const char* dsn = "postgresql://postgres@127.0.0.1:54321/postgres";
     ASSIGN_OR_RETURN(std::string admin, pg::Conninfo(dsn, "postgres"));
     ASSIGN_OR_RETURN(auto c, pg::Conn::Open(admin, "bench"));
-    RETURN_IF_ERROR(c->Exec("DROP DATABASE IF EXISTS regionmove_bench_control WITH (FORCE)").status());
-    toml += "[control_store]\nengine = \"postgres\"\ndsn = "
-            "\"postgresql://postgres@127.0.0.1:54321/regionmove_bench_control\"\n";
+    RETURN_IF_ERROR(
+        c->Exec("DROP DATABASE IF EXISTS regionmove_bench_control WITH (FORCE)").status());
+    toml +=
+        "[control_store]\nengine = \"postgres\"\ndsn = "
+        "\"postgresql://postgres@127.0.0.1:54321/regionmove_bench_control\"\n";
     ::setenv("REGIONMOVE_SECRET_KEY", std::string(64, '7').c_str(), 1);
   }
   for (const char* slug : {"us-east-1", "eu-west-1"}) {
@@ -116,9 +118,10 @@ int main(int argc, char** argv) {
   int workers = argc > 2 ? std::atoi(argv[2]) : 4;
   SetLogLevel(LogLevel::kError);
   RegisterBuiltinEngines();
-  std::printf("%d tiny moves at once, then %d in waves of %d (no queueing); %d workers, one "
-              "process\n",
-              moves, moves / 5, workers, workers);
+  std::printf(
+      "%d tiny moves at once, then %d in waves of %d (no queueing); %d workers, one "
+      "process\n",
+      moves, moves / 5, workers, workers);
   std::printf("%-10s %9s %10s %16s %16s\n", "store", "moves/s", "completed", "transition p50",
               "transition p99");
   for (const char* engine : {"sqlite", "postgres"}) {

@@ -179,7 +179,8 @@ TEST(Clock, SyncedClocksAgreeWhateverTheMachinesSay) {
   db.Advance(4'000);
   EXPECT_EQ(b.NowMs(), db.NowMs());  // re-measured
   // A failing source keeps the last offset.
-  SyncedClock c(&ahead, [] { return Result<int64_t>(Unavailable("database down")); }, 10);
+  SyncedClock c(
+      &ahead, [] { return Result<int64_t>(Unavailable("database down")); }, 10);
   EXPECT_EQ(c.NowMs(), ahead.NowMs());
   EXPECT_EQ(c.Sync().code(), StatusCode::kUnavailable);
 }

@@ -107,8 +107,8 @@ bool HttpApi::AwaitUnblock(const std::string& app, const Migration& blocker) {
   int64_t seconds = sys_->config().buffer_writes_seconds;
   if (blocker.strategy != "online" || seconds <= 0) return false;
   MigrationService* ms = sys_->migrations();
-  auto outcome = buffer_->Wait(
-      app, std::chrono::steady_clock::now() + std::chrono::seconds(seconds), [&] {
+  auto outcome =
+      buffer_->Wait(app, std::chrono::steady_clock::now() + std::chrono::seconds(seconds), [&] {
         auto b = ms->WriteBlocker(app);
         return !b.ok() || b->has_value();
       });
@@ -262,14 +262,14 @@ void HttpApi::Register() {
     if (!store.ok()) {
       return Reply(res, 503,
                    {{"status", "unavailable"},
-                    {"control_store", {{"engine", sys->config().control_store_engine},
-                                       {"status", "unavailable"},
-                                       {"error", store.message()}}}});
+                    {"control_store",
+                     {{"engine", sys->config().control_store_engine},
+                      {"status", "unavailable"},
+                      {"error", store.message()}}}});
     }
     Reply(res, 200,
           {{"status", "ok"},
-           {"control_store",
-            {{"engine", sys->config().control_store_engine}, {"status", "ok"}}}});
+           {"control_store", {{"engine", sys->config().control_store_engine}, {"status", "ok"}}}});
   });
 
   Route("GET", "/metrics", [sys, mx](const Req&, Res& res) {

@@ -28,7 +28,7 @@ Result<std::unique_ptr<SecretBox>> SecretBox::FromKey(std::string key) {
 }
 
 Result<std::unique_ptr<SecretBox>> SecretBox::ForDeployment(const std::string& key_file,
-                                                             bool may_create) {
+                                                            bool may_create) {
   if (const char* hex = std::getenv("REGIONMOVE_SECRET_KEY"); hex && *hex) {
     std::string key;
     std::string_view h = hex;

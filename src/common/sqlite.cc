@@ -115,8 +115,10 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_m
   // acknowledged survives a power cut (NORMAL may lose the last ones). Cost measured in
   // docs/reliability.md. Switching a new file to WAL while another process does the same can
   // answer SQLITE_BUSY without waiting for the busy handler: retried within the busy timeout.
-  for (int waited_ms = 0, step_ms = 5;; waited_ms += step_ms, step_ms = std::min(step_ms * 2, 100)) {
-    Status s = db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+  for (int waited_ms = 0, step_ms = 5;;
+       waited_ms += step_ms, step_ms = std::min(step_ms * 2, 100)) {
+    Status s =
+        db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
     if (s.ok()) break;
     if (s.code() != StatusCode::kUnavailable || waited_ms >= busy_timeout_ms) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));

@@ -117,8 +117,7 @@ const std::vector<SectionKeys>& Schema() {
   static const std::vector<SectionKeys> kSchema = {
       {"server",
        {"listen", "data_dir", "max_body_bytes", "apps_domain", "max_connections",
-        "buffer_writes_seconds",
-        "header_timeout_seconds", "idle_timeout_seconds"}},
+        "buffer_writes_seconds", "header_timeout_seconds", "idle_timeout_seconds"}},
       {"control_store", {"engine", "path", "dsn", "max_connections"}},
       {"saga",
        {"workers", "max_attempts", "lease_seconds", "max_concurrent", "max_concurrent_per_region",
@@ -257,8 +256,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
     RETURN_IF_ERROR(Read<std::string>(*s, "data_dir", data_dir, source, "server."));
     RETURN_IF_ERROR(Read<int64_t>(*s, "max_body_bytes", c.max_body_bytes, source, "server."));
     RETURN_IF_ERROR(Read<std::string>(*s, "apps_domain", c.apps_domain, source, "server."));
-    RETURN_IF_ERROR(Read<int64_t>(*s, "buffer_writes_seconds", c.buffer_writes_seconds, source,
-                                  "server."));
+    RETURN_IF_ERROR(
+        Read<int64_t>(*s, "buffer_writes_seconds", c.buffer_writes_seconds, source, "server."));
     RETURN_IF_ERROR(Read<int64_t>(*s, "max_connections", c.max_connections, source, "server."));
     RETURN_IF_ERROR(
         Read<int64_t>(*s, "header_timeout_seconds", c.header_timeout_seconds, source, "server."));

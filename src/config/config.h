@@ -47,8 +47,8 @@ struct Config {
   std::string apps_domain = "apps.localhost";
 
   std::string control_store_engine = "sqlite";
-  std::string control_store_path;  // absolute, sqlite
-  std::string control_store_dsn;   // postgres
+  std::string control_store_path;             // absolute, sqlite
+  std::string control_store_dsn;              // postgres
   int64_t control_store_max_connections = 8;  // postgres: per process
 
   int workers = 4;

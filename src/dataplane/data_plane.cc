@@ -56,9 +56,9 @@ Result<std::unique_ptr<DataPlane>> DataPlane::Open(const Config& config, Rng* rn
   std::error_code ec;
   std::filesystem::create_directories(plane->staging_dir_, ec);
   if (ec) return Permanent("cannot create " + plane->staging_dir_ + ": " + ec.message());
-  ASSIGN_OR_RETURN(plane->secrets_,
-                   SecretBox::ForDeployment(config.secrets_key_file,
-                                            config.control_store_engine != "postgres"));
+  ASSIGN_OR_RETURN(
+      plane->secrets_,
+      SecretBox::ForDeployment(config.secrets_key_file, config.control_store_engine != "postgres"));
   EngineEnv env{plane->config_.get(), rng, plane->secrets_.get()};
   for (const auto& rc : plane->config_->regions) {
     const std::string& db_engine = rc.database.engine;

@@ -40,8 +40,8 @@ Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock,
     po.max_connections = static_cast<int>(config.control_store_max_connections);
     ASSIGN_OR_RETURN(auto pgs, PgControlStore::Open(config.control_store_dsn, po));
     // Every process of the deployment keeps time by the database's clock (leases, schedules).
-    sys->synced_clock_ = std::make_unique<SyncedClock>(
-        clock, [p = pgs.get()] { return p->DatabaseNowMs(); });
+    sys->synced_clock_ =
+        std::make_unique<SyncedClock>(clock, [p = pgs.get()] { return p->DatabaseNowMs(); });
     RETURN_IF_ERROR(sys->synced_clock_->Sync());
     sys->clock_ = sys->synced_clock_.get();
     sys->store_ = std::move(pgs);
@@ -87,7 +87,8 @@ void System::Start(bool background) {
     while (!stop_.load()) {
       auto held = store_->TryLease("background", owner, clock_->NowMs(), kBackgroundLeaseMs);
       if (!held.ok() || !*held) {
-        if (!held.ok()) Log(LogLevel::kWarn, "background_lease", {{"error", held.status().ToString()}});
+        if (!held.ok())
+          Log(LogLevel::kWarn, "background_lease", {{"error", held.status().ToString()}});
         last_retention = 0;
         SystemClock::Default()->SleepMs(1000);
         continue;

@@ -138,8 +138,8 @@ class ControlStore {
   // loop: replication pumping, retention, teardown resumption). Takes or renews the lease
   // `name` for `owner` until now_ms + lease_ms when it is free, expired or already `owner`'s;
   // returns whether `owner` holds it.
-  virtual Result<bool> TryLease(const std::string& name, const std::string& owner,
-                                int64_t now_ms, int64_t lease_ms) = 0;
+  virtual Result<bool> TryLease(const std::string& name, const std::string& owner, int64_t now_ms,
+                                int64_t lease_ms) = 0;
   // Blocks for up to `timeout_ms` of real time, returning early when work may have arrived for
   // ClaimNext: a migration created, an abort or a repair requested, a lease released. Engines
   // hear of the changes of every process sharing the store where they can (PostgreSQL) and of

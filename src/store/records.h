@@ -191,8 +191,7 @@ inline Status CheckTeardownSlot(const std::string& id, const std::string& app_id
                                 const std::string& target, const std::string& holder,
                                 int64_t expires_ms, const std::string& owner, int64_t now_ms) {
   if (held && target != id) {
-    return Conflict("app " + app_id + " is busy tearing down the replica of " + target,
-                    "app_busy");
+    return Conflict("app " + app_id + " is busy tearing down the replica of " + target, "app_busy");
   }
   if (held && holder != owner && expires_ms > now_ms) {
     return Conflict("the replica of migration " + id + " is being torn down", "teardown_running");
@@ -201,9 +200,9 @@ inline Status CheckTeardownSlot(const std::string& id, const std::string& app_id
 }
 
 inline Status AppBusyTearingDown(const std::string& app_id, const std::string& target) {
-  return Conflict("app " + app_id + " is busy: the replica of migration " + target +
-                      " is being torn down",
-                  "app_busy");
+  return Conflict(
+      "app " + app_id + " is busy: the replica of migration " + target + " is being torn down",
+      "app_busy");
 }
 
 }  // namespace regionmove::store

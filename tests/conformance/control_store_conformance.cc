@@ -384,15 +384,14 @@ TEST_P(ControlStoreConformance, ConcurrentAdmissionsNeverOvershootTheCaps) {
   constexpr int kMoves = 12;
   std::vector<Migration> claimed;
   for (int i = 0; i < kMoves; ++i) {
-    std::string app = "app_" + std::string(11 - std::to_string(i).size(), 'a') + "x" +
-                      std::to_string(i);
+    std::string app =
+        "app_" + std::string(11 - std::to_string(i).size(), 'a') + "x" + std::to_string(i);
     ASSERT_OK(store_->CreateApp(MakeApp(app)));
     // Half move us-east-1 -> eu-west-1, half between two other regions each.
     bool east = i % 2 == 0;
-    ASSERT_OK(store_->CreateMigration(MakeMigration("m" + std::to_string(i), app,
-                                                    east ? "us-east-1" : "r" + std::to_string(i),
-                                                    east ? "eu-west-1" : "s" + std::to_string(i),
-                                                    1000 + i)));
+    ASSERT_OK(store_->CreateMigration(
+        MakeMigration("m" + std::to_string(i), app, east ? "us-east-1" : "r" + std::to_string(i),
+                      east ? "eu-west-1" : "s" + std::to_string(i), 1000 + i)));
   }
   for (int i = 0; i < kMoves; ++i) {
     ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 5000, 60'000));
@@ -431,11 +430,11 @@ TEST_P(ControlStoreConformance, ConcurrentClaimsHandEachMigrationToOneWorker) {
   ASSERT_NE(other, nullptr);
   constexpr int kMoves = 16;
   for (int i = 0; i < kMoves; ++i) {
-    std::string app = "app_" + std::string(11 - std::to_string(i).size(), 'a') + "x" +
-                      std::to_string(i);
+    std::string app =
+        "app_" + std::string(11 - std::to_string(i).size(), 'a') + "x" + std::to_string(i);
     ASSERT_OK(store_->CreateApp(MakeApp(app)));
-    ASSERT_OK(store_->CreateMigration(MakeMigration("m" + std::to_string(i), app, "us-east-1",
-                                                    "eu-west-1", 1000 + i)));
+    ASSERT_OK(store_->CreateMigration(
+        MakeMigration("m" + std::to_string(i), app, "us-east-1", "eu-west-1", 1000 + i)));
   }
   std::mutex mu;
   std::map<std::string, int> claims;

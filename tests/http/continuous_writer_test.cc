@@ -228,8 +228,7 @@ TEST_F(ContinuousWriter, OnlinePauseLongerThanTheBufferIsAnswered503) {
   EXPECT_EQ(WaitDone(kAlice, app, m.body["migration_id"])["status"], "completed");
   StopAndCheck(&w, base);
   EXPECT_GT(w.blocked.load(), 0);
-  EXPECT_GT(sys_->metrics()->Value("regionmove_guard_buffered_total", "outcome=\"timed_out\""),
-            0);
+  EXPECT_GT(sys_->metrics()->Value("regionmove_guard_buffered_total", "outcome=\"timed_out\""), 0);
 }
 
 }  // namespace

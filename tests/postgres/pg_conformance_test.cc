@@ -3,9 +3,9 @@
 // REGIONMOVE_PG_DSN_A and REGIONMOVE_PG_DSN_B.
 #include <chrono>
 #include <cstdlib>
-#include <thread>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "common/hash.h"
 #include "conformance/control_store_conformance.h"
@@ -90,7 +90,8 @@ INSTANTIATE_TEST_SUITE_P(Postgres, RuntimeStoreConformance,
 // The control store of a test: one database on the first cluster, made afresh by the first open in
 // a test's directory (tests run one at a time; the handles of the previous test are gone).
 Result<std::unique_ptr<ControlStore>> OpenPgControlStore(const std::string& dir) {
-  const std::string dsn = Env("REGIONMOVE_PG_DSN_A", "postgresql://postgres@127.0.0.1:54321/postgres");
+  const std::string dsn =
+      Env("REGIONMOVE_PG_DSN_A", "postgresql://postgres@127.0.0.1:54321/postgres");
   static std::mutex mu;
   static std::string fresh_for;
   {
@@ -121,13 +122,14 @@ TEST(PgControlStore, SurvivesLostConnections) {
   app.subdomain = "shop.apps.test";
   app.region = "us-east-1";
   ASSERT_OK(store->CreateApp(app));
-  const std::string dsn = Env("REGIONMOVE_PG_DSN_A", "postgresql://postgres@127.0.0.1:54321/postgres");
+  const std::string dsn =
+      Env("REGIONMOVE_PG_DSN_A", "postgresql://postgres@127.0.0.1:54321/postgres");
   ASSERT_OK_AND_ASSIGN(std::string admin, pg::Conninfo(dsn, "postgres"));
   ASSERT_OK_AND_ASSIGN(auto killer, pg::Conn::Open(admin, "test"));
   for (int round = 0; round < 3; ++round) {
-    ASSERT_OK_AND_ASSIGN(pg::Rows cut,
-                         killer->Exec("SELECT count(pg_terminate_backend(pid)) FROM "
-                                      "pg_stat_activity WHERE datname = 'regionmove_control_test'"));
+    ASSERT_OK_AND_ASSIGN(
+        pg::Rows cut, killer->Exec("SELECT count(pg_terminate_backend(pid)) FROM "
+                                   "pg_stat_activity WHERE datname = 'regionmove_control_test'"));
     EXPECT_GE(cut.Int(0, 0), 1);
     ASSERT_OK_AND_ASSIGN(App got, store->GetApp(app.id));
     EXPECT_EQ(got.owner, "alice");

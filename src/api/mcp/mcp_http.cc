@@ -95,9 +95,10 @@ void HttpApi::RegisterMcp() {
       std::lock_guard<std::mutex> lock(sessions->mu);
       auto it = sessions->by_id.find(id);
       if (it == sessions->by_id.end() || it->second->user != caller->user.name) {
-        return ReplyRpcError(res, 404, -32001, "Session not found: initialize a new session. MCP sessions live in "
-                                   "the API server that created them; behind a load balancer, "
-                                   "route each session to one server (Mcp-Session-Id)");
+        return ReplyRpcError(res, 404, -32001,
+                             "Session not found: initialize a new session. MCP sessions live in "
+                             "the API server that created them; behind a load balancer, "
+                             "route each session to one server (Mcp-Session-Id)");
       }
       entry = it->second;
     }

@@ -197,9 +197,10 @@ Result<std::unique_ptr<PgControlStore>> PgControlStore::Open(const std::string& 
   // by a debugger). The server ends it, releasing its locks, rather than let it hold up every
   // other process; the stalled process finds its connection gone and retries. A statement
   // waiting for a lock gives up after 10 s (and is retried).
-  ASSIGN_OR_RETURN(std::string info,
-                   pg::Conninfo(dsn, dbname,
-                                "-c idle_in_transaction_session_timeout=1000 -c lock_timeout=10000"));
+  ASSIGN_OR_RETURN(
+      std::string info,
+      pg::Conninfo(dsn, dbname,
+                   "-c idle_in_transaction_session_timeout=1000 -c lock_timeout=10000"));
   auto probe = Conn::Open(info, "control store");
   if (probe.status().code() == StatusCode::kNotFound) {
     ASSIGN_OR_RETURN(std::string admin, pg::Conninfo(dsn, "postgres"));
@@ -217,8 +218,8 @@ Result<std::unique_ptr<PgControlStore>> PgControlStore::Open(const std::string& 
 
 Status PgControlStore::ApplySchema() {
   return Write([&](Conn& c) {
-    RETURN_IF_ERROR(c.Query("SELECT pg_advisory_xact_lock($1, $2)", Args(kLockClass, kSchemaLock))
-                        .status());
+    RETURN_IF_ERROR(
+        c.Query("SELECT pg_advisory_xact_lock($1, $2)", Args(kLockClass, kSchemaLock)).status());
     RETURN_IF_ERROR(c.Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)").status());
     ASSIGN_OR_RETURN(Rows r, c.Exec("SELECT COALESCE(MAX(version), 0) FROM schema_version"));
     int64_t have = r.Int(0, 0);
@@ -352,8 +353,8 @@ Status PgControlStore::CreateApp(const App& app) {
     }
     RETURN_IF_ERROR(c.Query(std::string("INSERT INTO apps(") + kAppColumns +
                                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                            Args(app.id, app.name, app.owner, app.subdomain, app.region,
-                                 app.status, app.created_at_ms, app.routing_version))
+                            Args(app.id, app.name, app.owner, app.subdomain, app.region, app.status,
+                                 app.created_at_ms, app.routing_version))
                         .status());
     return c
         .Query("INSERT INTO routes(host, app_id, region, custom) VALUES ($1, $2, $3, 0)",
@@ -370,9 +371,9 @@ Status PgControlStore::CreateApp(const App& app) {
 Result<App> PgControlStore::GetApp(const std::string& app_id) {
   std::optional<App> app;
   RETURN_IF_ERROR(Read([&](Conn& c) {
-    ASSIGN_OR_RETURN(Rows r, c.Query(std::string("SELECT ") + kAppColumns +
-                                         " FROM apps WHERE id = $1",
-                                     {app_id}));
+    ASSIGN_OR_RETURN(
+        Rows r,
+        c.Query(std::string("SELECT ") + kAppColumns + " FROM apps WHERE id = $1", {app_id}));
     if (r.size() > 0) app = ReadApp(Row{&r, 0});
     return Status::Ok();
   }));
@@ -402,7 +403,8 @@ Status PgControlStore::AddRoute(const Route& route) {
                             "($1, $2, $3, $4) ON CONFLICT (host) DO NOTHING",
                             Args(route.host, route.app_id, app.Text(0, 0), route.custom))
                         .status());
-    ASSIGN_OR_RETURN(Rows owner, c.Query("SELECT app_id FROM routes WHERE host = $1", {route.host}));
+    ASSIGN_OR_RETURN(Rows owner,
+                     c.Query("SELECT app_id FROM routes WHERE host = $1", {route.host}));
     if (owner.size() == 1 && owner.Text(0, 0) == route.app_id) return Status::Ok();
     return Conflict("domain " + route.host + " belongs to another app", "domain_taken");
   });
@@ -463,20 +465,19 @@ Status PgControlStore::CreateMigration(const Migration& m) {
       sql += "$" + std::to_string(i) + (i < kMigrationColumnCount ? ", " : ")");
     }
     RETURN_IF_ERROR(
-        c.Query(sql,
-                Args(m.id, m.app_id, m.owner, m.kind, m.reverse_of, reverse_path, m.strategy,
-                     m.source_region, m.dest_region, StepName(m.current_step),
-                     StepName(m.stopped_at), m.terminal(), m.admitted, m.abort_requested,
-                     m.cutover_committed, m.needs_repair, static_cast<int>(m.compensation),
-                     m.source_replica_state, m.attempt, m.retry_count, m.last_error,
-                     m.next_attempt_at_ms, m.initiated_at_ms, m.step_started_at_ms,
-                     m.completed_at_ms, m.updated_at_ms, m.lease_owner, m.lease_expires_at_ms,
-                     m.epoch, m.progress.bytes_done, m.progress.bytes_total, m.progress.items_done,
-                     m.progress.items_total, m.resources))
+        c.Query(sql, Args(m.id, m.app_id, m.owner, m.kind, m.reverse_of, reverse_path, m.strategy,
+                          m.source_region, m.dest_region, StepName(m.current_step),
+                          StepName(m.stopped_at), m.terminal(), m.admitted, m.abort_requested,
+                          m.cutover_committed, m.needs_repair, static_cast<int>(m.compensation),
+                          m.source_replica_state, m.attempt, m.retry_count, m.last_error,
+                          m.next_attempt_at_ms, m.initiated_at_ms, m.step_started_at_ms,
+                          m.completed_at_ms, m.updated_at_ms, m.lease_owner, m.lease_expires_at_ms,
+                          m.epoch, m.progress.bytes_done, m.progress.bytes_total,
+                          m.progress.items_done, m.progress.items_total, m.resources))
             .status());
-    RETURN_IF_ERROR(c.Query("UPDATE apps SET status = $1 WHERE id = $2",
-                            Args(AppStatusFor(m), m.app_id))
-                        .status());
+    RETURN_IF_ERROR(
+        c.Query("UPDATE apps SET status = $1 WHERE id = $2", Args(AppStatusFor(m), m.app_id))
+            .status());
     return c.Exec(kNotifyWork).status();
   });
   if (IsUnique(s)) {
@@ -491,7 +492,8 @@ Result<std::vector<Migration>> PgControlStore::QueryMigrations(const std::string
   std::vector<Migration> out;
   RETURN_IF_ERROR(Read([&](Conn& c) {
     ASSIGN_OR_RETURN(
-        Rows r, c.Query(std::string("SELECT ") + kMigrationColumns + " FROM migrations " + tail, p));
+        Rows r,
+        c.Query(std::string("SELECT ") + kMigrationColumns + " FROM migrations " + tail, p));
     out = Collect<Migration>(r, ReadMigration<Row>);
     return Status::Ok();
   }));
@@ -543,8 +545,8 @@ Status PgControlStore::SetTerminalResources(const std::string& id, const std::st
   });
 }
 
-Result<std::optional<Migration>> PgControlStore::ClaimNext(const std::string& owner,
-                                                           int64_t now_ms, int64_t lease_ms) {
+Result<std::optional<Migration>> PgControlStore::ClaimNext(const std::string& owner, int64_t now_ms,
+                                                           int64_t lease_ms) {
   std::optional<Migration> claimed;
   RETURN_IF_ERROR(Write([&](Conn& c) {
     claimed.reset();
@@ -566,12 +568,12 @@ Result<std::optional<Migration>> PgControlStore::ClaimNext(const std::string& ow
 
 Status PgControlStore::InsertEvent(Conn& c, const MigrationEvent& e) {
   return c
-      .Query("INSERT INTO migration_events(migration_id, type, step, from_step, to_step, "
-             "attempt, started_at_ms, ended_at_ms, error, bytes, message) VALUES ($1, $2, $3, $4, "
-             "$5, $6, $7, $8, $9, $10, $11)",
-             Args(e.migration_id, e.type, StepName(e.step), StepName(e.from_step),
-                  StepName(e.to_step), e.attempt, e.started_at_ms, e.ended_at_ms, e.error, e.bytes,
-                  e.message))
+      .Query(
+          "INSERT INTO migration_events(migration_id, type, step, from_step, to_step, "
+          "attempt, started_at_ms, ended_at_ms, error, bytes, message) VALUES ($1, $2, $3, $4, "
+          "$5, $6, $7, $8, $9, $10, $11)",
+          Args(e.migration_id, e.type, StepName(e.step), StepName(e.from_step), StepName(e.to_step),
+               e.attempt, e.started_at_ms, e.ended_at_ms, e.error, e.bytes, e.message))
       .status();
 }
 
@@ -579,24 +581,24 @@ Status PgControlStore::WriteMigration(Conn& c, const Migration& m, int64_t expec
                                       const std::vector<MigrationEvent>& events) {
   ASSIGN_OR_RETURN(
       Rows r,
-      c.Query("UPDATE migrations SET current_step = $1, stopped_at = $2, terminal = $3, "
-              "admitted = $4, cutover_committed = $5, needs_repair = $6, compensation = $7, "
-              "source_replica_state = $8, attempt = $9, retry_count = $10, last_error = $11, "
-              // An abort that the writer has not seen yet keeps its wake-up time: a retry
-              // scheduled meanwhile must not push the abort back by its backoff.
-              "next_attempt_at_ms = CASE WHEN abort_requested = 1 AND $5 = 0 AND "
-              "cutover_committed = 0 THEN LEAST($12, next_attempt_at_ms) ELSE $12 END, "
-              "step_started_at_ms = $13, completed_at_ms = $14, updated_at_ms = $15, "
-              "lease_owner = $16, lease_expires_at_ms = $17, bytes_done = $18, bytes_total = $19, "
-              "items_done = $20, items_total = $21, resources = $22 "
-              "WHERE id = $23 AND epoch = $24",
-              Args(StepName(m.current_step), StepName(m.stopped_at), m.terminal(), m.admitted,
-                   m.cutover_committed, m.needs_repair, static_cast<int>(m.compensation),
-                   m.source_replica_state, m.attempt, m.retry_count, m.last_error,
-                   m.next_attempt_at_ms, m.step_started_at_ms, m.completed_at_ms, m.updated_at_ms,
-                   m.lease_owner, m.lease_expires_at_ms, m.progress.bytes_done,
-                   m.progress.bytes_total, m.progress.items_done, m.progress.items_total,
-                   m.resources, m.id, expected_epoch)));
+      c.Query(
+          "UPDATE migrations SET current_step = $1, stopped_at = $2, terminal = $3, "
+          "admitted = $4, cutover_committed = $5, needs_repair = $6, compensation = $7, "
+          "source_replica_state = $8, attempt = $9, retry_count = $10, last_error = $11, "
+          // An abort that the writer has not seen yet keeps its wake-up time: a retry
+          // scheduled meanwhile must not push the abort back by its backoff.
+          "next_attempt_at_ms = CASE WHEN abort_requested = 1 AND $5 = 0 AND "
+          "cutover_committed = 0 THEN LEAST($12, next_attempt_at_ms) ELSE $12 END, "
+          "step_started_at_ms = $13, completed_at_ms = $14, updated_at_ms = $15, "
+          "lease_owner = $16, lease_expires_at_ms = $17, bytes_done = $18, bytes_total = $19, "
+          "items_done = $20, items_total = $21, resources = $22 "
+          "WHERE id = $23 AND epoch = $24",
+          Args(StepName(m.current_step), StepName(m.stopped_at), m.terminal(), m.admitted,
+               m.cutover_committed, m.needs_repair, static_cast<int>(m.compensation),
+               m.source_replica_state, m.attempt, m.retry_count, m.last_error, m.next_attempt_at_ms,
+               m.step_started_at_ms, m.completed_at_ms, m.updated_at_ms, m.lease_owner,
+               m.lease_expires_at_ms, m.progress.bytes_done, m.progress.bytes_total,
+               m.progress.items_done, m.progress.items_total, m.resources, m.id, expected_epoch)));
   if (r.Affected() == 0) return Fenced(m.id);
   for (const auto& e : events) RETURN_IF_ERROR(InsertEvent(c, e));
   RETURN_IF_ERROR(
@@ -623,8 +625,8 @@ Status PgControlStore::Heartbeat(const std::string& id, int64_t epoch,
   });
 }
 
-Result<bool> PgControlStore::TryAdmit(const std::string& id, int64_t expected_epoch,
-                                      int global_cap, int region_cap) {
+Result<bool> PgControlStore::TryAdmit(const std::string& id, int64_t expected_epoch, int global_cap,
+                                      int region_cap) {
   bool admitted = false;
   RETURN_IF_ERROR(Write([&](Conn& c) {
     admitted = false;
@@ -638,14 +640,13 @@ Result<bool> PgControlStore::TryAdmit(const std::string& id, int64_t expected_ep
     }
     // One admission at a time, deployment-wide: the counts below stay true until commit.
     RETURN_IF_ERROR(
-        c.Query("SELECT pg_advisory_xact_lock($1, $2)", Args(kLockClass, kAdmissionLock))
-            .status());
-    ASSIGN_OR_RETURN(
-        Rows n, c.Query("SELECT COUNT(*), "
-                        "COUNT(*) FILTER (WHERE source_region = $1 OR dest_region = $1), "
-                        "COUNT(*) FILTER (WHERE source_region = $2 OR dest_region = $2) "
-                        "FROM migrations WHERE terminal = 0 AND admitted = 1",
-                        {me.Text(0, 0), me.Text(0, 1)}));
+        c.Query("SELECT pg_advisory_xact_lock($1, $2)", Args(kLockClass, kAdmissionLock)).status());
+    ASSIGN_OR_RETURN(Rows n,
+                     c.Query("SELECT COUNT(*), "
+                             "COUNT(*) FILTER (WHERE source_region = $1 OR dest_region = $1), "
+                             "COUNT(*) FILTER (WHERE source_region = $2 OR dest_region = $2) "
+                             "FROM migrations WHERE terminal = 0 AND admitted = 1",
+                             {me.Text(0, 0), me.Text(0, 1)}));
     if (n.Int(0, 0) >= global_cap || n.Int(0, 1) >= region_cap || n.Int(0, 2) >= region_cap) {
       return Status::Ok();
     }
@@ -669,9 +670,9 @@ Status PgControlStore::CommitFlip(const Migration& m, int64_t expected_epoch,
                             "WHERE id = $2",
                             {m.dest_region, m.app_id})
                         .status());
-    RETURN_IF_ERROR(c.Query("UPDATE routes SET region = $1 WHERE app_id = $2",
-                            {m.dest_region, m.app_id})
-                        .status());
+    RETURN_IF_ERROR(
+        c.Query("UPDATE routes SET region = $1 WHERE app_id = $2", {m.dest_region, m.app_id})
+            .status());
     return WriteMigration(c, m, expected_epoch, events);
   });
 }
@@ -713,8 +714,8 @@ Status PgControlStore::RepairMigration(const std::string& id, int64_t now_ms) {
                 "epoch = nextval('migration_epochs') WHERE id = $2",
                 Args(now_ms, id))
             .status());
-    RETURN_IF_ERROR(c.Query("UPDATE apps SET status = $1 WHERE id = $2", {kAppMigrating, m.app_id})
-                        .status());
+    RETURN_IF_ERROR(
+        c.Query("UPDATE apps SET status = $1 WHERE id = $2", {kAppMigrating, m.app_id}).status());
     RETURN_IF_ERROR(InsertEvent(c, RepairEvent(m, now_ms)));
     return c.Exec(kNotifyWork).status();
   });
@@ -775,9 +776,9 @@ Status PgControlStore::FinishTeardown(const std::string& id, const std::string& 
     RETURN_IF_ERROR(c.Query("UPDATE migrations SET source_replica_state = $1 WHERE id = $2",
                             {kReplicaTornDown, id})
                         .status());
-    RETURN_IF_ERROR(c.Query("DELETE FROM reservations WHERE migration_id = $1 AND region = $2",
-                            {id, region})
-                        .status());
+    RETURN_IF_ERROR(
+        c.Query("DELETE FROM reservations WHERE migration_id = $1 AND region = $2", {id, region})
+            .status());
     return InsertEvent(c, event);
   });
 }
@@ -866,9 +867,10 @@ Result<std::vector<Reservation>> PgControlStore::ListReservations(const std::str
 Status PgControlStore::UpsertUser(const User& user) {
   return Write([&](Conn& c) {
     return c
-        .Query("INSERT INTO users(name, admin) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET "
-               "admin = excluded.admin",
-               Args(user.name, user.admin))
+        .Query(
+            "INSERT INTO users(name, admin) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET "
+            "admin = excluded.admin",
+            Args(user.name, user.admin))
         .status();
   });
 }
@@ -876,9 +878,10 @@ Status PgControlStore::UpsertUser(const User& user) {
 Status PgControlStore::AddTokenHash(const std::string& token_sha256_hex, const std::string& user) {
   return Write([&](Conn& c) {
     return c
-        .Query("INSERT INTO api_tokens(token_sha256, user_name) VALUES ($1, $2) ON CONFLICT "
-               "(token_sha256) DO UPDATE SET user_name = excluded.user_name",
-               {token_sha256_hex, user})
+        .Query(
+            "INSERT INTO api_tokens(token_sha256, user_name) VALUES ($1, $2) ON CONFLICT "
+            "(token_sha256) DO UPDATE SET user_name = excluded.user_name",
+            {token_sha256_hex, user})
         .status();
   });
 }

@@ -441,8 +441,7 @@ Status SqliteControlStore::BeginTeardown(const std::string& id, const std::strin
                                            "app_operations WHERE app_id = ?"));
     ASSIGN_OR_RETURN(bool held, op.Bind(1, app_id).Step());
     RETURN_IF_ERROR(CheckTeardownSlot(id, app_id, held, held ? op.Text(0) : "",
-                                      held ? op.Text(1) : "", held ? op.Int(2) : 0, owner,
-                                      now_ms));
+                                      held ? op.Text(1) : "", held ? op.Int(2) : 0, owner, now_ms));
   }
   ASSIGN_OR_RETURN(Stmt up,
                    db_->Prepare("INSERT INTO app_operations(app_id, kind, target, owner, "
