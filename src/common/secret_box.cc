@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/hash.h"
 #include "common/sync.h"
 
 namespace regionmove {
@@ -31,23 +32,11 @@ Result<std::unique_ptr<SecretBox>> SecretBox::ForDeployment(const std::string& k
                                                             bool may_create) {
   if (const char* hex = std::getenv("REGIONMOVE_SECRET_KEY"); hex && *hex) {
     std::string key;
-    std::string_view h = hex;
-    for (size_t i = 0; i + 1 < h.size() && h.size() == 2 * kKeyLen; i += 2) {
-      auto nibble = [](char c) {
-        return c >= '0' && c <= '9'   ? c - '0'
-               : c >= 'a' && c <= 'f' ? c - 'a' + 10
-               : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                      : -1;
-      };
-      int hi = nibble(h[i]), lo = nibble(h[i + 1]);
-      if (hi < 0 || lo < 0) break;
-      key += static_cast<char>(hi * 16 + lo);
-    }
-    if (key.size() != kKeyLen) {
+    if (!HexDecode(hex, &key) || key.size() != kKeyLen) {
       return InvalidArgument("REGIONMOVE_SECRET_KEY must be 64 hex digits (32 bytes)",
                              "invalid_config");
     }
-    return FromKey(std::move(key));
+    return FromKey(key);
   }
   if (!may_create && !std::filesystem::exists(key_file)) {
     return InvalidArgument(
