@@ -99,6 +99,18 @@ export async function createApp(base, token, rows = 50) {
   return id;
 }
 
+// The ids of every row of an app's table (keyset-paged listing), as a Set.
+export async function rowIds(base, token, app, table) {
+  const ids = new Set();
+  let after = '';
+  for (;;) {
+    const page = await rest(base, token, 'GET', `/v1/apps/${app}/tables/${table}?limit=1000&after=${after}`);
+    assert.equal(page.status, 200, JSON.stringify(page.body));
+    for (const row of page.body.rows) ids.add(row.id);
+    if (page.body.next_after === null) return ids;
+    after = page.body.next_after;
+  }
+}
 
 // Polls `fn` until it returns something truthy (bounded); returns that.
 export async function waitFor(what, fn, ms = 30000) {

@@ -3,7 +3,7 @@
 // acknowledged is lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ALICE, createApp, makeConfig, rest, startServer, waitFor } from './helpers.mjs';
+import { ALICE, createApp, makeConfig, rest, rowIds, startServer, waitFor } from './helpers.mjs';
 
 for (const engine of ['sqlite', 'postgres']) {
   test(`writes during an online move's pause are held and served (${engine})`, { timeout: 120000 }, async () => {
@@ -40,14 +40,7 @@ for (const engine of ['sqlite', 'postgres']) {
     await writer;
     assert.deepEqual(refused, []);
     assert.ok(slowest >= 300, `a write waited out the pause (slowest ${slowest} ms)`);
-    const present = new Set();
-    let cursor = '';
-    for (;;) {
-      const page = await rest(base, ALICE, 'GET', `/v1/apps/${app}/tables/orders?limit=1000&after=${cursor}`);
-      for (const row of page.body.rows) present.add(row.id);
-      if (page.body.next_after === null) break;
-      cursor = page.body.next_after;
-    }
+    const present = await rowIds(base, ALICE, app, 'orders');
     const lost = acked.filter((id) => !present.has(id));
     console.log(`online buffer (${engine}): acked=${acked.length} refused=${refused.length} lost=${lost.length} slowest=${slowest}ms`);
     assert.equal(lost.length, 0);

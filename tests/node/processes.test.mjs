@@ -2,7 +2,7 @@
 // migrations on the same config: the guard, the write fence and the data all cross processes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ALICE, createApp, makeConfig, rest, startProcess, startServer } from './helpers.mjs';
+import { ALICE, createApp, makeConfig, rest, rowIds, startProcess, startServer } from './helpers.mjs';
 
 async function waitStatus(base, app, id, done) {
   const deadline = Date.now() + 30000;
@@ -58,14 +58,7 @@ test('API process and worker process share one deployment; nothing acknowledged 
 
   const appNow = await rest(base, ALICE, 'GET', `/v1/apps/${app}`);
   assert.equal(appNow.body.region, 'us-east-1');
-  const present = new Set();
-  let after = '';
-  for (;;) {
-    const page = await rest(base, ALICE, 'GET', `/v1/apps/${app}/tables/orders?limit=1000&after=${after}`);
-    for (const row of page.body.rows) present.add(row.id);
-    if (page.body.next_after === null) break;
-    after = page.body.next_after;
-  }
+  const present = await rowIds(base, ALICE, app, 'orders');
   const lost = acked.filter((id) => !present.has(id));
   console.log(`two processes: acked=${acked.length} blocked=${blocked} lost=${lost.length}`);
   assert.equal(lost.length, 0);

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { ALICE, createApp, makeConfig, pgSql, rest, startProcess, startServer, waitFor } from './helpers.mjs';
+import { ALICE, createApp, makeConfig, pgSql, rest, rowIds, startProcess, startServer, waitFor } from './helpers.mjs';
 
 const DB = 'regionmove_shared_test';
 const MOVES = 30;
@@ -112,15 +112,7 @@ test('two API servers and three workers on one PostgreSQL control store', { time
   // Nothing acknowledged is lost.
   let lost = 0, total = 0;
   for (const app of apps) {
-    const present = new Set();
-    let after = '';
-    for (;;) {
-      const page = await rest(api2.base, ALICE, 'GET', `/v1/apps/${app}/tables/orders?limit=1000&after=${after}`);
-      assert.equal(page.status, 200);
-      for (const row of page.body.rows) present.add(row.id);
-      if (page.body.next_after === null) break;
-      after = page.body.next_after;
-    }
+    const present = await rowIds(api2.base, ALICE, app, 'orders');
     for (const id of acked.get(app)) { total++; if (!present.has(id)) lost++; }
     const region = await rest(api2.base, ALICE, 'GET', `/v1/apps/${app}`);
     assert.equal(region.body.region, 'eu-west-1');

@@ -328,20 +328,11 @@ void PgControlStore::Listen() {
       any = true;
       PQfreemem(n);
     }
-    if (any) {
-      std::lock_guard<std::mutex> lock(wake_mu_);
-      ++wakeups_;
-      wake_cv_.notify_all();
-    }
+    if (any) work_.Notify();
   }
 }
 
-void PgControlStore::WaitForWork(int64_t timeout_ms) {
-  std::unique_lock<std::mutex> lock(wake_mu_);
-  uint64_t seen = wakeups_;
-  wake_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                    [&] { return wakeups_ != seen || stop_.load(); });
-}
+void PgControlStore::WaitForWork(int64_t timeout_ms) { work_.Wait(timeout_ms); }
 
 // ---------------------------------------------------------------- apps and routes
 

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/pg.h"
+#include "common/wakeup.h"
 #include "store/control_store.h"
 
 namespace regionmove {
@@ -119,10 +120,7 @@ class PgControlStore final : public ControlStore {
   const std::string conninfo_;
   pg::Pool pool_;
 
-  // WaitForWork: a listener thread bumps `wakeups_` on each notification.
-  std::mutex wake_mu_;
-  std::condition_variable wake_cv_;
-  uint64_t wakeups_ = 0;
+  Wakeup work_;  // notified by the listener thread on each notification
   std::atomic<bool> stop_{false};
   std::thread listener_;
 };

@@ -180,7 +180,7 @@ Status SqliteControlStore::CreateMigration(const Migration& m) {
   ASSIGN_OR_RETURN(Stmt app, db_->Prepare("UPDATE apps SET status = ? WHERE id = ?"));
   RETURN_IF_ERROR(app.Bind(1, AppStatusFor(m)).Bind(2, m.app_id).Run());
   RETURN_IF_ERROR(txn.Commit());
-  NotifyWork();
+  work_.Notify();
   return Status::Ok();
 }
 
@@ -312,7 +312,7 @@ Status SqliteControlStore::UpdateMigration(const Migration& m, int64_t expected_
     RETURN_IF_ERROR(txn.Commit());
   }
   // A released lease, or a migration that ended (its admission slot is free): wake the workers.
-  if (m.lease_owner.empty()) NotifyWork();
+  if (m.lease_owner.empty()) work_.Notify();
   return Status::Ok();
 }
 
@@ -384,7 +384,7 @@ Status SqliteControlStore::RequestAbort(const std::string& id, int64_t now_ms) {
   RETURN_IF_ERROR(upd.Bind(1, now_ms).Bind(2, now_ms).Bind(3, id).Run());
   RETURN_IF_ERROR(InsertEventLocked(AbortRequestedEvent(id, StepOr(step), now_ms)));
   RETURN_IF_ERROR(txn.Commit());
-  NotifyWork();
+  work_.Notify();
   return Status::Ok();
 }
 
@@ -415,7 +415,7 @@ Status SqliteControlStore::RepairMigration(const std::string& id, int64_t now_ms
   RETURN_IF_ERROR(app.Bind(1, kAppMigrating).Bind(2, m.app_id).Run());
   RETURN_IF_ERROR(InsertEventLocked(RepairEvent(m, now_ms)));
   RETURN_IF_ERROR(txn.Commit());
-  NotifyWork();
+  work_.Notify();
   return Status::Ok();
 }
 
@@ -605,17 +605,7 @@ Result<bool> SqliteControlStore::TryLease(const std::string& name, const std::st
   return row;
 }
 
-void SqliteControlStore::NotifyWork() {
-  std::lock_guard<std::mutex> lock(wake_mu_);
-  ++wakeups_;
-  wake_cv_.notify_all();
-}
-
-void SqliteControlStore::WaitForWork(int64_t timeout_ms) {
-  std::unique_lock<std::mutex> lock(wake_mu_);
-  uint64_t seen = wakeups_;
-  wake_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return wakeups_ != seen; });
-}
+void SqliteControlStore::WaitForWork(int64_t timeout_ms) { work_.Wait(timeout_ms); }
 
 Status SqliteControlStore::Health() {
   std::lock_guard<std::mutex> lock(mu_);

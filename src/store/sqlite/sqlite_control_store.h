@@ -1,11 +1,11 @@
 #pragma once
 
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
 
 #include "common/sqlite.h"
+#include "common/wakeup.h"
 #include "store/control_store.h"
 
 namespace regionmove {
@@ -79,13 +79,9 @@ class SqliteControlStore final : public ControlStore {
   Status WriteMigrationLocked(const Migration& m, int64_t expected_epoch,
                               const std::vector<MigrationEvent>& events);
   Status InsertEventLocked(const MigrationEvent& e);
-  void NotifyWork();
 
   std::mutex mu_;
-  // WaitForWork: bumped on each change that can make a migration claimable.
-  std::mutex wake_mu_;
-  std::condition_variable wake_cv_;
-  uint64_t wakeups_ = 0;
+  Wakeup work_;  // notified on each change that can make a migration claimable
   std::unique_ptr<sqlite::Db> db_;
 };
 

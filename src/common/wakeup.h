@@ -1,0 +1,31 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+
+namespace regionmove {
+
+// Lets threads sleep until something may have changed: Wait returns after `timeout_ms`, or
+// sooner once Notify is called after the Wait began. Spurious returns are allowed. Thread-safe.
+class Wakeup {
+ public:
+  void Notify() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++generation_;
+    cv_.notify_all();
+  }
+  void Wait(int64_t timeout_ms) {
+    std::unique_lock<std::mutex> lock(mu_);
+    uint64_t seen = generation_;
+    cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return generation_ != seen; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t generation_ = 0;
+};
+
+}  // namespace regionmove
