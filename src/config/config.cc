@@ -32,6 +32,7 @@ lease_seconds = 30
 max_concurrent = 16
 max_concurrent_per_region = 4
 default_strategy = "offline"
+block_budget_seconds = 10
 
 [replicas]
 retention_days = 0
@@ -121,7 +122,7 @@ const std::vector<SectionKeys>& Schema() {
       {"control_store", {"engine", "path", "dsn", "max_connections"}},
       {"saga",
        {"workers", "max_attempts", "lease_seconds", "max_concurrent", "max_concurrent_per_region",
-        "default_strategy"}},
+        "default_strategy", "block_budget_seconds"}},
       {"replicas", {"retention_days", "price_per_gb_month_usd"}},
       {"secrets", {"key_file"}},
       {"users", {"name", "token", "token_sha256", "admin"}, true},
@@ -308,6 +309,11 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
     RETURN_IF_ERROR(Read<int64_t>(*s, "max_concurrent_per_region", c.max_concurrent_per_region,
                                   source, "saga."));
     RETURN_IF_ERROR(Read<std::string>(*s, "default_strategy", c.default_strategy, source, "saga."));
+    RETURN_IF_ERROR(
+        Read<int64_t>(*s, "block_budget_seconds", c.block_budget_seconds, source, "saga."));
+  }
+  if (c.block_budget_seconds < 1 || c.block_budget_seconds > 86400) {
+    return Bad(source, "saga.block_budget_seconds", "must be between 1 and 86400");
   }
   if (c.default_strategy != "offline" && c.default_strategy != "online") {
     return Bad(source, "saga.default_strategy", "must be \"offline\" or \"online\"");

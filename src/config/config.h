@@ -57,6 +57,9 @@ struct Config {
   int max_concurrent = 16;
   int max_concurrent_per_region = 4;
   std::string default_strategy = "offline";  // of a move that names none: offline | online
+  // An online move whose write pause lasts longer than this before its flip gives the app back
+  // to its source and syncs again (at most kMaxBlockAttempts pauses, then it fails).
+  int64_t block_budget_seconds = 10;
 
   int retention_days = 0;
   double price_per_gb_month_usd = 0.50;

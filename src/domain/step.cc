@@ -60,6 +60,9 @@ bool Plan::IsLegalTransition(Step from, Step to) const {
   if (IsTerminal(from)) return false;
   if (to == Step::kAborted) return IsBeforeCutover(from);
   if (to == Step::kFailed) return true;
+  if (to == Step::kSyncing && Index(to) >= 0 && WritesBlocked(from) && IsBeforeCutover(from)) {
+    return true;
+  }
   auto next = Next(from);
   return next.has_value() && *next == to;
 }

@@ -54,7 +54,9 @@ class Plan {
   //  - to kFailed from any non-terminal step (before the cutover only after compensation,
   //    after it with needs_repair);
   //  - back out of kFailed only by an admin repair, to the step it stopped at (a needs_repair
-  //    migration: failed after the cutover, or its compensation ran out of attempts).
+  //    migration: failed after the cutover, or its compensation ran out of attempts);
+  //  - back to kSyncing, on a plan that has it, from a step of the write pause before the
+  //    cutover (the pause outlasted its budget: writes resume and the sync starts over).
   bool IsLegalTransition(Step from, Step to) const;
 
  private:

@@ -226,8 +226,25 @@ Status Engine::RunStep(Migration m, int64_t epoch) {
       return StartCompensation(std::move(m), epoch, Compensation::kAbort, "abort requested");
     }
   }
+  if (s.reason() == "block_budget") return BackToSync(std::move(m), epoch, s.message());
   if (!s.ok()) return HandleFailure(std::move(m), epoch, s);
   return Advance(std::move(m), epoch, "");
+}
+
+Status Engine::BackToSync(Migration m, int64_t epoch, std::string why) {
+  MigrationEvent e = NewEvent(m, "block_budget_exceeded");
+  e.to_step = Step::kSyncing;
+  e.message = why;
+  int64_t now = clock_->NowMs();
+  m.current_step = m.stopped_at = Step::kSyncing;
+  m.attempt = 0;
+  m.last_error = why;
+  m.step_started_at_ms = now;
+  m.progress = Progress{};
+  m.next_attempt_at_ms = now;
+  ReleaseLease(m);
+  Log(LogLevel::kWarn, "block_budget_exceeded", {{"migration_id", m.id}, {"why", why}});
+  return store_->UpdateMigration(m, epoch, {e});
 }
 
 Status Engine::Advance(Migration m, int64_t epoch, std::string note) {

@@ -104,6 +104,9 @@ class Engine {
   Status RunClaimed(Migration m, const std::string& owner);
   Status Admit(Migration& m, int64_t epoch);
   Status RunStep(Migration m, int64_t epoch);
+  // An online move's pause outlasted its budget (the step gave the app back to its source and
+  // reset `m`'s resources): records the return to syncing, with those resources, at once.
+  Status BackToSync(Migration m, int64_t epoch, std::string why);
   Status Advance(Migration m, int64_t epoch, std::string note);
   Status HandleFailure(Migration m, int64_t epoch, const Status& error);
   Status StartCompensation(Migration m, int64_t epoch, Compensation why, std::string reason);

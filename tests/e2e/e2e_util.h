@@ -12,7 +12,8 @@ namespace regionmove::testing {
 // A System on a fresh data dir with three embedded regions.
 inline std::unique_ptr<System> OpenSystem(const TempDir& dir, Clock* clock, Rng* rng,
                                           const std::string& extra_toml = "",
-                                          const std::string& server_toml = "") {
+                                          const std::string& server_toml = "",
+                                          const std::string& saga_toml = "") {
   std::string toml = R"(
 [server]
 data_dir = "var"
@@ -20,6 +21,7 @@ data_dir = "var"
 [saga]
 workers = 2
 max_attempts = 3
+)" + saga_toml + R"(
 [[users]]
 name = "alice"
 token = "alice-token"

@@ -231,5 +231,64 @@ TEST_F(ContinuousWriter, OnlinePauseLongerThanTheBufferIsAnswered503) {
   EXPECT_GT(sys_->metrics()->Value("regionmove_guard_buffered_total", "outcome=\"timed_out\""), 0);
 }
 
+// An online move whose pause outlasts saga.block_budget_seconds never flips late: the app goes
+// back to its source (writes resume) and the move syncs again; the next pause fits and the move
+// completes. Nothing acknowledged is lost, and no write is refused (held ones are served).
+TEST_F(ContinuousWriter, OnlinePauseOverItsBudgetSyncsAgainAndNeverFlipsLate) {
+  TearDown();
+  StartServer("", "", "block_budget_seconds = 1\n");
+  std::string app = AppWithTable();
+  std::string base = "/v1/apps/" + app;
+  sys_->faults()->ArmDelay("copying_runtime.before", 1500, 1);  // the first pause only
+  Writer w;
+  StartWriter(&w, base);
+  HttpReply m =
+      Json("POST", base + "/move", kAlice, {{"dest_region", "eu-west-1"}, {"strategy", "online"}});
+  ASSERT_EQ(m.status, 202) << m.raw;
+  std::string id = m.body["migration_id"];
+  EXPECT_EQ(WaitDone(kAlice, app, id)["status"], "completed");
+  StopAndCheck(&w, base);
+  EXPECT_EQ(w.blocked.load(), 0);
+  json events = Call("GET", base + "/migrations/" + id + "/events", kAlice).body["events"];
+  int over = 0, flips = 0, syncs = 0;
+  for (const auto& e : events) {
+    if (e["type"] == "block_budget_exceeded") {
+      ++over;
+      EXPECT_EQ(e["from"], "flipping_routing");
+      EXPECT_EQ(e["to"], "syncing");
+      EXPECT_EQ(flips, 0);  // before any flip
+    }
+    if (e["type"] == "transition" && e["from"] == "flipping_routing") ++flips;
+    if (e["type"] == "transition" && e["from"] == "syncing") ++syncs;
+  }
+  EXPECT_EQ(over, 1);
+  EXPECT_EQ(flips, 1);
+  EXPECT_EQ(syncs, 2);
+  EXPECT_EQ(Call("GET", "/v1/apps/" + app, kAlice).body["region"], "eu-west-1");
+}
+
+// Every pause over its budget: after the last one the move fails with the app in its source,
+// writable, and nothing of it left in the destination.
+TEST_F(ContinuousWriter, OnlinePausesOverBudgetEveryTimeFailTheMoveInItsSource) {
+  TearDown();
+  StartServer("", "", "block_budget_seconds = 1\n");
+  std::string app = AppWithTable();
+  std::string base = "/v1/apps/" + app;
+  sys_->faults()->ArmDelay("copying_runtime.before", 1200, 10);
+  Writer w;
+  StartWriter(&w, base);
+  HttpReply m =
+      Json("POST", base + "/move", kAlice, {{"dest_region", "eu-west-1"}, {"strategy", "online"}});
+  ASSERT_EQ(m.status, 202) << m.raw;
+  json done = WaitDone(kAlice, app, m.body["migration_id"]);
+  EXPECT_EQ(done["status"], "failed");
+  EXPECT_NE(done["last_error"].get<std::string>().find("budget"), std::string::npos) << done;
+  StopAndCheck(&w, base);
+  EXPECT_EQ(Call("GET", "/v1/apps/" + app, kAlice).body["region"], "us-east-1");
+  ASSERT_OK_AND_ASSIGN(bool there, sys_->plane()->Region("eu-west-1")->db->Exists(app));
+  EXPECT_FALSE(there);
+  EXPECT_EQ(Json("POST", base + "/tables/w", kAlice, {{"id", "after"}}).status, 201);
+}
+
 }  // namespace
 }  // namespace regionmove::testing

@@ -23,8 +23,9 @@ struct HttpReply {
 // A System with workers and an HTTP API on a free loopback port.
 class HttpFixture : public ::testing::Test {
  protected:
-  void StartServer(const std::string& extra_toml = "", const std::string& server_toml = "") {
-    sys_ = OpenSystem(dir_, SystemClock::Default(), &rng_, extra_toml, server_toml);
+  void StartServer(const std::string& extra_toml = "", const std::string& server_toml = "",
+                   const std::string& saga_toml = "") {
+    sys_ = OpenSystem(dir_, SystemClock::Default(), &rng_, extra_toml, server_toml, saga_toml);
     ASSERT_NE(sys_, nullptr);
     auto api = HttpApi::Make(sys_.get(), sys_->metrics());
     ASSERT_TRUE(api.ok());

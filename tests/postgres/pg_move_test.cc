@@ -97,8 +97,10 @@ class PgMove : public ::testing::Test {
         "[[regions]]\nslug = \"sq-east-1\"\ndatabase = { engine = \"sqlite\", dir = \"lite/db\" }\n"
         "blobs = { engine = \"fs\", dir = \"lite/blobs\" }\n";
     auto config = ParseConfig(std::string("[server]\ndata_dir = \"var\"\n[saga]\nworkers = 2\n"
-                                          "max_attempts = 5\n[[users]]\nname = \"alice\"\n"
-                                          "token = \"alice-token\"\n") +
+                                          "max_attempts = 5\n") +
+                                  SagaExtra() +
+                                  "[[users]]\nname = \"alice\"\n"
+                                  "token = \"alice-token\"\n" +
                                   regions,
                               dir_.path(), "test");
     ASSERT_TRUE(config.ok()) << config.status().ToString();
@@ -106,6 +108,8 @@ class PgMove : public ::testing::Test {
     ASSERT_TRUE(sys.ok()) << sys.status().ToString();
     sys_ = std::move(sys).value();
   }
+
+  virtual std::string SagaExtra() const { return ""; }
 
   void TearDown() override {
     if (!sys_ || app_.empty()) return;
@@ -631,6 +635,63 @@ INSTANTIATE_TEST_SUITE_P(EveryStepBeforeTheCutover, PgAbort,
                                            Step::kRestoringData, Step::kCopyingBlobs,
                                            Step::kCopyingRuntime, Step::kFlippingRouting),
                          [](const auto& info) { return std::string(StepName(info.param)); });
+
+// An online move whose pause outlasts its budget on PostgreSQL regions: the app goes back to
+// pg-a (its subscription in pg-b and the copy are dropped), syncs again from a new snapshot, and
+// the second pause completes the move. The flip happens once, after the return to syncing.
+class PgMoveTightBudget : public PgMove {
+ protected:
+  std::string SagaExtra() const override { return "block_budget_seconds = 1\n"; }
+};
+
+TEST_F(PgMoveTightBudget, PauseOverItsBudgetSyncsAgainAndNeverFlipsLate) {
+  ASSERT_OK_AND_ASSIGN(App app, sys_->apps()->CreateApp("alice", "budget", "pg-a", ""));
+  app_ = app.id;
+  Database* a = sys_->plane()->Region("pg-a")->db.get();
+  ASSERT_OK(a->CreateTable(app_, TableSpec{"w", {{"n", "integer"}}}));
+  json rows = json::array();
+  for (int i = 0; i < 1000; ++i) rows.push_back({{"n", i}});
+  ASSERT_OK(a->InsertRows(app_, "w", rows).status());
+  sys_->faults()->ArmDelay("copying_runtime.before", 1500, 1);
+  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app_, "pg-b", "online"));
+  // A write between the two pauses lands in pg-a and travels with the second sync.
+  std::atomic<bool> wrote{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 400; ++i) {
+      auto cur = sys_->store()->GetMigration(m.id);
+      if (cur.ok() && cur->current_step == Step::kSyncing && !cur->last_error.empty()) {
+        EXPECT_OK(a->InsertRows(app_, "w", {{"id", "between"}, {"n", -1}}).status());
+        wrote = true;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  Migration done = Drive(*sys_, m.id, 120000);
+  writer.join();
+  ASSERT_EQ(done.current_step, Step::kCompleted) << done.last_error;
+  ASSERT_OK_AND_ASSIGN(auto events, sys_->store()->ListEvents(m.id));
+  int over = 0, flips = 0;
+  for (const auto& e : events) {
+    if (e.type == "block_budget_exceeded") {
+      ++over;
+      EXPECT_EQ(flips, 0);
+      EXPECT_EQ(e.to_step, Step::kSyncing);
+    }
+    if (e.type == "transition" && e.from_step == Step::kFlippingRouting) ++flips;
+  }
+  EXPECT_EQ(over, 1);
+  EXPECT_EQ(flips, 1);
+  Database* b = sys_->plane()->Region("pg-b")->db.get();
+  ASSERT_OK_AND_ASSIGN(auto tables, b->ListTables(app_));
+  ASSERT_EQ(tables.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(auto home, a->ListTables(app_));
+  EXPECT_EQ(tables[0].row_count, home[0].row_count);
+  EXPECT_GE(tables[0].row_count, 1000);
+  EXPECT_EQ(done.source_replica_state, kReplicaReplicating);
+  EXPECT_TRUE(wrote.load());
+  EXPECT_OK(b->GetRow(app_, "w", "between").status());
+}
 
 }  // namespace
 }  // namespace regionmove::testing

@@ -97,11 +97,18 @@ void RegisterMoveSteps(StepRegistry* registry, const StepDeps& deps) {
   registry->Register(Step::kReservingDest, bind(steps::ReserveDest));
   registry->Register(Step::kSyncing, bind(steps::Sync));
   registry->Register(Step::kBlockingWrites, bind(steps::BlockWrites));
-  registry->Register(Step::kDumpingData, bind(steps::DumpData));
-  registry->Register(Step::kRestoringData, bind(steps::RestoreData));
-  registry->Register(Step::kCopyingBlobs, bind(steps::CopyBlobs));
-  registry->Register(Step::kCopyingRuntime, bind(steps::CopyRuntime));
-  registry->Register(Step::kFlippingRouting, bind(steps::CheckBeforeFlip));
+  // The steps of the pause before the flip check the pause's budget first (online moves).
+  auto budgeted = [deps, bind](Fn fn) {
+    return [deps, step = bind(fn)](StepContext& ctx) -> Status {
+      RETURN_IF_ERROR(steps::CheckBlockBudget(deps, ctx));
+      return step(ctx);
+    };
+  };
+  registry->Register(Step::kDumpingData, budgeted(steps::DumpData));
+  registry->Register(Step::kRestoringData, budgeted(steps::RestoreData));
+  registry->Register(Step::kCopyingBlobs, budgeted(steps::CopyBlobs));
+  registry->Register(Step::kCopyingRuntime, budgeted(steps::CopyRuntime));
+  registry->Register(Step::kFlippingRouting, budgeted(steps::CheckBeforeFlip));
   registry->Register(Step::kSettingUpReverseReplication, bind(steps::SetUpReverseReplication));
   registry->Register(Step::kUnblockingWrites, bind(steps::UnblockWrites));
   registry->RegisterCompensation(bind(steps::Compensate));

@@ -60,6 +60,41 @@ std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m, con
   return failed;
 }
 
+Status CheckBlockBudget(const StepDeps& deps, StepContext& ctx) {
+  Migration& m = ctx.migration();
+  if (m.strategy != "online") return Status::Ok();
+  json res = Resources(ctx);
+  int64_t started = res.value("block_started_at_ms", int64_t{0});
+  int64_t budget_ms = deps.config->block_budget_seconds * 1000;
+  if (started == 0 || deps.clock->NowMs() - started <= budget_ms) return Status::Ok();
+  const std::string budget = std::to_string(deps.config->block_budget_seconds) + " s";
+  int attempts = res.value("block_attempts", 0) + 1;
+  if (attempts >= kMaxBlockAttempts) {
+    return Status(StatusCode::kPermanent,
+                  "the write pause passed its budget of " + budget + " " +
+                      std::to_string(attempts) + " times; the app stays in " + m.source_region,
+                  "block_budget_exhausted");
+  }
+  RETURN_IF_ERROR(GiveBackToSource(deps, m, res, ctx.epoch()));
+  json dest_only = res;
+  dest_only.erase("reserved");  // the reservation stays for the next attempt
+  std::vector<std::string> failed = CleanDest(deps, m, dest_only, ctx.epoch());
+  if (!failed.empty()) return Unavailable("emptying the destination: " + failed.front());
+  RegionPlane* dst = Dest(deps, m);
+  RETURN_IF_ERROR(dst->db->Create(m.app_id));
+  RETURN_IF_ERROR(dst->blobs->CreateNamespace(m.app_id));
+  // Written by the engine with the return to syncing, in one transaction.
+  m.resources = DumpJson(json{{"reserved", res.value("reserved", false)},
+                              {"dest_created", true},
+                              {"block_attempts", attempts}});
+  return Status(StatusCode::kConflict,
+                "the write pause passed its budget of " + budget +
+                    " before the flip: writes resumed in " + m.source_region +
+                    ", syncing again (pause " + std::to_string(attempts + 1) + " of " +
+                    std::to_string(kMaxBlockAttempts) + ")",
+                "block_budget");
+}
+
 Status RetryDebris(const StepDeps& deps) {
   ASSIGN_OR_RETURN(auto list, deps.store->ListMigrationsWithDebris());
   Status first;

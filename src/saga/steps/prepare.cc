@@ -49,6 +49,7 @@ Status BlockWrites(const StepDeps& deps, StepContext& ctx) {
   json res = Resources(ctx);
   if (!res.value("source_fenced", false)) {
     res["source_fenced"] = true;
+    res["block_started_at_ms"] = deps.clock->NowMs();  // the pause's budget counts from here
     RETURN_IF_ERROR(SaveResources(ctx, res));
   }
   // Commits the fence after every write in flight; no later write can commit at the source.

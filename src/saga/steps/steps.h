@@ -89,6 +89,14 @@ Status CheckBeforeFlip(const StepDeps& deps, StepContext& ctx);
 Status SetUpReverseReplication(const StepDeps& deps, StepContext& ctx);
 Status UnblockWrites(const StepDeps& deps, StepContext& ctx);
 Status Compensate(const StepDeps& deps, StepContext& ctx);
+// The pause budget of an online move (saga.block_budget_seconds), checked before each step of
+// the pause up to the flip. Ok within it. Past it, the app is given back to its source (writes
+// resume) and the destination is emptied and made afresh; the migration's resources, in memory,
+// are reset for a new sync, and the answer is Conflict("block_budget"), on which the engine
+// records the return to syncing together with those resources. The third pause past its budget
+// is Permanent("block_budget_exhausted") instead: the move fails, compensated.
+inline constexpr int kMaxBlockAttempts = 3;
+Status CheckBlockBudget(const StepDeps& deps, StepContext& ctx);
 // Removes what migration `m` created in its destination (resources `res`), checked with
 // `token`; returns what could not be removed, described.
 std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m,
