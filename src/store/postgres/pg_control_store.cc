@@ -1,8 +1,9 @@
 #include "store/postgres/pg_control_store.h"
 
+#include <sys/select.h>
+
 #include <chrono>
 
-#include "common/log.h"
 #include "store/records.h"
 
 namespace regionmove {
