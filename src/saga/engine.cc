@@ -227,8 +227,22 @@ Status Engine::RunStep(Migration m, int64_t epoch) {
     }
   }
   if (s.reason() == "block_budget") return BackToSync(std::move(m), epoch, s.message());
+  if (s.reason() == "not_yet") return NotYet(std::move(m), epoch, s.message());
   if (!s.ok()) return HandleFailure(std::move(m), epoch, s);
   return Advance(std::move(m), epoch, "");
+}
+
+Status Engine::NotYet(Migration m, int64_t epoch, std::string why) {
+  std::vector<MigrationEvent> events;
+  if (m.last_error != why) {  // recorded when the reason changes, not on every pass
+    MigrationEvent e = NewEvent(m, "waiting");
+    e.message = why;
+    events.push_back(std::move(e));
+  }
+  m.last_error = std::move(why);
+  m.next_attempt_at_ms = clock_->NowMs() + options_.queue_poll_ms;
+  ReleaseLease(m);
+  return store_->UpdateMigration(m, epoch, events);
 }
 
 Status Engine::BackToSync(Migration m, int64_t epoch, std::string why) {

@@ -104,6 +104,10 @@ class Engine {
   Status RunClaimed(Migration m, const std::string& owner);
   Status Admit(Migration& m, int64_t epoch);
   Status RunStep(Migration m, int64_t epoch);
+  // The step is waiting on something outside the saga (an online move's lag gate): not a
+  // failure, so no attempt is used; `why` is kept in last_error and the step runs again soon.
+  // An abort still reaches it (the step's checkpoints).
+  Status NotYet(Migration m, int64_t epoch, std::string why);
   // An online move's pause outlasted its budget (the step gave the app back to its source and
   // reset `m`'s resources): records the return to syncing, with those resources, at once.
   Status BackToSync(Migration m, int64_t epoch, std::string why);

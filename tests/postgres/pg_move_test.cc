@@ -636,6 +636,29 @@ INSTANTIATE_TEST_SUITE_P(EveryStepBeforeTheCutover, PgAbort,
                                            Step::kCopyingRuntime, Step::kFlippingRouting),
                          [](const auto& info) { return std::string(StepName(info.param)); });
 
+// A write storm (injected at the lag gate) holds an online move in syncing on PostgreSQL regions
+// without using its attempts; it says why, and completes once the storm passes.
+TEST_F(PgMove, OnlineMoveWaitsOutAWriteStormWithoutFailing) {
+  ASSERT_OK_AND_ASSIGN(App app, sys_->apps()->CreateApp("alice", "storm", "pg-a", ""));
+  app_ = app.id;
+  Database* a = sys_->plane()->Region("pg-a")->db.get();
+  ASSERT_OK(a->CreateTable(app_, TableSpec{"w", {{"n", "integer"}}}));
+  ASSERT_OK(a->InsertRows(app_, "w", {{"n", 1}}).status());
+  sys_->faults()->Arm("syncing.lag_gate", Unavailable("writes outpace the apply"), 12 * 7);
+  ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app_, "pg-b", "online"));
+  Migration done = Drive(*sys_, m.id, 120000);
+  ASSERT_EQ(done.current_step, Step::kCompleted) << done.last_error;
+  EXPECT_EQ(done.retry_count, 0);
+  ASSERT_OK_AND_ASSIGN(auto events, sys_->store()->ListEvents(m.id));
+  int waiting = 0;
+  for (const auto& e : events) {
+    if (e.type != "waiting") continue;
+    ++waiting;
+    EXPECT_NE(e.message.find("waiting to pause writes"), std::string::npos) << e.message;
+  }
+  EXPECT_EQ(waiting, 1);
+}
+
 // An online move whose pause outlasts its budget on PostgreSQL regions: the app goes back to
 // pg-a (its subscription in pg-b and the copy are dropped), syncs again from a new snapshot, and
 // the second pause completes the move. The flip happens once, after the return to syncing.
