@@ -6,6 +6,7 @@
 #include <mutex>
 #include <thread>
 
+#include "saga/steps/steps.h"
 #include "store/sqlite/sqlite_control_store.h"
 #include "test_util.h"
 
@@ -673,6 +674,17 @@ TEST(EngineThreads, WorkerPoolFinishesEverything) {
   engine->Stop();
   EXPECT_TRUE(all_done);
   for (const auto& id : ids) EXPECT_EQ(runs[id], Plan::Offline().Index(Step::kCompleted) - 1) << id;
+}
+
+// The catch-up an online move's pause would need, from two samples of the replica's position.
+TEST(LagGate, PredictsTheCatchUpFromTheMeasuredApplyRate) {
+  // 1,000 positions applied in 500 ms (2,000/s), 3,000 left: 1.5 s.
+  auto p = steps::PredictCatchUpSeconds(10'000, 1'000, 11'000, 14'000, 1'500);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_DOUBLE_EQ(*p, 1.5);
+  EXPECT_EQ(steps::PredictCatchUpSeconds(10'000, 1'000, 14'000, 14'000, 1'500), 0.0);  // caught up
+  EXPECT_FALSE(steps::PredictCatchUpSeconds(10'000, 1'000, 10'000, 14'000, 1'500));    // no rate
+  EXPECT_FALSE(steps::PredictCatchUpSeconds(10'000, 1'500, 11'000, 14'000, 1'500));    // no time
 }
 
 }  // namespace

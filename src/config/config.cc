@@ -33,6 +33,7 @@ max_concurrent = 16
 max_concurrent_per_region = 4
 default_strategy = "offline"
 block_budget_seconds = 10
+max_block_seconds = 2
 
 [replicas]
 retention_days = 0
@@ -122,7 +123,7 @@ const std::vector<SectionKeys>& Schema() {
       {"control_store", {"engine", "path", "dsn", "max_connections"}},
       {"saga",
        {"workers", "max_attempts", "lease_seconds", "max_concurrent", "max_concurrent_per_region",
-        "default_strategy", "block_budget_seconds"}},
+        "default_strategy", "block_budget_seconds", "max_block_seconds"}},
       {"replicas", {"retention_days", "price_per_gb_month_usd"}},
       {"secrets", {"key_file"}},
       {"users", {"name", "token", "token_sha256", "admin"}, true},

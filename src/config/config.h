@@ -60,6 +60,9 @@ struct Config {
   // An online move whose write pause lasts longer than this before its flip gives the app back
   // to its source and syncs again (at most kMaxBlockAttempts pauses, then it fails).
   int64_t block_budget_seconds = 10;
+  // An online move pauses writes only when the catch-up it predicts for the pause (from the
+  // measured apply rate) and the replica's lag are both under this.
+  int64_t max_block_seconds = 2;
 
   int retention_days = 0;
   double price_per_gb_month_usd = 0.50;

@@ -90,6 +90,15 @@ Status RestoreData(const StepDeps& deps, StepContext& ctx) {
   return VerifyEqual(deps, ctx);
 }
 
+std::optional<double> PredictCatchUpSeconds(int64_t earlier_replica, int64_t earlier_ms,
+                                            int64_t replica, int64_t primary, int64_t now_ms) {
+  if (replica >= primary) return 0.0;
+  int64_t applied = replica - earlier_replica;
+  if (applied <= 0 || now_ms <= earlier_ms) return std::nullopt;
+  double rate = static_cast<double>(applied) * 1000.0 / static_cast<double>(now_ms - earlier_ms);
+  return static_cast<double>(primary - replica) / rate;
+}
+
 Status Sync(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
   RegionPlane* src = Source(deps, m);
@@ -126,23 +135,43 @@ Status Sync(const StepDeps& deps, StepContext& ctx) {
   // The lag gate: the block starts once dest has caught up with the source as of a moment ago,
   // so that what is left for the block is what commits meanwhile.
   int64_t behind = 0;
+  std::optional<double> predicted;
+  int64_t sampled_ms = 0, sampled_position = -1;
+  const double max_block = static_cast<double>(deps.config->max_block_seconds);
   for (int i = 0; i < 12; ++i) {
     ASSIGN_OR_RETURN(ReplicationLag lag,
                      replicator->Pump(m.app_id, m.source_region, m.dest_region));
+    int64_t now = deps.clock->NowMs();
+    if (lag.caught_up()) {
+      predicted = 0.0;
+    } else if (sampled_position >= 0) {
+      predicted = PredictCatchUpSeconds(sampled_position, sampled_ms, lag.replica_position,
+                                        lag.primary_position, now);
+    }
+    sampled_ms = now;
+    sampled_position = lag.replica_position;
     res["sync_lag"] = {{"bytes", lag.bytes},
-                       {"seconds", lag.seconds < 0 ? json(nullptr) : json(lag.seconds)}};
+                       {"seconds", lag.seconds < 0 ? json(nullptr) : json(lag.seconds)},
+                       {"predicted_block_seconds", predicted ? json(*predicted) : json(nullptr)}};
     RETURN_IF_ERROR(SaveResources(ctx, res));
     RETURN_IF_ERROR(ctx.ReportProgress(lag.replica_position, lag.primary_position));
     // A fault here stands for a replica that the writes keep ahead of (a write storm).
     bool held_back = !deps.Fault("syncing.lag_gate").ok();
-    if (lag.caught_up() && !held_back) return Status::Ok();
+    // The pause may start when dest has caught up, or when what is left would apply within
+    // saga.max_block_seconds at the measured rate and the oldest pending change is younger.
+    bool fits = predicted && *predicted <= max_block && lag.seconds <= max_block;
+    if ((lag.caught_up() || fits) && !held_back) return Status::Ok();
     behind = std::max<int64_t>(lag.bytes, held_back ? 1 : 0);
     RETURN_IF_ERROR(ctx.Checkpoint());
   }
   // Not a failure: the move keeps syncing (without using attempts) and says why.
   return Status(StatusCode::kUnavailable,
                 "waiting to pause writes: dest is " + std::to_string(behind) +
-                    " bytes behind the source (writes are arriving faster than they apply)",
+                    " bytes behind the source (writes are arriving faster than they apply; " +
+                    (predicted ? "the pause would need about " +
+                                     std::to_string(static_cast<int64_t>(*predicted + 0.5)) + " s"
+                               : std::string("no apply rate measured yet")) +
+                    ", at most " + std::to_string(deps.config->max_block_seconds) + " s allowed)",
                 "not_yet");
 }
 

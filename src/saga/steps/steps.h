@@ -1,6 +1,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "common/clock.h"
@@ -96,6 +97,12 @@ Status Compensate(const StepDeps& deps, StepContext& ctx);
 // records the return to syncing together with those resources. The third pause past its budget
 // is Permanent("block_budget_exhausted") instead: the move fails, compensated.
 inline constexpr int kMaxBlockAttempts = 3;
+
+// The catch-up an online move's pause would need now: the replica's distance to the primary
+// (positions) over the apply rate measured between two samples (positions per second). 0 when
+// caught up; nullopt when nothing was applied between the samples while behind (no rate yet).
+std::optional<double> PredictCatchUpSeconds(int64_t earlier_replica, int64_t earlier_ms,
+                                            int64_t replica, int64_t primary, int64_t now_ms);
 Status CheckBlockBudget(const StepDeps& deps, StepContext& ctx);
 // Removes what migration `m` created in its destination (resources `res`), checked with
 // `token`; returns what could not be removed, described.
