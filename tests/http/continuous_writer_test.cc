@@ -109,6 +109,24 @@ class ContinuousWriter : public HttpFixture {
     EXPECT_EQ(present.size(), w->acked.size());  // and nothing unacknowledged appeared
   }
 
+  // Restarts the server with `server_toml` / `saga_toml`, makes an app, arms a delay of `ms` at
+  // fault point `point` `times` times, starts a writer on the app and requests an online move to
+  // eu-west-1. Returns the migration's id.
+  std::string StartOnlineMoveUnderWrites(Writer* w, std::string* app,
+                                         const std::string& server_toml,
+                                         const std::string& saga_toml, const std::string& point,
+                                         int ms, int times) {
+    TearDown();
+    StartServer("", server_toml, saga_toml);
+    *app = AppWithTable();
+    sys_->faults()->ArmDelay(point, ms, times);
+    StartWriter(w, "/v1/apps/" + *app);
+    HttpReply m = Json("POST", "/v1/apps/" + *app + "/move", kAlice,
+                       {{"dest_region", "eu-west-1"}, {"strategy", "online"}});
+    EXPECT_EQ(m.status, 202) << m.raw;
+    return m.body.value("migration_id", "");
+  }
+
   std::string AppWithTable() {
     std::string app = CreateApp(kAlice);
     std::string base = "/v1/apps/" + app;
@@ -217,17 +235,12 @@ TEST_F(ContinuousWriter, OnlineMoveKeepsTakingWritesWhileItCopies) {
 // A pause longer than server.buffer_writes_seconds: the held writes are answered 503 when their
 // wait runs out, and nothing is lost.
 TEST_F(ContinuousWriter, OnlinePauseLongerThanTheBufferIsAnswered503) {
-  TearDown();
-  StartServer("", "buffer_writes_seconds = 1\n");
-  std::string app = AppWithTable();
-  std::string base = "/v1/apps/" + app;
-  sys_->faults()->ArmDelay("unblocking_writes", 2500, 1);
+  std::string app;
   Writer w;
-  StartWriter(&w, base);
-  HttpReply m =
-      Json("POST", base + "/move", kAlice, {{"dest_region", "eu-west-1"}, {"strategy", "online"}});
-  ASSERT_EQ(m.status, 202) << m.raw;
-  EXPECT_EQ(WaitDone(kAlice, app, m.body["migration_id"])["status"], "completed");
+  std::string id = StartOnlineMoveUnderWrites(&w, &app, "buffer_writes_seconds = 1\n", "",
+                                              "unblocking_writes", 2500, 1);
+  std::string base = "/v1/apps/" + app;
+  EXPECT_EQ(WaitDone(kAlice, app, id)["status"], "completed");
   StopAndCheck(&w, base);
   EXPECT_GT(w.blocked.load(), 0);
   EXPECT_GT(sys_->metrics()->Value("regionmove_guard_buffered_total", "outcome=\"timed_out\""), 0);
@@ -237,17 +250,11 @@ TEST_F(ContinuousWriter, OnlinePauseLongerThanTheBufferIsAnswered503) {
 // back to its source (writes resume) and the move syncs again; the next pause fits and the move
 // completes. Nothing acknowledged is lost, and no write is refused (held ones are served).
 TEST_F(ContinuousWriter, OnlinePauseOverItsBudgetSyncsAgainAndNeverFlipsLate) {
-  TearDown();
-  StartServer("", "", "block_budget_seconds = 1\n");
-  std::string app = AppWithTable();
+  std::string app;
+  Writer w;  // the first pause only is stretched past the budget
+  std::string id = StartOnlineMoveUnderWrites(&w, &app, "", "block_budget_seconds = 1\n",
+                                              "copying_runtime.before", 1500, 1);
   std::string base = "/v1/apps/" + app;
-  sys_->faults()->ArmDelay("copying_runtime.before", 1500, 1);  // the first pause only
-  Writer w;
-  StartWriter(&w, base);
-  HttpReply m =
-      Json("POST", base + "/move", kAlice, {{"dest_region", "eu-west-1"}, {"strategy", "online"}});
-  ASSERT_EQ(m.status, 202) << m.raw;
-  std::string id = m.body["migration_id"];
   EXPECT_EQ(WaitDone(kAlice, app, id)["status"], "completed");
   StopAndCheck(&w, base);
   EXPECT_EQ(w.blocked.load(), 0);
@@ -272,17 +279,12 @@ TEST_F(ContinuousWriter, OnlinePauseOverItsBudgetSyncsAgainAndNeverFlipsLate) {
 // Every pause over its budget: after the last one the move fails with the app in its source,
 // writable, and nothing of it left in the destination.
 TEST_F(ContinuousWriter, OnlinePausesOverBudgetEveryTimeFailTheMoveInItsSource) {
-  TearDown();
-  StartServer("", "", "block_budget_seconds = 1\n");
-  std::string app = AppWithTable();
-  std::string base = "/v1/apps/" + app;
-  sys_->faults()->ArmDelay("copying_runtime.before", 1200, 10);
+  std::string app;
   Writer w;
-  StartWriter(&w, base);
-  HttpReply m =
-      Json("POST", base + "/move", kAlice, {{"dest_region", "eu-west-1"}, {"strategy", "online"}});
-  ASSERT_EQ(m.status, 202) << m.raw;
-  json done = WaitDone(kAlice, app, m.body["migration_id"]);
+  std::string id = StartOnlineMoveUnderWrites(&w, &app, "", "block_budget_seconds = 1\n",
+                                              "copying_runtime.before", 1200, 10);
+  std::string base = "/v1/apps/" + app;
+  json done = WaitDone(kAlice, app, id);
   EXPECT_EQ(done["status"], "failed");
   EXPECT_NE(done["last_error"].get<std::string>().find("budget"), std::string::npos) << done;
   StopAndCheck(&w, base);
