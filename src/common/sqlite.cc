@@ -27,18 +27,64 @@ Status FromCode(int rc, sqlite3* db, std::string_view what) {
   }
 }
 
+StmtCache::~StmtCache() {
+  for (auto& [sql, list] : kept_) {
+    for (sqlite3_stmt* s : list) sqlite3_finalize(s);
+  }
+}
+
+sqlite3_stmt* StmtCache::Take(std::string_view sql) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = kept_.find(std::string(sql));
+  if (it == kept_.end() || it->second.empty()) return nullptr;
+  sqlite3_stmt* s = it->second.back();
+  it->second.pop_back();
+  return s;
+}
+
+void StmtCache::Return(sqlite3_stmt* stmt) {
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  std::lock_guard<std::mutex> lock(mu_);
+  const char* sql = sqlite3_sql(stmt);
+  auto it = sql ? kept_.find(sql) : kept_.end();
+  if (it == kept_.end()) {
+    if (!sql || kept_.size() >= kMaxTexts) {
+      sqlite3_finalize(stmt);
+      return;
+    }
+    it = kept_.emplace(sql, std::vector<sqlite3_stmt*>()).first;
+  }
+  if (it->second.size() >= 4) {  // copies of one text in use at once: keep a few
+    sqlite3_finalize(stmt);
+    return;
+  }
+  it->second.push_back(stmt);
+}
+
+void Stmt::Release() {
+  if (!stmt_) return;
+  if (cache_) {
+    cache_->Return(stmt_);
+  } else {
+    sqlite3_finalize(stmt_);
+  }
+  stmt_ = nullptr;
+}
+
 Stmt& Stmt::operator=(Stmt&& o) noexcept {
   if (this != &o) {
-    sqlite3_finalize(stmt_);
+    Release();
     db_ = o.db_;
     stmt_ = o.stmt_;
+    cache_ = o.cache_;
     bind_rc_ = o.bind_rc_;
     o.stmt_ = nullptr;
   }
   return *this;
 }
 
-Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+Stmt::~Stmt() { Release(); }
 
 Stmt& Stmt::Bind(int i, int64_t v) {
   if (int rc = sqlite3_bind_int64(stmt_, i, v); rc != SQLITE_OK) bind_rc_ = rc;
@@ -126,7 +172,10 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_m
   return db;
 }
 
-Db::~Db() { sqlite3_close_v2(db_); }
+Db::~Db() {
+  cache_.reset();  // its statements are finalized before the connection closes
+  sqlite3_close_v2(db_);
+}
 
 Status Db::Exec(std::string_view sql) {
   std::string s(sql);
@@ -137,10 +186,11 @@ Status Db::Exec(std::string_view sql) {
 }
 
 Result<Stmt> Db::Prepare(std::string_view sql) {
+  if (sqlite3_stmt* kept = cache_->Take(sql)) return Stmt(db_, kept, cache_.get());
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
   if (rc != SQLITE_OK) return FromCode(rc, db_, std::string("prepare ") + std::string(sql));
-  return Stmt(db_, stmt);
+  return Stmt(db_, stmt, cache_.get());
 }
 
 Result<Txn> Txn::Begin(Db* db) {

@@ -4,8 +4,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
@@ -17,13 +19,33 @@ namespace regionmove::sqlite {
 // The one place SQLite errors become Status.
 Status FromCode(int rc, sqlite3* db, std::string_view what);
 
+// Prepared statements a Db keeps for reuse, by SQL text: preparing is the largest cost of a
+// short statement. Bounded (statements of SQL beyond `kMaxTexts` distinct texts are not kept).
+// Thread-safe (a statement may end after its Db's caller released its own lock).
+class StmtCache {
+ public:
+  static constexpr size_t kMaxTexts = 256;
+  ~StmtCache();
+  // A kept statement of exactly `sql`, reset and unbound, or nullptr.
+  sqlite3_stmt* Take(std::string_view sql);
+  // Keeps `stmt` (resets it first), or finalizes it when the cache is full.
+  void Return(sqlite3_stmt* stmt);
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, std::vector<sqlite3_stmt*>> kept_;
+};
+
 // A prepared statement. Bind indexes are 1-based, column indexes 0-based.
 // Not thread-safe; lives no longer than its Db.
 class Stmt {
  public:
   Stmt() = default;
-  Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
-  Stmt(Stmt&& o) noexcept : db_(o.db_), stmt_(o.stmt_) { o.stmt_ = nullptr; }
+  Stmt(sqlite3* db, sqlite3_stmt* stmt, StmtCache* cache = nullptr)
+      : db_(db), stmt_(stmt), cache_(cache) {}
+  Stmt(Stmt&& o) noexcept : db_(o.db_), stmt_(o.stmt_), cache_(o.cache_), bind_rc_(o.bind_rc_) {
+    o.stmt_ = nullptr;
+  }
   Stmt& operator=(Stmt&& o) noexcept;
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
@@ -63,8 +85,10 @@ class Stmt {
   sqlite3_stmt* raw() const { return stmt_; }
 
  private:
+  void Release();
   sqlite3* db_ = nullptr;
   sqlite3_stmt* stmt_ = nullptr;
+  StmtCache* cache_ = nullptr;  // where the statement goes back to, if anywhere
   int bind_rc_ = SQLITE_OK;
 };
 
@@ -101,9 +125,11 @@ class Db {
   const std::string& path() const { return path_; }
 
  private:
-  Db(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  Db(sqlite3* db, std::string path)
+      : db_(db), path_(std::move(path)), cache_(std::make_unique<StmtCache>()) {}
   sqlite3* db_;
   std::string path_;
+  std::unique_ptr<StmtCache> cache_;
 };
 
 // A write transaction (BEGIN IMMEDIATE): rolls back unless Commit() succeeded.
