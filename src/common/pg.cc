@@ -21,8 +21,10 @@ std::string ConninfoValue(std::string_view v) {
 
 }  // namespace
 
-Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname,
-                             const std::string& settings) {
+namespace {
+
+// The keywords `dsn` sets, in libpq's order.
+Result<std::vector<std::pair<std::string, std::string>>> ParseDsn(const std::string& dsn) {
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(dsn.c_str(), &err);
   if (!opts) {
@@ -30,13 +32,32 @@ Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname,
     if (err) PQfreemem(err);
     return InvalidArgument("invalid PostgreSQL dsn: " + msg, "invalid_config");
   }
-  std::string out;
+  std::vector<std::pair<std::string, std::string>> set;
   for (PQconninfoOption* o = opts; o->keyword; ++o) {
-    std::string_view k = o->keyword;
-    if (!o->val || k == "dbname" || k == "application_name" || k == "options") continue;
-    out += std::string(k) + "=" + ConninfoValue(o->val) + " ";
+    if (o->val) set.emplace_back(o->keyword, o->val);
   }
   PQconninfoFree(opts);
+  return set;
+}
+
+}  // namespace
+
+Result<std::string> DsnDatabase(const std::string& dsn) {
+  ASSIGN_OR_RETURN(auto set, ParseDsn(dsn));
+  for (const auto& [k, v] : set) {
+    if (k == "dbname") return v;
+  }
+  return std::string();
+}
+
+Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname,
+                             const std::string& settings) {
+  ASSIGN_OR_RETURN(auto set, ParseDsn(dsn));
+  std::string out;
+  for (const auto& [k, v] : set) {
+    if (k == "dbname" || k == "application_name" || k == "options") continue;
+    out += k + "=" + ConninfoValue(v) + " ";
+  }
   out += "dbname=" + ConninfoValue(dbname) + " application_name=regionmove ";
   out += "connect_timeout=10 ";
   out += "options=" + ConninfoValue(

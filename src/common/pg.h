@@ -23,6 +23,8 @@ namespace regionmove::pg {
 // `settings` adds more ("-c name=value ...").
 Result<std::string> Conninfo(const std::string& dsn, const std::string& dbname,
                              const std::string& settings = "");
+// The database `dsn` names, or "" when it names none.
+Result<std::string> DsnDatabase(const std::string& dsn);
 // The same as command-line arguments for pg_dump and psql (`--dbname=<conninfo>`).
 std::string QuoteIdent(std::string_view ident);   // "a""b"
 std::string QuoteLiteral(std::string_view text);  // 'it''s'

@@ -92,8 +92,6 @@ void Engine::Start(int workers) {
         auto worked = CatchAll("saga worker", [&] { return RunOnce(); });
         if (!worked.ok()) {
           Log(LogLevel::kWarn, "saga_worker_error", {{"error", worked.status().ToString()}});
-        }
-        if (!worked.ok()) {
           clock_->SleepMs(options_.idle_poll_ms);
         } else if (!*worked) {
           store_->WaitForWork(options_.idle_poll_ms);
@@ -232,6 +230,19 @@ Status Engine::RunStep(Migration m, int64_t epoch) {
   return Advance(std::move(m), epoch, "");
 }
 
+void Engine::EnterStep(Migration& m, Step to) const {
+  int64_t now = clock_->NowMs();
+  m.current_step = to;
+  m.stopped_at = to;
+  m.attempt = 0;
+  m.last_error.clear();
+  m.step_started_at_ms = now;
+  m.progress = Progress{};
+  m.next_attempt_at_ms = now;
+  if (to == Step::kCompleted) m.completed_at_ms = now;
+  ReleaseLease(m);
+}
+
 Status Engine::NotYet(Migration m, int64_t epoch, std::string why) {
   std::vector<MigrationEvent> events;
   if (m.last_error != why) {  // recorded when the reason changes, not on every pass
@@ -249,14 +260,8 @@ Status Engine::BackToSync(Migration m, int64_t epoch, std::string why) {
   MigrationEvent e = NewEvent(m, "block_budget_exceeded");
   e.to_step = Step::kSyncing;
   e.message = why;
-  int64_t now = clock_->NowMs();
-  m.current_step = m.stopped_at = Step::kSyncing;
-  m.attempt = 0;
-  m.last_error = why;
-  m.step_started_at_ms = now;
-  m.progress = Progress{};
-  m.next_attempt_at_ms = now;
-  ReleaseLease(m);
+  EnterStep(m, Step::kSyncing);
+  m.last_error = why;  // until the sync is done
   Log(LogLevel::kWarn, "block_budget_exceeded", {{"migration_id", m.id}, {"why", why}});
   return store_->UpdateMigration(m, epoch, {e});
 }
@@ -267,16 +272,7 @@ Status Engine::Advance(Migration m, int64_t epoch, std::string note) {
   MigrationEvent e = NewEvent(m, "transition");
   e.to_step = to;
   e.message = std::move(note);
-  int64_t now = clock_->NowMs();
-  m.current_step = to;
-  m.stopped_at = to;
-  m.attempt = 0;
-  m.last_error.clear();
-  m.step_started_at_ms = now;
-  m.progress = Progress{};
-  m.next_attempt_at_ms = now;
-  if (to == Step::kCompleted) m.completed_at_ms = now;
-  ReleaseLease(m);
+  EnterStep(m, to);
   Log(LogLevel::kInfo, "step_transition",
       {{"migration_id", m.id},
        {"from", std::string(StepName(from))},

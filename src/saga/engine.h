@@ -104,6 +104,9 @@ class Engine {
   Status RunClaimed(Migration m, const std::string& owner);
   Status Admit(Migration& m, int64_t epoch);
   Status RunStep(Migration m, int64_t epoch);
+  // Makes `to` the migration's step, runnable now, with a fresh attempt count and progress,
+  // its lease released (the caller writes it).
+  void EnterStep(Migration& m, Step to) const;
   // The step is waiting on something outside the saga (an online move's lag gate): not a
   // failure, so no attempt is used; `why` is kept in last_error and the step runs again soon.
   // An abort still reaches it (the step's checkpoints).

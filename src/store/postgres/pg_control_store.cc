@@ -139,14 +139,6 @@ constexpr int kCapacityLock = 3;  // object: hashtext(region)
 constexpr const char* kWorkChannel = "regionmove_work";
 const std::string kNotifyWork = std::string("SELECT pg_notify('") + kWorkChannel + "', '')";
 
-template <class T, class Fn>
-std::vector<T> Collect(const Rows& r, Fn read) {
-  std::vector<T> out;
-  out.reserve(r.size());
-  for (int i = 0; i < r.size(); ++i) out.push_back(read(Row{&r, i}));
-  return out;
-}
-
 // Takes lease $1 for owner $2 at time $3 until $4 unless another owner's lease is live; a row
 // comes back when $2 holds it. (ON CONFLICT's update happens under the row's lock.)
 const std::string kTakeLease =
@@ -180,19 +172,9 @@ PgControlStore::~PgControlStore() {
 
 Result<std::unique_ptr<PgControlStore>> PgControlStore::Open(const std::string& dsn,
                                                              Options options) {
-  // The database the dsn names; created on first use when the role may create databases.
-  char* err = nullptr;
-  PQconninfoOption* opts = PQconninfoParse(dsn.c_str(), &err);
-  if (!opts) {
-    std::string msg = err ? err : "out of memory";
-    if (err) PQfreemem(err);
-    return InvalidArgument("invalid control_store.dsn: " + msg, "invalid_config");
-  }
-  std::string dbname = "regionmove";
-  for (PQconninfoOption* o = opts; o->keyword; ++o) {
-    if (std::string_view(o->keyword) == "dbname" && o->val && *o->val) dbname = o->val;
-  }
-  PQconninfoFree(opts);
+  // The database the dsn names (default "regionmove"); created on first use when the role may.
+  ASSIGN_OR_RETURN(std::string dbname, pg::DsnDatabase(dsn));
+  if (dbname.empty()) dbname = "regionmove";
   // The store's own sessions: a transaction here is a few statements sent back to back, so a
   // session idle inside one for a second belongs to a stalled process (paused, swapping, stopped
   // by a debugger). The server ends it, releasing its locks, rather than let it hold up every
@@ -361,29 +343,17 @@ Status PgControlStore::CreateApp(const App& app) {
 }
 
 Result<App> PgControlStore::GetApp(const std::string& app_id) {
-  std::optional<App> app;
-  RETURN_IF_ERROR(Read([&](Conn& c) {
-    ASSIGN_OR_RETURN(
-        Rows r,
-        c.Query(std::string("SELECT ") + kAppColumns + " FROM apps WHERE id = $1", {app_id}));
-    if (r.size() > 0) app = ReadApp(Row{&r, 0});
-    return Status::Ok();
-  }));
-  if (!app) return NotFound("app " + app_id + " not found");
-  return *app;
+  ASSIGN_OR_RETURN(auto apps,
+                   Select<App>(std::string("SELECT ") + kAppColumns + " FROM apps WHERE id = $1",
+                               {app_id}, ReadApp<Row>));
+  if (apps.empty()) return NotFound("app " + app_id + " not found");
+  return std::move(apps.front());
 }
 
 Result<std::vector<App>> PgControlStore::ListApps(const std::string& owner) {
-  std::vector<App> out;
-  RETURN_IF_ERROR(Read([&](Conn& c) {
-    ASSIGN_OR_RETURN(Rows r, c.Query(std::string("SELECT ") + kAppColumns +
-                                         " FROM apps WHERE $1 = '' OR owner = $1"
-                                         " ORDER BY created_at_ms, id",
-                                     {owner}));
-    out = Collect<App>(r, ReadApp<Row>);
-    return Status::Ok();
-  }));
-  return out;
+  return Select<App>(std::string("SELECT ") + kAppColumns +
+                         " FROM apps WHERE $1 = '' OR owner = $1 ORDER BY created_at_ms, id",
+                     {owner}, ReadApp<Row>);
 }
 
 Status PgControlStore::AddRoute(const Route& route) {
@@ -411,27 +381,17 @@ Status PgControlStore::RemoveRoute(const std::string& host) {
 }
 
 Result<Route> PgControlStore::ResolveHost(const std::string& host) {
-  std::optional<Route> route;
-  RETURN_IF_ERROR(Read([&](Conn& c) {
-    ASSIGN_OR_RETURN(
-        Rows r, c.Query("SELECT host, app_id, region, custom FROM routes WHERE host = $1", {host}));
-    if (r.size() > 0) route = ReadRoute(Row{&r, 0});
-    return Status::Ok();
-  }));
-  if (!route) return NotFound("no app is routed at " + host);
-  return *route;
+  ASSIGN_OR_RETURN(auto routes, Select<Route>("SELECT host, app_id, region, custom FROM routes "
+                                              "WHERE host = $1",
+                                              {host}, ReadRoute<Row>));
+  if (routes.empty()) return NotFound("no app is routed at " + host);
+  return std::move(routes.front());
 }
 
 Result<std::vector<Route>> PgControlStore::ListRoutes(const std::string& app_id) {
-  std::vector<Route> out;
-  RETURN_IF_ERROR(Read([&](Conn& c) {
-    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT host, app_id, region, custom FROM routes "
-                                     "WHERE app_id = $1 ORDER BY custom, host",
-                                     {app_id}));
-    out = Collect<Route>(r, ReadRoute<Row>);
-    return Status::Ok();
-  }));
-  return out;
+  return Select<Route>(
+      "SELECT host, app_id, region, custom FROM routes WHERE app_id = $1 ORDER BY custom, host",
+      {app_id}, ReadRoute<Row>);
 }
 
 // ---------------------------------------------------------------- migrations
@@ -481,15 +441,8 @@ Status PgControlStore::CreateMigration(const Migration& m) {
 
 Result<std::vector<Migration>> PgControlStore::QueryMigrations(const std::string& tail,
                                                                const pg::Params& p) {
-  std::vector<Migration> out;
-  RETURN_IF_ERROR(Read([&](Conn& c) {
-    ASSIGN_OR_RETURN(
-        Rows r,
-        c.Query(std::string("SELECT ") + kMigrationColumns + " FROM migrations " + tail, p));
-    out = Collect<Migration>(r, ReadMigration<Row>);
-    return Status::Ok();
-  }));
-  return out;
+  return Select<Migration>(std::string("SELECT ") + kMigrationColumns + " FROM migrations " + tail,
+                           p, ReadMigration<Row>);
 }
 
 Result<Migration> PgControlStore::GetMigration(const std::string& id) {
@@ -793,16 +746,9 @@ Status PgControlStore::AppendEvent(const MigrationEvent& event) {
 }
 
 Result<std::vector<MigrationEvent>> PgControlStore::ListEvents(const std::string& migration_id) {
-  std::vector<MigrationEvent> out;
-  RETURN_IF_ERROR(Read([&](Conn& c) {
-    ASSIGN_OR_RETURN(Rows r, c.Query(std::string("SELECT ") + kEventColumns +
-                                         " FROM migration_events WHERE migration_id = $1 "
-                                         "ORDER BY seq",
-                                     {migration_id}));
-    out = Collect<MigrationEvent>(r, ReadEvent<Row>);
-    return Status::Ok();
-  }));
-  return out;
+  return Select<MigrationEvent>(std::string("SELECT ") + kEventColumns +
+                                    " FROM migration_events WHERE migration_id = $1 ORDER BY seq",
+                                {migration_id}, ReadEvent<Row>);
 }
 
 // ---------------------------------------------------------------- reservations
@@ -842,16 +788,10 @@ Status PgControlStore::ReleaseReservation(const std::string& migration_id,
 }
 
 Result<std::vector<Reservation>> PgControlStore::ListReservations(const std::string& region) {
-  std::vector<Reservation> out;
-  RETURN_IF_ERROR(Read([&](Conn& c) {
-    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT migration_id, region, app_id, bytes, created_at_ms "
-                                     "FROM reservations WHERE region = $1 "
-                                     "ORDER BY created_at_ms",
-                                     {region}));
-    out = Collect<Reservation>(r, ReadReservation<Row>);
-    return Status::Ok();
-  }));
-  return out;
+  return Select<Reservation>(
+      "SELECT migration_id, region, app_id, bytes, created_at_ms FROM reservations "
+      "WHERE region = $1 ORDER BY created_at_ms",
+      {region}, ReadReservation<Row>);
 }
 
 // ---------------------------------------------------------------- users and tokens
@@ -879,16 +819,13 @@ Status PgControlStore::AddTokenHash(const std::string& token_sha256_hex, const s
 }
 
 Result<User> PgControlStore::UserForTokenHash(const std::string& token_sha256_hex) {
-  std::optional<User> user;
-  RETURN_IF_ERROR(Read([&](Conn& c) {
-    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT u.name, u.admin FROM api_tokens t JOIN users u "
-                                     "ON u.name = t.user_name WHERE t.token_sha256 = $1",
-                                     {token_sha256_hex}));
-    if (r.size() > 0) user = User{r.Text(0, 0), r.Int(0, 1) != 0};
-    return Status::Ok();
-  }));
-  if (!user) return NotFound("unknown token", "unauthorized");
-  return *user;
+  ASSIGN_OR_RETURN(auto users, Select<User>("SELECT u.name, u.admin FROM api_tokens t JOIN users u "
+                                            "ON u.name = t.user_name WHERE t.token_sha256 = $1",
+                                            {token_sha256_hex}, [](const Row& r) {
+                                              return User{r.Text(0), r.Int(1) != 0};
+                                            }));
+  if (users.empty()) return NotFound("unknown token", "unauthorized");
+  return std::move(users.front());
 }
 
 }  // namespace regionmove

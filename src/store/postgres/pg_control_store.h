@@ -111,6 +111,18 @@ class PgControlStore final : public ControlStore {
   // Runs `body` (reads only) outside a transaction, retrying on a lost connection.
   Status Read(const Body& body);
   Status Run(const Body& body, bool txn);
+  // Every row of one read-only statement, each decoded by `read(pg::Row)`.
+  template <class T, class Fn>
+  Result<std::vector<T>> Select(const std::string& sql, const pg::Params& params, Fn read) {
+    std::vector<T> out;
+    RETURN_IF_ERROR(Read([&](pg::Conn& c) {
+      ASSIGN_OR_RETURN(pg::Rows r, c.Query(sql, params));
+      out.clear();
+      for (int i = 0; i < r.size(); ++i) out.push_back(read(pg::Row{&r, i}));
+      return Status::Ok();
+    }));
+    return out;
+  }
   Result<std::vector<Migration>> QueryMigrations(const std::string& tail, const pg::Params& p);
   Status WriteMigration(pg::Conn& c, const Migration& m, int64_t expected_epoch,
                         const std::vector<MigrationEvent>& events);
