@@ -35,6 +35,11 @@ class DataPlane::Router final : public Replicator {
     ASSIGN_OR_RETURN(Replicator * rep, For(p, r));
     return rep->SyncRest(app, p, r);
   }
+  Result<DigestScope> Changed(const std::string& app, const std::string& p,
+                              const std::string& r) override {
+    ASSIGN_OR_RETURN(Replicator * rep, For(p, r));
+    return rep->Changed(app, p, r);
+  }
   Status Stop(const std::string& app, const std::string& p, const std::string& r) override {
     ASSIGN_OR_RETURN(Replicator * rep, For(p, r));
     return rep->Stop(app, p, r);

@@ -144,4 +144,26 @@ Status NormalizeRow(const std::string& table, const std::vector<ColumnSpec>& col
   return Status::Ok();
 }
 
+json DigestToJson(const std::vector<TableDigest>& digest) {
+  json out = json::array();
+  for (const auto& d : digest) {
+    out.push_back(
+        {{"table", d.table}, {"rows", d.rows}, {"checksum", d.checksum}, {"app_table", d.app_table}});
+  }
+  return out;
+}
+
+Result<std::vector<TableDigest>> DigestFromJson(const json& j) {
+  if (!j.is_array()) return Corruption("a recorded digest is not a list");
+  std::vector<TableDigest> out;
+  for (const auto& e : j) {
+    if (!e.is_object() || !e.contains("table") || !e.contains("checksum")) {
+      return Corruption("a recorded digest entry lacks its table or checksum");
+    }
+    out.push_back(TableDigest{e.value("table", ""), e.value("rows", int64_t{0}),
+                              e.value("checksum", ""), e.value("app_table", true)});
+  }
+  return out;
+}
+
 }  // namespace regionmove

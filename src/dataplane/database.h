@@ -2,7 +2,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,6 +61,26 @@ struct TableDigest {
   bool operator==(const TableDigest&) const = default;
 };
 
+// The JSON form of a digest (an array of {table, rows, checksum, app_table}), and back.
+nlohmann::json DigestToJson(const std::vector<TableDigest>& digest);
+Result<std::vector<TableDigest>> DigestFromJson(const nlohmann::json& j);
+
+// What a digest covers: by default every row of every table. A partial digest (whole = false)
+// covers the rows with the listed primary keys (engine-encoded, as Replicator::Changed gives
+// them; a key that names no row counts as absent on both sides alike), the listed tables whole,
+// and the parts of the database that are not rows (the schema, sequence values), which are
+// small. An online move's pause compares a partial digest of what its change stream touched.
+struct DigestScope {
+  bool whole = true;
+  std::map<std::string, std::vector<std::string>> keys;  // table -> sorted keys
+  std::set<std::string> tables;
+  int64_t key_count() const {
+    int64_t n = 0;
+    for (const auto& [table, k] : keys) n += static_cast<int64_t>(k.size());
+    return n;
+  }
+};
+
 // The app databases of one region. Every app has at most one database per region. Rows are
 // JSON objects keyed by column name; `bytes` columns travel as base64 strings.
 // Thread-safe. Writes are refused with Unavailable("app_migrating") while the database is
@@ -103,7 +125,9 @@ class Database {
   //   ExportCopy, on the source (fenced, so what it reads is final; or unfenced, reading as of
   //     the point `at` that Replicator::StartFromSnapshot gives, null otherwise): stages what
   //     the copy needs under paths starting with `stage` (the engine's choice: a compressed
-  //     snapshot, a schema script) and returns the copy's state as JSON;
+  //     snapshot, a schema script) and returns the copy's state as JSON. Given `at`, the state
+  //     also holds, under "digest" (DigestToJson), the whole digest of the source as of that
+  //     point, which the copy in the destination must equal before it replicates anything;
   //   ImportCopy, on the destination: replaces the app's database here with the source's
   //     content, from the staged files or read straight from `source_region`'s database. The
   //     copy stays fenced until Unfence(). The saga deletes the staged files afterwards.
@@ -114,8 +138,9 @@ class Database {
                             const nlohmann::json& state, const ProgressFn& progress,
                             int64_t token = 0) = 0;
   // The digest compared after a copy and a fast reverse: every table including the column
-  // catalog, in a stable order.
-  virtual Result<std::vector<TableDigest>> Digest(const std::string& app_id) = 0;
+  // catalog, in a stable order; or the part of it that `scope` names.
+  virtual Result<std::vector<TableDigest>> Digest(const std::string& app_id,
+                                                  const DigestScope& scope = {}) = 0;
 
   // ---- app data API ----
   virtual Status CreateTable(const std::string& app_id, const TableSpec& spec) = 0;

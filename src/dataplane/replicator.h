@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "dataplane/database.h"
 
 namespace regionmove {
 
@@ -69,6 +70,14 @@ class Replicator {
     (void)app_id, (void)primary_region, (void)replica_region;
     return Status::Ok();
   }
+  // The rows the change stream has changed in the replica since the copy of StartFromSnapshot,
+  // as a partial DigestScope: a table's keys, or a table whole when a change to it has no key
+  // (TRUNCATE, a table without a primary key). A whole scope when the stream carried a change
+  // that is not to rows (DDL), or this replication did not start from a snapshot. The replica
+  // records them in the transaction that applies each change, so with the whole check at the
+  // snapshot they are what a check under the pause must compare (docs/decisions.md).
+  virtual Result<DigestScope> Changed(const std::string& app_id, const std::string& primary_region,
+                                      const std::string& replica_region) = 0;
   // Stops replicating and removes what replication kept on either side (a change log; a slot,
   // a publication, a subscription). Idempotent. An error means something may be left (a slot
   // on a primary that cannot be reached): the caller retries, as teardown does.

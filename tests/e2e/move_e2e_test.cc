@@ -86,7 +86,7 @@ class MoveE2E : public ::testing::Test {
 TEST_F(MoveE2E, MoveWriteFastReverseTeardownSlowReverse) {
   std::string app = MakeApp("us-east-1");
   AppState before = Capture(*sys_, "us-east-1", app);
-  ASSERT_EQ(before.tables.size(), 3u);  // customers, orders, the column catalog
+  ASSERT_EQ(before.tables.size(), 4u);  // customers, orders, the column catalog, the schema
   ASSERT_EQ(before.blobs.size(), 43u);
 
   // ---- move us-east-1 -> eu-west-1

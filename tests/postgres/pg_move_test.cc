@@ -503,6 +503,22 @@ TEST_F(PgMove, OnlineMoveKeepsTakingWrites) {
   EXPECT_GT(blocked.load(), 0);
   ASSERT_OK_AND_ASSIGN(App moved, sys_->store()->GetApp(app_));
   EXPECT_EQ(moved.region, "pg-b");
+  // Checked whole at the copy's snapshot, then, under the pause, the rows the stream changed.
+  json res = json::parse(done.resources);
+  EXPECT_GE(res["verified_at_copy"]["rows"].get<int64_t>(), 5000) << res;
+  EXPECT_EQ(res["verified"]["scope"], "changed_rows") << res;
+  EXPECT_GT(res["verified"]["changed_keys"].get<int64_t>(), 50) << res;
+  EXPECT_LT(res["verified"]["rows"].get<int64_t>(), res["verified_at_copy"]["rows"].get<int64_t>());
+  // The destination's change tracking went with its replication.
+  {
+    auto db = pg::Conn::Open(*pg::Conninfo(kDsnB, app_), "test");
+    ASSERT_OK(db.status());
+    auto left = (*db)->Exec("SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE "
+                            "'\\_regionmove\\_touched%') + (SELECT count(*) FROM pg_class "
+                            "WHERE relname = 'touched')");
+    ASSERT_OK(left.status());
+    EXPECT_EQ(left->Int(0, 0), 0);
+  }
   Database* b = sys_->plane()->Region("pg-b")->db.get();
   ASSERT_OK_AND_ASSIGN(auto tables, b->ListTables(app_));
   ASSERT_EQ(tables.size(), 1u);

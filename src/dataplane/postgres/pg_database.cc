@@ -124,7 +124,7 @@ SELECT n.nspname, c.relname, pg_table_size(c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND c.relpersistence <> 't'
   AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
-  AND NOT (n.nspname = '_regionmove' AND c.relname IN ('meta', 'fence_tokens', 'ddl_seen'))
+  AND NOT (n.nspname = '_regionmove' AND c.relname IN ('meta', 'fence_tokens', 'ddl_seen', 'touched'))
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY 1, 2
@@ -141,6 +141,14 @@ JOIN pg_type t0 ON t0.oid = a.atttypid
 JOIN pg_type t1 ON t1.oid = CASE WHEN t0.typtype = 'd' THEN t0.typbasetype ELSE t0.oid END
 JOIN pg_type b ON b.oid = CASE WHEN t1.typcategory = 'A' THEN t1.typelem ELSE t1.oid END
 WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+)sql";
+
+// The primary key's columns of a table ($1) and their types, in the key's order.
+constexpr const char* kPrimaryKey = R"sql(
+SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+WHERE i.indrelid = $1::regclass AND i.indisprimary
+ORDER BY array_position(i.indkey::int2[], a.attnum)
 )sql";
 
 }  // namespace
@@ -612,8 +620,20 @@ Result<json> PgDatabase::ExportCopy(const std::string& app_id, const std::string
     return RunProgram(argv).status();
   };
   auto post = std::async(std::launch::async, dump, "post-data", "-Fc", state["post"]);
+  // With a snapshot, the whole digest of what the copy reads, which the destination must equal.
+  std::future<Result<std::vector<TableDigest>>> digest;
+  if (!snapshot.empty()) {
+    digest = std::async(std::launch::async, [&] {
+      return DigestAt(app_id, at["snapshot"].get<std::string>(), DigestScope{});
+    });
+  }
   Status pre = dump("pre-data", "-Fp", state["pre"]);
   Status post_done = post.get();
+  if (digest.valid()) {
+    auto d = digest.get();
+    RETURN_IF_ERROR(d.status());
+    state["digest"] = DigestToJson(*d);
+  }
   RETURN_IF_ERROR(pre);
   RETURN_IF_ERROR(post_done);
   for (const char* part : {"pre", "post"}) RETURN_IF_ERROR(SyncFile(state[part]));
@@ -757,28 +777,63 @@ Status PgDatabase::ImportCopy(const std::string& app_id, const std::string& sour
   return Status::Ok();
 }
 
-Result<std::vector<TableDigest>> PgDatabase::Digest(const std::string& app_id) {
+Result<std::vector<TableDigest>> PgDatabase::Digest(const std::string& app_id,
+                                                    const DigestScope& scope) {
+  return DigestAt(app_id, "", scope);
+}
+
+Result<std::vector<TableDigest>> PgDatabase::DigestAt(const std::string& app_id,
+                                                      const std::string& snapshot,
+                                                      const DigestScope& scope) {
   ASSIGN_OR_RETURN(std::string conninfo, engine_->ConninfoFor(region_.slug, app_id));
   // The schema in a second process while this one checksums the tables.
   Result<std::string> schema = Permanent("not run");
   std::thread dump([&] {
-    schema = RunProgram({"pg_dump", "--schema-only", "--no-publications", "--no-subscriptions",
-                         "--dbname=" + conninfo});
+    // Not regionmove's own schema: the app's schema is what both sides must share.
+    std::vector<std::string> argv = {"pg_dump",           "--schema-only",
+                                     "--no-publications", "--no-subscriptions",
+                                     "--exclude-schema=_regionmove", "--dbname=" + conninfo};
+    if (!snapshot.empty()) argv.push_back("--snapshot=" + snapshot);
+    schema = RunProgram(argv);
   });
   std::vector<TableDigest> out;
-  Status s = Read(app_id, [&](pg::Conn* c) -> Status {
+  auto digest = [&](pg::Conn* c) -> Status {
     ASSIGN_OR_RETURN(pg::Rows tables, c->Exec(kDataTables));
     for (int i = 0; i < tables.size(); ++i) {
       std::string name = tables.Text(i, 0) + "." + tables.Text(i, 1);
+      auto keys = scope.keys.find(name);
+      const bool whole = scope.whole || scope.tables.count(name) > 0;
+      if (!whole && keys == scope.keys.end()) continue;  // untouched: not in a partial digest
       // The columns' own hash functions, without the text form (3x faster), where every column
       // is of a built-in type hashed by value (an enum's hash is its OID, which differs between
-      // clusters); else each row's text form.
+      // clusters); else each row's text form. A sum: the order of rows does not matter.
       const std::string table = Qualified(tables.Text(i, 0), tables.Text(i, 1));
       ASSIGN_OR_RETURN(pg::Rows by_value, c->Query(kHashedByValue, {table}));
       const std::string row_hash = by_value.Text(0, 0) == "t" ? "hash_record_extended(t, 0)"
                                                               : "hashtextextended(t::text, 0)";
-      auto r =
-          c->Exec("SELECT count(*), COALESCE(sum(" + row_hash + "), 0) FROM ONLY " + table + " t");
+      const std::string sum = "SELECT count(*), COALESCE(sum(" + row_hash + "), 0) FROM ONLY " +
+                              table + " t";
+      Result<pg::Rows> r = Permanent("not run");
+      if (whole) {
+        r = c->Exec(sum);
+      } else {
+        // The rows whose keys (JSON arrays of the key's values, as the replica recorded them)
+        // are listed: each value back to its column's type, matched through the key's index.
+        ASSIGN_OR_RETURN(pg::Rows pk, c->Query(kPrimaryKey, {table}));
+        if (pk.size() == 0) return Corruption("table " + name + " has no key to look rows up by");
+        std::string columns, values;
+        for (int k = 0; k < pk.size(); ++k) {
+          columns += (k ? ", t." : "t.") + QuoteIdent(pk.Text(k, 0));
+          values += std::string(k ? ", " : "") + "(k ->> " + std::to_string(k) + ")::" +
+                    pk.Text(k, 1);
+        }
+        std::string list = "[";
+        for (const std::string& key : keys->second) list += (list.size() > 1 ? "," : "") + key;
+        list += "]";
+        r = c->Query(sum + " WHERE (" + columns + ") IN (SELECT " + values +
+                         " FROM jsonb_array_elements($1::jsonb) k)",
+                     {list});
+      }
       RETURN_IF_ERROR(r.status());
       out.push_back(
           TableDigest{name, r->Int(0, 0), r->Text(0, 1), tables.Text(i, 0) != "_regionmove"});
@@ -791,7 +846,21 @@ Result<std::vector<TableDigest>> PgDatabase::Digest(const std::string& app_id) {
                                 v.Text(0, 0) + "/" + v.Text(0, 1), false});
     }
     return Status::Ok();
-  });
+  };
+  Status s = Status::Ok();
+  if (snapshot.empty()) {
+    s = Read(app_id, digest);
+  } else {
+    // As of the snapshot that an online copy reads by (valid while its exporter is open).
+    s = CatchAll("digest", [&]() -> Status {
+      ASSIGN_OR_RETURN(auto c, pg::Conn::Open(conninfo, Where(app_id)));
+      RETURN_IF_ERROR(c->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
+                              "SET TRANSACTION SNAPSHOT " +
+                              QuoteLiteral(snapshot))
+                          .status());
+      return digest(c.get());
+    });
+  }
   dump.join();
   RETURN_IF_ERROR(s);
   RETURN_IF_ERROR(schema.status());
@@ -804,10 +873,11 @@ Result<std::vector<TableDigest>> PgDatabase::Digest(const std::string& app_id) {
     if (end == std::string::npos) end = text.size();
     std::string_view line(text.data() + pos, end - pos);
     // \restrict and \unrestrict carry a random key that differs on every run; the fence's
-    // triggers are the region's state, not the app's schema.
+    // triggers and a replica's change tracking are the region's state, not the app's schema.
     if (!line.empty() && line.rfind("--", 0) != 0 && line.rfind("\\restrict ", 0) != 0 &&
         line.rfind("\\unrestrict ", 0) != 0 &&
-        line.rfind("CREATE TRIGGER _regionmove_fence ", 0) != 0) {
+        line.rfind("CREATE TRIGGER _regionmove_fence ", 0) != 0 &&
+        line.find("_regionmove_touched") == std::string_view::npos) {
       normal.append(line);
       normal += '\n';
     }

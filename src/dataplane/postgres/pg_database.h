@@ -63,7 +63,8 @@ class PgDatabase final : public Database {
   // server with the columns' hash functions, or of the row's text form for a table with a
   // column type that has none), every sequence (value), and the schema (SHA-256 of pg_dump
   // --schema-only without comments).
-  Result<std::vector<TableDigest>> Digest(const std::string& app_id) override;
+  Result<std::vector<TableDigest>> Digest(const std::string& app_id,
+                                          const DigestScope& scope = {}) override;
 
   Status CreateTable(const std::string& app_id, const TableSpec& spec) override;
   Result<std::vector<TableSpec>> ListTables(const std::string& app_id) override;
@@ -79,6 +80,9 @@ class PgDatabase final : public Database {
                                   const std::string& after, int limit) override;
 
  private:
+  // Digest, read as of `snapshot` (an exported snapshot) when it is not empty.
+  Result<std::vector<TableDigest>> DigestAt(const std::string& app_id,
+                                            const std::string& snapshot, const DigestScope& scope);
   // Runs `fn` in a transaction on the app's database after checking (FOR SHARE) that it is
   // not fenced: Unavailable("app_migrating") when it is.
   Status Write(const std::string& app_id, const std::function<Status(pg::Conn*)>& fn);

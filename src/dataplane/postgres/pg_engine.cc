@@ -30,6 +30,82 @@ WHERE c.relkind IN ('r', 'p') AND c.relreplident = 'd'
   AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
 )sql";
 
+// Has a replica record which rows the apply worker changes (Replicator::Changed): a row
+// trigger on every replicated table, enabled ALWAYS so that it fires in the apply worker,
+// writes each changed row's key (a JSON array of the primary key's values) to
+// _regionmove.touched in the applying transaction; TRUNCATE, or a table without a primary key,
+// records the key '*' (the whole table).
+constexpr const char* kTrackChanges = R"sql(
+SET default_transaction_read_only = off;
+CREATE TABLE IF NOT EXISTS _regionmove.touched (
+  tbl text NOT NULL, key text NOT NULL, PRIMARY KEY (tbl, key));
+TRUNCATE _regionmove.touched;
+CREATE OR REPLACE FUNCTION _regionmove.record_touched() RETURNS trigger LANGUAGE plpgsql AS
+$$
+DECLARE
+  t text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
+BEGIN
+  IF TG_OP = 'TRUNCATE' OR TG_NARGS = 0 THEN
+    INSERT INTO _regionmove.touched VALUES (t, '*') ON CONFLICT DO NOTHING;
+    RETURN NULL;
+  END IF;
+  IF TG_OP <> 'DELETE' THEN
+    INSERT INTO _regionmove.touched SELECT t, jsonb_agg(to_jsonb(NEW) -> c ORDER BY o)::text
+      FROM unnest(TG_ARGV) WITH ORDINALITY AS u(c, o) ON CONFLICT DO NOTHING;
+  END IF;
+  IF TG_OP <> 'INSERT' THEN
+    INSERT INTO _regionmove.touched SELECT t, jsonb_agg(to_jsonb(OLD) -> c ORDER BY o)::text
+      FROM unnest(TG_ARGV) WITH ORDINALITY AS u(c, o) ON CONFLICT DO NOTHING;
+  END IF;
+  RETURN NULL;
+END $$;
+DO $$
+DECLARE
+  r record;
+  args text;
+BEGIN
+  FOR r IN
+    SELECT c.oid, c.oid::regclass::text AS t FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND c.relpersistence = 'p'
+      AND ((n.nspname NOT IN ('information_schema', '_regionmove') AND n.nspname NOT LIKE 'pg\_%'
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                            AND d.objid = c.oid AND d.deptype = 'e'))
+           OR (n.nspname = '_regionmove' AND c.relname IN ('columns', 'ddl')))
+  LOOP
+    SELECT string_agg(quote_literal(a.attname), ', '
+                      ORDER BY array_position(i.indkey::int2[], a.attnum)) INTO args
+    FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = r.oid AND i.indisprimary;
+    EXECUTE format('CREATE OR REPLACE TRIGGER _regionmove_touched AFTER INSERT OR UPDATE OR '
+                   'DELETE ON %s FOR EACH ROW EXECUTE FUNCTION _regionmove.record_touched(%s)',
+                   r.t, COALESCE(args, ''));
+    EXECUTE format('CREATE OR REPLACE TRIGGER _regionmove_touched_all AFTER TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION _regionmove.record_touched()', r.t);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER _regionmove_touched', r.t);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER _regionmove_touched_all', r.t);
+  END LOOP;
+END $$;
+)sql";
+
+// Removes what kTrackChanges made.
+constexpr const char* kUntrackChanges = R"sql(
+SET default_transaction_read_only = off;
+DO $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT DISTINCT tgrelid::regclass::text AS t FROM pg_trigger
+           WHERE tgname IN ('_regionmove_touched', '_regionmove_touched_all')
+  LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS _regionmove_touched ON %s', r.t);
+    EXECUTE format('DROP TRIGGER IF EXISTS _regionmove_touched_all ON %s', r.t);
+  END LOOP;
+END $$;
+DROP FUNCTION IF EXISTS _regionmove.record_touched();
+DROP TABLE IF EXISTS _regionmove.touched;
+)sql";
+
 // Replication between PostgreSQL regions: a publication of the app's schemas (and of
 // _regionmove.columns) on the primary, a subscription with copy_data = false on the replica
 // (the two are equal when it starts), both named after the app and the region pair.
@@ -79,7 +155,31 @@ class PgReplicator final : public Replicator {
     walsender.reset();  // the snapshot ends; the slot stays
     ASSIGN_OR_RETURN(auto r, Connect(replica, app));
     RETURN_IF_ERROR(FullIdentityWithoutKey(r.get()));
+    RETURN_IF_ERROR(r->Exec(kTrackChanges).status());  // before the first change applies
     return Subscribe(r.get(), app, primary, name, /*create_slot=*/false);
+  }
+
+  Result<DigestScope> Changed(const std::string& app, const std::string& primary,
+                              const std::string& replica) override {
+    (void)primary;
+    ASSIGN_OR_RETURN(auto r, Connect(replica, app));
+    ASSIGN_OR_RETURN(pg::Rows tracked,
+                     r->Exec("SELECT to_regclass('_regionmove.touched') IS NOT NULL"));
+    DigestScope scope;
+    if (tracked.Text(0, 0) != "t") return scope;  // not started from a snapshot: whole
+    ASSIGN_OR_RETURN(pg::Rows rows, r->Exec("SELECT tbl, key FROM _regionmove.touched "
+                                            "ORDER BY tbl, key"));
+    scope.whole = false;
+    for (int i = 0; i < rows.size(); ++i) {
+      // DDL travelled (a row of _regionmove.ddl): the tables it made are not tracked.
+      if (rows.Text(i, 0) == "_regionmove.ddl") return DigestScope{};
+      if (rows.Text(i, 1) == "*") {
+        scope.tables.insert(rows.Text(i, 0));
+      } else {
+        scope.keys[rows.Text(i, 0)].push_back(rows.Text(i, 1));
+      }
+    }
+    return scope;
   }
 
   Result<ReplicationLag> Pump(const std::string& app, const std::string& primary,
@@ -189,6 +289,7 @@ class PgReplicator final : public Replicator {
         RETURN_IF_ERROR((*r)->Exec("DROP SUBSCRIPTION " + s).status());
       }
       // Unconditionally: a crash may have come between the drop and this.
+      RETURN_IF_ERROR((*r)->Exec(kUntrackChanges).status());
       RETURN_IF_ERROR((*r)->Exec("ALTER ROLE CURRENT_USER IN DATABASE " + QuoteIdent(app) +
                                  " RESET default_transaction_read_only")
                           .status());

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS _rm_columns (
 // Tables that are region-local: never captured, never part of a digest.
 bool IsLocalTable(std::string_view name) {
   return name == "_rm_meta" || name == "_rm_changelog" || name == sqlite::kFenceTokenTable ||
-         name.rfind("sqlite_", 0) == 0;
+         name == SqliteDatabase::kTouchedTable || name.rfind("sqlite_", 0) == 0;
 }
 
 int SessionFilter(void*, const char* table) { return IsLocalTable(table) ? 0 : 1; }
@@ -371,7 +371,8 @@ Status SqliteDatabase::SetCapture(const std::string& app_id, bool on) {
 
 Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app_id,
                                                           const std::string& path,
-                                                          const ProgressFn& progress) {
+                                                          const ProgressFn& progress,
+                                                          std::vector<TableDigest>* digest) {
   std::string src_path = PathFor(app_id);
   if (!fs::exists(src_path)) return NotFound("app " + app_id + " has no database to dump");
   std::string tmp = path + ".raw";
@@ -412,6 +413,9 @@ Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app
     }
     rc = sqlite3_backup_finish(b);
     if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "backup finish");
+    if (digest) {
+      ASSIGN_OR_RETURN(*digest, DigestOn(src.get(), DigestScope{}));
+    }
     RETURN_IF_ERROR(src->Exec("COMMIT"));
   }
   raw_bytes = FileSize(tmp);
@@ -476,21 +480,25 @@ Status SqliteDatabase::Restore(const std::string& app_id, const DumpArtifact& ar
     RETURN_IF_ERROR(sqlite::CheckFenceToken(db, app_id, token));
     RETURN_IF_ERROR(
         db->Exec("DELETE FROM _rm_changelog; DELETE FROM _rm_meta WHERE key = "
-                 "'replica_position'"));
+                 "'replica_position'; DROP TABLE IF EXISTS _rm_touched"));
     RETURN_IF_ERROR(SetMeta(db, "capture", "0"));
     return SetMeta(db, "fenced", "1");
   });
 }
 
 Result<json> SqliteDatabase::ExportCopy(const std::string& app_id, const std::string& stage,
-                                        const ProgressFn& progress, const json&) {
+                                        const ProgressFn& progress, const json& at) {
   // Unfenced or not, the snapshot is one read transaction: consistent, with the change log's
   // position inside it (the replicator starts a replica from there).
-  ASSIGN_OR_RETURN(DumpArtifact a, Dump(app_id, stage + ".db.zst", progress));
-  return json{{"path", a.path},
-              {"size_bytes", a.size_bytes},
-              {"raw_bytes", a.raw_bytes},
-              {"sha256", a.sha256}};
+  std::vector<TableDigest> digest;
+  ASSIGN_OR_RETURN(DumpArtifact a,
+                   Dump(app_id, stage + ".db.zst", progress, at.is_null() ? nullptr : &digest));
+  json state = {{"path", a.path},
+                {"size_bytes", a.size_bytes},
+                {"raw_bytes", a.raw_bytes},
+                {"sha256", a.sha256}};
+  if (!at.is_null()) state["digest"] = DigestToJson(digest);
+  return state;
 }
 
 Status SqliteDatabase::ImportCopy(const std::string& app_id, const std::string&, const json& state,
@@ -504,72 +512,163 @@ Status SqliteDatabase::ImportCopy(const std::string& app_id, const std::string&,
   return Restore(app_id, a, progress, token);
 }
 
-Result<std::vector<TableDigest>> SqliteDatabase::Digest(const std::string& app_id) {
-  std::vector<TableDigest> out;
-  RETURN_IF_ERROR(WithConnection(app_id, [&](Db* db) -> Status {
-    ASSIGN_OR_RETURN(Stmt tables, db->Prepare("SELECT name FROM sqlite_master WHERE type = "
-                                              "'table' ORDER BY name"));
-    std::vector<std::string> names;
-    while (true) {
-      ASSIGN_OR_RETURN(bool row, tables.Step());
-      if (!row) break;
-      if (!IsLocalTable(tables.Text(0))) names.push_back(tables.Text(0));
-    }
-    for (const auto& name : names) {
-      ASSIGN_OR_RETURN(Stmt info, db->Prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 "
-                                              "ORDER BY pk"));
-      info.Bind(1, name);
-      std::string order;
-      while (true) {
-        ASSIGN_OR_RETURN(bool row, info.Step());
-        if (!row) break;
-        order += (order.empty() ? "" : ", ") + Quote(info.Text(0));
+void SqliteDatabase::AppendValue(std::string* out, int type, int64_t i, double d, const void* p,
+                                 size_t n) {
+  out->push_back(static_cast<char>('0' + type));
+  if (type == SQLITE_INTEGER) {
+    out->append(reinterpret_cast<const char*>(&i), sizeof(i));
+  } else if (type == SQLITE_FLOAT) {
+    out->append(reinterpret_cast<const char*>(&d), sizeof(d));
+  } else if (type != SQLITE_NULL) {
+    uint64_t len = n;
+    out->append(reinterpret_cast<const char*>(&len), sizeof(len));
+    if (n) out->append(static_cast<const char*>(p), n);
+  }
+}
+
+namespace {
+
+void AppendColumn(std::string* out, sqlite3_stmt* st, int c) {
+  int type = sqlite3_column_type(st, c);
+  const void* p = nullptr;
+  size_t n = 0;
+  if (type == SQLITE_BLOB || type == SQLITE_TEXT) {
+    p = type == SQLITE_BLOB ? sqlite3_column_blob(st, c)
+                            : static_cast<const void*>(sqlite3_column_text(st, c));
+    n = static_cast<size_t>(sqlite3_column_bytes(st, c));
+  }
+  SqliteDatabase::AppendValue(out, type, sqlite3_column_int64(st, c),
+                              sqlite3_column_double(st, c), p, n);
+}
+
+// Binds the values of an encoded key (SqliteDatabase::AppendValue, one per key column) to
+// parameters 1..n of `q`; false when `key` is not such an encoding of `n` values.
+bool BindKey(Stmt& q, std::string_view key, int n) {
+  size_t pos = 0;
+  for (int i = 1; i <= n; ++i) {
+    if (pos >= key.size()) return false;
+    int type = key[pos++] - '0';
+    auto take = [&](void* dst, size_t len) {
+      if (pos + len > key.size()) return false;
+      std::memcpy(dst, key.data() + pos, len);
+      pos += len;
+      return true;
+    };
+    if (type == SQLITE_INTEGER || type == SQLITE_FLOAT) {
+      int64_t v = 0;
+      double d = 0;
+      if (!take(type == SQLITE_INTEGER ? static_cast<void*>(&v) : static_cast<void*>(&d), 8)) {
+        return false;
       }
-      if (order.empty()) order = "rowid";
+      type == SQLITE_INTEGER ? q.Bind(i, v) : q.Bind(i, d);
+    } else if (type == SQLITE_TEXT || type == SQLITE_BLOB) {
+      uint64_t len = 0;
+      if (!take(&len, sizeof(len)) || pos + len > key.size()) return false;
+      std::string_view v = key.substr(pos, len);
+      pos += len;
+      type == SQLITE_TEXT ? q.Bind(i, v) : q.BindBlob(i, v.data(), v.size());
+    } else if (type == SQLITE_NULL) {
+      q.BindNull(i);
+    } else {
+      return false;
+    }
+  }
+  return pos == key.size();
+}
+
+// Hashes the rows `rows` steps through (serialised into a buffer, type tag, length, bytes per
+// value, read straight from SQLite's memory, and hashed in large chunks) into `d`.
+Status HashRows(Stmt& rows, Sha256& h, std::string& buf, TableDigest* d) {
+  sqlite3_stmt* st = rows.raw();
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, rows.Step());
+    if (!row) break;
+    d->rows++;
+    int cols = sqlite3_column_count(st);
+    for (int c = 0; c < cols; ++c) AppendColumn(&buf, st, c);
+    if (buf.size() >= (1 << 16)) {
+      h.Update(buf);
+      buf.clear();
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::vector<TableDigest>> SqliteDatabase::DigestOn(Db* db, const DigestScope& scope) {
+  std::vector<TableDigest> out;
+  ASSIGN_OR_RETURN(Stmt tables, db->Prepare("SELECT name FROM sqlite_master WHERE type = "
+                                            "'table' ORDER BY name"));
+  std::vector<std::string> names;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, tables.Step());
+    if (!row) break;
+    if (!IsLocalTable(tables.Text(0))) names.push_back(tables.Text(0));
+  }
+  for (const auto& name : names) {
+    auto keys = scope.keys.find(name);
+    const bool whole = scope.whole || scope.tables.count(name) > 0;
+    if (!whole && keys == scope.keys.end()) continue;  // untouched: not in a partial digest
+    // The primary key's columns in table order (the order a changeset gives them in).
+    ASSIGN_OR_RETURN(Stmt info, db->Prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 "
+                                            "ORDER BY cid"));
+    info.Bind(1, name);
+    std::string order, match;
+    int key_columns = 0;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, info.Step());
+      if (!row) break;
+      order += (order.empty() ? "" : ", ") + Quote(info.Text(0));
+      match += std::string(match.empty() ? "" : " AND ") + Quote(info.Text(0)) + " IS ?";
+      ++key_columns;
+    }
+    if (order.empty()) order = "rowid";
+    Sha256 h;
+    TableDigest d;
+    d.table = name;
+    d.app_table = name.rfind("_rm_", 0) != 0;  // _rm_columns: the data API's catalog
+    std::string buf;
+    buf.reserve(1 << 16);
+    if (whole) {
       ASSIGN_OR_RETURN(Stmt rows,
                        db->Prepare("SELECT * FROM " + Quote(name) + " ORDER BY " + order));
-      // Rows are serialised into a buffer (type tag, length, bytes per value, read straight
-      // from SQLite's memory) and hashed in large chunks.
-      Sha256 h;
-      TableDigest d;
-      d.table = name;
-      d.app_table = name.rfind("_rm_", 0) != 0;  // _rm_columns: the data API's catalog
-      std::string buf;
-      buf.reserve(1 << 16);
-      auto put = [&buf](const void* p, size_t n) { buf.append(static_cast<const char*>(p), n); };
-      sqlite3_stmt* st = rows.raw();
-      while (true) {
-        ASSIGN_OR_RETURN(bool row, rows.Step());
-        if (!row) break;
-        d.rows++;
-        int cols = sqlite3_column_count(st);
-        for (int c = 0; c < cols; ++c) {
-          int type = sqlite3_column_type(st, c);
-          buf.push_back(static_cast<char>('0' + type));
-          if (type == SQLITE_INTEGER) {
-            int64_t v = sqlite3_column_int64(st, c);
-            put(&v, sizeof(v));
-          } else if (type == SQLITE_FLOAT) {
-            double v = sqlite3_column_double(st, c);
-            put(&v, sizeof(v));
-          } else if (type != SQLITE_NULL) {
-            const void* p = type == SQLITE_BLOB
-                                ? sqlite3_column_blob(st, c)
-                                : static_cast<const void*>(sqlite3_column_text(st, c));
-            uint64_t n = static_cast<uint64_t>(sqlite3_column_bytes(st, c));
-            put(&n, sizeof(n));
-            if (n) put(p, n);
-          }
+      RETURN_IF_ERROR(HashRows(rows, h, buf, &d));
+    } else {
+      if (key_columns == 0) return Corruption("table " + name + " has no key to look rows up by");
+      ASSIGN_OR_RETURN(Stmt rows,
+                       db->Prepare("SELECT * FROM " + Quote(name) + " WHERE " + match));
+      for (const std::string& key : keys->second) {
+        rows.Reset();
+        if (!BindKey(rows, key, key_columns)) {
+          return Corruption("a changed key of table " + name + " does not fit its primary key");
         }
-        if (buf.size() >= (1 << 16)) {
-          h.Update(buf);
-          buf.clear();
-        }
+        RETURN_IF_ERROR(HashRows(rows, h, buf, &d));
       }
-      h.Update(buf);
-      d.checksum = h.HexDigest();
-      out.push_back(std::move(d));
     }
+    h.Update(buf);
+    d.checksum = h.HexDigest();
+    out.push_back(std::move(d));
+  }
+  // The schema: every object but the region-local ones, as created.
+  ASSIGN_OR_RETURN(Stmt schema, db->Prepare("SELECT type, name, tbl_name, sql FROM sqlite_master "
+                                            "ORDER BY type, name"));
+  std::string text;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, schema.Step());
+    if (!row) break;
+    if (IsLocalTable(schema.Text(2))) continue;
+    for (int c = 0; c < 4; ++c) text += schema.Text(c) + '\n';
+  }
+  out.push_back(TableDigest{"schema", 0, Sha256Hex(text), false});
+  return out;
+}
+
+Result<std::vector<TableDigest>> SqliteDatabase::Digest(const std::string& app_id,
+                                                        const DigestScope& scope) {
+  std::vector<TableDigest> out;
+  RETURN_IF_ERROR(WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(out, DigestOn(db, scope));
     return Status::Ok();
   }));
   return out;

@@ -48,7 +48,8 @@ class SqliteDatabase final : public Database {
   Status ImportCopy(const std::string& app_id, const std::string& source_region,
                     const nlohmann::json& state, const ProgressFn& progress,
                     int64_t token = 0) override;
-  Result<std::vector<TableDigest>> Digest(const std::string& app_id) override;
+  Result<std::vector<TableDigest>> Digest(const std::string& app_id,
+                                          const DigestScope& scope = {}) override;
 
   Status CreateTable(const std::string& app_id, const TableSpec& spec) override;
   Result<std::vector<TableSpec>> ListTables(const std::string& app_id) override;
@@ -70,14 +71,23 @@ class SqliteDatabase final : public Database {
     int64_t raw_bytes = 0;   // of the database it holds
     std::string sha256;      // of the artifact
   };
-  // Consistent dump of schema and data into a compressed artifact at `path`.
+  // Consistent dump of schema and data into a compressed artifact at `path`; with `digest`,
+  // also the whole digest of what it dumped, read in the same transaction.
   Result<DumpArtifact> Dump(const std::string& app_id, const std::string& path,
-                            const ProgressFn& progress);
+                            const ProgressFn& progress,
+                            std::vector<TableDigest>* digest = nullptr);
   // Replaces the app's database here with the artifact's content (checksum verified first).
   Status Restore(const std::string& app_id, const DumpArtifact& artifact,
                  const ProgressFn& progress, int64_t token = 0);
 
   // ---- for the SQLite replicator ----
+  // The replica's record of the rows a replication started from a snapshot has changed
+  // (Replicator::Changed): (tbl, key) with key encoded by AppendValue, one value per key column
+  // in table order; tbl "" for a change that is not to rows. Region-local.
+  static constexpr const char* kTouchedTable = "_rm_touched";
+  // Appends one value in the digest's serialisation (a type tag, then the bytes).
+  static void AppendValue(std::string* out, int type, int64_t i, double d, const void* p,
+                          size_t n);
   std::string PathFor(const std::string& app_id) const;
   // Turns change capture on or off (off also empties the change log).
   Status SetCapture(const std::string& app_id, bool on);
@@ -106,6 +116,7 @@ class SqliteDatabase final : public Database {
   Status Write(const std::string& app_id, Fenced fenced,
                const std::function<Status(sqlite::Db*, std::string* ddl)>& fn);
   Result<std::vector<ColumnSpec>> Columns(sqlite::Db* db, const std::string& table);
+  static Result<std::vector<TableDigest>> DigestOn(sqlite::Db* db, const DigestScope& scope);
 
   std::string dir_;
   Rng* rng_;

@@ -92,7 +92,85 @@ Status SqliteReplicator::StartFromSnapshot(
   RETURN_IF_ERROR(primary->SetCapture(app_id, true));  // every change from here on is logged
   RETURN_IF_ERROR(copy(nlohmann::json::object()));
   ASSIGN_OR_RETURN(int64_t head, LogHead(replica, app_id));
-  return replica->WithWriteTxn(app_id, [&](Db* db) { return SetReplicaPosition(db, head); });
+  return replica->WithWriteTxn(app_id, [&](Db* db) -> Status {
+    // From here on the replica records which rows each applied change touches.
+    RETURN_IF_ERROR(db->Exec("DROP TABLE IF EXISTS _rm_touched; CREATE TABLE _rm_touched ("
+                             "tbl TEXT NOT NULL, key BLOB NOT NULL, PRIMARY KEY (tbl, key)) "
+                             "WITHOUT ROWID"));
+    return SetReplicaPosition(db, head);
+  });
+}
+
+namespace {
+
+// Records in _rm_touched the rows `changeset` changes (their primary keys, as the digest
+// encodes values), in the applying transaction.
+Status RecordTouched(Db* db, const std::string& changeset) {
+  sqlite3_changeset_iter* it = nullptr;
+  int rc = sqlite3changeset_start(&it, static_cast<int>(changeset.size()),
+                                  const_cast<char*>(changeset.data()));
+  if (rc != SQLITE_OK) return sqlite::FromCode(rc, db->raw(), "changeset start");
+  std::unique_ptr<sqlite3_changeset_iter, int (*)(sqlite3_changeset_iter*)> guard(
+      it, sqlite3changeset_finalize);
+  ASSIGN_OR_RETURN(Stmt ins, db->Prepare("INSERT OR IGNORE INTO _rm_touched(tbl, key) "
+                                         "VALUES (?, ?)"));
+  while (sqlite3changeset_next(it) == SQLITE_ROW) {
+    const char* table = nullptr;
+    int columns = 0, op = 0, indirect = 0;
+    sqlite3changeset_op(it, &table, &columns, &op, &indirect);
+    unsigned char* pk = nullptr;
+    sqlite3changeset_pk(it, &pk, &columns);
+    std::string key;
+    for (int c = 0; c < columns; ++c) {
+      if (!pk[c]) continue;
+      sqlite3_value* v = nullptr;
+      rc = op == SQLITE_INSERT ? sqlite3changeset_new(it, c, &v) : sqlite3changeset_old(it, c, &v);
+      if (rc != SQLITE_OK || !v) return sqlite::FromCode(rc, db->raw(), "changeset key");
+      int type = sqlite3_value_type(v);
+      const void* p = type == SQLITE_BLOB ? sqlite3_value_blob(v)
+                                          : static_cast<const void*>(sqlite3_value_text(v));
+      size_t n = type == SQLITE_BLOB || type == SQLITE_TEXT
+                     ? static_cast<size_t>(sqlite3_value_bytes(v))
+                     : 0;
+      SqliteDatabase::AppendValue(&key, type, sqlite3_value_int64(v), sqlite3_value_double(v), p,
+                                  n);
+    }
+    ins.Reset();
+    RETURN_IF_ERROR(ins.Bind(1, table).BindBlob(2, key.data(), key.size()).Run());
+  }
+  return Status::Ok();
+}
+
+Result<bool> Tracking(Db* db) {
+  ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                       "name = '_rm_touched'"));
+  return q.Step();
+}
+
+}  // namespace
+
+Result<DigestScope> SqliteReplicator::Changed(const std::string& app_id,
+                                              const std::string& primary_region,
+                                              const std::string& replica_region) {
+  ASSIGN_OR_RETURN(auto dbs, Resolve(primary_region, replica_region));
+  DigestScope scope;
+  RETURN_IF_ERROR(dbs.second->WithConnection(app_id, [&](Db* db) -> Status {
+    ASSIGN_OR_RETURN(bool tracking, Tracking(db));
+    if (!tracking) return Status::Ok();  // not started from a snapshot: whole
+    ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT tbl, key FROM _rm_touched ORDER BY tbl, key"));
+    scope.whole = false;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      if (q.Text(0).empty()) {  // a change that is not to rows
+        scope = DigestScope{};
+        return Status::Ok();
+      }
+      scope.keys[q.Text(0)].push_back(q.Blob(1));
+    }
+    return Status::Ok();
+  }));
+  return scope;
 }
 
 Result<ReplicationLag> SqliteReplicator::Pump(const std::string& app_id,
@@ -121,15 +199,20 @@ Result<ReplicationLag> SqliteReplicator::Pump(const std::string& app_id,
     }));
     if (batch.empty()) break;
     for (const Change& c : batch) {
-      // The change and the new position commit together.
+      // The change, the rows it touched and the new position commit together.
       RETURN_IF_ERROR(replica->WithWriteTxn(app_id, [&](Db* db) -> Status {
         // Another applier (another process) may have applied it already: the position read
         // under this write transaction decides.
         ASSIGN_OR_RETURN(int64_t applied, ReplicaPosition(db));
         if (applied >= c.seq) return Status::Ok();
+        ASSIGN_OR_RETURN(bool tracking, Tracking(db));
         if (c.kind == "ddl") {
           RETURN_IF_ERROR(db->Exec(c.payload));
+          if (tracking) {
+            RETURN_IF_ERROR(db->Exec("INSERT OR IGNORE INTO _rm_touched VALUES ('', x'')"));
+          }
         } else {
+          if (tracking) RETURN_IF_ERROR(RecordTouched(db, c.payload));
           int rc = sqlite3changeset_apply(db->raw(), static_cast<int>(c.payload.size()),
                                           const_cast<char*>(c.payload.data()), nullptr, OnConflict,
                                           nullptr);
@@ -185,7 +268,8 @@ Status SqliteReplicator::Stop(const std::string& app_id, const std::string& prim
   Status s = primary->SetCapture(app_id, false);
   if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
   Status r = replica->WithWriteTxn(app_id, [](Db* db) {
-    return db->Exec("DELETE FROM _rm_meta WHERE key = 'replica_position'");
+    return db->Exec("DELETE FROM _rm_meta WHERE key = 'replica_position'; "
+                    "DROP TABLE IF EXISTS _rm_touched");
   });
   if (!r.ok() && r.code() != StatusCode::kNotFound) return r;
   return Status::Ok();

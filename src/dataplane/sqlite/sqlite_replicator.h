@@ -28,6 +28,8 @@ class SqliteReplicator final : public Replicator {
                               const std::string& replica_region) override;
   Result<ReplicationLag> Lag(const std::string& app_id, const std::string& primary_region,
                              const std::string& replica_region) override;
+  Result<DigestScope> Changed(const std::string& app_id, const std::string& primary_region,
+                              const std::string& replica_region) override;
   Status Stop(const std::string& app_id, const std::string& primary_region,
               const std::string& replica_region) override;
 

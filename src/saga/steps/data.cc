@@ -14,17 +14,10 @@ ProgressFn Reporter(StepContext& ctx) {
 }
 
 // Row counts and checksums must match table by table, or the move stops before its flip.
-Status VerifyEqual(const StepDeps& deps, StepContext& ctx) {
-  const Migration& m = ctx.migration();
-  // Both sides at once: they are different databases (and usually different disks).
-  auto src_future =
-      std::async(std::launch::async, [&] { return Source(deps, m)->db->Digest(m.app_id); });
-  auto dst_result = Dest(deps, m)->db->Digest(m.app_id);
-  auto src_result = src_future.get();
-  ASSIGN_OR_RETURN(auto src, std::move(src_result));
-  ASSIGN_OR_RETURN(auto dst, std::move(dst_result));
+// Counts what was compared into `rows` and `tables` (the app's own tables only).
+Status CompareDigests(const Migration& m, const std::vector<TableDigest>& src,
+                      const std::vector<TableDigest>& dst, int64_t* rows, int64_t* tables) {
   size_t n = std::max(src.size(), dst.size());
-  int64_t rows = 0, tables = 0;
   for (size_t i = 0; i < n; ++i) {
     if (i >= src.size() || i >= dst.size() || src[i].table != dst[i].table) {
       return Corruption("verification failed: the table sets of " + m.source_region + " and " +
@@ -36,15 +29,38 @@ Status VerifyEqual(const StepDeps& deps, StepContext& ctx) {
                         std::to_string(dst[i].rows) + " in " + m.dest_region);
     }
     if (src[i].checksum != dst[i].checksum) {
-      return Corruption("verification failed: table " + src[i].table + " checksums differ");
+      return Corruption("verification failed: " + src[i].table + " differs between " +
+                        m.source_region + " and " + m.dest_region);
     }
     if (src[i].app_table) {  // what the app holds, not the engine's own tables
-      rows += src[i].rows;
-      ++tables;
+      *rows += src[i].rows;
+      ++*tables;
     }
   }
+  return Status::Ok();
+}
+
+// Compares both sides' digests of `scope` (both fenced, dest caught up) and records what was
+// compared in resources.verified.
+Status VerifyEqual(const StepDeps& deps, StepContext& ctx, const DigestScope& scope = {}) {
+  const Migration& m = ctx.migration();
+  // Both sides at once: they are different databases (and usually different disks).
+  auto src_future = std::async(std::launch::async,
+                               [&] { return Source(deps, m)->db->Digest(m.app_id, scope); });
+  auto dst_result = Dest(deps, m)->db->Digest(m.app_id, scope);
+  auto src_result = src_future.get();
+  ASSIGN_OR_RETURN(auto src, std::move(src_result));
+  ASSIGN_OR_RETURN(auto dst, std::move(dst_result));
+  int64_t rows = 0, tables = 0;
+  RETURN_IF_ERROR(CompareDigests(m, src, dst, &rows, &tables));
   json res = Resources(ctx);
   res["verified"] = {{"tables", tables}, {"rows", rows}};
+  if (!scope.whole) {
+    // The rows the change stream touched since the whole check at the copy's snapshot.
+    res["verified"]["scope"] = "changed_rows";
+    res["verified"]["changed_keys"] = scope.key_count();
+    res["verified"]["whole_tables"] = scope.tables.size();
+  }
   return SaveResources(ctx, res);
 }
 
@@ -75,13 +91,20 @@ Status RestoreData(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
   json res = Resources(ctx);
   if (IsStreamed(m)) {
+    Replicator* replicator = deps.plane->replicator();
+    // An online move's copy was checked whole at its snapshot: what the stream changed since is
+    // what can differ (read before Stop, which forgets it; after a crash past Stop, whole).
+    DigestScope scope;
     if (!res.value("replication_stopped", false)) {
-      RETURN_IF_ERROR(deps.plane->replicator()->SyncRest(m.app_id, m.source_region, m.dest_region));
+      RETURN_IF_ERROR(replicator->SyncRest(m.app_id, m.source_region, m.dest_region));
+      if (res.value("copy_verified", false)) {
+        ASSIGN_OR_RETURN(scope, replicator->Changed(m.app_id, m.source_region, m.dest_region));
+      }
     }
     res["replication_stopped"] = true;
     RETURN_IF_ERROR(SaveResources(ctx, res));
-    RETURN_IF_ERROR(deps.plane->replicator()->Stop(m.app_id, m.source_region, m.dest_region));
-    return VerifyEqual(deps, ctx);
+    RETURN_IF_ERROR(replicator->Stop(m.app_id, m.source_region, m.dest_region));
+    return VerifyEqual(deps, ctx, scope);
   }
   if (!res.contains("copy")) return Permanent("no database copy recorded for this migration");
   RETURN_IF_ERROR(Dest(deps, m)->db->ImportCopy(m.app_id, m.source_region, res["copy"],
@@ -115,7 +138,18 @@ Status Sync(const StepDeps& deps, StepContext& ctx) {
         m.app_id, m.source_region, m.dest_region, [&](const json& at) -> Status {
           ASSIGN_OR_RETURN(json state,
                            src->db->ExportCopy(m.app_id, StagingPath(deps, m), Reporter(ctx), at));
-          return dst->db->ImportCopy(m.app_id, m.source_region, state, Reporter(ctx), ctx.epoch());
+          RETURN_IF_ERROR(
+              dst->db->ImportCopy(m.app_id, m.source_region, state, Reporter(ctx), ctx.epoch()));
+          // The whole check, once, while writes continue: the copy equals the source as of the
+          // snapshot (before dest applies any change). The pause then checks what changed since.
+          if (!state.contains("digest")) return Status::Ok();
+          ASSIGN_OR_RETURN(auto src_digest, DigestFromJson(state["digest"]));
+          ASSIGN_OR_RETURN(auto dst_digest, dst->db->Digest(m.app_id));
+          int64_t rows = 0, tables = 0;
+          RETURN_IF_ERROR(CompareDigests(m, src_digest, dst_digest, &rows, &tables));
+          res["copy_verified"] = true;
+          res["verified_at_copy"] = {{"tables", tables}, {"rows", rows}};
+          return Status::Ok();
         });
     RemoveStaged(deps, m);
     RETURN_IF_ERROR(s);
