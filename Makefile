@@ -3,7 +3,7 @@ PRESET ?= default
 BUILD_DIR := $(if $(filter asan,$(PRESET)),build-asan,build)
 JOBS ?= 2
 
-.PHONY: deps test-deps configure build build-cli install fuzz-build fuzz pg-start test test-asan demo demo-postgres bench format clean
+.PHONY: deps test-deps configure build build-cli install fuzz-build fuzz pg-start test test-asan demo demo-postgres bench bench-pause format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -68,6 +68,10 @@ bench: build
 # The control plane on each control-store engine (PostgreSQL: the clusters of scripts/pg-regions).
 bench-control: build pg-start
 	@./$(BUILD_DIR)/regionmove_control_bench $(BENCH_ARGS)
+
+# Write pauses of an online and an offline move under continuous writers (engine, MiB, writers).
+bench-pause: build pg-start
+	@./$(BUILD_DIR)/regionmove_pause_bench $(BENCH_ARGS)
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')

@@ -161,9 +161,30 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
     eligible = eligible && c.ok;
     checks.push_back({{"name", c.code}, {"ok", c.ok}, {"message", c.message}});
   }
-  double copy_seconds = static_cast<double>(db + blobs) / kBytesPerSecond;
-  // Online, writes pause only for the final catch-up and verification, not the copy.
-  double block_seconds = chosen == "online" ? kFixedSeconds : kFixedSeconds + copy_seconds;
+  // Each strategy's pause and duration for this app's bytes, at the rates that completed moves
+  // measured in this process, or at assumed ones until a move has completed.
+  const double bytes = static_cast<double>(db + blobs);
+  auto estimate = [&](const std::string& strategy) {
+    MoveRates::Estimate e = deps_.rates ? deps_.rates->Get(strategy) : MoveRates::Estimate{};
+    const bool measured = e.moves > 0 && e.bytes_per_second > 0;
+    const double rate = measured ? e.bytes_per_second : kBytesPerSecond;
+    const double copy = bytes / rate;
+    // Offline, writes pause for the whole copy; online, for the catch-up (at most
+    // saga.max_block_seconds by the lag gate), the check of the changed rows and the deltas.
+    const double pause =
+        strategy == "online"
+            ? (e.moves > 0 ? e.pause_seconds : static_cast<double>(deps_.config->max_block_seconds))
+            : kFixedSeconds + copy;
+    return json{{"estimated_write_block_seconds", pause},
+                {"estimated_duration_seconds", kFixedSeconds + copy + (strategy == "online" ? pause : 0)},
+                {"copy_bytes_per_second", rate},
+                {"rates", measured ? "measured by the last " + std::to_string(e.moves) + " " +
+                                         strategy + " move(s) of this server"
+                                   : std::string("assumed (no " + strategy +
+                                                 " move has completed on this server yet)")}};
+  };
+  json strategies = {{"offline", estimate("offline")}, {"online", estimate("online")}};
+  const json& mine = strategies[chosen];
   return json{{"dry_run", true},
               {"app_id", app.id},
               {"source_region", app.region},
@@ -171,11 +192,14 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
               {"strategy", chosen},
               {"eligible", eligible},
               {"sizes", {{"database_bytes", db}, {"blob_bytes", blobs}}},
-              {"estimated_duration_seconds", kFixedSeconds + copy_seconds},
-              {"estimated_write_block_seconds", block_seconds},
+              {"estimated_duration_seconds", mine["estimated_duration_seconds"]},
+              {"estimated_write_block_seconds", mine["estimated_write_block_seconds"]},
+              {"strategies", strategies},
               // A pause of over a minute is worth avoiding: the online strategy keeps it short.
               {"recommended_strategy",
-               kFixedSeconds + copy_seconds > 60 ? "online" : deps_.config->default_strategy},
+               strategies["offline"]["estimated_write_block_seconds"].get<double>() > 60
+                   ? "online"
+                   : deps_.config->default_strategy},
               {"steps", Plan::For(chosen).size()},
               {"checks", checks}};
 }

@@ -158,6 +158,41 @@ TEST_F(ApiContract, MoveErrors) {
   EXPECT_EQ(Call("GET", "/v1/apps/" + app + "/migrations", kAlice).body["migrations"].size(), 0u);
 }
 
+// The dry run estimates both strategies; once a move has completed, at the rate it measured.
+TEST_F(ApiContract, DryRunEstimatesFromMeasuredRates) {
+  std::string app = CreateApp(kAlice);
+  auto plan = [&] {
+    return Json("POST", "/v1/apps/" + app + "/move", kAlice,
+                {{"dest_region", "eu-west-1"}, {"dry_run", true}})
+        .body;
+  };
+  json before = plan();
+  ASSERT_TRUE(before["strategies"].is_object()) << before;
+  for (const char* s : {"offline", "online"}) {
+    EXPECT_EQ(before["strategies"][s]["rates"].get<std::string>().rfind("assumed", 0), 0u)
+        << before;
+  }
+  EXPECT_EQ(before["strategies"]["offline"]["copy_bytes_per_second"], 80.0 * 1024 * 1024);
+  EXPECT_EQ(before["estimated_write_block_seconds"],
+            before["strategies"]["offline"]["estimated_write_block_seconds"]);
+
+  HttpReply m = Json("POST", "/v1/apps/" + app + "/move", kAlice, {{"dest_region", "eu-west-1"}});
+  ASSERT_EQ(m.status, 202) << m.raw;
+  ASSERT_EQ(WaitDone(kAlice, app, m.body["migration_id"])["status"], "completed");
+  ASSERT_EQ(Call("DELETE", "/v1/source-replicas/" + m.body["migration_id"].get<std::string>(),
+                 kAlice)
+                .status,
+            200);
+  json after = Json("POST", "/v1/apps/" + app + "/move", kAlice,
+                    {{"dest_region", "us-east-1"}, {"dry_run", true}})
+                   .body;
+  EXPECT_EQ(after["strategies"]["offline"]["rates"],
+            "measured by the last 1 offline move(s) of this server")
+      << after;
+  EXPECT_NE(after["strategies"]["offline"]["copy_bytes_per_second"], 80.0 * 1024 * 1024);
+  EXPECT_EQ(after["strategies"]["online"]["rates"].get<std::string>().rfind("assumed", 0), 0u);
+}
+
 TEST_F(ApiContract, ConcurrentMovesOneWins) {
   for (int round = 0; round < 5; ++round) {
     std::string app = CreateApp(kAlice);

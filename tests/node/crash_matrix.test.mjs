@@ -199,6 +199,11 @@ for (const engine of ['sqlite', 'postgres']) {
       const done = await terminal(base, seeded.id, id);
       assert.equal(done.status, 'completed', JSON.stringify(done));
       assert.equal(done.strategy, 'online');
+      // Killed after its copy, the sync resumed from its recorded position: one bulk copy,
+      // and the pause still compared only the rows the stream changed since it.
+      const res = typeof done.resources === 'string' ? JSON.parse(done.resources) : done.resources;
+      assert.equal(res.copies, 1, JSON.stringify(res));
+      if (point.startsWith('syncing')) assert.equal(res.verified.scope, 'changed_rows', JSON.stringify(res));
       await verify(base, seeded, 'eu-west-1');
       assert.deepEqual(leftovers(config), []);
       if (engine === 'postgres') await pgTeardownAndDrop(base, seeded.id, id);

@@ -184,12 +184,15 @@ Result<ReplicationLag> SqliteReplicator::Pump(const std::string& app_id,
     ASSIGN_OR_RETURN(pos, ReplicaPosition(db));
     return Status::Ok();
   }));
-  while (true) {
+  // Up to the primary's position as of this call: writers that keep the log growing cannot
+  // hold the call (a lag gate decides what to make of the rest).
+  ASSIGN_OR_RETURN(int64_t head, LogHead(primary, app_id));
+  while (pos < head) {
     std::vector<Change> batch;
     RETURN_IF_ERROR(primary->WithConnection(app_id, [&](Db* db) -> Status {
       ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT seq, kind, payload FROM _rm_changelog "
-                                           "WHERE seq > ? ORDER BY seq LIMIT 256"));
-      q.Bind(1, pos);
+                                           "WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT 512"));
+      q.Bind(1, pos).Bind(2, head);
       while (true) {
         ASSIGN_OR_RETURN(bool row, q.Step());
         if (!row) break;
@@ -198,30 +201,31 @@ Result<ReplicationLag> SqliteReplicator::Pump(const std::string& app_id,
       return Status::Ok();
     }));
     if (batch.empty()) break;
-    for (const Change& c : batch) {
-      // The change, the rows it touched and the new position commit together.
-      RETURN_IF_ERROR(replica->WithWriteTxn(app_id, [&](Db* db) -> Status {
-        // Another applier (another process) may have applied it already: the position read
-        // under this write transaction decides.
-        ASSIGN_OR_RETURN(int64_t applied, ReplicaPosition(db));
-        if (applied >= c.seq) return Status::Ok();
-        ASSIGN_OR_RETURN(bool tracking, Tracking(db));
+    // The batch's changes, the rows they touched and the new position commit together.
+    RETURN_IF_ERROR(replica->WithWriteTxn(app_id, [&](Db* db) -> Status {
+      // Another applier (another process) may have applied some already: the position read
+      // under this write transaction decides.
+      ASSIGN_OR_RETURN(int64_t applied, ReplicaPosition(db));
+      ASSIGN_OR_RETURN(bool tracking, Tracking(db));
+      for (const Change& c : batch) {
+        if (applied >= c.seq) continue;
         if (c.kind == "ddl") {
           RETURN_IF_ERROR(db->Exec(c.payload));
           if (tracking) {
             RETURN_IF_ERROR(db->Exec("INSERT OR IGNORE INTO _rm_touched VALUES ('', x'')"));
           }
-        } else {
-          if (tracking) RETURN_IF_ERROR(RecordTouched(db, c.payload));
-          int rc = sqlite3changeset_apply(db->raw(), static_cast<int>(c.payload.size()),
-                                          const_cast<char*>(c.payload.data()), nullptr, OnConflict,
-                                          nullptr);
-          if (rc != SQLITE_OK) return sqlite::FromCode(rc, db->raw(), "apply changeset");
+          continue;
         }
-        return SetReplicaPosition(db, c.seq);
-      }));
-      pos = c.seq;
-    }
+        if (tracking) RETURN_IF_ERROR(RecordTouched(db, c.payload));
+        int rc = sqlite3changeset_apply(db->raw(), static_cast<int>(c.payload.size()),
+                                        const_cast<char*>(c.payload.data()), nullptr, OnConflict,
+                                        nullptr);
+        if (rc != SQLITE_OK) return sqlite::FromCode(rc, db->raw(), "apply changeset");
+      }
+      return batch.back().seq > applied ? SetReplicaPosition(db, batch.back().seq)
+                                        : Status::Ok();
+    }));
+    pos = batch.back().seq;
     // Applied changes are no longer needed by the primary.
     RETURN_IF_ERROR(primary->WithWriteTxn(app_id, [&](Db* db) -> Status {
       ASSIGN_OR_RETURN(Stmt del, db->Prepare("DELETE FROM _rm_changelog WHERE seq <= ?"));

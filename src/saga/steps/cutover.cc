@@ -55,6 +55,35 @@ Status SetUpReverseReplication(const StepDeps& deps, StepContext& ctx) {
                                          AppBytes(Source(deps, m), m.app_id), deps.clock->NowMs()});
 }
 
+namespace {
+
+// What this move measured (the app's bytes, the seconds its copy took, the pause so far), for
+// the dry run's estimates. A copy's steps: the sync of an online move (the bulk copy and the
+// catch-up before the pause), the dump, restore and blob copy of an offline one.
+void RecordRates(const StepDeps& deps, const Migration& m) {
+  if (!deps.rates || IsFastReverse(m)) return;  // a fast reverse copies nothing
+  auto events = deps.store->ListEvents(m.id);
+  auto db = Dest(deps, m)->db->SizeBytes(m.app_id);
+  auto blobs = Dest(deps, m)->blobs->SizeBytes(m.app_id);
+  if (!events.ok() || !db.ok() || !blobs.ok()) return;
+  MoveRates::Sample s;
+  s.bytes = *db + *blobs;
+  for (const auto& e : *events) {
+    if (e.type != "transition") continue;
+    const bool copy = m.strategy == "online" ? e.from_step == Step::kSyncing
+                                             : e.from_step == Step::kDumpingData ||
+                                                   e.from_step == Step::kRestoringData ||
+                                                   e.from_step == Step::kCopyingBlobs;
+    if (copy) s.copy_seconds += static_cast<double>(e.ended_at_ms - e.started_at_ms) / 1000.0;
+  }
+  nlohmann::json res = nlohmann::json::parse(m.resources, nullptr, false);
+  int64_t started = res.is_object() ? res.value("block_started_at_ms", int64_t{0}) : 0;
+  if (started > 0) s.pause_seconds = static_cast<double>(deps.clock->NowMs() - started) / 1000.0;
+  deps.rates->Record(m.strategy, s);
+}
+
+}  // namespace
+
 Status UnblockWrites(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
   RETURN_IF_ERROR(deps.Fault("unblocking_writes"));
@@ -62,6 +91,7 @@ Status UnblockWrites(const StepDeps& deps, StepContext& ctx) {
   // The app now lives in dest: its reservation there has done its job.
   RETURN_IF_ERROR(deps.store->ReleaseReservation(m.id, m.dest_region));
   RemoveStaged(deps, m);
+  RecordRates(deps, m);
   return Status::Ok();
 }
 

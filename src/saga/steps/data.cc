@@ -133,6 +133,7 @@ Status Sync(const StepDeps& deps, StepContext& ctx) {
     // before "synced" starts the copy over (the engine drops what the last try made).
     res["staging"] = StagingPath(deps, m);
     res["dest_replicating"] = true;
+    res["copies"] = res.value("copies", 0) + 1;  // how often the bulk copy began
     RETURN_IF_ERROR(SaveResources(ctx, res));
     Status s = replicator->StartFromSnapshot(
         m.app_id, m.source_region, m.dest_region, [&](const json& at) -> Status {
