@@ -124,7 +124,7 @@ SELECT n.nspname, c.relname, pg_table_size(c.oid)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND c.relpersistence <> 't'
   AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
-  AND NOT (n.nspname = '_regionmove' AND c.relname IN ('meta', 'fence_tokens', 'ddl_seen', 'touched'))
+  AND NOT (n.nspname = '_regionmove' AND c.relname IN ('meta', 'fence_tokens', 'ddl_seen', 'touched', 'heartbeat'))
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY 1, 2

@@ -36,7 +36,6 @@ WHERE c.relkind IN ('r', 'p') AND c.relreplident = 'd'
 // _regionmove.touched in the applying transaction; TRUNCATE, or a table without a primary key,
 // records the key '*' (the whole table).
 constexpr const char* kTrackChanges = R"sql(
-SET default_transaction_read_only = off;
 CREATE TABLE IF NOT EXISTS _regionmove.touched (
   tbl text NOT NULL, key text NOT NULL, PRIMARY KEY (tbl, key));
 TRUNCATE _regionmove.touched;
@@ -88,9 +87,17 @@ BEGIN
 END $$;
 )sql";
 
+// A row that Pump updates on the primary and reads back on the replica: its value there says
+// the apply worker has committed everything that committed before the update, without waiting
+// for the worker's next status report (wal_receiver_status_interval, 10 s by default). Part of
+// the publication; the replica's row is made here too (a replica whose copy predates it).
+constexpr const char* kHeartbeat = R"sql(
+CREATE TABLE IF NOT EXISTS _regionmove.heartbeat (id int PRIMARY KEY, n bigint NOT NULL);
+INSERT INTO _regionmove.heartbeat VALUES (1, 0) ON CONFLICT DO NOTHING;
+)sql";
+
 // Removes what kTrackChanges made.
 constexpr const char* kUntrackChanges = R"sql(
-SET default_transaction_read_only = off;
 DO $$
 DECLARE
   r record;
@@ -192,6 +199,9 @@ class PgReplicator final : public Replicator {
                      p->Exec("SELECT (pg_logical_emit_message(false, 'regionmove', 'mark') - "
                              "'0/0')::bigint"));
     const int64_t target = mark.Int(0, 0);
+    // Sooner than the confirmation: the heartbeat committed after the mark, once the replica
+    // shows it (a publication made before the heartbeat existed has none: -1).
+    ASSIGN_OR_RETURN(int64_t beat, Beat(p.get(), name));
     // The replica's apply errors, before and after the wait: a count that grows while the
     // replica stays behind is an apply that fails again at each retry (a table the replica
     // lacks after DDL on the primary, a conflicting row), which waiting will not cure.
@@ -206,13 +216,19 @@ class PgReplicator final : public Replicator {
       ASSIGN_OR_RETURN(lag, Read(p.get(), name));
       ASSIGN_OR_RETURN(int syncing, SyncTables(p.get(), r.get(), name));
       lag.primary_position = target;
+      if (beat >= 0) {
+        ASSIGN_OR_RETURN(pg::Rows seen, r->Exec("SELECT n FROM _regionmove.heartbeat WHERE id = 1"));
+        if (seen.size() == 1 && seen.Int(0, 0) >= beat) {
+          lag.replica_position = std::max(lag.replica_position, target);
+        }
+      }
       lag.bytes = std::max<int64_t>(0, target - lag.replica_position);
       if (lag.caught_up() && syncing == 0) {
         lag.seconds = 0;
         return lag;
       }
       if (std::chrono::steady_clock::now() > deadline) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::this_thread::sleep_for(std::chrono::milliseconds(beat >= 0 ? 10 : 50));
     }
     ASSIGN_OR_RETURN(int64_t errors_after, ApplyErrors(r.get(), name));
     lag.apply_errors = errors_after;
@@ -332,6 +348,7 @@ class PgReplicator final : public Replicator {
   // columns and the DDL that travels; DDL recorded before it is in the replica's copy.
   static Status Publish(pg::Conn* p, const std::string& name) {
     RETURN_IF_ERROR(FullIdentityWithoutKey(p));
+    RETURN_IF_ERROR(p->Exec(kHeartbeat).status());
     ASSIGN_OR_RETURN(pg::Rows pub,
                      p->Query("SELECT 1 FROM pg_publication WHERE pubname = $1", {name}));
     if (pub.size() > 0) return Status::Ok();
@@ -340,7 +357,8 @@ class PgReplicator final : public Replicator {
     for (int i = 0; i < schemas.size(); ++i) {
       what += (what.empty() ? "TABLES IN SCHEMA " : ", ") + QuoteIdent(schemas.Text(i, 0));
     }
-    what += (what.empty() ? "" : ", ") + std::string("TABLE _regionmove.columns, _regionmove.ddl");
+    what += (what.empty() ? "" : ", ") +
+            std::string("TABLE _regionmove.columns, _regionmove.ddl, _regionmove.heartbeat");
     ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(p));
     RETURN_IF_ERROR(p->Exec("TRUNCATE _regionmove.ddl_seen").status());
     RETURN_IF_ERROR(p->Exec("CREATE PUBLICATION " + QuoteIdent(name) + " FOR " + what).status());
@@ -350,6 +368,7 @@ class PgReplicator final : public Replicator {
   // The subscription `name` on the replica, from the primary's slot of that name.
   Status Subscribe(pg::Conn* r, const std::string& app, const std::string& primary,
                    const std::string& name, bool create_slot) {
+    RETURN_IF_ERROR(r->Exec(kHeartbeat).status());
     RETURN_IF_ERROR(r->Exec("TRUNCATE _regionmove.ddl_seen").status());
     // The apply worker runs the DDL that travels (_regionmove.ddl) in a database that defaults
     // to read-only while fenced: its role (the subscription's owner) is exempt in this database.
@@ -363,6 +382,21 @@ class PgReplicator final : public Replicator {
                " PUBLICATION " + QuoteIdent(name) + " WITH (copy_data = false, slot_name = " +
                QuoteLiteral(name) + ", create_slot = " + (create_slot ? "true" : "false") + ")")
         .status();
+  }
+
+  // Advances the heartbeat on the primary and returns its new value; -1 when the publication
+  // `name` does not carry it (made before the heartbeat existed).
+  static Result<int64_t> Beat(pg::Conn* p, const std::string& name) {
+    ASSIGN_OR_RETURN(pg::Rows published,
+                     p->Query("SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND "
+                              "schemaname = '_regionmove' AND tablename = 'heartbeat'",
+                              {name}));
+    if (published.size() == 0) return int64_t{-1};
+    // A fenced database defaults to read-only transactions, but not for regionmove's sessions
+    // (pg::Conninfo); the fence's triggers are on the app's tables only.
+    ASSIGN_OR_RETURN(pg::Rows n, p->Exec("UPDATE _regionmove.heartbeat SET n = n + 1 "
+                                         "WHERE id = 1 RETURNING n"));
+    return n.size() == 1 ? n.Int(0, 0) : int64_t{-1};
   }
 
   // rm_<app>_<8 hex of the region pair>: unique per pair, well within 63 bytes.
