@@ -436,6 +436,14 @@ Status PgDatabase::Fence(const std::string& app_id) {
     ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c.get()));
     // A session waiting longer than this for a table's lock fails the step, which retries.
     RETURN_IF_ERROR(c->Exec("SET LOCAL lock_timeout = '10s'").status());
+    // An autovacuum of a table holds a lock that creating the trigger waits for; PostgreSQL
+    // cancels it once the wait passes deadlock_timeout (1 s by default, a whole online pause).
+    // A tenth of that where the role may set it (a superuser); else the default applies.
+    RETURN_IF_ERROR(c->Exec("SAVEPOINT deadlock_timeout").status());
+    if (!c->Exec("SET LOCAL deadlock_timeout = '100ms'").ok()) {
+      RETURN_IF_ERROR(c->Exec("ROLLBACK TO SAVEPOINT deadlock_timeout").status());
+    }
+    RETURN_IF_ERROR(c->Exec("RELEASE SAVEPOINT deadlock_timeout").status());
     // Waits for the data API's writes in flight: each holds this row FOR SHARE.
     RETURN_IF_ERROR(
         c->Exec("UPDATE _regionmove.meta SET value = '1' WHERE key = 'fenced'").status());
@@ -830,8 +838,12 @@ Result<std::vector<TableDigest>> PgDatabase::DigestAt(const std::string& app_id,
         std::string list = "[";
         for (const std::string& key : keys->second) list += (list.size() > 1 ? "," : "") + key;
         list += "]";
-        r = c->Query(sum + " WHERE (" + columns + ") IN (SELECT " + values +
-                         " FROM jsonb_array_elements($1::jsonb) k)",
+        // One index lookup per key (OFFSET 0 keeps the planner from turning the lookups into
+        // a join that scans the whole table).
+        r = c->Query("SELECT count(*), COALESCE(sum(h), 0) FROM jsonb_array_elements($1::jsonb) "
+                     "k, LATERAL (SELECT " +
+                         row_hash + " AS h FROM ONLY " + table + " t WHERE (" + columns +
+                         ") = (" + values + ") OFFSET 0) r",
                      {list});
       }
       RETURN_IF_ERROR(r.status());

@@ -139,6 +139,7 @@ Status Sync(const StepDeps& deps, StepContext& ctx) {
         m.app_id, m.source_region, m.dest_region, [&](const json& at) -> Status {
           ASSIGN_OR_RETURN(json state,
                            src->db->ExportCopy(m.app_id, StagingPath(deps, m), Reporter(ctx), at));
+          RETURN_IF_ERROR(deps.Fault("syncing.during_copy"));
           RETURN_IF_ERROR(
               dst->db->ImportCopy(m.app_id, m.source_region, state, Reporter(ctx), ctx.epoch()));
           // The whole check, once, while writes continue: the copy equals the source as of the
