@@ -92,10 +92,10 @@ int main(int argc, char** argv) {
                             "postgresql://postgres@127.0.0.1:54322/postgres"};
   const char* slugs[] = {"region-a", "region-b"};
   for (int i = 0; i < 2; ++i) {
-    std::string db = engine == "sqlite"
-                         ? std::string("{ engine = \"sqlite\", dir = \"regions/") + slugs[i] +
-                               "/db\" }"
-                         : "{ engine = \"postgres\", dsn = \"" + Env(dsns[i], fallback[i]) + "\" }";
+    std::string db =
+        engine == "sqlite"
+            ? std::string("{ engine = \"sqlite\", dir = \"regions/") + slugs[i] + "/db\" }"
+            : "{ engine = \"postgres\", dsn = \"" + Env(dsns[i], fallback[i]) + "\" }";
     toml += std::string("[[regions]]\nslug = \"") + slugs[i] + "\"\ndatabase = " + db +
             "\nblobs = { engine = \"fs\", dir = \"regions/" + slugs[i] + "/blobs\" }\n";
   }
@@ -152,10 +152,10 @@ int main(int argc, char** argv) {
         Window* win = window.load();
         // As the data API writes: the serving region, Unavailable("app_migrating") if blocked.
         auto plane = s.apps()->ForWrite("bench", id);
-        Status st = plane.ok() ? (*plane)
-                                     ->db->InsertRows(id, "events", {{"id", row_id}, {"n", -i}})
-                                     .status()
-                               : plane.status();
+        Status st =
+            plane.ok()
+                ? (*plane)->db->InsertRows(id, "events", {{"id", row_id}, {"n", -i}}).status()
+                : plane.status();
         auto now = Steady::now();
         if (st.ok()) {
           if (win) win->Acked(now);
@@ -233,8 +233,8 @@ int main(int argc, char** argv) {
   // Nothing acknowledged is lost: every acknowledged row is in the region that serves the app.
   int64_t lost = 0;
   for (const auto& row_id : acked) lost += !a->GetRow(id, "events", row_id).ok();
-  std::printf("%-34s %10s %10s %8s\n", "write pause (first refusal -> first", "online",
-              "offline", "ratio");
+  std::printf("%-34s %10s %10s %8s\n", "write pause (first refusal -> first", "online", "offline",
+              "ratio");
   std::printf("%-34s %9.3fs %9.3fs %7.3fx\n", "  ack after the unblock)", online.pause,
               offline.pause, offline.pause > 0 ? online.pause / offline.pause : 0.0);
   std::printf("%-34s %9.3fs %9.3fs\n", "whole move", online.total, offline.total);

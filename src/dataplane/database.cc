@@ -147,8 +147,10 @@ Status NormalizeRow(const std::string& table, const std::vector<ColumnSpec>& col
 json DigestToJson(const std::vector<TableDigest>& digest) {
   json out = json::array();
   for (const auto& d : digest) {
-    out.push_back(
-        {{"table", d.table}, {"rows", d.rows}, {"checksum", d.checksum}, {"app_table", d.app_table}});
+    out.push_back({{"table", d.table},
+                   {"rows", d.rows},
+                   {"checksum", d.checksum},
+                   {"app_table", d.app_table}});
   }
   return out;
 }

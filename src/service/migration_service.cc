@@ -175,13 +175,14 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
         strategy == "online"
             ? (e.moves > 0 ? e.pause_seconds : static_cast<double>(deps_.config->max_block_seconds))
             : kFixedSeconds + copy;
-    return json{{"estimated_write_block_seconds", pause},
-                {"estimated_duration_seconds", kFixedSeconds + copy + (strategy == "online" ? pause : 0)},
-                {"copy_bytes_per_second", rate},
-                {"rates", measured ? "measured by the last " + std::to_string(e.moves) + " " +
-                                         strategy + " move(s) of this server"
-                                   : std::string("assumed (no " + strategy +
-                                                 " move has completed on this server yet)")}};
+    return json{
+        {"estimated_write_block_seconds", pause},
+        {"estimated_duration_seconds", kFixedSeconds + copy + (strategy == "online" ? pause : 0)},
+        {"copy_bytes_per_second", rate},
+        {"rates", measured ? "measured by the last " + std::to_string(e.moves) + " " + strategy +
+                                 " move(s) of this server"
+                           : std::string("assumed (no " + strategy +
+                                         " move has completed on this server yet)")}};
   };
   json strategies = {{"offline", estimate("offline")}, {"online", estimate("online")}};
   const json& mine = strategies[chosen];

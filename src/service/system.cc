@@ -55,7 +55,7 @@ Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock,
   }
   ASSIGN_OR_RETURN(sys->plane_, DataPlane::Open(config, rng));
   StepDeps deps{sys->store_.get(), sys->plane_.get(), clock,
-                &sys->config_,      &sys->faults_,      &sys->rates_};
+                &sys->config_,     &sys->faults_,     &sys->rates_};
   RegisterMoveSteps(&sys->registry_, deps);
   EngineOptions o;
   o.owner = LeaseOwnerId();

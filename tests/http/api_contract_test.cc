@@ -179,10 +179,10 @@ TEST_F(ApiContract, DryRunEstimatesFromMeasuredRates) {
   HttpReply m = Json("POST", "/v1/apps/" + app + "/move", kAlice, {{"dest_region", "eu-west-1"}});
   ASSERT_EQ(m.status, 202) << m.raw;
   ASSERT_EQ(WaitDone(kAlice, app, m.body["migration_id"])["status"], "completed");
-  ASSERT_EQ(Call("DELETE", "/v1/source-replicas/" + m.body["migration_id"].get<std::string>(),
-                 kAlice)
-                .status,
-            200);
+  ASSERT_EQ(
+      Call("DELETE", "/v1/source-replicas/" + m.body["migration_id"].get<std::string>(), kAlice)
+          .status,
+      200);
   json after = Json("POST", "/v1/apps/" + app + "/move", kAlice,
                     {{"dest_region", "us-east-1"}, {"dry_run", true}})
                    .body;

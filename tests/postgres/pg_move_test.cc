@@ -513,9 +513,10 @@ TEST_F(PgMove, OnlineMoveKeepsTakingWrites) {
   {
     auto db = pg::Conn::Open(*pg::Conninfo(kDsnB, app_), "test");
     ASSERT_OK(db.status());
-    auto left = (*db)->Exec("SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE "
-                            "'\\_regionmove\\_touched%') + (SELECT count(*) FROM pg_class "
-                            "WHERE relname = 'touched')");
+    auto left = (*db)->Exec(
+        "SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE "
+        "'\\_regionmove\\_touched%') + (SELECT count(*) FROM pg_class "
+        "WHERE relname = 'touched')");
     ASSERT_OK(left.status());
     EXPECT_EQ(left->Int(0, 0), 0);
   }

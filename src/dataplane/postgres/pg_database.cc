@@ -798,9 +798,12 @@ Result<std::vector<TableDigest>> PgDatabase::DigestAt(const std::string& app_id,
   Result<std::string> schema = Permanent("not run");
   std::thread dump([&] {
     // Not regionmove's own schema: the app's schema is what both sides must share.
-    std::vector<std::string> argv = {"pg_dump",           "--schema-only",
-                                     "--no-publications", "--no-subscriptions",
-                                     "--exclude-schema=_regionmove", "--dbname=" + conninfo};
+    std::vector<std::string> argv = {"pg_dump",
+                                     "--schema-only",
+                                     "--no-publications",
+                                     "--no-subscriptions",
+                                     "--exclude-schema=_regionmove",
+                                     "--dbname=" + conninfo};
     if (!snapshot.empty()) argv.push_back("--snapshot=" + snapshot);
     schema = RunProgram(argv);
   });
@@ -819,8 +822,8 @@ Result<std::vector<TableDigest>> PgDatabase::DigestAt(const std::string& app_id,
       ASSIGN_OR_RETURN(pg::Rows by_value, c->Query(kHashedByValue, {table}));
       const std::string row_hash = by_value.Text(0, 0) == "t" ? "hash_record_extended(t, 0)"
                                                               : "hashtextextended(t::text, 0)";
-      const std::string sum = "SELECT count(*), COALESCE(sum(" + row_hash + "), 0) FROM ONLY " +
-                              table + " t";
+      const std::string sum =
+          "SELECT count(*), COALESCE(sum(" + row_hash + "), 0) FROM ONLY " + table + " t";
       Result<pg::Rows> r = Permanent("not run");
       if (whole) {
         r = c->Exec(sum);
@@ -832,19 +835,20 @@ Result<std::vector<TableDigest>> PgDatabase::DigestAt(const std::string& app_id,
         std::string columns, values;
         for (int k = 0; k < pk.size(); ++k) {
           columns += (k ? ", t." : "t.") + QuoteIdent(pk.Text(k, 0));
-          values += std::string(k ? ", " : "") + "(k ->> " + std::to_string(k) + ")::" +
-                    pk.Text(k, 1);
+          values +=
+              std::string(k ? ", " : "") + "(k ->> " + std::to_string(k) + ")::" + pk.Text(k, 1);
         }
         std::string list = "[";
         for (const std::string& key : keys->second) list += (list.size() > 1 ? "," : "") + key;
         list += "]";
         // One index lookup per key (OFFSET 0 keeps the planner from turning the lookups into
         // a join that scans the whole table).
-        r = c->Query("SELECT count(*), COALESCE(sum(h), 0) FROM jsonb_array_elements($1::jsonb) "
-                     "k, LATERAL (SELECT " +
-                         row_hash + " AS h FROM ONLY " + table + " t WHERE (" + columns +
-                         ") = (" + values + ") OFFSET 0) r",
-                     {list});
+        r = c->Query(
+            "SELECT count(*), COALESCE(sum(h), 0) FROM jsonb_array_elements($1::jsonb) "
+            "k, LATERAL (SELECT " +
+                row_hash + " AS h FROM ONLY " + table + " t WHERE (" + columns + ") = (" + values +
+                ") OFFSET 0) r",
+            {list});
       }
       RETURN_IF_ERROR(r.status());
       out.push_back(

@@ -81,8 +81,8 @@ class PgDatabase final : public Database {
 
  private:
   // Digest, read as of `snapshot` (an exported snapshot) when it is not empty.
-  Result<std::vector<TableDigest>> DigestAt(const std::string& app_id,
-                                            const std::string& snapshot, const DigestScope& scope);
+  Result<std::vector<TableDigest>> DigestAt(const std::string& app_id, const std::string& snapshot,
+                                            const DigestScope& scope);
   // Runs `fn` in a transaction on the app's database after checking (FOR SHARE) that it is
   // not fenced: Unavailable("app_migrating") when it is.
   Status Write(const std::string& app_id, const std::function<Status(pg::Conn*)>& fn);

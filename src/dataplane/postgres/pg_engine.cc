@@ -217,7 +217,8 @@ class PgReplicator final : public Replicator {
       ASSIGN_OR_RETURN(int syncing, SyncTables(p.get(), r.get(), name));
       lag.primary_position = target;
       if (beat >= 0) {
-        ASSIGN_OR_RETURN(pg::Rows seen, r->Exec("SELECT n FROM _regionmove.heartbeat WHERE id = 1"));
+        ASSIGN_OR_RETURN(pg::Rows seen,
+                         r->Exec("SELECT n FROM _regionmove.heartbeat WHERE id = 1"));
         if (seen.size() == 1 && seen.Int(0, 0) >= beat) {
           lag.replica_position = std::max(lag.replica_position, target);
         }

@@ -537,8 +537,8 @@ void AppendColumn(std::string* out, sqlite3_stmt* st, int c) {
                             : static_cast<const void*>(sqlite3_column_text(st, c));
     n = static_cast<size_t>(sqlite3_column_bytes(st, c));
   }
-  SqliteDatabase::AppendValue(out, type, sqlite3_column_int64(st, c),
-                              sqlite3_column_double(st, c), p, n);
+  SqliteDatabase::AppendValue(out, type, sqlite3_column_int64(st, c), sqlite3_column_double(st, c),
+                              p, n);
 }
 
 // Binds the values of an encoded key (SqliteDatabase::AppendValue, one per key column) to
@@ -636,8 +636,7 @@ Result<std::vector<TableDigest>> SqliteDatabase::DigestOn(Db* db, const DigestSc
       RETURN_IF_ERROR(HashRows(rows, h, buf, &d));
     } else {
       if (key_columns == 0) return Corruption("table " + name + " has no key to look rows up by");
-      ASSIGN_OR_RETURN(Stmt rows,
-                       db->Prepare("SELECT * FROM " + Quote(name) + " WHERE " + match));
+      ASSIGN_OR_RETURN(Stmt rows, db->Prepare("SELECT * FROM " + Quote(name) + " WHERE " + match));
       for (const std::string& key : keys->second) {
         rows.Reset();
         if (!BindKey(rows, key, key_columns)) {

@@ -74,8 +74,7 @@ class SqliteDatabase final : public Database {
   // Consistent dump of schema and data into a compressed artifact at `path`; with `digest`,
   // also the whole digest of what it dumped, read in the same transaction.
   Result<DumpArtifact> Dump(const std::string& app_id, const std::string& path,
-                            const ProgressFn& progress,
-                            std::vector<TableDigest>* digest = nullptr);
+                            const ProgressFn& progress, std::vector<TableDigest>* digest = nullptr);
   // Replaces the app's database here with the artifact's content (checksum verified first).
   Status Restore(const std::string& app_id, const DumpArtifact& artifact,
                  const ProgressFn& progress, int64_t token = 0);
@@ -86,8 +85,7 @@ class SqliteDatabase final : public Database {
   // in table order; tbl "" for a change that is not to rows. Region-local.
   static constexpr const char* kTouchedTable = "_rm_touched";
   // Appends one value in the digest's serialisation (a type tag, then the bytes).
-  static void AppendValue(std::string* out, int type, int64_t i, double d, const void* p,
-                          size_t n);
+  static void AppendValue(std::string* out, int type, int64_t i, double d, const void* p, size_t n);
   std::string PathFor(const std::string& app_id) const;
   // Turns change capture on or off (off also empties the change log).
   Status SetCapture(const std::string& app_id, bool on);

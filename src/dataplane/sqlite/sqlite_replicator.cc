@@ -94,9 +94,10 @@ Status SqliteReplicator::StartFromSnapshot(
   ASSIGN_OR_RETURN(int64_t head, LogHead(replica, app_id));
   return replica->WithWriteTxn(app_id, [&](Db* db) -> Status {
     // From here on the replica records which rows each applied change touches.
-    RETURN_IF_ERROR(db->Exec("DROP TABLE IF EXISTS _rm_touched; CREATE TABLE _rm_touched ("
-                             "tbl TEXT NOT NULL, key BLOB NOT NULL, PRIMARY KEY (tbl, key)) "
-                             "WITHOUT ROWID"));
+    RETURN_IF_ERROR(
+        db->Exec("DROP TABLE IF EXISTS _rm_touched; CREATE TABLE _rm_touched ("
+                 "tbl TEXT NOT NULL, key BLOB NOT NULL, PRIMARY KEY (tbl, key)) "
+                 "WITHOUT ROWID"));
     return SetReplicaPosition(db, head);
   });
 }
@@ -222,8 +223,7 @@ Result<ReplicationLag> SqliteReplicator::Pump(const std::string& app_id,
                                         nullptr);
         if (rc != SQLITE_OK) return sqlite::FromCode(rc, db->raw(), "apply changeset");
       }
-      return batch.back().seq > applied ? SetReplicaPosition(db, batch.back().seq)
-                                        : Status::Ok();
+      return batch.back().seq > applied ? SetReplicaPosition(db, batch.back().seq) : Status::Ok();
     }));
     pos = batch.back().seq;
     // Applied changes are no longer needed by the primary.
@@ -272,8 +272,9 @@ Status SqliteReplicator::Stop(const std::string& app_id, const std::string& prim
   Status s = primary->SetCapture(app_id, false);
   if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
   Status r = replica->WithWriteTxn(app_id, [](Db* db) {
-    return db->Exec("DELETE FROM _rm_meta WHERE key = 'replica_position'; "
-                    "DROP TABLE IF EXISTS _rm_touched");
+    return db->Exec(
+        "DELETE FROM _rm_meta WHERE key = 'replica_position'; "
+        "DROP TABLE IF EXISTS _rm_touched");
   });
   if (!r.ok() && r.code() != StatusCode::kNotFound) return r;
   return Status::Ok();

@@ -45,8 +45,8 @@ Status CompareDigests(const Migration& m, const std::vector<TableDigest>& src,
 Status VerifyEqual(const StepDeps& deps, StepContext& ctx, const DigestScope& scope = {}) {
   const Migration& m = ctx.migration();
   // Both sides at once: they are different databases (and usually different disks).
-  auto src_future = std::async(std::launch::async,
-                               [&] { return Source(deps, m)->db->Digest(m.app_id, scope); });
+  auto src_future =
+      std::async(std::launch::async, [&] { return Source(deps, m)->db->Digest(m.app_id, scope); });
   auto dst_result = Dest(deps, m)->db->Digest(m.app_id, scope);
   auto src_result = src_future.get();
   ASSIGN_OR_RETURN(auto src, std::move(src_result));
