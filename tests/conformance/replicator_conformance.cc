@@ -13,12 +13,17 @@ const std::string kApp = "app_aaaaaaaaaaaa";
 
 // Primary "a-1" and replica "b-1" holding the same data, as after a move's restore.
 
-Status Seed(ReplicationPair& p, const std::string& dir) {
+// The app in the primary: table t with rows r0..r99.
+Status Populate(ReplicationPair& p) {
   RETURN_IF_ERROR(p.a->Create(kApp));
   RETURN_IF_ERROR(p.a->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}, {"s", "text"}}}));
   json rows = json::array();
   for (int i = 0; i < 100; ++i) rows.push_back({{"id", "r" + std::to_string(i)}, {"n", i}});
-  RETURN_IF_ERROR(p.a->InsertRows(kApp, "t", rows).status());
+  return p.a->InsertRows(kApp, "t", rows).status();
+}
+
+Status Seed(ReplicationPair& p, const std::string& dir) {
+  RETURN_IF_ERROR(Populate(p));
   RETURN_IF_ERROR(p.a->Fence(kApp));
   ASSIGN_OR_RETURN(json state, p.a->ExportCopy(kApp, dir + "/seed", nullptr));
   RETURN_IF_ERROR(p.b->ImportCopy(kApp, "a-1", state, nullptr));
@@ -118,11 +123,7 @@ TEST_P(ReplicatorConformance, ConcurrentAppliersApplyOnce) {
 // after it, and the replica ends equal, with every acknowledged write exactly once.
 TEST_P(ReplicatorConformance, StartsFromASnapshotWhileWritesContinue) {
   ASSERT_OK_AND_ASSIGN(auto p, OpenPair(GetParam(), dir_.path(), &rng_));
-  ASSERT_OK(p.a->Create(kApp));
-  ASSERT_OK(p.a->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}, {"s", "text"}}}));
-  json rows = json::array();
-  for (int i = 0; i < 100; ++i) rows.push_back({{"id", "r" + std::to_string(i)}, {"n", i}});
-  ASSERT_OK(p.a->InsertRows(kApp, "t", rows).status());
+  ASSERT_OK(Populate(p));
 
   std::atomic<bool> stop{false};
   std::atomic<int> written{0};
@@ -175,11 +176,7 @@ TEST_P(ReplicatorConformance, StartsFromASnapshotWhileWritesContinue) {
 // that an online move's pause compares those rows alone (after a whole check at the snapshot).
 TEST_P(ReplicatorConformance, ASnapshotStartRecordsTheRowsTheStreamChanged) {
   ASSERT_OK_AND_ASSIGN(auto p, OpenPair(GetParam(), dir_.path(), &rng_));
-  ASSERT_OK(p.a->Create(kApp));
-  ASSERT_OK(p.a->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}, {"s", "text"}}}));
-  json rows = json::array();
-  for (int i = 0; i < 100; ++i) rows.push_back({{"id", "r" + std::to_string(i)}, {"n", i}});
-  ASSERT_OK(p.a->InsertRows(kApp, "t", rows).status());
+  ASSERT_OK(Populate(p));
   ASSERT_OK(p.replicator->StartFromSnapshot(kApp, "a-1", "b-1", [&](const json& at) -> Status {
     ASSIGN_OR_RETURN(json state, p.a->ExportCopy(kApp, dir_.path() + "/online", nullptr, at));
     // After the snapshot: reaches the replica through the stream, not the copy.
