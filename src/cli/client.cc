@@ -90,6 +90,42 @@ struct ClientCommands::Impl {
     return out;
   }
 
+  // A move's dry-run plan for people: sizes, each strategy's estimated pause and duration,
+  // the recommendation, and each check with a mark and its sentence.
+  static void PrintPlan(const json& p) {
+    auto seconds = [](const json& v) {
+      const double x = v.is_number() ? v.get<double>() : 0.0;
+      if (x < 0.05) return std::string("<0.1 s");
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.1f s", x);
+      return std::string(buf);
+    };
+    const std::string chosen = p.value("strategy", "");
+    std::cout << "Plan: move " << p.value("app_id", "") << " from " << p.value("source_region", "")
+              << " to " << p.value("dest_region", "") << " (" << chosen << ", "
+              << p.value("steps", 0) << " steps)\n";
+    const json sizes = p.value("sizes", json::object());
+    std::cout << "  data:        database " << HumanBytes(sizes.value("database_bytes", int64_t{0}))
+              << ", blobs " << HumanBytes(sizes.value("blob_bytes", int64_t{0})) << "\n";
+    const json strategies = p.value("strategies", json::object());
+    for (const char* s : {"offline", "online"}) {
+      if (!strategies.contains(s)) continue;
+      const json& e = strategies[s];
+      std::cout << "  " << (chosen == s ? "* " : "  ") << std::string(s) + ":"
+                << std::string(9 - std::string(s).size(), ' ') << "writes paused ~"
+                << seconds(e["estimated_write_block_seconds"]) << ", done in ~"
+                << seconds(e["estimated_duration_seconds"]) << "; rates " << e.value("rates", "")
+                << "\n";
+    }
+    std::cout << "  recommended: " << p.value("recommended_strategy", "") << "\n";
+    for (const auto& c : p.value("checks", json::array())) {
+      std::cout << "  " << (c.value("ok", false) ? "\u2713 " : "\u2717 ") << c.value("message", "")
+                << "\n";
+    }
+    std::cout << (p.value("eligible", false) ? "Eligible: run it without --dry-run.\n"
+                                             : "Not eligible: see the checks marked \u2717.\n");
+  }
+
   int Print(const std::optional<Response>& r, const std::function<void(const json&)>& human) {
     if (!r) return 1;
     if (as_json) {
@@ -222,8 +258,10 @@ ClientCommands::ClientCommands(CLI::App& app) : impl_(std::make_shared<Impl>()) 
       auto r = d->Call("POST", "/v1/apps/" + *app_id + "/move", &body);
       if (!r) return 1;
       if (*dry || d->as_json || !*follow) {
-        if (d->as_json || *dry) {
+        if (d->as_json) {
           std::cout << r->body.dump(2) << "\n";
+        } else if (*dry) {
+          d->PrintPlan(r->body);
         } else {
           std::cout << "migration " << r->body.value("migration_id", "") << " queued\n";
         }

@@ -181,8 +181,8 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
         {"copy_bytes_per_second", rate},
         {"rates", measured ? "measured by the last " + std::to_string(e.moves) + " " + strategy +
                                  " move(s) of this server"
-                           : std::string("assumed (no " + strategy +
-                                         " move has completed on this server yet)")}};
+                           : std::string("assumed: no " + strategy +
+                                         " move has completed on this server yet")}};
   };
   json strategies = {{"offline", estimate("offline")}, {"online", estimate("online")}};
   const json& mine = strategies[chosen];

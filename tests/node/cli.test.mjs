@@ -25,9 +25,18 @@ test('CLI: apps, move --follow, migrations, replicas', async () => {
   assert.match(cli(base, ALICE, 'apps', 'list').out, new RegExp(app));
   assert.equal(JSON.parse(cli(base, ALICE, 'apps', 'show', app, '--json').out).region, 'us-east-1');
 
-  const plan = cli(base, ALICE, 'move', app, 'eu-west-1', '--dry-run');
+  const plan = cli(base, ALICE, 'move', app, 'eu-west-1', '--dry-run', '--json');
   assert.equal(plan.code, 0, plan.err);
   assert.equal(JSON.parse(plan.out).eligible, true);
+  // For people: the plan, both strategies' pauses, each check with a mark and its sentence.
+  const readable = cli(base, ALICE, 'move', app, 'eu-west-1', '--dry-run');
+  assert.equal(readable.code, 0, readable.err);
+  assert.match(readable.out, /^Plan: move \S+ from us-east-1 to eu-west-1 \(offline, 11 steps\)$/m);
+  assert.match(readable.out, /^ {2}\* offline: +writes paused ~\d+\.\d s, done in ~\d+\.\d s; rates assumed: /m);
+  assert.match(readable.out, /^ {4}online: +writes paused ~\d+\.\d s/m);
+  assert.match(readable.out, /^ {2}\u2713 both regions run the sqlite database engine$/m);
+  assert.equal([...readable.out.matchAll(/^ {2}[\u2713\u2717] /gm)].length, 7);
+  assert.match(readable.out, /^Eligible: run it without --dry-run\.$/m);
 
   // Not a terminal: one plain line per step, all eleven, in order.
   const moved = cli(base, ALICE, 'move', app, 'eu-west-1', '--follow');
