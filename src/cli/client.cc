@@ -224,6 +224,11 @@ ClientCommands::ClientCommands(CLI::App& app) : impl_(std::make_shared<Impl>()) 
   list->callback([d, app_line] {
     d->run = [=] {
       return d->Print(d->Call("GET", "/v1/apps"), [&](const json& b) {
+        if (b["apps"].empty()) {
+          std::cout << "no apps yet (regionmove apps create NAME --region REGION)\n";
+          return;
+        }
+        std::printf("%-18s %-20s %-16s %-10s %s\n", "APP", "NAME", "REGION", "STATUS", "SIZE");
         for (const auto& a : b["apps"]) app_line(a);
       });
     };
@@ -234,8 +239,19 @@ ClientCommands::ClientCommands(CLI::App& app) : impl_(std::make_shared<Impl>()) 
   show->add_option("app", *app_id, "app id")->required();
   show->callback([d, app_id] {
     d->run = [=] {
-      return d->Print(d->Call("GET", "/v1/apps/" + *app_id),
-                      [](const json& a) { std::cout << a.dump(2) << "\n"; });
+      return d->Print(d->Call("GET", "/v1/apps/" + *app_id), [](const json& a) {
+        std::cout << a.value("app_id", "") << "  " << a.value("name", "") << "\n";
+        auto field = [](const char* label, const std::string& value) {
+          std::printf("  %-16s %s\n", label, value.c_str());
+        };
+        field("region", a.value("region", ""));
+        field("status", a.value("status", ""));
+        field("size", HumanBytes(a.value("size_bytes", 0)));
+        field("subdomain", a.value("subdomain", ""));
+        field("owner", a.value("owner", ""));
+        field("created", a.value("created_at", ""));
+        field("routing version", std::to_string(a.value("routing_version", 0)));
+      });
     };
   });
 
@@ -308,12 +324,24 @@ ClientCommands::ClientCommands(CLI::App& app) : impl_(std::make_shared<Impl>()) 
   mlist->add_option("app", *app_id, "app id")->required();
   mlist->callback([d, app_id] {
     d->run = [=] {
-      return d->Print(d->Call("GET", "/v1/apps/" + *app_id + "/migrations"), [](const json& b) {
+      return d->Print(d->Call("GET", "/v1/apps/" + *app_id + "/migrations"), [&](const json& b) {
+        if (b["migrations"].empty()) {
+          std::cout << "no migrations of " << *app_id << "\n";
+          return;
+        }
+        std::printf("%-36s  %-7s %-14s    %-14s %-10s %s\n", "MIGRATION", "KIND", "FROM", "TO",
+                    "STATUS", "STEP");
         for (const auto& m : b["migrations"]) {
-          std::printf("%s  %-7s %-14s -> %-14s %-10s %s\n", m.value("migration_id", "").c_str(),
-                      m.value("kind", "").c_str(), m.value("source_region", "").c_str(),
-                      m.value("dest_region", "").c_str(), m.value("status", "").c_str(),
-                      m.value("current_step", "").c_str());
+          // The step only while it says more than the status (a finished move's is its status).
+          const std::string status = m.value("status", ""), step = m.value("current_step", "");
+          char line[256];
+          std::snprintf(line, sizeof line, "%-36s  %-7s %-14s -> %-14s %-10s %s",
+                        m.value("migration_id", "").c_str(), m.value("kind", "").c_str(),
+                        m.value("source_region", "").c_str(), m.value("dest_region", "").c_str(),
+                        status.c_str(), step == status ? "" : step.c_str());
+          std::string text = line;
+          while (!text.empty() && text.back() == ' ') text.pop_back();
+          std::cout << text << "\n";
         }
       });
     };
@@ -381,6 +409,10 @@ ClientCommands::ClientCommands(CLI::App& app) : impl_(std::make_shared<Impl>()) 
   rlist->callback([d] {
     d->run = [d] {
       return d->Print(d->Call("GET", "/v1/source-replicas"), [](const json& b) {
+        if (!b["source_replicas"].empty()) {
+          std::printf("%-36s  %-18s %-25s %-19s %s\n", "MIGRATION", "APP", "REPLICA", "SERVING",
+                      "SIZE, LAG, COST");
+        }
         for (const auto& r : b["source_replicas"]) {
           std::printf("%s  %-18s replica in %-14s (app in %s)  %s  lag %s  ~$%.2f/month\n",
                       r.value("migration_id", "").c_str(), r.value("app_id", "").c_str(),

@@ -23,6 +23,11 @@ test('CLI: apps, move --follow, migrations, replicas', async () => {
   assert.equal(created.code, 0, created.err);
   const app = JSON.parse(created.out).app_id;
   assert.match(cli(base, ALICE, 'apps', 'list').out, new RegExp(app));
+  assert.match(cli(base, ALICE, 'apps', 'list').out, /^APP +NAME +REGION +STATUS +SIZE$/m);
+  const shown = cli(base, ALICE, 'apps', 'show', app).out;
+  assert.match(shown, /^ {2}region +us-east-1$/m);
+  assert.match(shown, /^ {2}size +\d/m);
+  assert.equal(cli(base, ALICE, 'migrations', 'list', app).out, `no migrations of ${app}\n`);
   assert.equal(JSON.parse(cli(base, ALICE, 'apps', 'show', app, '--json').out).region, 'us-east-1');
 
   const plan = cli(base, ALICE, 'move', app, 'eu-west-1', '--dry-run', '--json');
@@ -51,7 +56,10 @@ test('CLI: apps, move --follow, migrations, replicas', async () => {
   assert.match(status.out, /source replica: replicating/);
   assert.match(cli(base, ALICE, 'migrations', 'events', app, id).out, /transition\s+copying_blobs/);
   assert.match(cli(base, ALICE, 'migrations', 'active', app).out, /no active migration/);
-  assert.match(cli(base, ALICE, 'migrations', 'list', app).out, new RegExp(id));
+  const listed = cli(base, ALICE, 'migrations', 'list', app).out;
+  assert.match(listed, new RegExp(id));
+  assert.match(listed, /^MIGRATION +KIND +FROM +TO +STATUS +STEP$/m);
+  assert.doesNotMatch(listed, /completed +completed/);
   const replicas = JSON.parse(cli(base, ALICE, 'replicas', 'list', '--json').out);
   assert.equal(replicas.source_replicas[0].migration_id, id);
 
