@@ -111,11 +111,10 @@ struct ClientCommands::Impl {
     for (const char* s : {"offline", "online"}) {
       if (!strategies.contains(s)) continue;
       const json& e = strategies[s];
-      std::cout << "  " << (chosen == s ? "* " : "  ") << std::string(s) + ":"
-                << std::string(9 - std::string(s).size(), ' ') << "writes paused ~"
-                << seconds(e["estimated_write_block_seconds"]) << ", done in ~"
-                << seconds(e["estimated_duration_seconds"]) << "; rates " << e.value("rates", "")
-                << "\n";
+      std::printf("  %s%-9s writes paused ~%s, done in ~%s; rates %s\n", chosen == s ? "* " : "  ",
+                  (std::string(s) + ":").c_str(),
+                  seconds(e["estimated_write_block_seconds"]).c_str(),
+                  seconds(e["estimated_duration_seconds"]).c_str(), e.value("rates", "").c_str());
     }
     std::cout << "  recommended: " << p.value("recommended_strategy", "") << "\n";
     for (const auto& c : p.value("checks", json::array())) {

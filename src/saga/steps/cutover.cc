@@ -63,11 +63,9 @@ namespace {
 void RecordRates(const StepDeps& deps, const Migration& m) {
   if (!deps.rates || IsFastReverse(m)) return;  // a fast reverse copies nothing
   auto events = deps.store->ListEvents(m.id);
-  auto db = Dest(deps, m)->db->SizeBytes(m.app_id);
-  auto blobs = Dest(deps, m)->blobs->SizeBytes(m.app_id);
-  if (!events.ok() || !db.ok() || !blobs.ok()) return;
+  if (!events.ok()) return;
   MoveRates::Sample s;
-  s.bytes = *db + *blobs;
+  s.bytes = AppBytes(Dest(deps, m), m.app_id);
   for (const auto& e : *events) {
     if (e.type != "transition") continue;
     const bool copy = m.strategy == "online" ? e.from_step == Step::kSyncing
