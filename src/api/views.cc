@@ -47,6 +47,13 @@ json MigrationJson(const Migration& m, bool reversible, int64_t eta_seconds) {
       {"last_error", StrOrNull(m.last_error)},
       {"needs_repair", m.needs_repair},
       {"writes_blocked", m.writes_blocked()},
+      // When the current pause began, and how long the pause lasted once writes resumed.
+      {"writes_blocked_since", m.writes_blocked()
+                                   ? TimeOrNull(resources.value("block_started_at_ms", int64_t{0}))
+                                   : json(nullptr)},
+      {"writes_paused_seconds", resources.contains("writes_paused_ms")
+                                    ? json(resources.value("writes_paused_ms", 0.0) / 1000.0)
+                                    : json(nullptr)},
       {"abortable", m.abortable()},
       {"reversible", reversible},
       {"step_started_at", TimeOrNull(m.step_started_at_ms)},

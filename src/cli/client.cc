@@ -2,7 +2,9 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -39,6 +41,27 @@ Migration FromJson(const json& j) {
   if (j["step_started_at"].is_string()) m.step_started_at_ms = ParseTimeMs(j["step_started_at"]);
   return m;
 }
+
+// SIGINT (Ctrl-C) while following: noted, so that the display can end its line and say that
+// the migration goes on. The previous handler comes back when the guard goes.
+std::atomic<bool> g_interrupted{false};
+extern "C" void NoteInterrupt(int) { g_interrupted = true; }
+
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    g_interrupted = false;
+    struct sigaction sa {};
+    sa.sa_handler = NoteInterrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_);
+  }
+  ~InterruptGuard() { sigaction(SIGINT, &old_, nullptr); }
+  bool fired() const { return g_interrupted; }
+
+ private:
+  struct sigaction old_ {};
+};
 
 }  // namespace
 
@@ -135,24 +158,83 @@ struct ClientCommands::Impl {
     return 0;
   }
 
+  // Follows a migration until it ends: the live display, or with --json one AppMigration per
+  // line each time its step, status or progress changes (the last line is the final state).
+  // Returns the exit status of docs/cli.md: 0 completed, 3 aborted, 4 failed, 130 interrupted.
   int Follow(const std::string& app, const std::string& id) {
     ProgressPrinter printer(stdout);
+    InterruptGuard interrupt;
+    std::string last_json_key;
     while (true) {
       auto r = Call("GET", "/v1/apps/" + app + "/migrations/" + id);
       if (!r) return 1;
-      Migration m = FromJson(r->body);
-      std::string status = r->body.value("status", "");
-      if (status == "completed" || status == "aborted" || status == "failed") {
+      const json& body = r->body;
+      const std::string status = body.value("status", "");
+      const bool done = status == "completed" || status == "aborted" || status == "failed";
+      Migration m = FromJson(body);
+      if (as_json) {
+        const std::string key = body.value("current_step", "") + "/" + status + "/" +
+                                body["progress"].value("bytes_done", json(0)).dump();
+        if (key != last_json_key) std::cout << body.dump() << std::endl;
+        last_json_key = key;
+      } else if (done) {
         printer.Finish(m, SystemClock::Default()->NowMs());
-        if (status != "completed") {
-          std::cout << "migration " << id << " " << status;
-          if (!m.last_error.empty()) std::cout << ": " << m.last_error;
-          std::cout << "\n";
-        }
-        return status == "completed" ? 0 : 3;
+        PrintOutcome(body);
+      } else {
+        printer.Update(m, SystemClock::Default()->NowMs());
       }
-      printer.Update(m, SystemClock::Default()->NowMs());
-      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      if (done) return status == "completed" ? 0 : status == "aborted" ? 3 : 4;
+      for (int i = 0; i < 6 && !interrupt.fired(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      if (interrupt.fired()) {
+        printer.Interrupt();
+        std::cerr << "Stopped following; migration " << id
+                  << " continues on the server. Follow it again with:\n  regionmove migrations "
+                     "status "
+                  << app << " " << id << " --follow\n";
+        return 130;
+      }
+    }
+  }
+
+  // The end of --follow for people: what happened, how long writes were paused, where the
+  // app is, and what to do next.
+  static void PrintOutcome(const json& m) {
+    const std::string id = m.value("migration_id", ""), app = m.value("app_id", "");
+    const std::string from = m.value("source_region", ""), to = m.value("dest_region", "");
+    const std::string status = m.value("status", "");
+    const bool reverse = m.value("kind", "") == "reverse";
+    if (status != "completed") {
+      std::cout << "Migration " << id << " " << status << "; the app stays in " << from
+                << (m.value("needs_repair", false) ? " and needs an admin's repair" : "") << ".\n";
+      if (m["last_error"].is_string())
+        std::cout << "  last error: " << m["last_error"].get<std::string>() << "\n";
+      std::cout << "  history: regionmove migrations events " << app << " " << id << "\n";
+      return;
+    }
+    double total = 0;
+    if (m["initiated_at"].is_string() && m["completed_at"].is_string()) {
+      total = static_cast<double>(ParseTimeMs(m["completed_at"]) - ParseTimeMs(m["initiated_at"])) /
+              1000.0;
+    }
+    std::cout << (reverse ? "Reversed: " : "Moved: ") << app << " is served from " << to << " ("
+              << HumanSeconds(total) << " in all";
+    if (m["writes_paused_seconds"].is_number()) {
+      std::cout << ", writes paused " << HumanSeconds(m["writes_paused_seconds"].get<double>());
+    }
+    std::cout << ").\n";
+    const std::string replica = m.value("source_replica_state", "");
+    if (replica == "replicating") {
+      std::cout << "  " << from << " keeps a replica that follows " << to
+                << ", so this can be reversed in seconds.\n"
+                << "Next:\n"
+                << "  to move it back through the replica:\n"
+                << "    regionmove migrations reverse " << app << " " << id << "\n"
+                << "  once the app is stable in " << to << ", to stop paying for the replica:\n"
+                << "    regionmove replicas teardown " << id << "\n";
+    } else {
+      std::cout << "  replica in " << from << ": " << replica << "\n";
     }
   }
 
@@ -272,18 +354,20 @@ ClientCommands::ClientCommands(CLI::App& app) : impl_(std::make_shared<Impl>()) 
       if (!strategy->empty()) body["strategy"] = *strategy;
       auto r = d->Call("POST", "/v1/apps/" + *app_id + "/move", &body);
       if (!r) return 1;
-      if (*dry || d->as_json || !*follow) {
+      const std::string id = r->body.value("migration_id", "");
+      if (*dry || !*follow) {
         if (d->as_json) {
           std::cout << r->body.dump(2) << "\n";
         } else if (*dry) {
           d->PrintPlan(r->body);
         } else {
-          std::cout << "migration " << r->body.value("migration_id", "") << " queued\n";
+          std::cout << "migration " << id << " queued; follow it with: regionmove migrations "
+                    << "status " << *app_id << " " << id << " --follow\n";
         }
         return 0;
       }
-      std::cout << "migration " << r->body.value("migration_id", "") << " queued\n";
-      return d->Follow(*app_id, r->body.value("migration_id", ""));
+      if (!d->as_json) std::cout << "migration " << id << " queued\n";
+      return d->Follow(*app_id, id);
     };
   });
 
@@ -298,7 +382,7 @@ ClientCommands::ClientCommands(CLI::App& app) : impl_(std::make_shared<Impl>()) 
   status->add_flag("--follow", *follow, "show live progress until it ends");
   status->callback([d, app_id, mig_id, follow] {
     d->run = [=] {
-      if (*follow && !d->as_json) return d->Follow(*app_id, *mig_id);
+      if (*follow) return d->Follow(*app_id, *mig_id);
       return d->Print(d->Call("GET", "/v1/apps/" + *app_id + "/migrations/" + *mig_id),
                       Impl::PrintMigration);
     };
@@ -367,12 +451,14 @@ ClientCommands::ClientCommands(CLI::App& app) : impl_(std::make_shared<Impl>()) 
     d->run = [=] {
       auto r = d->Call("POST", "/v1/apps/" + *app_id + "/migrations/" + *mig_id + "/reverse");
       if (!r) return 1;
-      if (d->as_json) {
+      if (d->as_json && !*follow) {
         std::cout << r->body.dump(2) << "\n";
         return 0;
       }
-      std::cout << "reverse " << r->body.value("migration_id", "") << " queued ("
-                << r->body.value("path", "") << " path)\n";
+      if (!d->as_json) {
+        std::cout << "reverse " << r->body.value("migration_id", "") << " queued ("
+                  << r->body.value("path", "") << " path)\n";
+      }
       return *follow ? d->Follow(*app_id, r->body.value("migration_id", "")) : 0;
     };
   });
@@ -408,17 +494,20 @@ ClientCommands::ClientCommands(CLI::App& app) : impl_(std::make_shared<Impl>()) 
   rlist->callback([d] {
     d->run = [d] {
       return d->Print(d->Call("GET", "/v1/source-replicas"), [](const json& b) {
+        const char* row = "%-36s  %-18s %-14s %-14s %-13s %-10s %s\n";
         if (!b["source_replicas"].empty()) {
-          std::printf("%-36s  %-18s %-25s %-19s %s\n", "MIGRATION", "APP", "REPLICA", "SERVING",
-                      "SIZE, LAG, COST");
+          std::printf(row, "MIGRATION", "APP", "REPLICA IN", "APP IN", "STATE", "SIZE",
+                      "LAG      COST/MONTH");
         }
         for (const auto& r : b["source_replicas"]) {
-          std::printf("%s  %-18s replica in %-14s (app in %s)  %s  lag %s  ~$%.2f/month\n",
-                      r.value("migration_id", "").c_str(), r.value("app_id", "").c_str(),
+          const std::string lag = HumanBytes(r.value("lag_bytes", 0));
+          char tail[64];
+          std::snprintf(tail, sizeof tail, "%-8s %s", lag.c_str(),
+                        HumanUsd(r.value("estimated_monthly_cost_usd", 0.0)).c_str());
+          std::printf(row, r.value("migration_id", "").c_str(), r.value("app_id", "").c_str(),
                       r.value("source_region", "").c_str(), r.value("dest_region", "").c_str(),
-                      HumanBytes(r.value("size_bytes", 0)).c_str(),
-                      HumanBytes(r.value("lag_bytes", 0)).c_str(),
-                      r.value("estimated_monthly_cost_usd", 0.0));
+                      r.value("state", "").c_str(), HumanBytes(r.value("size_bytes", 0)).c_str(),
+                      tail);
         }
         if (b["source_replicas"].empty()) std::cout << "no retained source replicas\n";
       });

@@ -17,7 +17,9 @@ namespace {
 using nlohmann::json;
 
 struct Demo {
-  System* sys;
+  System* sys = nullptr;
+  std::string user;                  // the owner of the demo app: the config's first user
+  std::string first, second, third;  // regions: from, to, and the second move's destination
   std::string app;
   std::vector<std::string> summary;
 
@@ -104,23 +106,27 @@ Status Populate(Demo& d, int rows, int blob_mib) {
   RETURN_IF_ERROR(r->runtime->PutEnv(d.app, {"STRIPE_KEY", "sk_test_demo", true}));
   RETURN_IF_ERROR(r->runtime->PutEnv(d.app, {"CURRENCY", "EUR", false}));
   RETURN_IF_ERROR(r->runtime->PutCron(d.app, {"nightly-report", "0 2 * * *", "checkout"}));
-  return d.sys->apps()->PutDomain("alice", d.app, "shop-" + d.app.substr(4) + ".example.com");
+  return d.sys->apps()->PutDomain(d.user, d.app, "shop-" + d.app.substr(4) + ".example.com");
 }
 
 Status Run(Demo& d, int rows, int blob_mib) {
   MigrationService* ms = d.sys->migrations();
+  const char* first = d.first.c_str();
+  const char* second = d.second.c_str();
+  const char* third = d.third.c_str();
   std::printf(
-      "\n1. Creating an app in us-east-1 with %d customers, %d orders, 32 blobs "
+      "\n1. Creating an app in %s with %d customers, %d orders, 32 blobs "
       "(2 x %d MiB) and a runtime\n",
-      rows, rows, blob_mib);
-  ASSIGN_OR_RETURN(App app, d.sys->apps()->CreateApp("alice", "demo-shop", "us-east-1", ""));
+      first, rows, rows, blob_mib);
+  ASSIGN_OR_RETURN(App app, d.sys->apps()->CreateApp(d.user, "demo-shop", d.first, ""));
   d.app = app.id;
   RETURN_IF_ERROR(Populate(d, rows, blob_mib));
   d.Where();
 
   std::printf(
-      "\n2. Moving it to eu-west-1 (writes pause from blocking_writes to "
-      "unblocking_writes)\n");
+      "\n2. Moving it to %s (writes pause from blocking_writes to "
+      "unblocking_writes)\n",
+      second);
   // A client keeps writing through the guarded write path while the app moves.
   std::atomic<bool> writing{true};
   std::vector<std::string> accepted;
@@ -128,7 +134,7 @@ Status Run(Demo& d, int rows, int blob_mib) {
   std::thread writer([&] {
     for (int i = 0; writing.load(); ++i) {
       std::string id = "live-" + std::to_string(i);
-      auto plane = d.sys->apps()->ForWrite("alice", d.app);
+      auto plane = d.sys->apps()->ForWrite(d.user, d.app);
       Status s =
           plane.ok()
               ? (*plane)->db->InsertRows(d.app, "orders", {{"id", id}, {"total", 1.0}}).status()
@@ -141,7 +147,7 @@ Status Run(Demo& d, int rows, int blob_mib) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   });
-  ASSIGN_OR_RETURN(Migration move, ms->Move("alice", d.app, "eu-west-1", ""));
+  ASSIGN_OR_RETURN(Migration move, ms->Move(d.user, d.app, d.second, ""));
   std::printf("  migration %s queued\n", move.id.c_str());
   auto followed = d.Follow(move.id);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -152,8 +158,8 @@ Status Run(Demo& d, int rows, int blob_mib) {
   for (const auto& id : accepted) found += d.Serving()->db->GetRow(d.app, "orders", id).ok();
   std::printf(
       "  a client writing meanwhile: %zu writes accepted, %d refused while paused "
-      "(the API answers those 503 app_migrating); %d of the %zu accepted are in eu-west-1\n",
-      accepted.size(), refused, found, accepted.size());
+      "(the API answers those 503 app_migrating); %d of the %zu accepted are in %s\n",
+      accepted.size(), refused, found, accepted.size(), second);
   if (found != static_cast<int>(accepted.size())) return Corruption("acknowledged writes lost");
   json res = json::parse(moved.resources);
   std::printf("  verified %s rows in %s tables, copied %s blobs; source replica: %s\n",
@@ -169,39 +175,37 @@ Status Run(Demo& d, int rows, int blob_mib) {
                        {{"id", "order-after-move"}, {"customer", "cust-1"}, {"total", 99.5}})
           .status());
   RETURN_IF_ERROR(ms->PumpReplicas(/*wait=*/true));
-  ASSIGN_OR_RETURN(
-      auto replicated,
-      d.sys->plane()->Region("us-east-1")->db->GetRow(d.app, "orders", "order-after-move"));
-  std::printf(
-      "  wrote order-after-move in eu-west-1; the replica in us-east-1 has it too "
-      "(total %s)\n",
-      replicated["total"].dump().c_str());
-  ASSIGN_OR_RETURN(auto replicas, ms->ListReplicas("alice"));
+  ASSIGN_OR_RETURN(auto replicated, d.sys->plane()->Region(d.first)->db->GetRow(
+                                        d.app, "orders", "order-after-move"));
+  std::printf("  wrote order-after-move in %s; the replica in %s has it too (total %s)\n", second,
+              first, replicated["total"].dump().c_str());
+  ASSIGN_OR_RETURN(auto replicas, ms->ListReplicas(d.user));
   for (const auto& r : replicas) {
     if (r.migration.app_id != d.app) continue;
-    std::printf("  replica of %s in %s: %s, lag %lld bytes, ~$%.4f/month\n",
+    std::printf("  replica of %s in %s: %s, lag %lld bytes, %s/month\n",
                 r.migration.id.substr(0, 8).c_str(), r.migration.source_region.c_str(),
                 HumanBytes(r.size_bytes).c_str(), static_cast<long long>(r.lag_bytes),
-                r.estimated_monthly_cost_usd);
+                HumanUsd(r.estimated_monthly_cost_usd).c_str());
   }
 
   std::printf("\n4. Reversing the move (fast path: through the retained replica, no dump)\n");
-  ASSIGN_OR_RETURN(Migration rev, ms->Reverse("alice", d.app, move.id));
+  ASSIGN_OR_RETURN(Migration rev, ms->Reverse(d.user, d.app, move.id));
   std::printf("  reverse %s takes the %s path\n", rev.id.c_str(), rev.reverse_path.c_str());
   RETURN_IF_ERROR(d.Follow(rev.id).status());
   d.Where();
 
-  std::printf("\n5. Moving it again, to ap-southeast-1\n");
-  ASSIGN_OR_RETURN(Migration again, ms->Move("alice", d.app, "ap-southeast-1", ""));
+  std::printf("\n5. Moving it again, to %s\n", third);
+  ASSIGN_OR_RETURN(Migration again, ms->Move(d.user, d.app, d.third, ""));
+  std::printf("  migration %s queued\n", again.id.c_str());
   RETURN_IF_ERROR(d.Follow(again.id).status());
   d.Where();
 
-  std::printf("\n6. Tearing down the retained replica in us-east-1\n");
-  RETURN_IF_ERROR(ms->Teardown("alice", again.id));
+  std::printf("\n6. Tearing down the retained replica in %s\n", first);
+  RETURN_IF_ERROR(ms->Teardown(d.user, again.id));
   ASSIGN_OR_RETURN(Migration torn, d.sys->store()->GetMigration(again.id));
-  ASSIGN_OR_RETURN(bool left, d.sys->plane()->Region("us-east-1")->db->Exists(d.app));
-  std::printf("  replica state: %s; database left in us-east-1: %s\n",
-              torn.source_replica_state.c_str(), left ? "yes" : "no");
+  ASSIGN_OR_RETURN(bool left, d.sys->plane()->Region(d.first)->db->Exists(d.app));
+  std::printf("  replica state: %s; database left in %s: %s\n", torn.source_replica_state.c_str(),
+              first, left ? "yes" : "no");
 
   std::printf("\nSummary for %s\n", d.app.c_str());
   for (const auto& line : d.summary) std::printf("  %s\n", line.c_str());
@@ -224,9 +228,36 @@ int RunDemo(const std::string& config_path, int rows, int blob_mib) {
     std::fprintf(stderr, "regionmove: %s\n", sys.status().ToString().c_str());
     return 1;
   }
-  std::printf("regionmove demo: three embedded regions under %s\n", config->data_dir.c_str());
+  Demo d;
+  d.sys = sys->get();
+  // Any config with two regions that accept moves will do; a third, if there is one, is the
+  // second move's destination (with two, the app moves there again).
+  std::vector<std::string> regions;
+  for (const auto& r : config->regions) {
+    if (r.status == "available") regions.push_back(r.slug);
+  }
+  if (regions.size() < 2) {
+    std::fprintf(stderr, "regionmove demo: needs two available regions; %s has %zu\n",
+                 config->source.c_str(), regions.size());
+    return 2;
+  }
+  d.first = regions[0];
+  d.second = regions[1];
+  d.third = regions.size() > 2 ? regions[2] : regions[1];
+  for (const auto& u : config->users) {  // the first user who is not an admin, else the first
+    if (d.user.empty() || !u.admin) d.user = u.name;
+    if (!u.admin) break;
+  }
+  if (d.user.empty()) {
+    std::fprintf(stderr, "regionmove demo: %s has no [[users]] to own the demo app\n",
+                 config->source.c_str());
+    return 2;
+  }
+  std::string names;
+  for (const auto& r : regions) names += (names.empty() ? "" : ", ") + r;
+  std::printf("regionmove demo: regions %s; the app's owner is %s; data under %s\n", names.c_str(),
+              d.user.c_str(), config->data_dir.c_str());
   (*sys)->Start();
-  Demo d{sys->get(), "", {}};
   Status s = Run(d, rows, blob_mib);
   (*sys)->Stop();
   if (!s.ok()) {

@@ -7,6 +7,7 @@
 #include "cli/demo.h"
 #include "cli/mcp_stdio.h"
 #include "cli/serve.h"
+#include "common/text.h"
 #include "config/config.h"
 #include "dataplane/engines.h"
 
@@ -30,6 +31,39 @@ int PrintConfig(const std::string& config_path) {
               << r.database.engine << ", blobs " << r.blobs.engine << ")\n";
   }
   return 0;
+}
+
+// After a parse error: the first word that is not a command at a level that needs one, with the
+// nearest command's name ("regionmove mvoe" -> did you mean 'move'?). Returns false when the
+// error is of another kind.
+bool SuggestCommand(CLI::App& app, int argc, char** argv) {
+  CLI::App* level = &app;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind('-', 0) == 0) {
+      // Skip an option's value given as the next word.
+      const CLI::Option* o = level->get_option_no_throw(arg.substr(0, arg.find('=')));
+      if (!o) o = app.get_option_no_throw(arg.substr(0, arg.find('=')));
+      if (o && o->get_type_size_min() > 0 && arg.find('=') == std::string::npos) ++i;
+      continue;
+    }
+    std::vector<std::string> names;
+    CLI::App* next = nullptr;
+    for (CLI::App* sub : level->get_subcommands([](CLI::App*) { return true; })) {
+      names.push_back(sub->get_name());
+      if (sub->get_name() == arg) next = sub;
+    }
+    if (next) {
+      level = next;
+      continue;
+    }
+    if (names.empty() || level->get_require_subcommand_min() == 0) return false;
+    std::string prefix = level == &app ? "regionmove" : "regionmove " + level->get_name();
+    std::cerr << prefix << ": unknown command '" << arg << "'" << DidYouMean(arg, names)
+              << "\nRun '" << prefix << " --help' for the commands.\n";
+    return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -71,7 +105,16 @@ int main(int argc, char** argv) {
 
   regionmove::ClientCommands client(app);
 
-  CLI11_PARSE(app, argc, argv);
+  app.footer(
+      "Exit status: 0 done (a followed move completed), 1 error (the message says which), "
+      "2 bad usage or configuration, 3 the followed move was aborted, 4 it failed, 130 stopped "
+      "following with Ctrl-C (the move goes on).\n");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != 0 && regionmove::SuggestCommand(app, argc, argv)) return 2;
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   if (int rc = client.Run(); rc >= 0) return rc;
   if (*serve_cmd) return regionmove::RunServe(config_path, listen, !no_workers);
   if (*worker_cmd) return regionmove::RunWorker(config_path);

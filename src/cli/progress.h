@@ -7,9 +7,9 @@
 
 namespace regionmove {
 
-// Live progress of one migration for people: on a terminal one redrawn line with step i/11,
-// its label, a bar for bytes and an ETA; otherwise one plain line per step change.
-// Not thread-safe.
+// Live progress of one migration for people: on a terminal one line, redrawn in place, that
+// never wraps: step i/N and its label first, then (as the width allows) bytes, ETA and a bar;
+// otherwise one plain line per step change. Not thread-safe.
 class ProgressPrinter {
  public:
   explicit ProgressPrinter(FILE* out);
@@ -17,15 +17,28 @@ class ProgressPrinter {
   void Update(const Migration& m, int64_t now_ms);
   // Ends the live line (on a terminal).
   void Finish(const Migration& m, int64_t now_ms);
+  // Ends the live line without a last update (Ctrl-C).
+  void Interrupt();
 
  private:
   FILE* out_;
   bool tty_;
+  bool open_line_ = false;  // a live line is on screen without its newline
   std::string last_key_;
-  size_t last_width_ = 0;
   int last_index_ = -1;  // highest step index printed (plain mode)
 };
 
+// The live line for a terminal `width` columns wide, at most width - 1 columns (so that the
+// cursor never wraps): exposed for tests.
+std::string ProgressLine(const Migration& m, int64_t now_ms, int width);
+
+// Columns of the terminal on `out` (COLUMNS when set, else the terminal's, else 80).
+int TerminalWidth(FILE* out);
+
 std::string HumanBytes(int64_t bytes);
+// Money for people: "$1.25", and "< $0.01" for what rounds to nothing.
+std::string HumanUsd(double usd);
+// Seconds for people: "0.4 s", "12 s", "3 min 5 s".
+std::string HumanSeconds(double seconds);
 
 }  // namespace regionmove

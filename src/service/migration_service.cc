@@ -1,6 +1,7 @@
 #include "service/migration_service.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/log.h"
 
@@ -82,22 +83,24 @@ Result<std::vector<EligibilityCheck>> MigrationService::EligibilityChecks(
   }
   bool fits = apps_after <= rc.max_apps && bytes_after <= rc.max_bytes;
   return std::vector<EligibilityCheck>{
-      {"same_region", app.region != dest_region,
+      {"dest_differs_from_source", "same_region", app.region != dest_region,
        app.region == dest_region ? "app " + app.id + " is already in " + dest_region
                                  : "the app is in " + app.region},
-      {"region_not_accepting", rc.status == "available",
+      {"dest_accepts_moves", "region_not_accepting", rc.status == "available",
        "region " + dest_region + " is " + rc.status +
            (rc.status == "available" ? "" : " and does not accept moves")},
-      {"migration_in_flight", !active,
+      {"no_migration_in_flight", "migration_in_flight", !active,
        active ? "app " + app.id + " already has migration " + active->id + " in flight"
               : "no migration in flight"},
-      {"engine_mismatch", exchange.ok() || exchange.reason() != "engine_mismatch",
+      {"engines_compatible", "engine_mismatch",
+       exchange.ok() || exchange.reason() != "engine_mismatch",
        exchange.ok() ? "both regions run the " + rc.database.engine + " database engine"
                      : exchange.message()},
-      {"missing_prerequisites", lacks.empty(),
+      {"dest_has_prerequisites", "missing_prerequisites", lacks.empty(),
        lacks.empty() ? "the destination has what the app's database needs" : lacks},
-      {"app_not_ready", app.status == kAppReady, "app " + app.id + " is " + app.status},
-      {"insufficient_capacity", fits,
+      {"app_ready", "app_not_ready", app.status == kAppReady,
+       "app " + app.id + " is " + app.status},
+      {"dest_has_capacity", "insufficient_capacity", fits,
        "with this app, region " + dest_region + " would hold " + std::to_string(apps_after) +
            " of at most " + std::to_string(rc.max_apps) + " apps and " +
            std::to_string(bytes_after) + " of at most " + std::to_string(rc.max_bytes) + " bytes"},
@@ -159,7 +162,10 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
   json checks = json::array();
   for (const auto& c : results) {
     eligible = eligible && c.ok;
-    checks.push_back({{"name", c.code}, {"ok", c.ok}, {"message", c.message}});
+    checks.push_back({{"name", c.name},
+                      {"ok", c.ok},
+                      {"reason_code", c.ok ? json() : json(c.code)},
+                      {"message", c.message}});
   }
   // Each strategy's pause and duration for this app's bytes, at the rates that completed moves
   // measured in this process, or at assumed ones until a move has completed.
@@ -175,14 +181,15 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
         strategy == "online"
             ? (e.moves > 0 ? e.pause_seconds : static_cast<double>(deps_.config->max_block_seconds))
             : kFixedSeconds + copy;
-    return json{
-        {"estimated_write_block_seconds", pause},
-        {"estimated_duration_seconds", kFixedSeconds + copy + (strategy == "online" ? pause : 0)},
-        {"copy_bytes_per_second", rate},
-        {"rates", measured ? "measured by the last " + std::to_string(e.moves) + " " + strategy +
-                                 " move(s) of this server"
-                           : std::string("assumed: no " + strategy +
-                                         " move has completed on this server yet")}};
+    auto tenths = [](double seconds) { return std::round(seconds * 10) / 10; };
+    return json{{"estimated_write_block_seconds", tenths(pause)},
+                {"estimated_duration_seconds",
+                 tenths(kFixedSeconds + copy + (strategy == "online" ? pause : 0))},
+                {"copy_bytes_per_second", rate},
+                {"rates", measured ? "measured by the last " + std::to_string(e.moves) + " " +
+                                         strategy + " move(s) of this server"
+                                   : std::string("assumed: no " + strategy +
+                                                 " move has completed on this server yet")}};
   };
   json strategies = {{"offline", estimate("offline")}, {"online", estimate("online")}};
   const json& mine = strategies[chosen];
@@ -248,12 +255,18 @@ Result<Migration> MigrationService::Reverse(const std::string& owner, const std:
   }
   ASSIGN_OR_RETURN(auto all, deps_.store->ListMigrations(f.app_id));
   for (const auto& other : all) {
-    if (!other.terminal())
-      return refuse("app " + f.app_id + " has migration " + other.id + " in flight");
+    if (other.terminal()) continue;
+    if (other.reverse_of == f.id) {
+      return refuse("a reverse of migration " + f.id + " is already in flight: " + other.id);
+    }
+    return refuse("app " + f.app_id + " has migration " + other.id + " in flight");
   }
   auto latest = std::find_if(all.begin(), all.end(),
                              [](const Migration& x) { return x.current_step == Step::kCompleted; });
   if (latest == all.end() || latest->id != f.id) {
+    if (latest != all.end() && latest->reverse_of == f.id) {
+      return refuse("migration " + f.id + " was already reversed by " + latest->id);
+    }
     return refuse("migration " + f.id + " is not the app's latest completed migration");
   }
   ASSIGN_OR_RETURN(App app, OwnedApp(owner, app_id));

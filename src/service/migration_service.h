@@ -12,7 +12,8 @@ namespace regionmove {
 
 // One condition of a move; `code` is the ineligible reason_code when it fails.
 struct EligibilityCheck {
-  std::string code;
+  std::string name;  // what the check asks, named for its answer when it passes
+  std::string code;  // the 409 ineligible reason_code when it fails
   bool ok = false;
   std::string message;
 };

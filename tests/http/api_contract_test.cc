@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "http/http_util.h"
 
 namespace regionmove::testing {
@@ -136,23 +137,38 @@ TEST_F(ApiContract, MoveErrors) {
   EXPECT_EQ(plan.body["eligible"], true);
   EXPECT_TRUE(plan.body.contains("estimated_duration_seconds"));
   EXPECT_TRUE(plan.body.contains("estimated_write_block_seconds"));
-  EXPECT_EQ(plan.body["checks"].size(), 7u);
+  // Checks are named for the answer that lets the move go; a failed one carries the reason_code
+  // a move would be refused with. Durations are in seconds, rounded to a tenth.
+  std::vector<std::string> names;
+  for (const auto& c : plan.body["checks"]) {
+    names.push_back(c["name"]);
+    EXPECT_TRUE(c["reason_code"].is_null()) << c;
+  }
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"dest_differs_from_source", "dest_accepts_moves",
+                                      "no_migration_in_flight", "engines_compatible",
+                                      "dest_has_prerequisites", "app_ready", "dest_has_capacity"}));
+  const double duration = plan.body["estimated_duration_seconds"];
+  EXPECT_DOUBLE_EQ(duration, std::round(duration * 10) / 10);
   EXPECT_EQ(plan.body["strategy"], "offline");
   EXPECT_EQ(plan.body["steps"], 11);
   EXPECT_EQ(plan.body["recommended_strategy"], "offline");  // a small app: a short pause
-  // Online, writes pause only for the catch-up: a shorter window than the copy's.
+  // Online, writes pause only for the catch-up, never longer than the copy's window (for an app
+  // this small both are the fixed cost, rounded to a tenth).
   HttpReply online =
       move({{"dest_region", "eu-west-1"}, {"dry_run", true}, {"strategy", "online"}});
   EXPECT_EQ(online.body["strategy"], "online");
   EXPECT_EQ(online.body["steps"], 12);
-  EXPECT_LT(online.body["estimated_write_block_seconds"].get<double>(),
+  EXPECT_LE(online.body["estimated_write_block_seconds"].get<double>(),
             plan.body["estimated_write_block_seconds"].get<double>());
   HttpReply same = move({{"dest_region", "us-east-1"}, {"dry_run", true}});
   EXPECT_EQ(same.status, 200);
   EXPECT_EQ(same.body["eligible"], false);
   bool flagged = false;
   for (const auto& c : same.body["checks"]) {
-    if (c["name"] == "same_region") flagged = c["ok"] == false;
+    if (c["name"] == "dest_differs_from_source") {
+      flagged = c["ok"] == false && c["reason_code"] == "same_region";
+    }
   }
   EXPECT_TRUE(flagged) << same.raw;
   EXPECT_EQ(Call("GET", "/v1/apps/" + app + "/migrations", kAlice).body["migrations"].size(), 0u);
@@ -231,6 +247,14 @@ TEST_F(ApiContract, MigrationLifecycle) {
     EXPECT_TRUE(done.contains(k)) << k;
   }
   EXPECT_EQ(done["progress"]["step_count"], 11);
+  // Writes were paused from blocking_writes to unblocking_writes: less than the whole move.
+  ASSERT_TRUE(done["writes_paused_seconds"].is_number()) << done;
+  const double paused = done["writes_paused_seconds"];
+  EXPECT_GT(paused, 0);
+  EXPECT_LE(paused, static_cast<double>(ParseTimeMs(done["completed_at"]) -
+                                        ParseTimeMs(done["initiated_at"])) /
+                        1000.0);
+  EXPECT_TRUE(done["writes_blocked_since"].is_null());
   EXPECT_EQ(done["reversible"], true);
   EXPECT_EQ(done["source_replica_state"], "replicating");
   HttpReply events = Call("GET", "/v1/apps/" + app + "/migrations/" + id + "/events", kAlice);
@@ -244,17 +268,23 @@ TEST_F(ApiContract, MigrationLifecycle) {
   EXPECT_EQ(abort.status, 409);
   EXPECT_EQ(abort.body["error"], "not_active");
 
-  // Reverse: fast while replicating.
+  // Reverse: fast while replicating. A second reverse sent while the first is in flight, or
+  // after it, says so.
+  sys_->faults()->ArmDelay("unblocking_writes", 1000, 1);
   HttpReply rev = Call("POST", "/v1/apps/" + app + "/migrations/" + id + "/reverse", kAlice);
   ASSERT_EQ(rev.status, 202) << rev.raw;
   EXPECT_EQ(rev.body["path"], "fast");
   EXPECT_EQ(rev.body["reverse_of"], id);
   std::string rid = rev.body["migration_id"];
+  HttpReply twice_rev = Call("POST", "/v1/apps/" + app + "/migrations/" + id + "/reverse", kAlice);
+  EXPECT_EQ(twice_rev.status, 409);
+  EXPECT_EQ(twice_rev.body["message"],
+            "a reverse of migration " + id + " is already in flight: " + rid);
   EXPECT_EQ(WaitDone(kAlice, app, rid)["status"], "completed");
-  // The forward move is no longer the latest completed one.
   HttpReply again = Call("POST", "/v1/apps/" + app + "/migrations/" + id + "/reverse", kAlice);
   EXPECT_EQ(again.status, 409);
   EXPECT_EQ(again.body["error"], "not_reversible");
+  EXPECT_EQ(again.body["message"], "migration " + id + " was already reversed by " + rid);
   HttpReply list = Call("GET", "/v1/apps/" + app + "/migrations", kAlice);
   ASSERT_EQ(list.body["migrations"].size(), 2u);
   EXPECT_EQ(list.body["migrations"][0]["migration_id"], rid);  // newest first

@@ -326,7 +326,7 @@ TEST_F(PgMove, EngineMismatchIsRefused) {
   EXPECT_EQ(plan["eligible"], false);
   bool flagged = false;
   for (const auto& c : plan["checks"]) {
-    if (c["name"] == "engine_mismatch") flagged = c["ok"] == false;
+    if (c["name"] == "engines_compatible") flagged = c["ok"] == false;
   }
   EXPECT_TRUE(flagged) << plan.dump();
   auto moved = sys_->migrations()->Move("alice", app_, "sq-east-1", "");
@@ -584,7 +584,7 @@ TEST_F(PgMove, MissingRolesAreRefusedBeforeAnyWork) {
   EXPECT_EQ(plan["eligible"], false);
   std::string message;
   for (const auto& c : plan["checks"]) {
-    if (c["name"] == "missing_prerequisites" && c["ok"] == false) message = c["message"];
+    if (c["name"] == "dest_has_prerequisites" && c["ok"] == false) message = c["message"];
   }
   EXPECT_NE(message.find("role rm_test_reader"), std::string::npos) << plan.dump();
   auto moved = sys_->migrations()->Move("alice", app_, "pg-b", "");

@@ -22,7 +22,7 @@ namespace {
 // The _regionmove schema of an app database. Every statement is idempotent: it runs on every
 // database the first time a process uses it, and again after a copy. The function `guard_ddl`
 // is the newest object: a database that has it is up to date (EnsureInternalSchema).
-constexpr const char* kInternalSchema = R"sql(
+constexpr const char* kPgInternalSchema = R"sql(
 CREATE SCHEMA IF NOT EXISTS _regionmove;
 CREATE TABLE IF NOT EXISTS _regionmove.meta (key text PRIMARY KEY, value text NOT NULL);
 CREATE TABLE IF NOT EXISTS _regionmove.fence_tokens (app_id text PRIMARY KEY, token bigint NOT NULL);
@@ -230,7 +230,7 @@ json ReadValue(const pg::Rows& r, int row, int col, const std::string& type) {
   return t;
 }
 
-std::string SelectList(const std::vector<ColumnSpec>& cols) {
+std::string PgSelectList(const std::vector<ColumnSpec>& cols) {
   std::string sql = "id";
   for (const auto& c : cols) sql += ", " + ReadExpr(c);
   return sql;
@@ -323,7 +323,7 @@ Status PgDatabase::Create(const std::string& app_id) {
     }
   }
   ASSIGN_OR_RETURN(auto c, pool_.Get(app_id));
-  return c->Exec(kInternalSchema).status();
+  return c->Exec(kPgInternalSchema).status();
 }
 
 Result<bool> PgDatabase::Exists(const std::string& app_id) {
@@ -500,7 +500,7 @@ Status EnsureInternalSchema(pg::Conn* c, const std::string& app_id) {
   ASSIGN_OR_RETURN(pg::Txn txn, pg::Txn::Begin(c));
   RETURN_IF_ERROR(
       c->Exec("SELECT pg_advisory_xact_lock(" + AppLockKey(app_id + "/schema") + ")").status());
-  RETURN_IF_ERROR(c->Exec(kInternalSchema).status());
+  RETURN_IF_ERROR(c->Exec(kPgInternalSchema).status());
   return txn.Commit();
 }
 
@@ -768,7 +768,7 @@ Status PgDatabase::ImportCopy(const std::string& app_id, const std::string& sour
   RETURN_IF_ERROR(CopySequenceValues(src.get(), dst.get()));
   RETURN_IF_ERROR(apply({"pg_restore", "--jobs=2", "--exit-on-error"}, state.value("post", "")));
   // The copy starts fenced and carries the copier's token.
-  RETURN_IF_ERROR(dst->Exec(kInternalSchema).status());
+  RETURN_IF_ERROR(dst->Exec(kPgInternalSchema).status());
   RETURN_IF_ERROR(dst->Exec("INSERT INTO _regionmove.meta VALUES ('fenced', '1') "
                             "ON CONFLICT (key) DO UPDATE SET value = '1'")
                       .status());
@@ -986,7 +986,7 @@ Result<json> PgDatabase::GetRow(const std::string& app_id, const std::string& ta
   json out;
   RETURN_IF_ERROR(Read(app_id, [&](pg::Conn* c) -> Status {
     ASSIGN_OR_RETURN(auto cols, Columns(c, table));
-    ASSIGN_OR_RETURN(pg::Rows r, c->Query("SELECT " + SelectList(cols) + " FROM public." +
+    ASSIGN_OR_RETURN(pg::Rows r, c->Query("SELECT " + PgSelectList(cols) + " FROM public." +
                                               QuoteIdent(table) + " WHERE id = $1",
                                           {id}));
     if (r.size() == 0) return NotFound("row " + id + " not found in " + table);
@@ -1037,7 +1037,7 @@ Result<json> PgDatabase::ListRows(const std::string& app_id, const std::string& 
     ASSIGN_OR_RETURN(auto cols, Columns(c, table));
     // Byte order of ids, as on every engine.
     ASSIGN_OR_RETURN(pg::Rows r,
-                     c->Query("SELECT " + SelectList(cols) + " FROM public." + QuoteIdent(table) +
+                     c->Query("SELECT " + PgSelectList(cols) + " FROM public." + QuoteIdent(table) +
                                   " WHERE id COLLATE \"C\" > $1 ORDER BY id "
                                   "COLLATE \"C\" LIMIT $2::int",
                               {after, std::to_string(limit)}));

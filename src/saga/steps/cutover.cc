@@ -75,8 +75,7 @@ void RecordRates(const StepDeps& deps, const Migration& m) {
     if (copy) s.copy_seconds += static_cast<double>(e.ended_at_ms - e.started_at_ms) / 1000.0;
   }
   nlohmann::json res = nlohmann::json::parse(m.resources, nullptr, false);
-  int64_t started = res.is_object() ? res.value("block_started_at_ms", int64_t{0}) : 0;
-  if (started > 0) s.pause_seconds = static_cast<double>(deps.clock->NowMs() - started) / 1000.0;
+  if (res.is_object()) s.pause_seconds = res.value("writes_paused_ms", 0.0) / 1000.0;
   deps.rates->Record(m.strategy, s);
 }
 
@@ -86,6 +85,13 @@ Status UnblockWrites(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
   RETURN_IF_ERROR(deps.Fault("unblocking_writes"));
   RETURN_IF_ERROR(Dest(deps, m)->db->Unfence(m.app_id, ctx.epoch()));
+  // How long writes were paused, for the move's record and its final report.
+  nlohmann::json res = Resources(ctx);
+  const int64_t started = res.value("block_started_at_ms", int64_t{0});
+  if (started > 0 && !res.contains("writes_paused_ms")) {
+    res["writes_paused_ms"] = deps.clock->NowMs() - started;
+    RETURN_IF_ERROR(SaveResources(ctx, res));
+  }
   // The app now lives in dest: its reservation there has done its job.
   RETURN_IF_ERROR(deps.store->ReleaseReservation(m.id, m.dest_region));
   RemoveStaged(deps, m);
