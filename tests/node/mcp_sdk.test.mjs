@@ -9,8 +9,11 @@ import { ALICE, BIN, BOB, cleanups, createApp, makeConfig, rest, startServer } f
 
 async function call(client, name, args = {}) {
   const r = await client.callTool({ name, arguments: args });
-  assert.ok(Array.isArray(r.content) && r.content[0].type === 'text', 'text content');
-  assert.deepEqual(JSON.parse(r.content[0].text), r.structuredContent, 'text renders the result');
+  // First a sentence to act on, then the result as JSON text (for clients without
+  // structuredContent).
+  assert.ok(Array.isArray(r.content) && r.content.every((c) => c.type === 'text'), 'text content');
+  assert.ok(r.content[0].text.length > 10 && !r.content[0].text.startsWith('{'), r.content[0].text);
+  assert.deepEqual(JSON.parse(r.content[1].text), r.structuredContent, 'text renders the result');
   return r;
 }
 
@@ -159,4 +162,74 @@ test('stdio, in process on a config file', async () => {
   cleanups.push(() => client.close());
   await checkTools(client);
   await agentFlow(client, app);
+});
+
+// An agent that knows nothing but its token: finds its app, moves it, loses the migration id and
+// finds it again, reverses it, tears the replica down, then reverses a later move the slow way,
+// reading only the tools' sentences for ids and next steps.
+test('an agent from nothing but a token: discover, move, lose the id, reverse, teardown, slow reverse', async () => {
+  const { base } = await startServer(makeConfig());
+  const created = await createApp(base, ALICE);  // made by someone else, earlier
+  const client = new Client({ name: 'agent', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(base + '/mcp'),
+    { requestInit: { headers: { Authorization: `Bearer ${ALICE}` } } }));
+  cleanups.push(() => client.close());
+  const text = (r) => r.content[0].text;
+  const idIn = (sentence) => /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/.exec(sentence)[0];
+
+  const apps = await call(client, 'list_apps');
+  assert.match(text(apps), /^You have 1 app\(s\): (app_\w+) 'shop' in us-east-1 \(ready\)/);
+  const app = /(app_\w+)/.exec(text(apps))[1];
+  assert.equal(app, created);
+  const regions = await call(client, 'list_regions');
+  assert.match(text(regions), /^3 regions: us-east-1 \(accepting moves\)/);
+
+  const plan = await call(client, 'move_app', { app_id: app, dest_region: 'eu-west-1', dry_run: true });
+  assert.match(text(plan), /^Dry run: moving \S+ from us-east-1 to eu-west-1 is eligible; writes would pause about \d+\.\d s offline or \d+\.\d s online; recommended strategy: offline\.$/);
+  const moved = await call(client, 'move_app', { app_id: app, dest_region: 'eu-west-1' });
+  assert.match(text(moved), /is queued to move .* Poll move_app_status/);
+  // The id is lost; the app's active migration, or its list, gives it back.
+  const active = await call(client, 'manage_migrations', { action: 'get_active', app_id: app });
+  let id;
+  if (active.structuredContent.migration === null) {
+    assert.equal(text(active), `${app} has no active migration.`);  // it finished already
+    const list = await call(client, 'manage_migrations', { action: 'list', app_id: app });
+    assert.match(text(list), /^1 migration\(s\) of \S+, newest first: /);
+    id = idIn(text(list));
+  } else {
+    assert.match(text(active), /^Migration \S+ of \S+ is (queued, )?at step \d+ of 11 \(/);
+    id = idIn(text(active));
+  }
+  assert.equal(id, moved.structuredContent.migration_id);
+  await waitDone(client, app, id);
+  const done = await call(client, 'move_app_status', { app_id: app, migration_id: id });
+  assert.match(text(done), /completed: the app is served from eu-west-1; writes were paused \d+\.\d s\. The replica in us-east-1 is kept in sync: manage_migrations action=reverse/);
+  const listed = await call(client, 'manage_migrations', { action: 'list', app_id: app });
+  assert.match(text(listed), new RegExp(`${id} \\(move us-east-1 -> eu-west-1, completed, reversible\\)`));
+
+  const rev = await call(client, 'manage_migrations', { action: 'reverse', app_id: app, migration_id: id });
+  assert.match(text(rev), new RegExp(`^Reverse (\\S+) of ${id} is queued on the fast path`));
+  const revId = rev.structuredContent.migration_id;
+  assert.equal((await waitDone(client, app, revId)).status, 'completed');
+  const replicas = await call(client, 'manage_migrations', { action: 'list_source_replicas' });
+  assert.match(text(replicas), new RegExp(`^1 retained source replica\\(s\\): ${revId}: ${app} in eu-west-1, replicating`));
+  const torn = await call(client, 'teardown_source_replica', { migration_id: revId });
+  assert.match(text(torn), /torn down; a reverse of that move is now a slow full move back/);
+
+  // A later move, its replica torn down: its reverse is the slow path, and completes.
+  const later = await call(client, 'move_app', { app_id: app, dest_region: 'ap-southeast-1' });
+  const laterId = later.structuredContent.migration_id;
+  assert.equal((await waitDone(client, app, laterId)).status, 'completed');
+  await call(client, 'teardown_source_replica', { migration_id: laterId });
+  const afterTeardown = await call(client, 'move_app_status', { app_id: app, migration_id: laterId });
+  assert.match(text(afterTeardown), /The replica in us-east-1 is torn_down; a reverse would be a slow full move back\./);
+  const slow = await call(client, 'manage_migrations', { action: 'reverse', app_id: app, migration_id: laterId });
+  assert.match(text(slow), /queued on the slow path/);
+  assert.equal((await waitDone(client, app, slow.structuredContent.migration_id)).status, 'completed');
+  const home = await call(client, 'list_apps');
+  assert.match(text(home), new RegExp(`${app} 'shop' in us-east-1 \\(ready\\)`));
+
+  const refused = await call(client, 'manage_migrations', { action: 'reverse', app_id: app, migration_id: id });
+  assert.equal(refused.isError, true);
+  assert.match(text(refused), /^Refused \(not_reversible\): /);
 });

@@ -1,5 +1,6 @@
 #include "api/mcp/mcp.h"
 
+#include "api/mcp/sentences.h"
 #include "common/json_limits.h"
 #include "common/text.h"
 
@@ -52,10 +53,12 @@ json Tool(const std::string& name, const std::string& title, const std::string& 
           {"annotations", std::move(annotations)}};
 }
 
-// A tool result: the body as text and as structuredContent.
-json ToolResult(const ToolOutcome& out) {
+// A tool result: a sentence to act on, and the body as JSON text and as structuredContent.
+json ToolResult(const std::string& tool, const json& args, const ToolOutcome& out) {
   json structured = out.body.is_object() ? out.body : json{{"result", out.body}};
-  return {{"content", json::array({{{"type", "text"}, {"text", DumpJson(out.body, 2)}}})},
+  return {{"content", json::array({{{"type", "text"},
+                                    {"text", ResultSentence(tool, args, structured, out.is_error)}},
+                                   {{"type", "text"}, {"text", DumpJson(out.body, 2)}}})},
           {"structuredContent", structured},
           {"isError", out.is_error}};
 }
@@ -282,7 +285,7 @@ json McpSession::CallTool(const json& params, const json& id) {
     if (std::find(known.begin(), known.end(), arg) == known.end()) {
       err = ArgumentError("unknown argument '" + SanitizeUtf8(arg) + "'" + DidYouMean(arg, known) +
                           (known.empty() ? "; this tool takes no arguments" : ""));
-      return RpcResult(id, ToolResult(*err));
+      return RpcResult(id, ToolResult(name, args, *err));
     }
   }
   ToolOutcome out;
@@ -330,7 +333,7 @@ json McpSession::CallTool(const json& params, const json& id) {
     std::string mig = Arg(args, "migration_id", true, &err);
     if (!err) out = backend_->Teardown(mig);
   }
-  return RpcResult(id, ToolResult(err ? *err : out));
+  return RpcResult(id, ToolResult(name, args, err ? *err : out));
 }
 
 }  // namespace regionmove
