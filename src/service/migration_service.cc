@@ -144,6 +144,36 @@ Result<Migration> MigrationService::Move(const std::string& owner, const std::st
   return m;
 }
 
+namespace {
+
+// What completed moves measured (UnblockWrites records it in their resources): bytes copied over
+// the seconds of their copy steps, and the mean write pause.
+struct MeasuredRates {
+  int moves = 0;
+  double bytes_per_second = 0;
+  double pause_seconds = 0;
+};
+constexpr int kRatesOfMoves = 20;
+
+MeasuredRates Measure(const std::vector<Migration>& moves) {
+  MeasuredRates out;
+  double bytes = 0, seconds = 0, pause = 0;
+  for (const auto& m : moves) {
+    json res = json::parse(m.resources, nullptr, false);
+    if (!res.is_object() || !res.contains("measured")) continue;
+    bytes += res["measured"].value("bytes", 0.0);
+    seconds += res["measured"].value("copy_seconds", 0.0);
+    pause += res.value("writes_paused_ms", 0.0) / 1000.0;
+    ++out.moves;
+  }
+  if (out.moves == 0) return out;
+  out.bytes_per_second = seconds > 0 ? bytes / seconds : 0;
+  out.pause_seconds = pause / out.moves;
+  return out;
+}
+
+}  // namespace
+
 Result<json> MigrationService::PlanMove(const std::string& owner, const std::string& app_id,
                                         const std::string& dest_region,
                                         const std::string& strategy) {
@@ -167,11 +197,13 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
                       {"reason_code", c.ok ? json() : json(c.code)},
                       {"message", c.message}});
   }
-  // Each strategy's pause and duration for this app's bytes, at the rates that completed moves
-  // measured in this process, or at assumed ones until a move has completed.
+  // Each strategy's pause and duration for this app's bytes, at the rates that the last moves
+  // of that strategy measured (any process's: they are in the control store), or at assumed
+  // ones until a move has completed.
   const double bytes = static_cast<double>(db + blobs);
-  auto estimate = [&](const std::string& strategy) {
-    MoveRates::Estimate e = deps_.rates ? deps_.rates->Get(strategy) : MoveRates::Estimate{};
+  auto estimate = [&](const std::string& strategy) -> Result<json> {
+    ASSIGN_OR_RETURN(auto recent, deps_.store->ListRecentCopies(strategy, kRatesOfMoves));
+    const MeasuredRates e = Measure(recent);
     const bool measured = e.moves > 0 && e.bytes_per_second > 0;
     const double rate = measured ? e.bytes_per_second : kBytesPerSecond;
     const double copy = bytes / rate;
@@ -182,16 +214,18 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
             ? (e.moves > 0 ? e.pause_seconds : static_cast<double>(deps_.config->max_block_seconds))
             : kFixedSeconds + copy;
     auto tenths = [](double seconds) { return std::round(seconds * 10) / 10; };
-    return json{{"estimated_write_block_seconds", tenths(pause)},
-                {"estimated_duration_seconds",
-                 tenths(kFixedSeconds + copy + (strategy == "online" ? pause : 0))},
-                {"copy_bytes_per_second", rate},
-                {"rates", measured ? "measured by the last " + std::to_string(e.moves) + " " +
-                                         strategy + " move(s) of this server"
-                                   : std::string("assumed: no " + strategy +
-                                                 " move has completed on this server yet")}};
+    return json{
+        {"estimated_write_block_seconds", tenths(pause)},
+        {"estimated_duration_seconds",
+         tenths(kFixedSeconds + copy + (strategy == "online" ? pause : 0))},
+        {"copy_bytes_per_second", rate},
+        {"rates",
+         measured ? "measured by the last " + std::to_string(e.moves) + " " + strategy + " move(s)"
+                  : std::string("assumed: no " + strategy + " move has completed yet")}};
   };
-  json strategies = {{"offline", estimate("offline")}, {"online", estimate("online")}};
+  ASSIGN_OR_RETURN(json offline, estimate("offline"));
+  ASSIGN_OR_RETURN(json online, estimate("online"));
+  json strategies = {{"offline", offline}, {"online", online}};
   const json& mine = strategies[chosen];
   return json{{"dry_run", true},
               {"app_id", app.id},

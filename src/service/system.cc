@@ -54,8 +54,7 @@ Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock,
     RETURN_IF_ERROR(sys->store_->AddTokenHash(u.token_sha256, u.name));
   }
   ASSIGN_OR_RETURN(sys->plane_, DataPlane::Open(config, rng));
-  StepDeps deps{sys->store_.get(), sys->plane_.get(), clock,
-                &sys->config_,     &sys->faults_,     &sys->rates_};
+  StepDeps deps{sys->store_.get(), sys->plane_.get(), clock, &sys->config_, &sys->faults_};
   RegisterMoveSteps(&sys->registry_, deps);
   EngineOptions o;
   o.owner = LeaseOwnerId();

@@ -47,7 +47,6 @@ class System {
   Clock* clock_;
   std::unique_ptr<SyncedClock> synced_clock_;  // with a shared (PostgreSQL) control store
   FaultPoints faults_;
-  MoveRates rates_;
   Metrics metrics_;
   std::unique_ptr<ControlStore> store_;
   std::unique_ptr<DataPlane> plane_;

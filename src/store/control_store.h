@@ -58,6 +58,10 @@ class ControlStore {
   // Completed migrations whose source replica is retained (replicating, diverged or
   // tearing_down).
   virtual Result<std::vector<Migration>> ListRetainedReplicas() = 0;
+  // The latest `limit` completed migrations of `strategy` that copied an app (moves and slow
+  // reverses, not fast ones), newest first: what the dry run measures its rates from.
+  virtual Result<std::vector<Migration>> ListRecentCopies(const std::string& strategy,
+                                                          int limit) = 0;
 
   // Claims one runnable migration (non-terminal, lease free or expired, next attempt due) for
   // `owner` until now + lease_ms, giving it a new epoch: higher than every epoch any migration

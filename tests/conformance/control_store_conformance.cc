@@ -521,6 +521,46 @@ TEST_P(ControlStoreConformance, RepairRedrivesOnlyNeedsRepair) {
   EXPECT_EQ(store_->RepairMigration("zzz", 3001).code(), StatusCode::kNotFound);
 }
 
+// The dry run's rates come from the last completed copies of a strategy, newest first; running
+// moves and other strategies are not among them.
+TEST_P(ControlStoreConformance, RecentCopiesByStrategyNewestFirst) {
+  struct Case {
+    const char* id;
+    const char* app;
+    const char* strategy;
+    bool complete;
+    int64_t completed_at;
+  } cases[] = {{"m1", "app_aaaaaaaaaaaa", "offline", true, 3000},
+               {"m2", "app_bbbbbbbbbbbb", "offline", true, 5000},
+               {"m3", "app_cccccccccccc", "online", true, 4000},
+               {"m4", "app_dddddddddddd", "offline", false, 0}};
+  for (const auto& k : cases) {
+    ASSERT_OK(store_->CreateApp(MakeApp(k.app)));
+    Migration m = MakeMigration(k.id, k.app);
+    m.strategy = k.strategy;
+    ASSERT_OK(store_->CreateMigration(m));
+    if (!k.complete) continue;
+    ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 10000, 500));
+    ASSERT_TRUE(c.has_value());
+    ASSERT_EQ(c->id, k.id);
+    Migration done = *c;
+    done.current_step = Step::kCompleted;
+    done.completed_at_ms = k.completed_at;
+    ASSERT_OK(store_->UpdateMigration(done, c->epoch, {}));
+  }
+  auto ids = [](const std::vector<Migration>& ms) {
+    std::vector<std::string> out;
+    for (const auto& m : ms) out.push_back(m.id);
+    return out;
+  };
+  ASSERT_OK_AND_ASSIGN(auto offline, store_->ListRecentCopies("offline", 20));
+  EXPECT_EQ(ids(offline), (std::vector<std::string>{"m2", "m1"}));
+  ASSERT_OK_AND_ASSIGN(auto newest, store_->ListRecentCopies("offline", 1));
+  EXPECT_EQ(ids(newest), (std::vector<std::string>{"m2"}));
+  ASSERT_OK_AND_ASSIGN(auto online, store_->ListRecentCopies("online", 20));
+  EXPECT_EQ(ids(online), (std::vector<std::string>{"m3"}));
+}
+
 TEST_P(ControlStoreConformance, ReplicaStateCompareAndSet) {
   ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
   ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));

@@ -118,6 +118,11 @@ test('two API servers and three workers on one PostgreSQL control store', { time
     assert.equal(region.body.region, 'eu-west-1');
   }
 
+  // The moves ran in the worker processes; an API server's dry run measures its rates from them.
+  const plan = await rest(api2.base, ALICE, 'POST', `/v1/apps/${apps[0]}/move`,
+    { dest_region: 'us-east-1', dry_run: true });
+  assert.equal(plan.body.strategies.offline.rates, 'measured by the last 20 offline move(s)');
+
   // Each history is one chain requested -> ... -> completed, every step recorded once.
   let retries = 0;
   for (const m of moves) {

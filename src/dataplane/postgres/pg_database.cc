@@ -794,9 +794,12 @@ Result<std::vector<TableDigest>> PgDatabase::DigestAt(const std::string& app_id,
                                                       const std::string& snapshot,
                                                       const DigestScope& scope) {
   ASSIGN_OR_RETURN(std::string conninfo, engine_->ConninfoFor(region_.slug, app_id));
-  // The schema in a second process while this one checksums the tables.
+  // The schema in a second process while this one checksums the tables. A partial digest
+  // leaves it out: it checks the rows an online move's stream changed since a whole check at
+  // the copy's snapshot, and any DDL since then makes the scope whole (Replicator::Changed).
   Result<std::string> schema = Permanent("not run");
   std::thread dump([&] {
+    if (!scope.whole) return;
     // Not regionmove's own schema: the app's schema is what both sides must share.
     std::vector<std::string> argv = {"pg_dump",
                                      "--schema-only",
@@ -832,23 +835,32 @@ Result<std::vector<TableDigest>> PgDatabase::DigestAt(const std::string& app_id,
         // are listed: each value back to its column's type, matched through the key's index.
         ASSIGN_OR_RETURN(pg::Rows pk, c->Query(kPrimaryKey, {table}));
         if (pk.size() == 0) return Corruption("table " + name + " has no key to look rows up by");
-        std::string columns, values;
-        for (int k = 0; k < pk.size(); ++k) {
-          columns += (k ? ", t." : "t.") + QuoteIdent(pk.Text(k, 0));
-          values +=
-              std::string(k ? ", " : "") + "(k ->> " + std::to_string(k) + ")::" + pk.Text(k, 1);
-        }
         std::string list = "[";
         for (const std::string& key : keys->second) list += (list.size() > 1 ? "," : "") + key;
         list += "]";
-        // One index lookup per key (OFFSET 0 keeps the planner from turning the lookups into
-        // a join that scans the whole table).
-        r = c->Query(
-            "SELECT count(*), COALESCE(sum(h), 0) FROM jsonb_array_elements($1::jsonb) "
-            "k, LATERAL (SELECT " +
-                row_hash + " AS h FROM ONLY " + table + " t WHERE (" + columns + ") = (" + values +
-                ") OFFSET 0) r",
-            {list});
+        if (pk.size() == 1) {
+          // One key column: one index scan for the whole array of values, in index order.
+          r = c->Query("SELECT count(*), COALESCE(sum(" + row_hash + "), 0) FROM ONLY " + table +
+                           " t WHERE t." + QuoteIdent(pk.Text(0, 0)) +
+                           " = ANY (ARRAY(SELECT (k ->> 0)::" + pk.Text(0, 1) +
+                           " FROM jsonb_array_elements($1::jsonb) k))",
+                       {list});
+        } else {
+          std::string columns, values;
+          for (int k = 0; k < pk.size(); ++k) {
+            columns += (k ? ", t." : "t.") + QuoteIdent(pk.Text(k, 0));
+            values +=
+                std::string(k ? ", " : "") + "(k ->> " + std::to_string(k) + ")::" + pk.Text(k, 1);
+          }
+          // One index lookup per key (OFFSET 0 keeps the planner from turning the lookups
+          // into a join that scans the whole table).
+          r = c->Query(
+              "SELECT count(*), COALESCE(sum(h), 0) FROM jsonb_array_elements($1::jsonb) "
+              "k, LATERAL (SELECT " +
+                  row_hash + " AS h FROM ONLY " + table + " t WHERE (" + columns + ") = (" +
+                  values + ") OFFSET 0) r",
+              {list});
+        }
       }
       RETURN_IF_ERROR(r.status());
       out.push_back(
@@ -879,6 +891,7 @@ Result<std::vector<TableDigest>> PgDatabase::DigestAt(const std::string& app_id,
   }
   dump.join();
   RETURN_IF_ERROR(s);
+  if (!scope.whole) return out;
   RETURN_IF_ERROR(schema.status());
   // Without comments, blank lines, psql's per-run keys and the fence, the dump is the schema.
   std::string normal;

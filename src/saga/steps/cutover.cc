@@ -60,23 +60,22 @@ namespace {
 // What this move measured (the app's bytes, the seconds its copy took, the pause so far), for
 // the dry run's estimates. A copy's steps: the sync of an online move (the bulk copy and the
 // catch-up before the pause), the dump, restore and blob copy of an offline one.
-void RecordRates(const StepDeps& deps, const Migration& m) {
-  if (!deps.rates || IsFastReverse(m)) return;  // a fast reverse copies nothing
+// What this move measured, for the dry runs of later moves (MigrationService::PlanMove): the
+// app's bytes and the seconds its copy steps took. A fast reverse copies nothing.
+void RecordRates(const StepDeps& deps, nlohmann::json& res, const Migration& m) {
+  if (IsFastReverse(m) || res.contains("measured")) return;
   auto events = deps.store->ListEvents(m.id);
   if (!events.ok()) return;
-  MoveRates::Sample s;
-  s.bytes = AppBytes(Dest(deps, m), m.app_id);
+  double copy_seconds = 0;
   for (const auto& e : *events) {
     if (e.type != "transition") continue;
     const bool copy = m.strategy == "online" ? e.from_step == Step::kSyncing
                                              : e.from_step == Step::kDumpingData ||
                                                    e.from_step == Step::kRestoringData ||
                                                    e.from_step == Step::kCopyingBlobs;
-    if (copy) s.copy_seconds += static_cast<double>(e.ended_at_ms - e.started_at_ms) / 1000.0;
+    if (copy) copy_seconds += static_cast<double>(e.ended_at_ms - e.started_at_ms) / 1000.0;
   }
-  nlohmann::json res = nlohmann::json::parse(m.resources, nullptr, false);
-  if (res.is_object()) s.pause_seconds = res.value("writes_paused_ms", 0.0) / 1000.0;
-  deps.rates->Record(m.strategy, s);
+  res["measured"] = {{"bytes", AppBytes(Dest(deps, m), m.app_id)}, {"copy_seconds", copy_seconds}};
 }
 
 }  // namespace
@@ -85,17 +84,18 @@ Status UnblockWrites(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
   RETURN_IF_ERROR(deps.Fault("unblocking_writes"));
   RETURN_IF_ERROR(Dest(deps, m)->db->Unfence(m.app_id, ctx.epoch()));
-  // How long writes were paused, for the move's record and its final report.
+  // How long writes were paused and how fast the copy went, for the move's record, its final
+  // report and later dry runs.
   nlohmann::json res = Resources(ctx);
   const int64_t started = res.value("block_started_at_ms", int64_t{0});
   if (started > 0 && !res.contains("writes_paused_ms")) {
     res["writes_paused_ms"] = deps.clock->NowMs() - started;
-    RETURN_IF_ERROR(SaveResources(ctx, res));
   }
+  RecordRates(deps, res, m);
+  RETURN_IF_ERROR(SaveResources(ctx, res));
   // The app now lives in dest: its reservation there has done its job.
   RETURN_IF_ERROR(deps.store->ReleaseReservation(m.id, m.dest_region));
   RemoveStaged(deps, m);
-  RecordRates(deps, m);
   return Status::Ok();
 }
 

@@ -9,7 +9,6 @@
 #include "config/config.h"
 #include "dataplane/data_plane.h"
 #include "saga/engine.h"
-#include "saga/move_rates.h"
 #include "saga/step_registry.h"
 #include "store/control_store.h"
 
@@ -22,7 +21,6 @@ struct StepDeps {
   Clock* clock = nullptr;
   const Config* config = nullptr;
   FaultPoints* faults = nullptr;  // test hooks; may be null
-  MoveRates* rates = nullptr;     // what completed moves measured; may be null
 
   Status Fault(const std::string& point) const {
     return faults ? faults->Hit(point) : Status::Ok();

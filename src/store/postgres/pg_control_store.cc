@@ -2,6 +2,7 @@
 
 #include <sys/select.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "store/records.h"
@@ -475,6 +476,15 @@ Result<std::vector<Migration>> PgControlStore::ListRetainedReplicas() {
       "WHERE current_step = 'completed' AND source_replica_state IN ('replicating', "
       "'diverged', 'tearing_down') ORDER BY completed_at_ms DESC, seq DESC",
       {});
+}
+
+Result<std::vector<Migration>> PgControlStore::ListRecentCopies(const std::string& strategy,
+                                                                int limit) {
+  return QueryMigrations(
+      "WHERE current_step = 'completed' AND reverse_path <> 'fast' AND strategy = $1 ORDER BY "
+      "completed_at_ms DESC, seq DESC LIMIT " +
+          std::to_string(std::max(0, limit)),
+      {strategy});
 }
 
 Status PgControlStore::SetTerminalResources(const std::string& id, const std::string& expected,

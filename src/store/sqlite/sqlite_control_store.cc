@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_control_store.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "store/records.h"
@@ -235,6 +236,15 @@ Result<std::vector<Migration>> SqliteControlStore::ListRetainedReplicas() {
       "WHERE current_step = 'completed' AND source_replica_state IN ('replicating', "
       "'diverged', 'tearing_down') ORDER BY completed_at_ms DESC, rowid DESC",
       "");
+}
+
+Result<std::vector<Migration>> SqliteControlStore::ListRecentCopies(const std::string& strategy,
+                                                                    int limit) {
+  return QueryMigrations(
+      "WHERE current_step = 'completed' AND reverse_path <> 'fast' AND strategy = ? ORDER BY "
+      "completed_at_ms DESC, rowid DESC LIMIT " +
+          std::to_string(std::max(0, limit)),
+      strategy);
 }
 
 Result<std::optional<Migration>> SqliteControlStore::ClaimNext(const std::string& owner,

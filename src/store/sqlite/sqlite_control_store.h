@@ -33,6 +33,7 @@ class SqliteControlStore final : public ControlStore {
   Result<std::optional<Migration>> GetActiveMigration(const std::string& app_id) override;
   Result<std::vector<Migration>> ListActiveMigrations() override;
   Result<std::vector<Migration>> ListRetainedReplicas() override;
+  Result<std::vector<Migration>> ListRecentCopies(const std::string& strategy, int limit) override;
   Result<std::optional<Migration>> ClaimNext(const std::string& owner, int64_t now_ms,
                                              int64_t lease_ms) override;
   Status UpdateMigration(const Migration& m, int64_t expected_epoch,
