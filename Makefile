@@ -3,7 +3,7 @@ PRESET ?= default
 BUILD_DIR := $(if $(filter asan,$(PRESET)),build-asan,build)
 JOBS ?= 2
 
-.PHONY: deps test-deps configure build build-cli install fuzz-build fuzz pg-start test test-asan demo demo-postgres bench bench-pause format clean
+.PHONY: deps test-deps configure build build-cli install fuzz-build fuzz pg-start test test-asan demo demo-postgres bench bench-run bench-control bench-pause format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -67,6 +67,11 @@ demo:
 # The same demo on three local PostgreSQL clusters (scripts/pg-regions; installs the server).
 demo-postgres: build-cli pg-start
 	@./$(BUILD_DIR)/regionmove demo --config examples/postgres.toml
+
+# Every benchmark against its peers, one table at the end (bench/run --full: the 1 GiB sizes).
+bench-run:
+	@bash scripts/install-deps.sh --bench
+	@python3 bench/run $(BENCH_ARGS)
 
 bench: build
 	@./$(BUILD_DIR)/regionmove_bench $(BENCH_ARGS)

@@ -1,8 +1,12 @@
 // Benchmark: one move of an app on the embedded engines, step by step, against the peers that
 // do the same data work by hand on the same data in the same run:
-//   database: `sqlite3 SRC ".backup DST"` (a consistent copy, no compression, no verification)
-//   blobs:    `cp -r` of the app's blob directory (no per-blob verification, no index)
-// Prints times and ratios (regionmove / peer). Usage: regionmove_bench [rows] [blob_mib]
+//   database: `sqlite3 SRC ".backup DST"` (a consistent copy, no compression, no verification),
+//             and the like-for-like pipeline: .backup, zstd, SHA-256 of the artifact, unzstd,
+//             SHA-256 of both databases (`openssl dgst`)
+//   blobs:    `cp -r` of the app's blob directory (no per-blob verification, no index), and
+//             `cp -r` + `openssl dgst -sha256` of every file on both sides
+// Prints times and ratios (regionmove / peer), then bench/run's rows.
+// Usage: regionmove_bench [rows] [blob_mib]
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -15,6 +19,7 @@
 #include "common/hash.h"
 #include "common/log.h"
 #include "dataplane/engines.h"
+#include "result_row.h"
 #include "service/system.h"
 
 using namespace regionmove;
@@ -107,6 +112,15 @@ int main(int argc, char** argv) {
   // Peers first, on the same files (the source is not written to by anything else).
   double peer_db = TimeCommand("sqlite3 '" + src_db + "' \".backup '" + dir + "/peer.sqlite3'\"");
   double peer_blobs = TimeCommand("cp -r '" + src_blobs + "' '" + dir + "/peer-blobs'");
+  const std::string p = dir + "/pipe";
+  double pipeline_db = TimeCommand(
+      "sqlite3 '" + src_db + "' \".backup '" + p + ".sqlite3'\" && zstd -q '" + p +
+      ".sqlite3' -o '" + p + ".zst' && openssl dgst -sha256 '" + p + ".zst' >/dev/null && " +
+      "unzstd -q '" + p + ".zst' -o '" + p + "-restored.sqlite3' && openssl dgst -sha256 '" +
+      src_db + "' '" + p + "-restored.sqlite3' >/dev/null");
+  double pipeline_blobs =
+      TimeCommand("cp -r '" + src_blobs + "' '" + p + "-blobs' && find '" + src_blobs + "' '" + p +
+                  "-blobs' -type f -exec openssl dgst -sha256 {} + >/dev/null");
 
   auto start = std::chrono::steady_clock::now();
   auto m = s.migrations()->Move("bench", id, "eu-west-1", "");
@@ -150,6 +164,25 @@ int main(int argc, char** argv) {
               step_secs["restoring_data"]);
   std::printf("%-40s %9.3fs\n", "whole move (11 steps)", Seconds(start, end));
   std::printf("peak RSS of the regionmove process: %.1f MiB\n", ru.ru_maxrss / 1024.0);
+
+  using bench::ResultRow;
+  const std::string command =
+      "build/regionmove_bench " + std::to_string(rows) + " " + std::to_string(blob_mib);
+  char db_work[96], blob_work[96];
+  std::snprintf(db_work, sizeof db_work, "database %.0f MiB: dump+restore+verify",
+                db_bytes / 1048576.0);
+  std::snprintf(blob_work, sizeof blob_work, "blobs %.0f MiB: copy+verify",
+                DirBytes(src_blobs) / 1048576.0);
+  bench::PrintResultRow(ResultRow{db_work, command, ours_db, "s",
+                                  ".backup+zstd+sha256+unzstd+sha256", pipeline_db, "ratio <= 1.0",
+                                  ours_db <= pipeline_db});
+  bench::PrintResultRow(ResultRow{db_work, command, ours_db, "s", "sqlite3 .backup", peer_db,
+                                  "ratio <= 3.0", ours_db <= 3 * peer_db});
+  bench::PrintResultRow(ResultRow{blob_work, command, ours_blobs, "s",
+                                  "cp -r + openssl dgst both sides", pipeline_blobs, "ratio <= 1.0",
+                                  ours_blobs <= pipeline_blobs});
+  bench::PrintResultRow(ResultRow{blob_work, command, ours_blobs, "s", "cp -r", peer_blobs,
+                                  "ratio <= 1.5", ours_blobs <= 1.5 * peer_blobs});
   fs::remove_all(dir);
   return 0;
 }

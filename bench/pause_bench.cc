@@ -21,6 +21,7 @@
 
 #include "common/log.h"
 #include "dataplane/engines.h"
+#include "result_row.h"
 #include "service/system.h"
 
 using namespace regionmove;
@@ -245,6 +246,15 @@ int main(int argc, char** argv) {
   std::printf("offline pause by step (s):%s\n", offline.steps.c_str());
   std::printf("writes acknowledged: %zu, lost: %lld, other errors: %lld\n", acked.size(),
               static_cast<long long>(lost), static_cast<long long>(errors.load()));
+  char work[128];
+  std::snprintf(work, sizeof work, "write pause of an online move, %lld MiB %s, %d writers",
+                static_cast<long long>(mib), engine.c_str(), writers);
+  bench::PrintResultRow(bench::ResultRow{work,
+                                         "build/regionmove_pause_bench " + engine + " " +
+                                             std::to_string(mib) + " " + std::to_string(writers),
+                                         online.pause, "s", "offline move, same data and writers",
+                                         offline.pause, "<= 1 s, none lost",
+                                         online.pause <= 1.0 && lost == 0});
   (void)a->Drop(id);
   fs::remove_all(dir);
   return lost == 0 ? 0 : 1;

@@ -15,6 +15,7 @@ Prints the times and the ratios to regionmove's copy + verify.
   scripts/pg-regions start && cmake --build build --target regionmove_pg_bench
   python3 bench/pg_copy_bench.py [ORDERS_ROWS]     (default 3000000: about 1 GiB)
 """
+import json
 import os
 import shutil
 import subprocess
@@ -106,10 +107,12 @@ def main():
              "--dir", os.path.join(work, "pgcopydb")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         psql(DST, f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        out = subprocess.run([bench, f"{SRC} dbname=postgres", f"{DST} dbname=postgres", DB, work],
-                             check=True, capture_output=True, text=True).stdout
-        import json
-        rm = json.loads(out)
+        # Under /usr/bin/time for regionmove's peak RSS (the last line of its stderr).
+        timer = ["/usr/bin/time", "-f", "%M"] if os.path.exists("/usr/bin/time") else []
+        done = subprocess.run(timer + [bench, f"{SRC} dbname=postgres", f"{DST} dbname=postgres",
+                                       DB, work], check=True, capture_output=True, text=True)
+        rm = json.loads(done.stdout)
+        rss_mib = int(done.stderr.strip().splitlines()[-1]) / 1024 if timer else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
         psql(DST, f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
@@ -120,6 +123,13 @@ def main():
     print(f"{'regionmove copy':44s} {rm['copy_s']:8.2f}")
     print(f"{'regionmove verify (both sides)':44s} {rm['verify_s']:8.2f}")
     print(f"{'regionmove copy + verify':44s} {ours:8.2f} {1.0:15.2f}x")
+    # bench/run's rows: regionmove's copy and verification against each peer's copy alone.
+    for name, secs in results.items():
+        print("RESULT " + json.dumps({
+            "work": f"PostgreSQL {size / 2**20:.0f} MiB: copy+verify",
+            "command": f"python3 bench/pg_copy_bench.py {rows}", "ours": ours, "unit": "s",
+            "peer": name, "peer_value": secs, "ratio": ours / secs, "rss_mib": rss_mib,
+            "target": "ratio <= 1.0", "met": ours <= secs}))
 
 
 if __name__ == "__main__":

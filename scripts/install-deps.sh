@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages regionmove needs to build (and, with --test, to run its tests:
-# the PostgreSQL 15 server, Node.js and the MCP SDK). Idempotent: when everything is present it prints nothing and
+# the PostgreSQL 15 server, Node.js and the MCP SDK; with --bench, also the peers of bench/run). Idempotent: when everything is present it prints nothing and
 # touches nothing.
 set -euo pipefail
 with_tests=0
+with_bench=0
 [ "${1:-}" = "--test" ] && with_tests=1
+[ "${1:-}" = "--bench" ] && with_tests=1 && with_bench=1
 
 pkgs=(
   cmake ninja-build g++ ccache pkg-config
@@ -20,6 +22,7 @@ if [ $with_tests = 1 ]; then
   pkgs+=(postgresql-15)             # the server of the PostgreSQL tests (scripts/pg-regions)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 fi
+if [ $with_bench = 1 ]; then pkgs+=(pgcopydb time); fi  # the peers of bench/run from Debian
 
 missing=()
 for p in "${pkgs[@]}"; do

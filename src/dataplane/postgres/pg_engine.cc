@@ -174,8 +174,8 @@ class PgReplicator final : public Replicator {
                      r->Exec("SELECT to_regclass('_regionmove.touched') IS NOT NULL"));
     DigestScope scope;
     if (tracked.Text(0, 0) != "t") return scope;  // not started from a snapshot: whole
-    ASSIGN_OR_RETURN(pg::Rows rows, r->Exec("SELECT tbl, key FROM _regionmove.touched "
-                                            "ORDER BY tbl, key"));
+    // In no particular order: the digest of a table's rows is a sum.
+    ASSIGN_OR_RETURN(pg::Rows rows, r->Exec("SELECT tbl, key FROM _regionmove.touched"));
     scope.whole = false;
     for (int i = 0; i < rows.size(); ++i) {
       // DDL travelled (a row of _regionmove.ddl): the tables it made are not tracked.
@@ -322,12 +322,13 @@ class PgReplicator final : public Replicator {
                                                    {name}));
       if (slot.size() == 0) break;
       if (!slot.IsNull(0, 0)) {
-        (void)admin->Query("SELECT pg_terminate_backend($1::int)", {slot.Text(0, 0)});
+        // Waits (up to a second) for the slot's sender to end, so that the drop can succeed.
+        (void)admin->Query("SELECT pg_terminate_backend($1::int, 1000)", {slot.Text(0, 0)});
       }
       Status d = admin->Query("SELECT pg_drop_replication_slot($1)", {name}).status();
       if (d.ok()) break;
-      if (attempt >= 50) return d;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (attempt >= 250) return d;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     if (keep_publication) return Status::Ok();
     auto p = Connect(primary, app);

@@ -95,16 +95,25 @@ Status RestoreData(const StepDeps& deps, StepContext& ctx) {
     // An online move's copy was checked whole at its snapshot: what the stream changed since is
     // what can differ (read before Stop, which forgets it; after a crash past Stop, whole).
     DigestScope scope;
+    const int64_t t0 = deps.clock->NowMs();
     if (!res.value("replication_stopped", false)) {
       RETURN_IF_ERROR(replicator->SyncRest(m.app_id, m.source_region, m.dest_region));
       if (res.value("copy_verified", false)) {
         ASSIGN_OR_RETURN(scope, replicator->Changed(m.app_id, m.source_region, m.dest_region));
       }
     }
+    const int64_t t1 = deps.clock->NowMs();
     res["replication_stopped"] = true;
     RETURN_IF_ERROR(SaveResources(ctx, res));
     RETURN_IF_ERROR(replicator->Stop(m.app_id, m.source_region, m.dest_region));
-    return VerifyEqual(deps, ctx, scope);
+    const int64_t t2 = deps.clock->NowMs();
+    RETURN_IF_ERROR(VerifyEqual(deps, ctx, scope));
+    // Where this step's part of the pause went: reading the changed keys (with the sequences),
+    // stopping the replication, and the check itself.
+    json done = Resources(ctx);
+    done["verified"]["ms"] = {
+        {"changed", t1 - t0}, {"stop", t2 - t1}, {"check", deps.clock->NowMs() - t2}};
+    return SaveResources(ctx, done);
   }
   if (!res.contains("copy")) return Permanent("no database copy recorded for this migration");
   RETURN_IF_ERROR(Dest(deps, m)->db->ImportCopy(m.app_id, m.source_region, res["copy"],
