@@ -152,8 +152,8 @@ int main(int argc, char** argv) {
   std::printf("data: %d rows (%.1f MiB database), %d blobs (%.1f MiB)\n", rows,
               db_bytes / 1048576.0, blob_count, DirBytes(src_blobs) / 1048576.0);
   std::printf("dump artifact: %.1f MiB zstd of %.1f MiB\n",
-              res["dump"]["size_bytes"].get<double>() / 1048576.0,
-              res["dump"]["raw_bytes"].get<double>() / 1048576.0);
+              res["copy"].value("size_bytes", 0.0) / 1048576.0,
+              res["copy"].value("raw_bytes", 0.0) / 1048576.0);
   std::printf("%-40s %10s %10s %8s\n", "work", "regionmove", "peer", "ratio");
   std::printf("%-40s %9.3fs %9.3fs %7.2fx\n", "database: dump+restore+verify vs .backup", ours_db,
               peer_db, ours_db / peer_db);

@@ -7,39 +7,6 @@
 
 namespace regionmove {
 
-std::string HumanBytes(int64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
-
-std::string HumanUsd(double usd) {
-  if (usd > 0 && usd < 0.005) return "< $0.01";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "$%.2f", usd);
-  return buf;
-}
-
-std::string HumanSeconds(double seconds) {
-  char buf[48];
-  if (seconds < 10) {
-    std::snprintf(buf, sizeof buf, "%.1f s", seconds);
-  } else if (seconds < 120) {
-    std::snprintf(buf, sizeof buf, "%.0f s", seconds);
-  } else {
-    const long long s = static_cast<long long>(seconds + 0.5);
-    std::snprintf(buf, sizeof buf, "%lld min %lld s", s / 60, s % 60);
-  }
-  return buf;
-}
-
 int TerminalWidth(FILE* out) {
   if (const char* c = std::getenv("COLUMNS")) {
     const int n = std::atoi(c);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <string>
 
+#include "common/text.h"  // HumanBytes, HumanUsd, HumanSeconds
 #include "domain/migration.h"
 
 namespace regionmove {
@@ -34,11 +35,5 @@ std::string ProgressLine(const Migration& m, int64_t now_ms, int width);
 
 // Columns of the terminal on `out` (COLUMNS when set, else the terminal's, else 80).
 int TerminalWidth(FILE* out);
-
-std::string HumanBytes(int64_t bytes);
-// Money for people: "$1.25", and "< $0.01" for what rounds to nothing.
-std::string HumanUsd(double usd);
-// Seconds for people: "0.4 s", "12 s", "3 min 5 s".
-std::string HumanSeconds(double seconds);
 
 }  // namespace regionmove

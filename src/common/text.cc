@@ -1,6 +1,7 @@
 #include "common/text.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace regionmove {
 
@@ -96,6 +97,39 @@ std::string NearestName(std::string_view word, const std::vector<std::string>& c
 std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates) {
   std::string n = NearestName(word, candidates);
   return n.empty() ? std::string() : " (did you mean '" + n + "'?)";
+}
+
+std::string HumanBytes(int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+std::string HumanUsd(double usd) {
+  if (usd > 0 && usd < 0.005) return "< $0.01";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "$%.2f", usd);
+  return buf;
+}
+
+std::string HumanSeconds(double seconds) {
+  char buf[48];
+  if (seconds < 10) {
+    std::snprintf(buf, sizeof buf, "%.1f s", seconds);
+  } else if (seconds < 120) {
+    std::snprintf(buf, sizeof buf, "%.0f s", seconds);
+  } else {
+    const long long s = static_cast<long long>(seconds + 0.5);
+    std::snprintf(buf, sizeof buf, "%lld min %lld s", s / 60, s % 60);
+  }
+  return buf;
 }
 
 }  // namespace regionmove

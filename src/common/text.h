@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,5 +21,12 @@ std::string NearestName(std::string_view word, const std::vector<std::string>& c
 
 // " (did you mean 'x'?)" when NearestName finds one; empty otherwise.
 std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates);
+
+// Quantities for people. Bytes: "512 B", "1.5 MiB".
+std::string HumanBytes(int64_t bytes);
+// Money: "$1.25", and "< $0.01" for what rounds to nothing.
+std::string HumanUsd(double usd);
+// Seconds: "0.4 s", "12 s", "3 min 5 s".
+std::string HumanSeconds(double seconds);
 
 }  // namespace regionmove

@@ -2,7 +2,7 @@
 // call; the structured result travels beside it.
 #include "api/mcp/sentences.h"
 
-#include <cstdio>
+#include "common/text.h"
 
 namespace regionmove {
 
@@ -13,19 +13,6 @@ namespace {
 std::string Str(const json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-std::string Seconds(double s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f s", s);
-  return buf;
-}
-
-std::string Money(double usd) {
-  if (usd > 0 && usd < 0.005) return "under $0.01";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "$%.2f", usd);
-  return buf;
 }
 
 // "a, b, c and 4 more" of at most `shown` items.
@@ -45,7 +32,7 @@ std::string MigrationSentence(const json& m) {
   if (status == "completed") {
     std::string s = what + " completed: the app is served from " + to;
     if (m["writes_paused_seconds"].is_number()) {
-      s += "; writes were paused " + Seconds(m["writes_paused_seconds"].get<double>());
+      s += "; writes were paused " + HumanSeconds(m["writes_paused_seconds"].get<double>());
     }
     if (Str(m, "source_replica_state") == "replicating") {
       s += ". The replica in " + from +
@@ -120,8 +107,8 @@ std::string ResultSentence(const std::string& tool, const json& args, const json
                     (failed.empty() ? "eligible" : "not eligible (" + Listing(failed) + ")");
     if (st.is_object() && st.contains("offline") && st.contains("online")) {
       s += "; writes would pause about " +
-           Seconds(st["offline"].value("estimated_write_block_seconds", 0.0)) + " offline or " +
-           Seconds(st["online"].value("estimated_write_block_seconds", 0.0)) +
+           HumanSeconds(st["offline"].value("estimated_write_block_seconds", 0.0)) +
+           " offline or " + HumanSeconds(st["online"].value("estimated_write_block_seconds", 0.0)) +
            " online; recommended strategy: " + Str(body, "recommended_strategy");
     }
     return s + ".";
@@ -165,7 +152,7 @@ std::string ResultSentence(const std::string& tool, const json& args, const json
       items.push_back(Str(r, "migration_id") + ": " + Str(r, "app_id") + " in " +
                       Str(r, "source_region") + ", " + Str(r, "state") + ", " +
                       std::to_string(r.value("size_bytes", int64_t{0})) + " bytes, " +
-                      Money(r.value("estimated_monthly_cost_usd", 0.0)) + "/month");
+                      HumanUsd(r.value("estimated_monthly_cost_usd", 0.0)) + "/month");
     }
     if (items.empty()) return "No retained source replicas.";
     return std::to_string(items.size()) + " retained source replica(s): " + Listing(items) +
