@@ -131,6 +131,11 @@ std::optional<double> PredictCatchUpSeconds(int64_t earlier_replica, int64_t ear
   return static_cast<double>(primary - replica) / rate;
 }
 
+// The lag gate's patience: a Pump that caught up within kPromptCatchUpMs lets the pause start;
+// after kGateTries slower ones, a catch-up predicted within saga.max_block_seconds will do.
+constexpr int64_t kPromptCatchUpMs = 150;
+constexpr int kGateTries = 4;
+
 Status Sync(const StepDeps& deps, StepContext& ctx) {
   const Migration& m = ctx.migration();
   RegionPlane* src = Source(deps, m);
@@ -184,9 +189,15 @@ Status Sync(const StepDeps& deps, StepContext& ctx) {
   int64_t sampled_ms = 0, sampled_position = -1;
   const double max_block = static_cast<double>(deps.config->max_block_seconds);
   for (int i = 0; i < 12; ++i) {
+    const int64_t asked = deps.clock->NowMs();
     ASSIGN_OR_RETURN(ReplicationLag lag,
                      replicator->Pump(m.app_id, m.source_region, m.dest_region));
     int64_t now = deps.clock->NowMs();
+    // A replica that reached the primary's position of this call at once is close behind the
+    // head: the pause's catch-up will be short. One that needed long to get there is about as
+    // far behind again by now (the writes went on), so the gate asks again, a few times, before
+    // it settles for a catch-up predicted to fit.
+    const bool settled = now - asked <= kPromptCatchUpMs || i >= kGateTries;
     if (lag.caught_up()) {
       predicted = 0.0;
     } else if (sampled_position >= 0) {
@@ -205,7 +216,7 @@ Status Sync(const StepDeps& deps, StepContext& ctx) {
     // The pause may start when dest has caught up, or when what is left would apply within
     // saga.max_block_seconds at the measured rate and the oldest pending change is younger.
     bool fits = predicted && *predicted <= max_block && lag.seconds <= max_block;
-    if ((lag.caught_up() || fits) && !held_back) return Status::Ok();
+    if ((lag.caught_up() || fits) && settled && !held_back) return Status::Ok();
     behind = std::max<int64_t>(lag.bytes, held_back ? 1 : 0);
     RETURN_IF_ERROR(ctx.Checkpoint());
   }
