@@ -53,7 +53,8 @@ TEST(HumanUnits, RoundForPeople) {
   EXPECT_EQ(HumanUsd(4.76e-05), "< $0.01");
   EXPECT_EQ(HumanUsd(0), "$0.00");
   EXPECT_EQ(HumanUsd(12.345), "$12.35");
-  EXPECT_EQ(HumanSeconds(0.44), "0.4 s");
+  EXPECT_EQ(HumanSeconds(0.044), "44 ms");
+  EXPECT_EQ(HumanSeconds(2.54), "2.5 s");
   EXPECT_EQ(HumanSeconds(42.4), "42 s");
   EXPECT_EQ(HumanSeconds(185), "3 min 5 s");
 }

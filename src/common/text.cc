@@ -121,7 +121,9 @@ std::string HumanUsd(double usd) {
 
 std::string HumanSeconds(double seconds) {
   char buf[48];
-  if (seconds < 10) {
+  if (seconds < 1) {
+    std::snprintf(buf, sizeof buf, "%.0f ms", seconds * 1000);
+  } else if (seconds < 10) {
     std::snprintf(buf, sizeof buf, "%.1f s", seconds);
   } else if (seconds < 120) {
     std::snprintf(buf, sizeof buf, "%.0f s", seconds);

@@ -26,7 +26,7 @@ std::string DidYouMean(std::string_view word, const std::vector<std::string>& ca
 std::string HumanBytes(int64_t bytes);
 // Money: "$1.25", and "< $0.01" for what rounds to nothing.
 std::string HumanUsd(double usd);
-// Seconds: "0.4 s", "12 s", "3 min 5 s".
+// Seconds: "40 ms", "2.5 s", "12 s", "3 min 5 s".
 std::string HumanSeconds(double seconds);
 
 }  // namespace regionmove

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/log.h"
+#include "common/text.h"
 
 namespace regionmove {
 
@@ -102,8 +103,8 @@ Result<std::vector<EligibilityCheck>> MigrationService::EligibilityChecks(
        "app " + app.id + " is " + app.status},
       {"dest_has_capacity", "insufficient_capacity", fits,
        "with this app, region " + dest_region + " would hold " + std::to_string(apps_after) +
-           " of at most " + std::to_string(rc.max_apps) + " apps and " +
-           std::to_string(bytes_after) + " of at most " + std::to_string(rc.max_bytes) + " bytes"},
+           " of at most " + std::to_string(rc.max_apps) + " apps and " + HumanBytes(bytes_after) +
+           " of at most " + HumanBytes(rc.max_bytes)},
   };
 }
 

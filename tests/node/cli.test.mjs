@@ -133,7 +133,7 @@ test('CLI on a 60-column terminal: the live line never wraps, the end says what 
   const live = screenLines(r.out.slice(0, r.out.indexOf('Moved:')));
   assert.ok(live.some((l) => /^\d+\/11 Copying files to ap-southeast-1/.test(l)), r.out);
   for (const l of live) assert.ok([...l].length <= 59, `wider than 59 columns: "${l}"`);
-  assert.match(r.out, /Moved: \S+ is served from ap-southeast-1 \(\d+\.\d s in all, writes paused \d+\.\d s\)/);
+  assert.match(r.out, /Moved: \S+ is served from ap-southeast-1 \(\d+(\.\d)? m?s in all, writes paused \d+(\.\d)? m?s\)/);
   const id = /migration (\S+) queued/.exec(r.out)[1];
   assert.match(r.out, new RegExp(`regionmove migrations reverse ${app} ${id}`));
   assert.match(r.out, new RegExp(`regionmove replicas teardown ${id}`));
