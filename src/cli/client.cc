@@ -160,7 +160,8 @@ struct ClientCommands::Impl {
 
   // Follows a migration until it ends: the live display, or with --json one AppMigration per
   // line each time its step, status or progress changes (the last line is the final state).
-  // Returns the exit status of docs/cli.md: 0 completed, 3 aborted, 4 failed, 130 interrupted.
+  // Returns the exit status the README's CLI section lists: 0 completed, 3 aborted, 4 failed,
+  // 130 interrupted (1 when the server cannot be asked).
   int Follow(const std::string& app, const std::string& id) {
     ProgressPrinter printer(stdout);
     InterruptGuard interrupt;
@@ -173,8 +174,9 @@ struct ClientCommands::Impl {
       const bool done = status == "completed" || status == "aborted" || status == "failed";
       Migration m = FromJson(body);
       if (as_json) {
-        const std::string key = body.value("current_step", "") + "/" + status + "/" +
-                                body["progress"].value("bytes_done", json(0)).dump();
+        const std::string key =
+            body.value("current_step", "") + "/" + status + "/" +
+            body.value("progress", json::object()).value("bytes_done", json(0)).dump();
         if (key != last_json_key) std::cout << body.dump() << std::endl;
         last_json_key = key;
       } else if (done) {

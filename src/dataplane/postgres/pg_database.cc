@@ -799,18 +799,19 @@ Result<std::vector<TableDigest>> PgDatabase::DigestAt(const std::string& app_id,
   // leaves it out: it checks the rows an online move's stream changed since a whole check at
   // the copy's snapshot, and any DDL since then makes the scope whole (Replicator::Changed).
   Result<std::string> schema = Permanent("not run");
-  std::thread dump([&] {
-    if (!scope.whole) return;
-    // Not regionmove's own schema: the app's schema is what both sides must share.
-    std::vector<std::string> argv = {"pg_dump",
-                                     "--schema-only",
-                                     "--no-publications",
-                                     "--no-subscriptions",
-                                     "--exclude-schema=_regionmove",
-                                     "--dbname=" + conninfo};
-    if (!snapshot.empty()) argv.push_back("--snapshot=" + snapshot);
-    schema = RunProgram(argv);
-  });
+  std::thread dump;
+  if (scope.whole)
+    dump = std::thread([&] {
+      // Not regionmove's own schema: the app's schema is what both sides must share.
+      std::vector<std::string> argv = {"pg_dump",
+                                       "--schema-only",
+                                       "--no-publications",
+                                       "--no-subscriptions",
+                                       "--exclude-schema=_regionmove",
+                                       "--dbname=" + conninfo};
+      if (!snapshot.empty()) argv.push_back("--snapshot=" + snapshot);
+      schema = RunProgram(argv);
+    });
   std::vector<TableDigest> out;
   auto digest = [&](pg::Conn* c) -> Status {
     ASSIGN_OR_RETURN(pg::Rows tables, c->Exec(kDataTables));
@@ -890,7 +891,7 @@ Result<std::vector<TableDigest>> PgDatabase::DigestAt(const std::string& app_id,
       return digest(c.get());
     });
   }
-  dump.join();
+  if (dump.joinable()) dump.join();
   RETURN_IF_ERROR(s);
   if (!scope.whole) return out;
   RETURN_IF_ERROR(schema.status());

@@ -87,12 +87,13 @@ Status UnblockWrites(const StepDeps& deps, StepContext& ctx) {
   // How long writes were paused and how fast the copy went, for the move's record, its final
   // report and later dry runs.
   nlohmann::json res = Resources(ctx);
+  const size_t recorded = res.size();
   const int64_t started = res.value("block_started_at_ms", int64_t{0});
   if (started > 0 && !res.contains("writes_paused_ms")) {
     res["writes_paused_ms"] = deps.clock->NowMs() - started;
   }
   RecordRates(deps, res, m);
-  RETURN_IF_ERROR(SaveResources(ctx, res));
+  if (res.size() != recorded) RETURN_IF_ERROR(SaveResources(ctx, res));  // not again on a retry
   // The app now lives in dest: its reservation there has done its job.
   RETURN_IF_ERROR(deps.store->ReleaseReservation(m.id, m.dest_region));
   RemoveStaged(deps, m);

@@ -41,9 +41,12 @@ Status CompareDigests(const Migration& m, const std::vector<TableDigest>& src,
 }
 
 // Compares both sides' digests of `scope` (both fenced, dest caught up) and records what was
-// compared in resources.verified.
-Status VerifyEqual(const StepDeps& deps, StepContext& ctx, const DigestScope& scope = {}) {
+// compared in resources.verified, with `ms` (where the step's time went, if given) and the
+// check's own milliseconds in it.
+Status VerifyEqual(const StepDeps& deps, StepContext& ctx, const DigestScope& scope = {},
+                   json ms = nullptr) {
   const Migration& m = ctx.migration();
+  const int64_t started = deps.clock->NowMs();
   // Both sides at once: they are different databases (and usually different disks).
   auto src_future =
       std::async(std::launch::async, [&] { return Source(deps, m)->db->Digest(m.app_id, scope); });
@@ -60,6 +63,10 @@ Status VerifyEqual(const StepDeps& deps, StepContext& ctx, const DigestScope& sc
     res["verified"]["scope"] = "changed_rows";
     res["verified"]["changed_keys"] = scope.key_count();
     res["verified"]["whole_tables"] = scope.tables.size();
+  }
+  if (ms.is_object()) {
+    ms["check"] = deps.clock->NowMs() - started;
+    res["verified"]["ms"] = std::move(ms);
   }
   return SaveResources(ctx, res);
 }
@@ -106,14 +113,10 @@ Status RestoreData(const StepDeps& deps, StepContext& ctx) {
     res["replication_stopped"] = true;
     RETURN_IF_ERROR(SaveResources(ctx, res));
     RETURN_IF_ERROR(replicator->Stop(m.app_id, m.source_region, m.dest_region));
-    const int64_t t2 = deps.clock->NowMs();
-    RETURN_IF_ERROR(VerifyEqual(deps, ctx, scope));
     // Where this step's part of the pause went: reading the changed keys (with the sequences),
-    // stopping the replication, and the check itself.
-    json done = Resources(ctx);
-    done["verified"]["ms"] = {
-        {"changed", t1 - t0}, {"stop", t2 - t1}, {"check", deps.clock->NowMs() - t2}};
-    return SaveResources(ctx, done);
+    // stopping the replication, and (added by the check) the check itself.
+    return VerifyEqual(deps, ctx, scope,
+                       json{{"changed", t1 - t0}, {"stop", deps.clock->NowMs() - t1}});
   }
   if (!res.contains("copy")) return Permanent("no database copy recorded for this migration");
   RETURN_IF_ERROR(Dest(deps, m)->db->ImportCopy(m.app_id, m.source_region, res["copy"],
