@@ -1,6 +1,9 @@
 #include "common/hash.h"
 
 #include <openssl/evp.h>
+#include <xxhash.h>
+
+#include <cstdio>
 
 namespace regionmove {
 
@@ -61,6 +64,18 @@ std::string Sha256::HexDigest() {
   unsigned int len = 0;
   EVP_DigestFinal_ex(impl_->ctx, md, &len);
   return HexEncode(std::string_view(reinterpret_cast<const char*>(md), len));
+}
+
+void MultisetHash::Add(const void* data, size_t n) {
+  XXH128_hash_t h = XXH3_128bits(data, n);
+  lo_ += h.low64;
+  hi_ += h.high64;
+}
+std::string MultisetHash::HexDigest() const {
+  char out[33];
+  std::snprintf(out, sizeof out, "%016llx%016llx", static_cast<unsigned long long>(hi_),
+                static_cast<unsigned long long>(lo_));
+  return out;
 }
 
 std::string Base64Encode(std::string_view bytes) {

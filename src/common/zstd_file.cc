@@ -26,8 +26,10 @@ Result<File> OpenFile(const std::string& path, const char* mode) {
 }  // namespace
 
 Result<int64_t> ZstdCompressFile(const std::string& in_path, const std::string& out_path,
-                                 const std::function<Status(int64_t)>& progress) {
+                                 const std::function<Status(int64_t)>& progress,
+                                 std::string* sha256) {
   ASSIGN_OR_RETURN(File in, OpenFile(in_path, "rb"));
+  Sha256 h;
   ASSIGN_OR_RETURN(File out, OpenFile(out_path, "wb"));
   std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
   ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, 3);
@@ -49,6 +51,7 @@ Result<int64_t> ZstdCompressFile(const std::string& in_path, const std::string& 
       if (std::fwrite(obuf.data(), 1, output.pos, out.get()) != output.pos) {
         return Unavailable("short write to " + out_path);
       }
+      if (sha256) h.Update(obuf.data(), output.pos);
       written += static_cast<int64_t>(output.pos);
       done = last ? rem == 0 : input.pos == input.size;
     }
@@ -56,18 +59,22 @@ Result<int64_t> ZstdCompressFile(const std::string& in_path, const std::string& 
     if (last) break;
   }
   if (std::fflush(out.get()) != 0) return Unavailable("flush " + out_path);
+  if (sha256) *sha256 = h.HexDigest();
   return written;
 }
 
 Result<int64_t> ZstdDecompressFile(const std::string& in_path, const std::string& out_path,
-                                   const std::function<Status(int64_t)>& progress) {
+                                   const std::function<Status(int64_t)>& progress,
+                                   std::string* sha256) {
   ASSIGN_OR_RETURN(File in, OpenFile(in_path, "rb"));
+  Sha256 h;
   ASSIGN_OR_RETURN(File out, OpenFile(out_path, "wb"));
   std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
   std::vector<char> ibuf(ZSTD_DStreamInSize()), obuf(ZSTD_DStreamOutSize());
   int64_t written = 0;
   size_t last_ret = 0;
   while (size_t n = std::fread(ibuf.data(), 1, ibuf.size(), in.get())) {
+    if (sha256) h.Update(ibuf.data(), n);
     ZSTD_inBuffer input{ibuf.data(), n, 0};
     while (input.pos < input.size) {
       ZSTD_outBuffer output{obuf.data(), obuf.size(), 0};
@@ -84,6 +91,7 @@ Result<int64_t> ZstdDecompressFile(const std::string& in_path, const std::string
   }
   if (last_ret != 0) return Corruption("truncated zstd stream in " + in_path);
   if (std::fflush(out.get()) != 0) return Unavailable("flush " + out_path);
+  if (sha256) *sha256 = h.HexDigest();
   return written;
 }
 

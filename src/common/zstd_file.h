@@ -8,12 +8,16 @@
 namespace regionmove {
 
 // Streams `in` into `out` compressed with zstd (level 3), calling `progress(raw bytes read)`
-// per chunk; a non-ok progress stops it. Returns the compressed size.
+// per chunk; a non-ok progress stops it. Returns the compressed size; `sha256`, when given,
+// receives the hex SHA-256 of what it wrote (hashed as written, not read back).
 Result<int64_t> ZstdCompressFile(const std::string& in, const std::string& out,
-                                 const std::function<Status(int64_t)>& progress);
-// The reverse; returns the decompressed size. Corruption on a damaged stream.
+                                 const std::function<Status(int64_t)>& progress,
+                                 std::string* sha256 = nullptr);
+// The reverse; returns the decompressed size. Corruption on a damaged stream. `sha256`, when
+// given, receives the hex SHA-256 of the compressed file as it was read.
 Result<int64_t> ZstdDecompressFile(const std::string& in, const std::string& out,
-                                   const std::function<Status(int64_t)>& progress);
+                                   const std::function<Status(int64_t)>& progress,
+                                   std::string* sha256 = nullptr);
 // SHA-256 (hex) of a file's content.
 Result<std::string> Sha256File(const std::string& path);
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <future>
 
 #include "common/hash.h"
 #include "common/json_limits.h"
@@ -378,6 +379,8 @@ Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app
   std::string tmp = path + ".raw";
   RemoveDbFiles(tmp);
   int64_t raw_bytes = 0;
+  Result<int64_t> compressed = int64_t{0};
+  std::string sha;
   {
     // A separate connection: reads of the app keep going while the backup runs. Its read
     // transaction, open for the whole backup, is the snapshot: writes that commit meanwhile
@@ -413,45 +416,58 @@ Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app
     }
     rc = sqlite3_backup_finish(b);
     if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "backup finish");
+    dst_guard.reset();
+    raw_bytes = FileSize(tmp);
+    // The digest of the snapshot (same read transaction) on a second thread while this one
+    // compresses: the two passes overlap instead of adding up.
+    std::future<Result<std::vector<TableDigest>>> digested;
     if (digest) {
-      ASSIGN_OR_RETURN(*digest, DigestOn(src.get(), DigestScope{}));
+      digested = std::async(std::launch::async, [&src] { return DigestOn(src.get(), {}); });
+    }
+    compressed = ZstdCompressFile(
+        tmp, path,
+        [&](int64_t n) { return progress ? progress(raw_bytes + n, 2 * raw_bytes) : Status::Ok(); },
+        &sha);
+    if (digest) {
+      auto d = digested.get();
+      if (!d.ok()) {
+        RemoveDbFiles(tmp);
+        return d.status();
+      }
+      *digest = std::move(*d);
     }
     RETURN_IF_ERROR(src->Exec("COMMIT"));
   }
-  raw_bytes = FileSize(tmp);
-  auto compressed = ZstdCompressFile(tmp, path, [&](int64_t n) {
-    return progress ? progress(raw_bytes + n, 2 * raw_bytes) : Status::Ok();
-  });
   RemoveDbFiles(tmp);
   if (!compressed.ok()) return compressed.status();
   // Durable before the step records it: a crash after the record must find it whole.
   RETURN_IF_ERROR(SyncFile(path));
   RETURN_IF_ERROR(SyncDir(fs::path(path).parent_path().string()));
-  ASSIGN_OR_RETURN(std::string sha, Sha256File(path));
   return DumpArtifact{path, *compressed, raw_bytes, sha};
 }
 
 Status SqliteDatabase::Restore(const std::string& app_id, const DumpArtifact& artifact,
                                const ProgressFn& progress, int64_t token) {
-  ASSIGN_OR_RETURN(std::string sha, Sha256File(artifact.path));
-  if (sha != artifact.sha256) {
-    return Corruption("dump artifact " + artifact.path + " has checksum " + sha + ", expected " +
-                      artifact.sha256);
-  }
   std::string final_path = PathFor(app_id);
   std::string tmp = final_path + ".restore";
   RemoveDbFiles(tmp);
-  auto n = ZstdDecompressFile(artifact.path, tmp, [&](int64_t done) {
-    return progress ? progress(done, artifact.raw_bytes) : Status::Ok();
-  });
+  // The artifact's checksum is computed as it is read, once; nothing is renamed into place
+  // unless it matches.
+  std::string sha;
+  auto n = ZstdDecompressFile(
+      artifact.path, tmp,
+      [&](int64_t done) { return progress ? progress(done, artifact.raw_bytes) : Status::Ok(); },
+      &sha);
+  if (n.ok() && sha != artifact.sha256) {
+    n = Corruption("dump artifact " + artifact.path + " has checksum " + sha + ", expected " +
+                   artifact.sha256);
+  } else if (n.ok() && *n != artifact.raw_bytes) {
+    n = Corruption("restored " + std::to_string(*n) + " bytes, expected " +
+                   std::to_string(artifact.raw_bytes));
+  }
   if (!n.ok()) {
     RemoveDbFiles(tmp);
     return n.status();
-  }
-  if (*n != artifact.raw_bytes) {
-    RemoveDbFiles(tmp);
-    return Corruption("restored " + std::to_string(*n) + " bytes, expected " +
-                      std::to_string(artifact.raw_bytes));
   }
   {
     // A later migration's worker may have restored (and unfenced) this database while this
@@ -512,33 +528,49 @@ Status SqliteDatabase::ImportCopy(const std::string& app_id, const std::string&,
   return Restore(app_id, a, progress, token);
 }
 
-void SqliteDatabase::AppendValue(std::string* out, int type, int64_t i, double d, const void* p,
-                                 size_t n) {
+void SqliteDatabase::AppendValue(std::string* out, sqlite3_value* v) {
+  // Only the accessor of the value's own type: another would convert it (parse a text as a
+  // number), which costs more than the rest of the digest.
+  const int type = sqlite3_value_type(v);
   out->push_back(static_cast<char>('0' + type));
   if (type == SQLITE_INTEGER) {
+    int64_t i = sqlite3_value_int64(v);
     out->append(reinterpret_cast<const char*>(&i), sizeof(i));
   } else if (type == SQLITE_FLOAT) {
+    double d = sqlite3_value_double(v);
     out->append(reinterpret_cast<const char*>(&d), sizeof(d));
   } else if (type != SQLITE_NULL) {
-    uint64_t len = n;
+    const void* p = type == SQLITE_BLOB ? sqlite3_value_blob(v)
+                                        : static_cast<const void*>(sqlite3_value_text(v));
+    uint64_t len = static_cast<uint64_t>(sqlite3_value_bytes(v));
     out->append(reinterpret_cast<const char*>(&len), sizeof(len));
-    if (n) out->append(static_cast<const char*>(p), n);
+    if (len) out->append(static_cast<const char*>(p), len);
   }
 }
 
 namespace {
 
-void AppendColumn(std::string* out, sqlite3_stmt* st, int c) {
-  int type = sqlite3_column_type(st, c);
-  const void* p = nullptr;
-  size_t n = 0;
-  if (type == SQLITE_BLOB || type == SQLITE_TEXT) {
-    p = type == SQLITE_BLOB ? sqlite3_column_blob(st, c)
-                            : static_cast<const void*>(sqlite3_column_text(st, c));
-    n = static_cast<size_t>(sqlite3_column_bytes(st, c));
-  }
-  SqliteDatabase::AppendValue(out, type, sqlite3_column_int64(st, c), sqlite3_column_double(st, c),
-                              p, n);
+// One row's contribution to its table's digest: its values serialised (AppendValue), hashed.
+void AddRow(MultisetHash& h, std::string& buf, int argc, sqlite3_value** argv) {
+  buf.clear();
+  for (int c = 0; c < argc; ++c) SqliteDatabase::AppendValue(&buf, argv[c]);
+  h.Add(buf);
+}
+
+// The SQL aggregate rm_digest(col, ...): the MultisetHash of the rows as hex. Run inside the
+// scan, it reads the values where the scan decoded them, without a call per column through
+// the statement API (which costs about as much as the scan itself).
+void DigestStep(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  // Zero-filled on the first row: an empty MultisetHash.
+  auto* h = static_cast<MultisetHash*>(sqlite3_aggregate_context(ctx, sizeof(MultisetHash)));
+  if (!h) return sqlite3_result_error_nomem(ctx);
+  thread_local std::string buf;
+  AddRow(*h, buf, argc, argv);
+}
+void DigestFinal(sqlite3_context* ctx) {
+  auto* h = static_cast<MultisetHash*>(sqlite3_aggregate_context(ctx, 0));
+  std::string hex = h ? h->HexDigest() : MultisetHash().HexDigest();
+  sqlite3_result_text(ctx, hex.data(), static_cast<int>(hex.size()), SQLITE_TRANSIENT);
 }
 
 // Binds the values of an encoded key (SqliteDatabase::AppendValue, one per key column) to
@@ -576,20 +608,19 @@ bool BindKey(Stmt& q, std::string_view key, int n) {
   return pos == key.size();
 }
 
-// Hashes the rows `rows` steps through (serialised into a buffer, type tag, length, bytes per
-// value, read straight from SQLite's memory, and hashed in large chunks) into `d`.
-Status HashRows(Stmt& rows, Sha256& h, std::string& buf, TableDigest* d) {
+// Adds each row `rows` steps through to `h` and counts it in `d`.
+Status HashRows(Stmt& rows, MultisetHash& h, std::string& buf, TableDigest* d) {
   sqlite3_stmt* st = rows.raw();
+  std::vector<sqlite3_value*> values;
   while (true) {
     ASSIGN_OR_RETURN(bool row, rows.Step());
     if (!row) break;
     d->rows++;
-    int cols = sqlite3_column_count(st);
-    for (int c = 0; c < cols; ++c) AppendColumn(&buf, st, c);
-    if (buf.size() >= (1 << 16)) {
-      h.Update(buf);
-      buf.clear();
+    values.resize(static_cast<size_t>(sqlite3_column_count(st)));
+    for (size_t c = 0; c < values.size(); ++c) {
+      values[c] = sqlite3_column_value(st, static_cast<int>(c));
     }
+    AddRow(h, buf, static_cast<int>(values.size()), values.data());
   }
   return Status::Ok();
 }
@@ -597,6 +628,10 @@ Status HashRows(Stmt& rows, Sha256& h, std::string& buf, TableDigest* d) {
 }  // namespace
 
 Result<std::vector<TableDigest>> SqliteDatabase::DigestOn(Db* db, const DigestScope& scope) {
+  int rc = sqlite3_create_function_v2(db->raw(), "rm_digest", -1,
+                                      SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY,
+                                      nullptr, nullptr, DigestStep, DigestFinal, nullptr);
+  if (rc != SQLITE_OK) return sqlite::FromCode(rc, db->raw(), "register rm_digest");
   std::vector<TableDigest> out;
   ASSIGN_OR_RETURN(Stmt tables, db->Prepare("SELECT name FROM sqlite_master WHERE type = "
                                             "'table' ORDER BY name"));
@@ -610,42 +645,49 @@ Result<std::vector<TableDigest>> SqliteDatabase::DigestOn(Db* db, const DigestSc
     auto keys = scope.keys.find(name);
     const bool whole = scope.whole || scope.tables.count(name) > 0;
     if (!whole && keys == scope.keys.end()) continue;  // untouched: not in a partial digest
-    // The primary key's columns in table order (the order a changeset gives them in).
-    ASSIGN_OR_RETURN(Stmt info, db->Prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 "
-                                            "ORDER BY cid"));
+    // The columns, and the primary key's in table order (the order a changeset gives them in).
+    ASSIGN_OR_RETURN(Stmt info,
+                     db->Prepare("SELECT name, pk FROM pragma_table_info(?) ORDER BY cid"));
     info.Bind(1, name);
-    std::string order, match;
+    std::string columns, match;
     int key_columns = 0;
     while (true) {
       ASSIGN_OR_RETURN(bool row, info.Step());
       if (!row) break;
-      order += (order.empty() ? "" : ", ") + Quote(info.Text(0));
-      match += std::string(match.empty() ? "" : " AND ") + Quote(info.Text(0)) + " IS ?";
-      ++key_columns;
+      columns += (columns.empty() ? "" : ", ") + Quote(info.Text(0));
+      if (info.Int(1) > 0) {
+        match += std::string(match.empty() ? "" : " AND ") + Quote(info.Text(0)) + " IS ?";
+        ++key_columns;
+      }
     }
-    if (order.empty()) order = "rowid";
-    Sha256 h;
+    MultisetHash h;
     TableDigest d;
     d.table = name;
     d.app_table = name.rfind("_rm_", 0) != 0;  // _rm_columns: the data API's catalog
     std::string buf;
-    buf.reserve(1 << 16);
     if (whole) {
-      ASSIGN_OR_RETURN(Stmt rows,
-                       db->Prepare("SELECT * FROM " + Quote(name) + " ORDER BY " + order));
-      RETURN_IF_ERROR(HashRows(rows, h, buf, &d));
-    } else {
-      if (key_columns == 0) return Corruption("table " + name + " has no key to look rows up by");
-      ASSIGN_OR_RETURN(Stmt rows, db->Prepare("SELECT * FROM " + Quote(name) + " WHERE " + match));
-      for (const std::string& key : keys->second) {
-        rows.Reset();
-        if (!BindKey(rows, key, key_columns)) {
-          return Corruption("a changed key of table " + name + " does not fit its primary key");
-        }
-        RETURN_IF_ERROR(HashRows(rows, h, buf, &d));
-      }
+      // One scan in storage order (a sequential read of the table's pages: the digest does not
+      // depend on the order), hashed inside SQLite by rm_digest.
+      ASSIGN_OR_RETURN(Stmt rows, db->Prepare("SELECT count(*), rm_digest(" + columns + ") FROM " +
+                                              Quote(name)));
+      ASSIGN_OR_RETURN(bool row, rows.Step());
+      if (!row) return Corruption("no digest of table " + name);
+      d.rows = rows.Int(0);
+      d.checksum = rows.Text(1);
+      out.push_back(std::move(d));
+      continue;
     }
-    h.Update(buf);
+    // The listed rows, one key lookup each, hashed alike.
+    if (key_columns == 0) return Corruption("table " + name + " has no key to look rows up by");
+    ASSIGN_OR_RETURN(Stmt rows,
+                     db->Prepare("SELECT " + columns + " FROM " + Quote(name) + " WHERE " + match));
+    for (const std::string& key : keys->second) {
+      rows.Reset();
+      if (!BindKey(rows, key, key_columns)) {
+        return Corruption("a changed key of table " + name + " does not fit its primary key");
+      }
+      RETURN_IF_ERROR(HashRows(rows, h, buf, &d));
+    }
     d.checksum = h.HexDigest();
     out.push_back(std::move(d));
   }

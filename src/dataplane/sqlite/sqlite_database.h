@@ -85,7 +85,7 @@ class SqliteDatabase final : public Database {
   // in table order; tbl "" for a change that is not to rows. Region-local.
   static constexpr const char* kTouchedTable = "_rm_touched";
   // Appends one value in the digest's serialisation (a type tag, then the bytes).
-  static void AppendValue(std::string* out, int type, int64_t i, double d, const void* p, size_t n);
+  static void AppendValue(std::string* out, sqlite3_value* v);
   std::string PathFor(const std::string& app_id) const;
   // Turns change capture on or off (off also empties the change log).
   Status SetCapture(const std::string& app_id, bool on);

@@ -127,14 +127,7 @@ Status RecordTouched(Db* db, const std::string& changeset) {
       sqlite3_value* v = nullptr;
       rc = op == SQLITE_INSERT ? sqlite3changeset_new(it, c, &v) : sqlite3changeset_old(it, c, &v);
       if (rc != SQLITE_OK || !v) return sqlite::FromCode(rc, db->raw(), "changeset key");
-      int type = sqlite3_value_type(v);
-      const void* p = type == SQLITE_BLOB ? sqlite3_value_blob(v)
-                                          : static_cast<const void*>(sqlite3_value_text(v));
-      size_t n = type == SQLITE_BLOB || type == SQLITE_TEXT
-                     ? static_cast<size_t>(sqlite3_value_bytes(v))
-                     : 0;
-      SqliteDatabase::AppendValue(&key, type, sqlite3_value_int64(v), sqlite3_value_double(v), p,
-                                  n);
+      SqliteDatabase::AppendValue(&key, v);
     }
     ins.Reset();
     RETURN_IF_ERROR(ins.Bind(1, table).BindBlob(2, key.data(), key.size()).Run());
