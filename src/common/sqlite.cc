@@ -157,6 +157,11 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_m
   }
   std::unique_ptr<Db> db(new Db(raw, path));
   sqlite3_busy_timeout(raw, busy_timeout_ms);
+  // The last connection to close keeps the -wal and -shm files (emptied) instead of deleting
+  // them, so the next open does not create them again: a move opens and closes an app's
+  // database a few times, and on ext4 creating files among many recently deleted ones is costly.
+  int persist = 1;
+  sqlite3_file_control(raw, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   // synchronous=FULL: WAL mode then fsyncs the log at every commit, so a commit that was
   // acknowledged survives a power cut (NORMAL may lose the last ones). Cost measured in
   // docs/reliability.md. Switching a new file to WAL while another process does the same can

@@ -2,7 +2,9 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -25,10 +27,13 @@ Result<File> OpenFile(const std::string& path, const char* mode) {
 }
 }  // namespace
 
-Result<int64_t> ZstdCompressFile(const std::string& in_path, const std::string& out_path,
-                                 const std::function<Status(int64_t)>& progress,
-                                 std::string* sha256) {
-  ASSIGN_OR_RETURN(File in, OpenFile(in_path, "rb"));
+namespace {
+
+// Compresses what `read` gives (it fills a buffer and returns how much; less than asked at the
+// end) into `out_path`.
+Result<int64_t> Compress(const std::function<size_t(char*, size_t)>& read,
+                         const std::string& out_path,
+                         const std::function<Status(int64_t)>& progress, std::string* sha256) {
   Sha256 h;
   ASSIGN_OR_RETURN(File out, OpenFile(out_path, "wb"));
   std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
@@ -38,7 +43,7 @@ Result<int64_t> ZstdCompressFile(const std::string& in_path, const std::string& 
   std::vector<char> ibuf(ZSTD_CStreamInSize()), obuf(ZSTD_CStreamOutSize());
   int64_t read_total = 0, written = 0;
   while (true) {
-    size_t n = std::fread(ibuf.data(), 1, ibuf.size(), in.get());
+    size_t n = read(ibuf.data(), ibuf.size());
     bool last = n < ibuf.size();
     read_total += static_cast<int64_t>(n);
     ZSTD_inBuffer input{ibuf.data(), n, 0};
@@ -61,6 +66,29 @@ Result<int64_t> ZstdCompressFile(const std::string& in_path, const std::string& 
   if (std::fflush(out.get()) != 0) return Unavailable("flush " + out_path);
   if (sha256) *sha256 = h.HexDigest();
   return written;
+}
+
+}  // namespace
+
+Result<int64_t> ZstdCompressFile(const std::string& in_path, const std::string& out_path,
+                                 const std::function<Status(int64_t)>& progress,
+                                 std::string* sha256) {
+  ASSIGN_OR_RETURN(File in, OpenFile(in_path, "rb"));
+  return Compress([&](char* buf, size_t n) { return std::fread(buf, 1, n, in.get()); }, out_path,
+                  progress, sha256);
+}
+
+Result<int64_t> ZstdCompressBuffer(std::string_view data, const std::string& out_path,
+                                   const std::function<Status(int64_t)>& progress,
+                                   std::string* sha256) {
+  size_t pos = 0;
+  auto read = [&](char* buf, size_t n) {
+    n = std::min(n, data.size() - pos);
+    std::memcpy(buf, data.data() + pos, n);
+    pos += n;
+    return n;
+  };
+  return Compress(read, out_path, progress, sha256);
 }
 
 Result<int64_t> ZstdDecompressFile(const std::string& in_path, const std::string& out_path,

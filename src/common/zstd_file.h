@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "common/result.h"
 
@@ -13,6 +14,10 @@ namespace regionmove {
 Result<int64_t> ZstdCompressFile(const std::string& in, const std::string& out,
                                  const std::function<Status(int64_t)>& progress,
                                  std::string* sha256 = nullptr);
+// The same from memory.
+Result<int64_t> ZstdCompressBuffer(std::string_view data, const std::string& out,
+                                   const std::function<Status(int64_t)>& progress,
+                                   std::string* sha256 = nullptr);
 // The reverse; returns the decompressed size. Corruption on a damaged stream. `sha256`, when
 // given, receives the hex SHA-256 of the compressed file as it was read.
 Result<int64_t> ZstdDecompressFile(const std::string& in, const std::string& out,

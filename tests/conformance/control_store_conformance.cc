@@ -499,6 +499,59 @@ TEST_P(ControlStoreConformance, EventsAreOrderedAndComplete) {
   EXPECT_EQ(after.size(), 3u);
 }
 
+// Many calls at once (which an engine may commit together): each keeps exactly what it
+// acknowledged, a write refused half-way leaves nothing behind even when a neighbour's write in
+// the same moment succeeds, and another handle (another process) sees it all.
+TEST_P(ControlStoreConformance, ConcurrentCallsKeepExactlyWhatTheyAcknowledged) {
+  ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));
+  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000, 1'000'000));
+  ASSERT_TRUE(c.has_value());
+  std::atomic<int> acknowledged{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {
+        MigrationEvent e;
+        e.migration_id = "m1";
+        e.type = "note";
+        e.message = std::to_string(t) + "/" + std::to_string(i);
+        if (i % 2 == 0) {
+          Status s = store_->AppendEvent(e);
+          s.ok() ? acknowledged++ : (ADD_FAILURE() << s.ToString(), 0);
+        } else {
+          // Refused half-way (its second event names no migration): neither the migration's
+          // new fields nor its first event may remain.
+          e.type = "refused";
+          MigrationEvent orphan = e;
+          orphan.migration_id = "no-such-migration";
+          Migration m = *c;
+          m.last_error = "half-written " + e.message;
+          Status s = store_->UpdateMigration(m, c->epoch, {e, orphan});
+          s.ok() ? (ADD_FAILURE() << "an event of no migration was accepted", 0) : refused++;
+        }
+        auto read = store_->GetMigration("m1");
+        if (!read.ok()) ADD_FAILURE() << read.status().ToString();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(acknowledged.load(), 160);
+  EXPECT_EQ(refused.load(), 160);
+  auto other = OpenAnother();
+  ASSERT_NE(other, nullptr);
+  ASSERT_OK_AND_ASSIGN(auto events, other->ListEvents("m1"));
+  std::set<std::string> seen;
+  for (const auto& e : events) {
+    EXPECT_EQ(e.type, "note") << e.message;
+    EXPECT_TRUE(seen.insert(e.message).second) << "twice: " << e.message;
+  }
+  EXPECT_EQ(seen.size(), 160u);
+  ASSERT_OK_AND_ASSIGN(Migration after, other->GetMigration("m1"));
+  EXPECT_EQ(after.epoch, c->epoch);
+  EXPECT_EQ(after.last_error, c->last_error);
+}
+
 TEST_P(ControlStoreConformance, RepairRedrivesOnlyNeedsRepair) {
   ASSERT_OK(store_->CreateApp(MakeApp("app_aaaaaaaaaaaa")));
   ASSERT_OK(store_->CreateMigration(MakeMigration("m1", "app_aaaaaaaaaaaa")));

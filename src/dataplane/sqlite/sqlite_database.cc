@@ -381,22 +381,34 @@ Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app
   int64_t raw_bytes = 0;
   Result<int64_t> compressed = int64_t{0};
   std::string sha;
+  bool in_memory = false;
   {
     // A separate connection: reads of the app keep going while the backup runs. Its read
     // transaction, open for the whole backup, is the snapshot: writes that commit meanwhile
     // (an unfenced source) neither restart the backup nor show in it.
     ASSIGN_OR_RETURN(auto src, Db::Open(src_path));
     RETURN_IF_ERROR(src->Exec("BEGIN; SELECT count(*) FROM sqlite_master;"));
-    sqlite3* dst = nullptr;
-    int rc = sqlite3_open(tmp.c_str(), &dst);
-    std::unique_ptr<sqlite3, int (*)(sqlite3*)> dst_guard(dst, sqlite3_close);
-    if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "open dump file");
-    sqlite3_backup* b = sqlite3_backup_init(dst, "main", src->raw(), "main");
-    if (!b) return sqlite::FromCode(sqlite3_errcode(dst), dst, "backup init");
     int page_size = 4096;
+    int64_t pages = 0;
     if (auto q = src->Prepare("PRAGMA page_size"); q.ok() && q->Step().ok()) {
       page_size = static_cast<int>(q->Int(0));
     }
+    if (auto q = src->Prepare("PRAGMA page_count"); q.ok() && q->Step().ok()) pages = q->Int(0);
+    // A small database is copied into memory, a large one into a scratch file (no journal, no
+    // fsync: it is compressed and deleted right after). Fewer files created and deleted per
+    // move: on ext4, allocating inodes among many recently deleted ones is costly.
+    in_memory = pages * page_size <= kInMemoryDumpBytes;
+    sqlite3* dst = nullptr;
+    int rc = sqlite3_open(in_memory ? ":memory:" : tmp.c_str(), &dst);
+    std::unique_ptr<sqlite3, int (*)(sqlite3*)> dst_guard(dst, sqlite3_close);
+    if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "open dump file");
+    if (!in_memory) {
+      rc = sqlite3_exec(dst, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", nullptr, nullptr,
+                        nullptr);
+      if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "set up dump file");
+    }
+    sqlite3_backup* b = sqlite3_backup_init(dst, "main", src->raw(), "main");
+    if (!b) return sqlite::FromCode(sqlite3_errcode(dst), dst, "backup init");
     while (true) {
       rc = sqlite3_backup_step(b, 256);
       int64_t total = int64_t{sqlite3_backup_pagecount(b)} * page_size;
@@ -416,18 +428,29 @@ Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app
     }
     rc = sqlite3_backup_finish(b);
     if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "backup finish");
+    std::unique_ptr<unsigned char, void (*)(void*)> image(nullptr, sqlite3_free);
+    if (in_memory) {
+      sqlite3_int64 size = 0;
+      image.reset(sqlite3_serialize(dst, "main", &size, 0));
+      if (!image) return Unavailable("no memory for the dump of " + app_id);
+      raw_bytes = size;
+    }
     dst_guard.reset();
-    raw_bytes = FileSize(tmp);
+    if (!in_memory) raw_bytes = FileSize(tmp);
     // The digest of the snapshot (same read transaction) on a second thread while this one
     // compresses: the two passes overlap instead of adding up.
     std::future<Result<std::vector<TableDigest>>> digested;
     if (digest) {
       digested = std::async(std::launch::async, [&src] { return DigestOn(src.get(), {}); });
     }
-    compressed = ZstdCompressFile(
-        tmp, path,
-        [&](int64_t n) { return progress ? progress(raw_bytes + n, 2 * raw_bytes) : Status::Ok(); },
-        &sha);
+    auto report = [&](int64_t n) {
+      return progress ? progress(raw_bytes + n, 2 * raw_bytes) : Status::Ok();
+    };
+    compressed = in_memory
+                     ? ZstdCompressBuffer(std::string_view(reinterpret_cast<char*>(image.get()),
+                                                           static_cast<size_t>(raw_bytes)),
+                                          path, report, &sha)
+                     : ZstdCompressFile(tmp, path, report, &sha);
     if (digest) {
       auto d = digested.get();
       if (!d.ok()) {

@@ -27,6 +27,8 @@ class SqliteDatabase final : public Database {
   // Open connections kept (each holds a file descriptor or three): the least recently used
   // one goes when a new one would exceed this, as leveldb's table cache does.
   static constexpr size_t kMaxOpenConns = 256;
+  // A database up to this size is dumped through memory rather than a scratch file.
+  static constexpr int64_t kInMemoryDumpBytes = int64_t{16} << 20;
 
   static Result<std::unique_ptr<SqliteDatabase>> Open(const std::string& dir, Rng* rng);
   ~SqliteDatabase() override;

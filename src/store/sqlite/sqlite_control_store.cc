@@ -11,10 +11,59 @@ namespace regionmove {
 namespace {
 
 using sqlite::Stmt;
-using sqlite::Txn;
 using namespace store;
 
 }  // namespace
+
+// ---------------------------------------------------------------- group commit
+
+Result<SqliteControlStore::Batch> SqliteControlStore::JoinBatch() {
+  arriving_.fetch_add(1);
+  std::unique_lock<std::mutex> lock(mu_);
+  arriving_.fetch_sub(1);
+  if (!batch_open_) {
+    RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+    batch_open_ = true;
+    ++batch_id_;
+  }
+  Batch batch(this, std::move(lock), batch_id_);
+  RETURN_IF_ERROR(db_->Exec("SAVEPOINT call"));  // on error the batch is left as it was
+  return batch;
+}
+
+SqliteControlStore::Batch::~Batch() {
+  if (!store_) return;
+  (void)store_->db_->Exec("ROLLBACK TO call; RELEASE call");
+  (void)Leave();
+}
+
+Status SqliteControlStore::Batch::Commit() {
+  Status released = store_->db_->Exec("RELEASE call");
+  if (!released.ok()) return released;  // the destructor rolls the call back
+  Status s = Leave();
+  store_ = nullptr;
+  return s;
+}
+
+Status SqliteControlStore::Batch::Leave() {
+  SqliteControlStore* s = store_;
+  if (s->arriving_.load() > 0) {
+    // A call is about to run in this batch: the last one commits it.
+    s->batch_done_.wait(lock_, [&] { return s->durable_id_ >= id_; });
+    auto failed = s->failed_batches_.find(id_);
+    return failed == s->failed_batches_.end() ? Status::Ok() : failed->second;
+  }
+  Status committed = s->db_->Exec("COMMIT");
+  if (!committed.ok()) {
+    (void)s->db_->Exec("ROLLBACK");
+    s->failed_batches_[id_] = committed;
+    while (s->failed_batches_.size() > 64) s->failed_batches_.erase(s->failed_batches_.begin());
+  }
+  s->batch_open_ = false;
+  s->durable_id_ = id_;
+  s->batch_done_.notify_all();
+  return committed;
+}
 
 int SqliteControlStore::SchemaVersion() {
   return static_cast<int>(ControlStoreSchemaSteps().size());
@@ -28,8 +77,7 @@ Result<std::unique_ptr<SqliteControlStore>> SqliteControlStore::Open(const std::
 }
 
 Status SqliteControlStore::ApplySchema() {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   RETURN_IF_ERROR(db_->Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)"));
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_version"));
   ASSIGN_OR_RETURN(bool row, q.Step());
@@ -44,14 +92,13 @@ Status SqliteControlStore::ApplySchema() {
     ASSIGN_OR_RETURN(Stmt ins, db_->Prepare("INSERT INTO schema_version(version) VALUES (?)"));
     RETURN_IF_ERROR(ins.Bind(1, static_cast<int64_t>(v + 1)).Run());
   }
-  return txn.Commit();
+  return batch.Commit();
 }
 
 // ---------------------------------------------------------------- apps and routes
 
 Status SqliteControlStore::CreateApp(const App& app) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   {
     ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT 1 FROM routes WHERE host = ?"));
     ASSIGN_OR_RETURN(bool taken, q.Bind(1, app.subdomain).Step());
@@ -72,11 +119,11 @@ Status SqliteControlStore::CreateApp(const App& app) {
       Stmt route,
       db_->Prepare("INSERT INTO routes(host, app_id, region, custom) VALUES (?,?,?,0)"));
   RETURN_IF_ERROR(route.Bind(1, app.subdomain).Bind(2, app.id).Bind(3, app.region).Run());
-  return txn.Commit();
+  return batch.Commit();
 }
 
 Result<App> SqliteControlStore::GetApp(const std::string& app_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q,
                    db_->Prepare(std::string("SELECT ") + kAppColumns + " FROM apps WHERE id = ?"));
   ASSIGN_OR_RETURN(bool row, q.Bind(1, app_id).Step());
@@ -85,7 +132,7 @@ Result<App> SqliteControlStore::GetApp(const std::string& app_id) {
 }
 
 Result<std::vector<App>> SqliteControlStore::ListApps(const std::string& owner) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kAppColumns +
                                         " FROM apps WHERE ?1 = '' OR owner = ?1"
                                         " ORDER BY created_at_ms, id"));
@@ -94,8 +141,7 @@ Result<std::vector<App>> SqliteControlStore::ListApps(const std::string& owner) 
 }
 
 Status SqliteControlStore::AddRoute(const Route& route) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT app_id FROM routes WHERE host = ?"));
   ASSIGN_OR_RETURN(bool row, q.Bind(1, route.host).Step());
   if (row) {
@@ -110,19 +156,19 @@ Status SqliteControlStore::AddRoute(const Route& route) {
       Stmt ins, db_->Prepare("INSERT INTO routes(host, app_id, region, custom) VALUES (?,?,?,?)"));
   RETURN_IF_ERROR(
       ins.Bind(1, route.host).Bind(2, route.app_id).Bind(3, region).Bind(4, route.custom).Run());
-  return txn.Commit();
+  return batch.Commit();
 }
 
 Status SqliteControlStore::RemoveRoute(const std::string& host) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("DELETE FROM routes WHERE host = ? AND custom = 1"));
   RETURN_IF_ERROR(q.Bind(1, host).Run());
   if (db_->Changes() == 0) return NotFound("domain " + host + " not found");
-  return Status::Ok();
+  return batch.Commit();
 }
 
 Result<Route> SqliteControlStore::ResolveHost(const std::string& host) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q,
                    db_->Prepare("SELECT host, app_id, region, custom FROM routes WHERE host = ?"));
   ASSIGN_OR_RETURN(bool row, q.Bind(1, host).Step());
@@ -131,7 +177,7 @@ Result<Route> SqliteControlStore::ResolveHost(const std::string& host) {
 }
 
 Result<std::vector<Route>> SqliteControlStore::ListRoutes(const std::string& app_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT host, app_id, region, custom FROM routes "
                                         "WHERE app_id = ? ORDER BY custom, host"));
   q.Bind(1, app_id);
@@ -141,8 +187,7 @@ Result<std::vector<Route>> SqliteControlStore::ListRoutes(const std::string& app
 // ---------------------------------------------------------------- migrations
 
 Status SqliteControlStore::CreateMigration(const Migration& m) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   {
     ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT 1 FROM apps WHERE id = ?"));
     ASSIGN_OR_RETURN(bool found, q.Bind(1, m.app_id).Step());
@@ -180,14 +225,14 @@ Status SqliteControlStore::CreateMigration(const Migration& m) {
   RETURN_IF_ERROR(s);
   ASSIGN_OR_RETURN(Stmt app, db_->Prepare("UPDATE apps SET status = ? WHERE id = ?"));
   RETURN_IF_ERROR(app.Bind(1, AppStatusFor(m)).Bind(2, m.app_id).Run());
-  RETURN_IF_ERROR(txn.Commit());
+  RETURN_IF_ERROR(batch.Commit());
   work_.Notify();
   return Status::Ok();
 }
 
 Result<std::vector<Migration>> SqliteControlStore::QueryMigrations(const std::string& tail,
                                                                    const std::string& bind) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kMigrationColumns +
                                         " FROM migrations " + tail));
   if (!bind.empty()) q.Bind(1, bind);
@@ -221,14 +266,14 @@ Result<std::vector<Migration>> SqliteControlStore::ListMigrationsWithDebris() {
 
 Status SqliteControlStore::SetTerminalResources(const std::string& id, const std::string& expected,
                                                 const std::string& next) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt upd, db_->Prepare("UPDATE migrations SET resources = ? WHERE id = ? AND "
                                           "terminal = 1 AND resources = ?"));
   RETURN_IF_ERROR(upd.BindAll(next, id, expected).Run());
   if (db_->Changes() == 0) {
     return Conflict("resources of migration " + id + " changed", "resources_changed");
   }
-  return Status::Ok();
+  return batch.Commit();
 }
 
 Result<std::vector<Migration>> SqliteControlStore::ListRetainedReplicas() {
@@ -249,8 +294,7 @@ Result<std::vector<Migration>> SqliteControlStore::ListRecentCopies(const std::s
 
 Result<std::optional<Migration>> SqliteControlStore::ClaimNext(const std::string& owner,
                                                                int64_t now_ms, int64_t lease_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT id FROM migrations WHERE terminal = 0 AND "
                                         "next_attempt_at_ms <= ?1 AND (lease_owner = '' OR "
                                         "lease_expires_at_ms <= ?1) ORDER BY next_attempt_at_ms, "
@@ -269,7 +313,7 @@ Result<std::optional<Migration>> SqliteControlStore::ClaimNext(const std::string
   ASSIGN_OR_RETURN(bool found, get.Bind(1, id).Step());
   if (!found) return Permanent("claimed migration vanished");
   Migration m = ReadMigration(get);
-  RETURN_IF_ERROR(txn.Commit());
+  RETURN_IF_ERROR(batch.Commit());
   return std::optional<Migration>(std::move(m));
 }
 
@@ -316,10 +360,9 @@ Status SqliteControlStore::WriteMigrationLocked(const Migration& m, int64_t expe
 Status SqliteControlStore::UpdateMigration(const Migration& m, int64_t expected_epoch,
                                            const std::vector<MigrationEvent>& events) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+    ASSIGN_OR_RETURN(Batch batch, JoinBatch());
     RETURN_IF_ERROR(WriteMigrationLocked(m, expected_epoch, events));
-    RETURN_IF_ERROR(txn.Commit());
+    RETURN_IF_ERROR(batch.Commit());
   }
   // A released lease, or a migration that ended (its admission slot is free): wake the workers.
   if (m.lease_owner.empty()) work_.Notify();
@@ -328,18 +371,17 @@ Status SqliteControlStore::UpdateMigration(const Migration& m, int64_t expected_
 
 Status SqliteControlStore::Heartbeat(const std::string& id, int64_t epoch,
                                      int64_t lease_expires_at_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt upd, db_->Prepare("UPDATE migrations SET lease_expires_at_ms = ? "
                                           "WHERE id = ? AND epoch = ? AND terminal = 0"));
   RETURN_IF_ERROR(upd.Bind(1, lease_expires_at_ms).Bind(2, id).Bind(3, epoch).Run());
   if (db_->Changes() == 0) return Fenced(id);
-  return Status::Ok();
+  return batch.Commit();
 }
 
 Result<bool> SqliteControlStore::TryAdmit(const std::string& id, int64_t expected_epoch,
                                           int global_cap, int region_cap) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt me, db_->Prepare("SELECT source_region, dest_region, admitted FROM "
                                          "migrations WHERE id = ? AND epoch = ?"));
   ASSIGN_OR_RETURN(bool found, me.Bind(1, id).Bind(2, expected_epoch).Step());
@@ -355,14 +397,13 @@ Result<bool> SqliteControlStore::TryAdmit(const std::string& id, int64_t expecte
   if (q.Int(0) >= global_cap || q.Int(1) >= region_cap || q.Int(2) >= region_cap) return false;
   ASSIGN_OR_RETURN(Stmt upd, db_->Prepare("UPDATE migrations SET admitted = 1 WHERE id = ?"));
   RETURN_IF_ERROR(upd.Bind(1, id).Run());
-  RETURN_IF_ERROR(txn.Commit());
+  RETURN_IF_ERROR(batch.Commit());
   return true;
 }
 
 Status SqliteControlStore::CommitFlip(const Migration& m, int64_t expected_epoch,
                                       const std::vector<MigrationEvent>& events) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT abort_requested FROM migrations "
                                         "WHERE id = ? AND epoch = ?"));
   ASSIGN_OR_RETURN(bool found, q.Bind(1, m.id).Bind(2, expected_epoch).Step());
@@ -374,12 +415,11 @@ Status SqliteControlStore::CommitFlip(const Migration& m, int64_t expected_epoch
   ASSIGN_OR_RETURN(Stmt routes, db_->Prepare("UPDATE routes SET region = ? WHERE app_id = ?"));
   RETURN_IF_ERROR(routes.Bind(1, m.dest_region).Bind(2, m.app_id).Run());
   RETURN_IF_ERROR(WriteMigrationLocked(m, expected_epoch, events));
-  return txn.Commit();
+  return batch.Commit();
 }
 
 Status SqliteControlStore::RequestAbort(const std::string& id, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT terminal, cutover_committed, abort_requested, "
                                         "current_step FROM migrations WHERE id = ?"));
   ASSIGN_OR_RETURN(bool found, q.Bind(1, id).Step());
@@ -393,14 +433,13 @@ Status SqliteControlStore::RequestAbort(const std::string& id, int64_t now_ms) {
                                           "updated_at_ms = ? WHERE id = ?"));
   RETURN_IF_ERROR(upd.Bind(1, now_ms).Bind(2, now_ms).Bind(3, id).Run());
   RETURN_IF_ERROR(InsertEventLocked(AbortRequestedEvent(id, StepOr(step), now_ms)));
-  RETURN_IF_ERROR(txn.Commit());
+  RETURN_IF_ERROR(batch.Commit());
   work_.Notify();
   return Status::Ok();
 }
 
 Status SqliteControlStore::RepairMigration(const std::string& id, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kMigrationColumns +
                                         " FROM migrations WHERE id = ?"));
   ASSIGN_OR_RETURN(bool found, q.Bind(1, id).Step());
@@ -424,7 +463,7 @@ Status SqliteControlStore::RepairMigration(const std::string& id, int64_t now_ms
   ASSIGN_OR_RETURN(Stmt app, db_->Prepare("UPDATE apps SET status = ? WHERE id = ?"));
   RETURN_IF_ERROR(app.Bind(1, kAppMigrating).Bind(2, m.app_id).Run());
   RETURN_IF_ERROR(InsertEventLocked(RepairEvent(m, now_ms)));
-  RETURN_IF_ERROR(txn.Commit());
+  RETURN_IF_ERROR(batch.Commit());
   work_.Notify();
   return Status::Ok();
 }
@@ -432,8 +471,7 @@ Status SqliteControlStore::RepairMigration(const std::string& id, int64_t now_ms
 Status SqliteControlStore::BeginTeardown(const std::string& id, const std::string& by_migration,
                                          const std::string& owner, int64_t now_ms,
                                          int64_t lease_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT app_id, current_step, source_replica_state "
                                         "FROM migrations WHERE id = ?"));
   ASSIGN_OR_RETURN(bool found, q.Bind(1, id).Step());
@@ -462,13 +500,12 @@ Status SqliteControlStore::BeginTeardown(const std::string& id, const std::strin
   ASSIGN_OR_RETURN(Stmt st, db_->Prepare("UPDATE migrations SET source_replica_state = ? "
                                          "WHERE id = ?"));
   RETURN_IF_ERROR(st.BindAll(kReplicaTearingDown, id).Run());
-  return txn.Commit();
+  return batch.Commit();
 }
 
 Status SqliteControlStore::FinishTeardown(const std::string& id, const std::string& owner,
                                           const MigrationEvent& event) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q,
                    db_->Prepare("SELECT app_id, source_region FROM migrations WHERE id = ?"));
   ASSIGN_OR_RETURN(bool found, q.Bind(1, id).Step());
@@ -487,13 +524,12 @@ Status SqliteControlStore::FinishTeardown(const std::string& id, const std::stri
                                           "region = ?"));
   RETURN_IF_ERROR(rel.BindAll(id, region).Run());
   RETURN_IF_ERROR(InsertEventLocked(event));
-  return txn.Commit();
+  return batch.Commit();
 }
 
 Status SqliteControlStore::SetReplicaState(const std::string& id, const std::string& expected,
                                            const std::string& next, const MigrationEvent* event) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt upd, db_->Prepare("UPDATE migrations SET source_replica_state = ? "
                                           "WHERE id = ? AND source_replica_state = ?"));
   RETURN_IF_ERROR(upd.Bind(1, next).Bind(2, id).Bind(3, expected).Run());
@@ -501,17 +537,18 @@ Status SqliteControlStore::SetReplicaState(const std::string& id, const std::str
     return Conflict("replica of migration " + id + " is not " + expected, "replica_state");
   }
   if (event) RETURN_IF_ERROR(InsertEventLocked(*event));
-  return txn.Commit();
+  return batch.Commit();
 }
 
 Status SqliteControlStore::AppendEvent(const MigrationEvent& event) {
-  std::lock_guard<std::mutex> lock(mu_);
-  return InsertEventLocked(event);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
+  RETURN_IF_ERROR(InsertEventLocked(event));
+  return batch.Commit();
 }
 
 Result<std::vector<MigrationEvent>> SqliteControlStore::ListEvents(
     const std::string& migration_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kEventColumns +
                                         " FROM migration_events WHERE migration_id = ? "
                                         "ORDER BY seq"));
@@ -522,20 +559,20 @@ Result<std::vector<MigrationEvent>> SqliteControlStore::ListEvents(
 // ---------------------------------------------------------------- reservations
 
 Status SqliteControlStore::Reserve(const Reservation& r) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt ins, db_->Prepare("INSERT INTO reservations(migration_id, region, app_id, "
                                           "bytes, created_at_ms) VALUES (?,?,?,?,?) "
                                           "ON CONFLICT(migration_id, region) DO UPDATE SET "
                                           "bytes = excluded.bytes"));
   ins.Bind(1, r.migration_id).Bind(2, r.region).Bind(3, r.app_id).Bind(4, r.bytes);
-  return ins.Bind(5, r.created_at_ms).Run();
+  RETURN_IF_ERROR(ins.Bind(5, r.created_at_ms).Run());
+  return batch.Commit();
 }
 
 Status SqliteControlStore::ReserveWithinCapacity(const Reservation& r, int64_t base_apps,
                                                  int64_t base_bytes, int64_t max_apps,
                                                  int64_t max_bytes) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(Txn txn, Txn::Begin(db_.get()));
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM "
                                         "reservations WHERE region = ? AND migration_id != ? "
                                         "AND app_id != ?"));
@@ -550,19 +587,20 @@ Status SqliteControlStore::ReserveWithinCapacity(const Reservation& r, int64_t b
                                           "ON CONFLICT(migration_id, region) DO UPDATE SET "
                                           "bytes = excluded.bytes"));
   RETURN_IF_ERROR(ins.BindAll(r.migration_id, r.region, r.app_id, r.bytes, r.created_at_ms).Run());
-  return txn.Commit();
+  return batch.Commit();
 }
 
 Status SqliteControlStore::ReleaseReservation(const std::string& migration_id,
                                               const std::string& region) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt del,
                    db_->Prepare("DELETE FROM reservations WHERE migration_id = ? AND region = ?"));
-  return del.Bind(1, migration_id).Bind(2, region).Run();
+  RETURN_IF_ERROR(del.Bind(1, migration_id).Bind(2, region).Run());
+  return batch.Commit();
 }
 
 Result<std::vector<Reservation>> SqliteControlStore::ListReservations(const std::string& region) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT migration_id, region, app_id, bytes, "
                                         "created_at_ms FROM reservations WHERE region = ? "
                                         "ORDER BY created_at_ms"));
@@ -573,25 +611,27 @@ Result<std::vector<Reservation>> SqliteControlStore::ListReservations(const std:
 // ---------------------------------------------------------------- users and tokens
 
 Status SqliteControlStore::UpsertUser(const User& user) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt ins,
                    db_->Prepare("INSERT INTO users(name, admin) VALUES (?, ?) "
                                 "ON CONFLICT(name) DO UPDATE SET admin = excluded.admin"));
-  return ins.Bind(1, user.name).Bind(2, user.admin).Run();
+  RETURN_IF_ERROR(ins.Bind(1, user.name).Bind(2, user.admin).Run());
+  return batch.Commit();
 }
 
 Status SqliteControlStore::AddTokenHash(const std::string& token_sha256_hex,
                                         const std::string& user) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt ins,
                    db_->Prepare("INSERT INTO api_tokens(token_sha256, user_name) VALUES (?, ?) "
                                 "ON CONFLICT(token_sha256) DO UPDATE SET user_name = "
                                 "excluded.user_name"));
-  return ins.Bind(1, token_sha256_hex).Bind(2, user).Run();
+  RETURN_IF_ERROR(ins.Bind(1, token_sha256_hex).Bind(2, user).Run());
+  return batch.Commit();
 }
 
 Result<User> SqliteControlStore::UserForTokenHash(const std::string& token_sha256_hex) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT u.name, u.admin FROM api_tokens t JOIN users u "
                                         "ON u.name = t.user_name WHERE t.token_sha256 = ?"));
   ASSIGN_OR_RETURN(bool row, q.Bind(1, token_sha256_hex).Step());
@@ -603,7 +643,7 @@ Result<User> SqliteControlStore::UserForTokenHash(const std::string& token_sha25
 
 Result<bool> SqliteControlStore::TryLease(const std::string& name, const std::string& owner,
                                           int64_t now_ms, int64_t lease_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(
       Stmt q, db_->Prepare("INSERT INTO leases(name, owner, expires_at_ms) VALUES (?1, ?2, ?4) "
                            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
@@ -612,13 +652,14 @@ Result<bool> SqliteControlStore::TryLease(const std::string& name, const std::st
   q.BindAll(name, owner, now_ms, now_ms + lease_ms);
   ASSIGN_OR_RETURN(bool row, q.Step());
   if (row) RETURN_IF_ERROR(q.Step().status());  // run the statement to its end
+  RETURN_IF_ERROR(batch.Commit());
   return row;
 }
 
 void SqliteControlStore::WaitForWork(int64_t timeout_ms) { work_.Wait(timeout_ms); }
 
 Status SqliteControlStore::Health() {
-  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT 1"));
   return q.Step().status();
 }

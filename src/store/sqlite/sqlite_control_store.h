@@ -1,8 +1,12 @@
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "common/sqlite.h"
 #include "common/wakeup.h"
@@ -81,7 +85,36 @@ class SqliteControlStore final : public ControlStore {
                               const std::vector<MigrationEvent>& events);
   Status InsertEventLocked(const MigrationEvent& e);
 
-  std::mutex mu_;
+  // Group commit. Every call runs in a savepoint of one transaction that the calls arriving
+  // while it runs share; the last of them commits it for all (one fsync instead of one each)
+  // and the others wait for that. A call returns once what it wrote, or read, is durable; if
+  // the shared commit fails, every call of the batch returns its error.
+  class Batch {
+   public:
+    Batch(Batch&& o) noexcept
+        : store_(std::exchange(o.store_, nullptr)), lock_(std::move(o.lock_)), id_(o.id_) {}
+    Batch(const Batch&) = delete;
+    ~Batch();  // without Commit(): undoes the call's writes, then leaves the batch
+    // Keeps the call's writes; ok once the batch that holds them is committed.
+    Status Commit();
+
+   private:
+    friend class SqliteControlStore;
+    Batch(SqliteControlStore* store, std::unique_lock<std::mutex> lock, int64_t id)
+        : store_(store), lock_(std::move(lock)), id_(id) {}
+    Status Leave();
+    SqliteControlStore* store_;
+    std::unique_lock<std::mutex> lock_;
+    int64_t id_;
+  };
+  Result<Batch> JoinBatch();
+
+  std::mutex mu_;  // the connection, and the batch below
+  std::condition_variable batch_done_;
+  std::atomic<int> arriving_{0};  // calls waiting for mu_: they will join the open batch
+  bool batch_open_ = false;
+  int64_t batch_id_ = 0, durable_id_ = 0;
+  std::map<int64_t, Status> failed_batches_;  // the latest few whose commit failed
   Wakeup work_;  // notified on each change that can make a migration claimable
   std::unique_ptr<sqlite::Db> db_;
 };
