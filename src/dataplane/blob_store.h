@@ -1,7 +1,9 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -19,17 +21,48 @@ struct BlobInfo {
 // Otherwise InvalidArgument with reason "invalid_key" saying why.
 Status ValidateBlobKey(std::string_view key);
 
+// A blob's content, read in order.
+class BlobReader {
+ public:
+  virtual ~BlobReader() = default;
+  // Up to `n` bytes into `buf`; 0 at the end.
+  virtual Result<size_t> Read(char* buf, size_t n) = 0;
+};
+
+// Reads from memory (for callers that hold the whole content).
+class StringBlobReader final : public BlobReader {
+ public:
+  explicit StringBlobReader(std::string_view data) : data_(data) {}
+  Result<size_t> Read(char* buf, size_t n) override;
+
+ private:
+  std::string_view data_;
+};
+
 // The blobs of one region, namespaced per app. Writes are atomic: a reader sees the old or the
 // new content, never a mix. Thread-safe.
+//
+// A write has two halves, so that a copy can stream many blobs in parallel and publish them
+// together: Stage streams the content into the store (hashing it as it goes; durable, but not
+// yet visible to Get, Stat or List) and Publish makes a set of staged blobs visible at once.
+// Staged content that is never published costs space until the namespace is deleted; staging
+// the same key and content again reuses it.
 class BlobStore {
  public:
   virtual ~BlobStore() = default;
 
-  virtual Result<BlobInfo> Put(const std::string& app_id, const std::string& key,
-                               const std::string& data, const std::string& content_type) = 0;
-  // NotFound when absent.
-  virtual Result<std::string> Get(const std::string& app_id, const std::string& key,
-                                  BlobInfo* info) = 0;
+  virtual Result<BlobInfo> Stage(const std::string& app_id, const std::string& key,
+                                 BlobReader& content, const std::string& content_type) = 0;
+  // Makes staged blobs (as Stage returned them) the current versions of their keys.
+  virtual Status Publish(const std::string& app_id, const std::vector<BlobInfo>& staged) = 0;
+  // Stage + Publish of one blob held in memory.
+  Result<BlobInfo> Put(const std::string& app_id, const std::string& key, std::string_view data,
+                       const std::string& content_type);
+  // NotFound when absent; `info`, if given, receives the blob's entry.
+  virtual Result<std::unique_ptr<BlobReader>> Open(const std::string& app_id,
+                                                   const std::string& key, BlobInfo* info) = 0;
+  // The whole content (Open, read to the end). NotFound when absent.
+  Result<std::string> Get(const std::string& app_id, const std::string& key, BlobInfo* info);
   virtual Result<std::optional<BlobInfo>> Stat(const std::string& app_id,
                                                const std::string& key) = 0;
   // NotFound when absent.

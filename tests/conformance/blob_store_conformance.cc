@@ -1,4 +1,6 @@
 // The conformance suite of the BlobStore port.
+#include <algorithm>
+#include <cstring>
 #include <thread>
 
 #include "common/hash.h"
@@ -47,6 +49,62 @@ TEST_P(BlobStoreConformance, PutGetStatDelete) {
   ASSERT_OK_AND_ASSIGN(std::string empty, bs->Get(kApp, "empty", &info));
   EXPECT_TRUE(empty.empty());
   EXPECT_EQ(info.content_type, "application/octet-stream");
+}
+
+// Content streamed in by a reader that hands out odd-sized pieces: staged blobs stay invisible
+// until published, a set is published at once, and the store's SHA-256 is of what it read.
+class DrippingReader final : public BlobReader {
+ public:
+  explicit DrippingReader(std::string_view data) : data_(data) {}
+  Result<size_t> Read(char* buf, size_t n) override {
+    n = std::min({n, data_.size(), size_t{4093}});
+    std::memcpy(buf, data_.data(), n);
+    data_.remove_prefix(n);
+    return n;
+  }
+
+ private:
+  std::string_view data_;
+};
+
+TEST_P(BlobStoreConformance, StagedBlobsAppearWhenPublished) {
+  ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
+  ASSERT_OK(bs->CreateNamespace(kApp));
+  ASSERT_OK(bs->Put(kApp, "b", "old b", "text/plain").status());
+  std::vector<std::string> contents = {RandomBytes(rng_, 2 * 1024 * 1024 + 5), "new b", ""};
+  std::vector<BlobInfo> staged;
+  for (size_t i = 0; i < contents.size(); ++i) {
+    DrippingReader in(contents[i]);
+    std::string key = std::string(1, static_cast<char>('a' + i));
+    ASSERT_OK_AND_ASSIGN(BlobInfo info, bs->Stage(kApp, key, in, "application/x-test"));
+    EXPECT_EQ(info.key, key);
+    EXPECT_EQ(info.size, static_cast<int64_t>(contents[i].size()));
+    EXPECT_EQ(info.sha256, Sha256Hex(contents[i]));
+    staged.push_back(info);
+  }
+  // Nothing staged shows yet: "b" is still the old version, "a" and "c" are absent.
+  ASSERT_OK_AND_ASSIGN(auto listed, bs->List(kApp, "", "", 10));
+  ASSERT_EQ(listed.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(std::string b, bs->Get(kApp, "b", nullptr));
+  EXPECT_EQ(b, "old b");
+  EXPECT_EQ(bs->Get(kApp, "a", nullptr).status().code(), StatusCode::kNotFound);
+  ASSERT_OK(bs->Publish(kApp, staged));
+  ASSERT_OK_AND_ASSIGN(listed, bs->List(kApp, "", "", 10));
+  ASSERT_EQ(listed.size(), 3u);
+  for (size_t i = 0; i < contents.size(); ++i) {
+    BlobInfo info;
+    ASSERT_OK_AND_ASSIGN(std::string got, bs->Get(kApp, staged[i].key, &info));
+    EXPECT_EQ(got, contents[i]);
+    EXPECT_EQ(info.content_type, "application/x-test");
+  }
+  ASSERT_OK_AND_ASSIGN(int64_t size, bs->SizeBytes(kApp));
+  EXPECT_EQ(size, static_cast<int64_t>(contents[0].size() + contents[1].size()));
+  // Content deleted between its staging and its publication is not published.
+  DrippingReader again(contents[1]);
+  ASSERT_OK_AND_ASSIGN(BlobInfo restaged, bs->Stage(kApp, "b", again, "text/plain"));
+  ASSERT_OK(bs->Delete(kApp, "b"));
+  EXPECT_FALSE(bs->Publish(kApp, {restaged}).ok());
+  EXPECT_EQ(bs->Get(kApp, "b", nullptr).status().code(), StatusCode::kNotFound);
 }
 
 TEST_P(BlobStoreConformance, AStaleTokenCannotDeleteTheNamespace) {

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "common/hash.h"
 #include "common/sync.h"
@@ -14,61 +16,54 @@ namespace regionmove {
 namespace fs = std::filesystem;
 using sqlite::Stmt;
 
-Status ValidateBlobKey(std::string_view key) {
-  auto bad = [](const std::string& why) { return InvalidArgument(why, "invalid_key"); };
-  if (key.empty()) return bad("blob key is empty");
-  if (key.size() > 1024) return bad("blob key is longer than 1024 bytes");
-  if (key.find('\0') != std::string_view::npos) return bad("blob key contains a NUL byte");
-  if (!IsValidUtf8(key)) return bad("blob key is not valid UTF-8");
-  for (char c : key) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return bad("blob key contains a control character");
-    }
-  }
-  if (key.front() == '/') return bad("blob key is an absolute path");
-  size_t start = 0;
-  while (start <= key.size()) {
-    size_t end = key.find('/', start);
-    if (end == std::string_view::npos) end = key.size();
-    if (key.substr(start, end - start) == "..") return bad("blob key has a '..' segment");
-    start = end + 1;
-  }
-  return Status::Ok();
-}
-
 namespace {
 
-Status WriteFileSynced(const std::string& path, const std::string& data) {
+// Reads a blob's file; owns the descriptor.
+class FdReader final : public BlobReader {
+ public:
+  explicit FdReader(int fd) : fd_(fd) {}
+  ~FdReader() override { ::close(fd_); }
+  Result<size_t> Read(char* buf, size_t n) override {
+    while (true) {
+      ssize_t got = ::read(fd_, buf, n);
+      if (got >= 0) return static_cast<size_t>(got);
+      if (errno != EINTR) return Unavailable(std::string("read blob: ") + std::strerror(errno));
+    }
+  }
+
+ private:
+  int fd_;
+};
+
+// Streams `content` into a new file at `path`, hashing it on the way, and fsyncs it.
+Result<BlobInfo> WriteSynced(const std::string& path, BlobReader& content) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Unavailable("cannot create " + path + ": " + std::strerror(errno));
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ::close(fd);
-      return Unavailable("write " + path + ": " + std::strerror(errno));
-    }
-    off += static_cast<size_t>(n);
-  }
-  bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok ? Status::Ok() : Unavailable("fsync " + path);
-}
-
-Result<std::string> ReadFd(int fd) {
-  std::string out;
-  char buf[1 << 16];
+  auto fail = [&](Status s) {
+    ::close(fd);
+    ::unlink(path.c_str());
+    return s;
+  };
+  Sha256 hash;
+  BlobInfo info;
+  std::vector<char> buf(1 << 20);  // memory per blob being written, whatever its size
   while (true) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Unavailable(std::string("read blob: ") + std::strerror(errno));
+    Result<size_t> n = content.Read(buf.data(), buf.size());
+    if (!n.ok()) return fail(n.status());
+    if (*n == 0) break;
+    hash.Update(buf.data(), *n);
+    info.size += static_cast<int64_t>(*n);
+    for (size_t off = 0; off < *n;) {
+      ssize_t w = ::write(fd, buf.data() + off, *n - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return fail(Unavailable("write " + path + ": " + std::strerror(errno)));
+      off += static_cast<size_t>(w);
     }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
   }
-  return out;
+  if (::fsync(fd) != 0) return fail(Unavailable("fsync " + path));
+  ::close(fd);
+  info.sha256 = hash.HexDigest();
+  return info;
 }
 
 // Removes `.tmp-` files a crash left behind. Only old ones: another process sharing the
@@ -109,40 +104,62 @@ std::string FsBlobStore::PathFor(const std::string& app_id, const std::string& k
   return sha256.empty() ? base : base + "-" + sha256.substr(0, 32);
 }
 
-Result<BlobInfo> FsBlobStore::Put(const std::string& app_id, const std::string& key,
-                                  const std::string& data, const std::string& content_type) {
+Result<BlobInfo> FsBlobStore::Stage(const std::string& app_id, const std::string& key,
+                                    BlobReader& content, const std::string& content_type) {
   RETURN_IF_ERROR(ValidateBlobKey(key));
-  BlobInfo info{key, static_cast<int64_t>(data.size()), Sha256Hex(data),
-                content_type.empty() ? "application/octet-stream" : content_type};
-  std::string path = PathFor(app_id, key, info.sha256);
-  std::string dir = fs::path(path).parent_path().string();
+  const std::string dir = fs::path(PathFor(app_id, key, "")).parent_path().string();
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) return Unavailable("cannot create " + path + ": " + ec.message());
-  std::string tmp = path + ".tmp-" + std::to_string(rng_->Next());
-  RETURN_IF_ERROR(WriteFileSynced(tmp, data));
-  // The order makes every crash leave the old or the new blob, never a mix: the content is
-  // durable under its own name before the index row (the acknowledgement) points at it, and
-  // the old version's file goes only after that.
-  std::lock_guard<std::mutex> lock(mu_);
-  fs::rename(tmp, path, ec);
+  if (ec) return Unavailable("cannot create " + dir + ": " + ec.message());
+  // The content is durable under its own name (key and SHA-256) before Publish's index row
+  // (the acknowledgement) points at it: every crash leaves the old or the new blob.
+  std::string tmp = PathFor(app_id, key, "") + ".tmp-" + std::to_string(rng_->Next());
+  ASSIGN_OR_RETURN(BlobInfo info, WriteSynced(tmp, content));
+  info.key = key;
+  info.content_type = content_type.empty() ? "application/octet-stream" : content_type;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fs::rename(tmp, PathFor(app_id, key, info.sha256), ec);
+  }
   if (ec) {
     fs::remove(tmp, ec);
     return Unavailable("rename blob into place: " + ec.message());
   }
   RETURN_IF_ERROR(SyncDir(dir));
-  ASSIGN_OR_RETURN(auto old, StatLocked(app_id, key));
-  ASSIGN_OR_RETURN(Stmt q,
-                   index_->Prepare("INSERT INTO blobs(app_id, key, size, sha256, content_type) "
-                                   "VALUES (?,?,?,?,?) ON CONFLICT(app_id, key) DO UPDATE SET "
-                                   "size = excluded.size, sha256 = excluded.sha256, "
-                                   "content_type = excluded.content_type"));
-  RETURN_IF_ERROR(q.BindAll(app_id, key, info.size, info.sha256, info.content_type).Run());
-  if (old && old->sha256 != info.sha256) {
-    fs::remove(PathFor(app_id, key, old->sha256), ec);
-    fs::remove(PathFor(app_id, key, ""), ec);
-  }
   return info;
+}
+
+Status FsBlobStore::Publish(const std::string& app_id, const std::vector<BlobInfo>& staged) {
+  std::vector<std::string> superseded;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // One index transaction (one fsync) for the whole set.
+    ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(index_.get()));
+    ASSIGN_OR_RETURN(Stmt q,
+                     index_->Prepare("INSERT INTO blobs(app_id, key, size, sha256, content_type) "
+                                     "VALUES (?,?,?,?,?) ON CONFLICT(app_id, key) DO UPDATE SET "
+                                     "size = excluded.size, sha256 = excluded.sha256, "
+                                     "content_type = excluded.content_type"));
+    for (const BlobInfo& b : staged) {
+      // A Delete of the same key and content since it was staged removed its file.
+      std::error_code ec;
+      if (!fs::exists(PathFor(app_id, b.key, b.sha256), ec)) {
+        return Unavailable("staged blob " + b.key + " is gone; stage it again");
+      }
+      ASSIGN_OR_RETURN(auto old, StatLocked(app_id, b.key));
+      q.Reset();
+      RETURN_IF_ERROR(q.BindAll(app_id, b.key, b.size, b.sha256, b.content_type).Run());
+      if (old && old->sha256 != b.sha256) {
+        superseded.push_back(PathFor(app_id, b.key, old->sha256));
+        superseded.push_back(PathFor(app_id, b.key, ""));
+      }
+    }
+    RETURN_IF_ERROR(txn.Commit());
+    // The old versions' files go only after the index stopped pointing at them.
+    std::error_code ec;
+    for (const auto& path : superseded) fs::remove(path, ec);
+  }
+  return Status::Ok();
 }
 
 Result<std::optional<BlobInfo>> FsBlobStore::StatLocked(const std::string& app_id,
@@ -160,23 +177,18 @@ Result<std::optional<BlobInfo>> FsBlobStore::Stat(const std::string& app_id,
   return StatLocked(app_id, key);
 }
 
-Result<std::string> FsBlobStore::Get(const std::string& app_id, const std::string& key,
-                                     BlobInfo* info) {
+Result<std::unique_ptr<BlobReader>> FsBlobStore::Open(const std::string& app_id,
+                                                      const std::string& key, BlobInfo* info) {
   RETURN_IF_ERROR(ValidateBlobKey(key));
-  int fd = -1;
-  {
-    // Open under the lock: a later rename does not change what this descriptor reads.
-    std::lock_guard<std::mutex> lock(mu_);
-    ASSIGN_OR_RETURN(auto found, StatLocked(app_id, key));
-    if (!found) return NotFound("blob " + key + " not found");
-    if (info) *info = *found;
-    fd = ::open(PathFor(app_id, key, found->sha256).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fd = ::open(PathFor(app_id, key, "").c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Corruption("blob " + key + " is indexed but its file is missing");
-  }
-  auto data = ReadFd(fd);
-  ::close(fd);
-  return data;
+  // Open under the lock: a later rename or unlink does not change what this descriptor reads.
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(auto found, StatLocked(app_id, key));
+  if (!found) return NotFound("blob " + key + " not found");
+  if (info) *info = *found;
+  int fd = ::open(PathFor(app_id, key, found->sha256).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fd = ::open(PathFor(app_id, key, "").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Corruption("blob " + key + " is indexed but its file is missing");
+  return std::unique_ptr<BlobReader>(new FdReader(fd));
 }
 
 Status FsBlobStore::Delete(const std::string& app_id, const std::string& key) {

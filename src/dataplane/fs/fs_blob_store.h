@@ -13,16 +13,18 @@ namespace regionmove {
 // BlobStore on a directory. Content lives in `<dir>/<app_id>/<h[0:2]>/<h>` where h is the
 // SHA-256 of the key (so no key can name a path outside the store); key, size, SHA-256 and
 // content type live in one SQLite index per region (`<dir>/_index.sqlite3`) that gives ordered
-// listings with a cursor. A put writes a temp file, fsyncs it, renames it into place and
-// updates the index under one lock, so readers see the old or the new blob.
+// listings with a cursor. Stage streams into a temp file, fsyncs it and renames it to a name of
+// key and content; Publish points the index at a set of them in one transaction, so readers see
+// the old or the new blob.
 class FsBlobStore final : public BlobStore {
  public:
   static Result<std::unique_ptr<FsBlobStore>> Open(const std::string& dir, Rng* rng);
 
-  Result<BlobInfo> Put(const std::string& app_id, const std::string& key, const std::string& data,
-                       const std::string& content_type) override;
-  Result<std::string> Get(const std::string& app_id, const std::string& key,
-                          BlobInfo* info) override;
+  Result<BlobInfo> Stage(const std::string& app_id, const std::string& key, BlobReader& content,
+                         const std::string& content_type) override;
+  Status Publish(const std::string& app_id, const std::vector<BlobInfo>& staged) override;
+  Result<std::unique_ptr<BlobReader>> Open(const std::string& app_id, const std::string& key,
+                                           BlobInfo* info) override;
   Result<std::optional<BlobInfo>> Stat(const std::string& app_id, const std::string& key) override;
   Status Delete(const std::string& app_id, const std::string& key) override;
   Result<std::vector<BlobInfo>> List(const std::string& app_id, const std::string& prefix,

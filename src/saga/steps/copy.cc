@@ -2,6 +2,7 @@
 #include <atomic>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/log.h"
@@ -20,28 +21,29 @@ struct PageResult {
   int64_t bytes = 0;
   int copied = 0;
   int skipped = 0;
+  std::vector<BlobInfo> staged;  // copied into dest, to publish
   Status status;
 };
 
-// Copies one blob unless dest already has the same content; verifies what it wrote.
+// Streams one blob into dest unless dest already has the same content; the SHA-256 dest
+// computes as it writes must be the one the source recorded (one read, one write, one hash).
 Status CopyOne(RegionPlane* src, RegionPlane* dst, const std::string& app, const BlobInfo& info,
-               bool* skipped) {
+               std::optional<BlobInfo>* staged) {
   ASSIGN_OR_RETURN(auto have, dst->blobs->Stat(app, info.key));
-  if (have && have->sha256 == info.sha256) {
-    *skipped = true;
-    return Status::Ok();
-  }
+  if (have && have->sha256 == info.sha256) return Status::Ok();
   BlobInfo cur;
-  ASSIGN_OR_RETURN(std::string data, src->blobs->Get(app, info.key, &cur));
-  ASSIGN_OR_RETURN(BlobInfo put, dst->blobs->Put(app, info.key, data, cur.content_type));
+  ASSIGN_OR_RETURN(auto content, src->blobs->Open(app, info.key, &cur));
+  ASSIGN_OR_RETURN(BlobInfo put, dst->blobs->Stage(app, info.key, *content, cur.content_type));
   if (put.sha256 != cur.sha256 || put.size != cur.size) {
     return Corruption("blob " + info.key + " does not verify after copy");
   }
+  *staged = std::move(put);
   return Status::Ok();
 }
 
-// The page's blobs, copied by a few threads at once. `on_blob(bytes of the page so far)` runs
-// after each blob, one call at a time; an error from it stops the page (an abort, a lost lease).
+// The page's blobs, copied by a few threads at once and published in dest together.
+// `on_blob(bytes of the page so far)` runs after each blob, one call at a time; an error from it
+// stops the page (an abort, a lost lease).
 PageResult CopyPage(RegionPlane* src, RegionPlane* dst, const std::string& app,
                     const std::vector<BlobInfo>& page,
                     const std::function<Status(int64_t)>& on_blob) {
@@ -51,11 +53,12 @@ PageResult CopyPage(RegionPlane* src, RegionPlane* dst, const std::string& app,
   std::atomic<bool> stop{false};
   auto work = [&] {
     for (size_t i = next++; i < page.size() && !stop; i = next++) {
-      bool skipped = false;
-      Status s = CopyOne(src, dst, app, page[i], &skipped);
+      std::optional<BlobInfo> staged;
+      Status s = CopyOne(src, dst, app, page[i], &staged);
       std::lock_guard<std::mutex> lock(mu);
       if (s.ok()) {
-        (skipped ? out.skipped : out.copied)++;
+        (staged ? out.copied : out.skipped)++;
+        if (staged) out.staged.push_back(std::move(*staged));
         out.bytes += page[i].size;
         s = on_blob(out.bytes);
       }
@@ -70,6 +73,7 @@ PageResult CopyPage(RegionPlane* src, RegionPlane* dst, const std::string& app,
   for (int t = 1; t < n; ++t) threads.emplace_back(work);
   work();
   for (auto& t : threads) t.join();
+  if (out.status.ok() && !out.staged.empty()) out.status = dst->blobs->Publish(app, out.staged);
   return out;
 }
 
