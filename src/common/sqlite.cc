@@ -187,7 +187,7 @@ Status Db::Exec(std::string_view sql) {
   char* err = nullptr;
   int rc = sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err);
   sqlite3_free(err);
-  return FromCode(rc, db_, "exec");
+  return FromCode(rc, db_, "exec " + s);
 }
 
 Result<Stmt> Db::Prepare(std::string_view sql) {

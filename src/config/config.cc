@@ -20,6 +20,7 @@ std::string_view EmbeddedDefaultConfigToml() {
 listen = "127.0.0.1:8080"
 data_dir = "var"
 max_body_bytes = 67108864
+max_retry_after_seconds = 300
 
 [control_store]
 engine = "sqlite"
@@ -118,8 +119,9 @@ struct SectionKeys {
 const std::vector<SectionKeys>& Schema() {
   static const std::vector<SectionKeys> kSchema = {
       {"server",
-       {"listen", "data_dir", "max_body_bytes", "apps_domain", "max_connections",
-        "buffer_writes_seconds", "header_timeout_seconds", "idle_timeout_seconds"}},
+       {"listen", "data_dir", "max_body_bytes", "max_retry_after_seconds", "apps_domain",
+        "max_connections", "buffer_writes_seconds", "header_timeout_seconds",
+        "idle_timeout_seconds"}},
       {"control_store", {"engine", "path", "dsn", "max_connections"}},
       {"saga",
        {"workers", "max_attempts", "lease_seconds", "max_concurrent", "max_concurrent_per_region",
@@ -257,6 +259,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
     RETURN_IF_ERROR(Read<std::string>(*s, "listen", c.listen, source, "server."));
     RETURN_IF_ERROR(Read<std::string>(*s, "data_dir", data_dir, source, "server."));
     RETURN_IF_ERROR(Read<int64_t>(*s, "max_body_bytes", c.max_body_bytes, source, "server."));
+    RETURN_IF_ERROR(
+        Read<int64_t>(*s, "max_retry_after_seconds", c.max_retry_after_seconds, source, "server."));
     RETURN_IF_ERROR(Read<std::string>(*s, "apps_domain", c.apps_domain, source, "server."));
     RETURN_IF_ERROR(
         Read<int64_t>(*s, "buffer_writes_seconds", c.buffer_writes_seconds, source, "server."));
@@ -267,6 +271,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
         Read<int64_t>(*s, "idle_timeout_seconds", c.idle_timeout_seconds, source, "server."));
   }
   if (c.max_body_bytes < 1) return Bad(source, "server.max_body_bytes", "must be at least 1");
+  if (c.max_retry_after_seconds < 1 || c.max_retry_after_seconds > 86400) {
+    return Bad(source, "server.max_retry_after_seconds", "must be between 1 and 86400");
+  }
   if (c.buffer_writes_seconds < 0 || c.buffer_writes_seconds > 60) {
     return Bad(source, "server.buffer_writes_seconds", "must be between 0 and 60");
   }

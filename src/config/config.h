@@ -43,6 +43,8 @@ struct Config {
   int max_connections = 256;        // open HTTP connections; more are answered 503
   int header_timeout_seconds = 10;  // request line and headers must arrive within this
   int idle_timeout_seconds = 5;     // a kept-alive connection without a request is closed
+  // The longest Retry-After a write refused during a move's pause is told to wait.
+  int64_t max_retry_after_seconds = 300;
   // Requests whose Host is <subdomain>.<apps_domain> (or an app's custom domain) reach that app.
   std::string apps_domain = "apps.localhost";
 

@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "common/text.h"
+#include "store/estimates.h"
 
 namespace regionmove {
 
@@ -23,10 +24,6 @@ Result<std::string> ResolveStrategy(const std::string& strategy, const Config& c
   return InvalidArgument("unknown strategy '" + strategy + "' (offline or online)",
                          "invalid_strategy");
 }
-
-// Throughput assumed by the plan's estimates (local disk copy, compressed dump).
-constexpr double kBytesPerSecond = 80.0 * 1024 * 1024;
-constexpr double kFixedSeconds = 2.0;
 
 }  // namespace
 
@@ -145,36 +142,6 @@ Result<Migration> MigrationService::Move(const std::string& owner, const std::st
   return m;
 }
 
-namespace {
-
-// What completed moves measured (UnblockWrites records it in their resources): bytes copied over
-// the seconds of their copy steps, and the mean write pause.
-struct MeasuredRates {
-  int moves = 0;
-  double bytes_per_second = 0;
-  double pause_seconds = 0;
-};
-constexpr int kRatesOfMoves = 20;
-
-MeasuredRates Measure(const std::vector<Migration>& moves) {
-  MeasuredRates out;
-  double bytes = 0, seconds = 0, pause = 0;
-  for (const auto& m : moves) {
-    json res = json::parse(m.resources, nullptr, false);
-    if (!res.is_object() || !res.contains("measured")) continue;
-    bytes += res["measured"].value("bytes", 0.0);
-    seconds += res["measured"].value("copy_seconds", 0.0);
-    pause += res.value("writes_paused_ms", 0.0) / 1000.0;
-    ++out.moves;
-  }
-  if (out.moves == 0) return out;
-  out.bytes_per_second = seconds > 0 ? bytes / seconds : 0;
-  out.pause_seconds = pause / out.moves;
-  return out;
-}
-
-}  // namespace
-
 Result<json> MigrationService::PlanMove(const std::string& owner, const std::string& app_id,
                                         const std::string& dest_region,
                                         const std::string& strategy) {
@@ -203,26 +170,17 @@ Result<json> MigrationService::PlanMove(const std::string& owner, const std::str
   // ones until a move has completed.
   const double bytes = static_cast<double>(db + blobs);
   auto estimate = [&](const std::string& strategy) -> Result<json> {
-    ASSIGN_OR_RETURN(auto recent, deps_.store->ListRecentCopies(strategy, kRatesOfMoves));
-    const MeasuredRates e = Measure(recent);
-    const bool measured = e.moves > 0 && e.bytes_per_second > 0;
-    const double rate = measured ? e.bytes_per_second : kBytesPerSecond;
-    const double copy = bytes / rate;
-    // Offline, writes pause for the whole copy; online, for the catch-up (at most
-    // saga.max_block_seconds by the lag gate), the check of the changed rows and the deltas.
-    const double pause =
-        strategy == "online"
-            ? (e.moves > 0 ? e.pause_seconds : static_cast<double>(deps_.config->max_block_seconds))
-            : kFixedSeconds + copy;
+    ASSIGN_OR_RETURN(MoveEstimate e,
+                     EstimateMove(*deps_.store, strategy, bytes, deps_.config->max_block_seconds));
     auto tenths = [](double seconds) { return std::round(seconds * 10) / 10; };
     return json{
-        {"estimated_write_block_seconds", tenths(pause)},
-        {"estimated_duration_seconds",
-         tenths(kFixedSeconds + copy + (strategy == "online" ? pause : 0))},
-        {"copy_bytes_per_second", rate},
-        {"rates",
-         measured ? "measured by the last " + std::to_string(e.moves) + " " + strategy + " move(s)"
-                  : std::string("assumed: no " + strategy + " move has completed yet")}};
+        {"estimated_write_block_seconds", tenths(e.write_block_seconds)},
+        {"estimated_duration_seconds", tenths(e.duration_seconds)},
+        {"copy_bytes_per_second", e.bytes_per_second},
+        {"rates", e.measured_moves > 0
+                      ? "measured by the last " + std::to_string(e.measured_moves) + " " +
+                            strategy + " move(s)"
+                      : std::string("assumed: no " + strategy + " move has completed yet")}};
   };
   ASSIGN_OR_RETURN(json offline, estimate("offline"));
   ASSIGN_OR_RETURN(json online, estimate("online"));
@@ -438,8 +396,21 @@ std::optional<int64_t> MigrationService::EtaSeconds(const Migration& m) const {
 }
 
 int64_t MigrationService::RetryAfterSeconds(const Migration& m) const {
+  const int64_t most = deps_.config->max_retry_after_seconds;
+  // What is left of the pause that blocking_writes estimated (from the move's bytes and the
+  // rates of the last moves); once past it, soon (the copy is late, not stuck for long).
+  json res = json::parse(m.resources, nullptr, false);
+  if (res.is_object() && res.contains("block_estimate_seconds")) {
+    const double estimate = res.value("block_estimate_seconds", 0.0);
+    const int64_t started = res.value("block_started_at_ms", int64_t{0});
+    const double elapsed =
+        started > 0 ? static_cast<double>(deps_.clock->NowMs() - started) / 1000.0 : 0.0;
+    const double left = estimate - elapsed;
+    const double wait = left >= 1 ? left : std::max(1.0, 0.25 * elapsed);
+    return std::clamp<int64_t>(static_cast<int64_t>(std::ceil(wait)), 1, most);
+  }
   auto eta = EtaSeconds(m);
-  return eta ? std::clamp<int64_t>(*eta, 1, 3600) : 60;
+  return eta ? std::clamp<int64_t>(*eta, 1, most) : std::min<int64_t>(60, most);
 }
 
 bool MigrationService::IsReversible(const Migration& m) {

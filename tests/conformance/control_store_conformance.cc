@@ -356,24 +356,24 @@ TEST_P(ControlStoreConformance, AdmissionCaps) {
     rel.next_attempt_at_ms = 99999;  // out of the way of the next claim
     ASSERT_OK(store_->UpdateMigration(rel, c->epoch, {}));
   }
-  // m0 finishes (claims go in next-attempt then initiation order): m2 now fits.
-  auto claim_release = [&](const std::string& want, Step step, int64_t next_at) {
-    auto c = store_->ClaimNext("w", 100000, 10);
-    ASSERT_TRUE(c.ok() && c->has_value());
-    ASSERT_EQ((*c)->id, want);
-    Migration x = **c;
-    x.lease_owner.clear();
-    x.current_step = step;
-    x.next_attempt_at_ms = next_at;
-    ASSERT_OK(store_->UpdateMigration(x, (*c)->epoch, {}));
-  };
-  claim_release("m0", Step::kCompleted, 0);
-  claim_release("m1", Step::kRequested, 999999);
-  ASSERT_OK_AND_ASSIGN(auto c2, store_->ClaimNext("w", 100000, 10));
+  // m0 finishes at 40000 (claims go in next-attempt then initiation order). Its slot is free:
+  // m2, queued on its region, is woken then, ahead of its next attempt (99999), and fits now;
+  // m4, queued for the global cap and younger, is not.
+  ASSERT_OK_AND_ASSIGN(auto c0, store_->ClaimNext("w", 100000, 10));
+  ASSERT_TRUE(c0.has_value());
+  ASSERT_EQ(c0->id, "m0");
+  Migration done = *c0;
+  done.lease_owner.clear();
+  done.current_step = Step::kCompleted;
+  done.updated_at_ms = 40000;
+  ASSERT_OK(store_->UpdateMigration(done, c0->epoch, {}));
+  ASSERT_OK_AND_ASSIGN(auto c2, store_->ClaimNext("w", 50000, 10));
   ASSERT_TRUE(c2.has_value());
   ASSERT_EQ(c2->id, "m2");
   ASSERT_OK_AND_ASSIGN(bool admitted2, store_->TryAdmit(c2->id, c2->epoch, 3, 2));
   EXPECT_TRUE(admitted2);
+  ASSERT_OK_AND_ASSIGN(auto none, store_->ClaimNext("w", 50000, 10));
+  EXPECT_FALSE(none.has_value()) << none->id;
 }
 
 // Workers of two processes admit at the same moment: the caps hold (no write skew between the

@@ -1,4 +1,6 @@
 // Faults injected into the real steps: resume, verification, degraded replication, repair.
+#include <cmath>
+
 #include "dataplane/sqlite/sqlite_database.h"
 #include "e2e/e2e_util.h"
 
@@ -193,6 +195,35 @@ TEST_F(FaultE2E, FailureAfterCutoverWaitsForRepair) {
   Migration repaired = Drive(*sys_, m.id);
   ASSERT_EQ(repaired.current_step, Step::kCompleted);
   ASSERT_OK(sys_->plane()->Region("eu-west-1")->db->InsertRows(app, "t", {{"n", 1}}).status());
+}
+
+// A writer refused during the pause is told what is left of the pause that the move estimated
+// when it reserved dest, then (the estimate passed) a quarter of the time paused so far, never
+// more than server.max_retry_after_seconds.
+TEST_F(FaultE2E, RetryAfterCountsDownThePausesEstimate) {
+  TempDir dir;
+  FakeClock clock(SystemClock::Default()->NowMs());
+  Rng rng(5);
+  auto sys = OpenSystem(dir, &clock, &rng, "", "max_retry_after_seconds = 20\n");
+  ASSERT_NE(sys, nullptr);
+  ASSERT_OK_AND_ASSIGN(App app, sys->apps()->CreateApp("alice", "a", "us-east-1", ""));
+  ASSERT_OK_AND_ASSIGN(Migration m, sys->migrations()->Move("alice", app.id, "eu-west-1", ""));
+  RunUntil(*sys, m.id, Step::kDumpingData);
+  ASSERT_OK_AND_ASSIGN(Migration blocked, sys->store()->GetMigration(m.id));
+  json res = json::parse(blocked.resources);
+  ASSERT_TRUE(res.contains("block_estimate_seconds")) << res.dump();
+  const double estimate = res["block_estimate_seconds"].get<double>();
+  ASSERT_GT(estimate, 1.0);  // no move has measured rates yet: the assumed ones
+  const int64_t started = res["block_started_at_ms"].get<int64_t>();
+  auto told_at = [&](int64_t after_ms) {
+    clock.Advance(started + after_ms - clock.NowMs());
+    return sys->migrations()->RetryAfterSeconds(blocked);
+  };
+  EXPECT_EQ(told_at(0), static_cast<int64_t>(std::ceil(estimate)));
+  EXPECT_EQ(told_at(1000), static_cast<int64_t>(std::ceil(estimate - 1.0)));
+  EXPECT_EQ(told_at(static_cast<int64_t>(estimate * 1000) + 8000),
+            static_cast<int64_t>(std::ceil(0.25 * (estimate + 8.0))));
+  EXPECT_EQ(told_at(600'000), 20);  // 150 s, above the configured maximum
 }
 
 TEST_F(FaultE2E, RetentionTearsDownOldReplicas) {

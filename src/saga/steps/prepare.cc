@@ -1,5 +1,6 @@
 // reserving_dest and blocking_writes.
 #include "saga/steps/steps.h"
+#include "store/estimates.h"
 
 namespace regionmove::steps {
 
@@ -22,6 +23,11 @@ Status ReserveDest(const StepDeps& deps, StepContext& ctx) {
     }
     RETURN_IF_ERROR(s);
     res["reserved"] = true;
+    // How long the write pause should last (the refused writers' Retry-After counts down from
+    // it, from the first refusal on): these bytes at the rates the last moves measured.
+    auto estimate = EstimateMove(*deps.store, IsStreamed(m) ? "online" : "offline",
+                                 static_cast<double>(need), deps.config->max_block_seconds);
+    if (estimate.ok()) res["block_estimate_seconds"] = estimate->write_block_seconds;
     RETURN_IF_ERROR(SaveResources(ctx, res));
   }
   // A fast reverse lands on the retained replica, which already holds everything.
