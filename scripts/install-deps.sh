@@ -22,7 +22,7 @@ if [ $with_tests = 1 ]; then
   pkgs+=(postgresql-15)             # the server of the PostgreSQL tests (scripts/pg-regions)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 fi
-if [ $with_bench = 1 ]; then pkgs+=(pgcopydb time); fi  # the peers of bench/run from Debian
+if [ $with_bench = 1 ]; then pkgs+=(pgcopydb time wrk); fi  # the peers of bench/run from Debian
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""The REST API under load: `wrk` against `regionmove serve` on loopback.
+
+Starts the server on a fresh embedded config, creates an app with a table and a row, then runs
+wrk (Debian package wrk) for a few seconds per case, 2 threads and 4 connections:
+  - GET of one row, on kept-alive connections and with `Connection: close` (the peer: the same
+    server, a connection per request);
+  - POST of one row (the server gives it an id), likewise;
+  - GET /healthz (no store, no database: the HTTP layer alone).
+Prints requests/s and latency percentiles, then bench/run's rows; the server's peak RSS is read
+from /proc at the end.
+
+  cmake --build build --target regionmove && python3 bench/api_bench.py [SECONDS]
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "build", "regionmove")
+TOKEN = "bench-token-0123456789"
+
+
+def call(base, method, path, body=None):
+    req = urllib.request.Request(base + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {TOKEN}",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read() or b"null")
+
+
+def wrk(url, seconds, close=False, post=None):
+    args = ["wrk", "-t2", "-c4", f"-d{seconds}s", "--latency", "-H", f"Authorization: Bearer {TOKEN}"]
+    if close:
+        args += ["-H", "Connection: close"]
+    script = None
+    if post is not None:
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        script.write('wrk.method = "POST"\nwrk.body = \'%s\'\n'
+                     'wrk.headers["Content-Type"] = "application/json"\n' % json.dumps(post))
+        script.close()
+        args += ["-s", script.name]
+    out = subprocess.run(args + [url], check=True, capture_output=True, text=True).stdout
+    if script:
+        os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    pct = {}
+    for p, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        pct[p] = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    return {"rps": rps, "p50_ms": pct.get("50"), "p99_ms": pct.get("99"),
+            "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def main():
+    seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: bash scripts/install-deps.sh --bench")
+    work = tempfile.mkdtemp(prefix="regionmove-api-bench-")
+    config = os.path.join(work, "regionmove.toml")
+    toml = (f'[server]\ndata_dir = "var"\n[[users]]\nname = "alice"\ntoken = "{TOKEN}"\n')
+    for slug in ("us-east-1", "eu-west-1"):
+        toml += (f'[[regions]]\nslug = "{slug}"\n'
+                 f'database = {{ engine = "sqlite", dir = "regions/{slug}/db" }}\n'
+                 f'blobs = {{ engine = "fs", dir = "regions/{slug}/blobs" }}\n')
+    with open(config, "w") as f:
+        f.write(toml)
+    server = subprocess.Popen([BIN, "serve", "--config", config, "--listen", "127.0.0.1:0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        base = None
+        deadline = time.monotonic() + 30
+        while base is None and time.monotonic() < deadline:
+            line = server.stderr.readline()
+            m = re.search(r"serving on (http://[0-9.:]+)", line)
+            if m:
+                base = m.group(1)
+        if base is None:
+            sys.exit("the server did not start")
+        # The server logs every request to stderr: drain it so it never blocks.
+        subprocess.Popen(["cat"], stdin=server.stderr, stdout=subprocess.DEVNULL)
+        app = call(base, "POST", "/v1/apps", {"name": "bench", "region": "us-east-1"})["app_id"]
+        call(base, "POST", f"/v1/apps/{app}/tables",
+             {"name": "orders", "columns": [{"name": "total", "type": "real"}]})
+        call(base, "POST", f"/v1/apps/{app}/tables/orders", [{"id": "o1", "total": 1}])
+        row = f"{base}/v1/apps/{app}/tables/orders/o1"
+        table = f"{base}/v1/apps/{app}/tables/orders"
+        cases = {
+            "GET row": (row, None),
+            "POST row": (table, {"total": 2.5}),
+            "GET /healthz": (f"{base}/healthz", None),
+        }
+        results = {}
+        print(f"{'case':<14} {'connections':<12} {'req/s':>9} {'p50':>9} {'p99':>9} {'non-2xx':>8}")
+        for name, (url, post) in cases.items():
+            for close in (False, True):
+                r = wrk(url, seconds, close=close, post=post)
+                results[(name, close)] = r
+                print(f"{name:<14} {'close' if close else 'keep-alive':<12} {r['rps']:>9.0f} "
+                      f"{r['p50_ms']:>7.2f}ms {r['p99_ms']:>7.2f}ms {r['non_2xx']:>8}", flush=True)
+        with open(f"/proc/{server.pid}/status") as f:
+            rss = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
+        print(f"peak RSS of the server: {rss:.1f} MiB")
+        command = f"python3 bench/api_bench.py {seconds}"
+        targets = {"GET row": 5000, "POST row": 2500, "GET /healthz": 5000}
+        for name, floor in targets.items():
+            keep, close = results[(name, False)], results[(name, True)]
+            ok = keep["non_2xx"] == 0 and close["non_2xx"] == 0
+            row_out = {"work": f"API {name}, 4 connections kept alive (p99 {keep['p99_ms']:.2f} ms)",
+                       "command": command, "ours": keep["rps"], "unit": "req/s",
+                       "peer": "the same, Connection: close", "peer_value": close["rps"],
+                       "ratio": keep["rps"] / close["rps"] if close["rps"] else None,
+                       "rss_mib": rss,
+                       "target": f">= {floor} req/s, p99 < 5 ms, >= close",
+                       "met": ok and keep["rps"] >= floor and keep["p99_ms"] < 5
+                              and keep["rps"] >= close["rps"]}
+            print("RESULT " + json.dumps(row_out), flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
