@@ -36,17 +36,13 @@ class Sha256 {
 // An order-independent digest of a multiset of items: the 128-bit XXH3 hash of each item,
 // added up as two 64-bit lanes. Two sides that hold the same items produce the same digest
 // whatever order they read them in, so a table can be hashed in storage order (a sequential
-// scan) instead of key order (a random walk of its pages), and in parts on several threads
-// (Merge). It finds accidental differences (a lost, extra or altered row), not forgeries, like
-// the PostgreSQL engine's sum of row hashes. Not thread-safe.
+// scan) instead of key order (a random walk of its pages). It finds accidental differences (a lost,
+// extra or altered row), not forgeries, like the PostgreSQL engine's sum of row hashes. Not
+// thread-safe.
 class MultisetHash {
  public:
   void Add(const void* data, size_t n);
   void Add(std::string_view s) { Add(s.data(), s.size()); }
-  void Merge(const MultisetHash& other) {
-    lo_ += other.lo_;
-    hi_ += other.hi_;
-  }
   // 32 lowercase hex digits.
   std::string HexDigest() const;
 

@@ -166,15 +166,19 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_m
   // acknowledged survives a power cut (NORMAL may lose the last ones). Cost measured in
   // docs/reliability.md. Switching a new file to WAL while another process does the same can
   // answer SQLITE_BUSY without waiting for the busy handler: retried within the busy timeout.
+  RETURN_IF_ERROR(
+      db->ExecWhileBusy("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+                        busy_timeout_ms));
+  return db;
+}
+
+Status Db::ExecWhileBusy(std::string_view sql, int budget_ms) {
   for (int waited_ms = 0, step_ms = 5;;
        waited_ms += step_ms, step_ms = std::min(step_ms * 2, 100)) {
-    Status s =
-        db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
-    if (s.ok()) break;
-    if (s.code() != StatusCode::kUnavailable || waited_ms >= busy_timeout_ms) return s;
+    Status s = Exec(sql);
+    if (s.ok() || s.code() != StatusCode::kUnavailable || waited_ms >= budget_ms) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));
   }
-  return db;
 }
 
 Db::~Db() {
@@ -187,7 +191,7 @@ Status Db::Exec(std::string_view sql) {
   char* err = nullptr;
   int rc = sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err);
   sqlite3_free(err);
-  return FromCode(rc, db_, "exec " + s);
+  return FromCode(rc, db_, "exec " + (s.size() > 80 ? s.substr(0, 80) + "..." : s));
 }
 
 Result<Stmt> Db::Prepare(std::string_view sql) {

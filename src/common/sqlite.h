@@ -118,6 +118,10 @@ class Db {
   ~Db();
 
   Status Exec(std::string_view sql);
+  // Exec, tried again for up to `budget_ms` while it fails as unavailable (another connection
+  // holds the lock): SQLite's busy handler covers most such waits, but not every path that
+  // answers SQLITE_BUSY (switching a file to WAL, some lock upgrades).
+  Status ExecWhileBusy(std::string_view sql, int budget_ms);
   Result<Stmt> Prepare(std::string_view sql);
   int64_t Changes() const { return sqlite3_changes64(db_); }
   int64_t LastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }

@@ -123,12 +123,4 @@ Result<int64_t> ZstdDecompressFile(const std::string& in_path, const std::string
   return written;
 }
 
-Result<std::string> Sha256File(const std::string& path) {
-  ASSIGN_OR_RETURN(File in, OpenFile(path, "rb"));
-  Sha256 h;
-  std::vector<char> buf(1 << 16);
-  while (size_t n = std::fread(buf.data(), 1, buf.size(), in.get())) h.Update(buf.data(), n);
-  return h.HexDigest();
-}
-
 }  // namespace regionmove

@@ -23,7 +23,5 @@ Result<int64_t> ZstdCompressBuffer(std::string_view data, const std::string& out
 Result<int64_t> ZstdDecompressFile(const std::string& in, const std::string& out,
                                    const std::function<Status(int64_t)>& progress,
                                    std::string* sha256 = nullptr);
-// SHA-256 (hex) of a file's content.
-Result<std::string> Sha256File(const std::string& path);
 
 }  // namespace regionmove

@@ -397,7 +397,7 @@ std::optional<int64_t> MigrationService::EtaSeconds(const Migration& m) const {
 
 int64_t MigrationService::RetryAfterSeconds(const Migration& m) const {
   const int64_t most = deps_.config->max_retry_after_seconds;
-  // What is left of the pause that blocking_writes estimated (from the move's bytes and the
+  // What is left of the pause that reserving_dest estimated (from the move's bytes and the
   // rates of the last moves); once past it, soon (the copy is late, not stuck for long).
   json res = json::parse(m.resources, nullptr, false);
   if (res.is_object() && res.contains("block_estimate_seconds")) {

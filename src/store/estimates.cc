@@ -10,7 +10,16 @@ namespace {
 constexpr double kAssumedBytesPerSecond = 80.0 * 1024 * 1024;
 constexpr double kFixedSeconds = 2.0;
 constexpr int kRatesOfMoves = 20;
-}  // namespace
+
+// What completed moves of one strategy measured (UnblockWrites records it in their resources):
+// bytes copied over the seconds of their copy steps, and the mean write pause.
+struct MeasuredRates {
+  int moves = 0;
+  double bytes_per_second = 0;         // of the copy steps
+  double pause_seconds = 0;            // mean
+  double paused_bytes_per_second = 0;  // bytes over the whole write pause (offline: the copy
+                                       // and the steps around it)
+};
 
 MeasuredRates MeasureRates(const std::vector<Migration>& moves) {
   MeasuredRates out;
@@ -29,6 +38,8 @@ MeasuredRates MeasureRates(const std::vector<Migration>& moves) {
   out.paused_bytes_per_second = pause > 0 ? bytes / pause : 0;
   return out;
 }
+
+}  // namespace
 
 Result<MoveEstimate> EstimateMove(ControlStore& store, const std::string& strategy, double bytes,
                                   int64_t max_block_seconds) {

@@ -8,17 +8,6 @@
 
 namespace regionmove {
 
-// What completed moves of one strategy measured (UnblockWrites records it in their resources):
-// bytes copied over the seconds of their copy steps, and the mean write pause.
-struct MeasuredRates {
-  int moves = 0;
-  double bytes_per_second = 0;         // of the copy steps
-  double pause_seconds = 0;            // mean
-  double paused_bytes_per_second = 0;  // bytes over the whole write pause (offline: the copy
-                                       // and the steps around it)
-};
-MeasuredRates MeasureRates(const std::vector<Migration>& moves);
-
 // A move's copy and write pause for `bytes` of data with `strategy`, at the rates the last
 // moves of that strategy measured (any process's: they are in the control store), or at
 // assumed ones until a move has completed.

@@ -27,6 +27,17 @@ inline constexpr const char* kEventColumns =
     "seq, migration_id, type, step, from_step, to_step, attempt, started_at_ms, ended_at_ms, "
     "error, bytes, message";
 
+// Run when an admitted move ends, at time $1 on regions $2 and $3 (its admission slot is free):
+// the two oldest moves queued on those regions, and the oldest queued of all (a global slot is
+// free too), try admission again now instead of at their next poll. ($n: PostgreSQL's
+// parameters, and SQLite's named ones, numbered in order of first appearance.)
+inline constexpr const char* kWakeQueuedMigrations =
+    "UPDATE migrations SET next_attempt_at_ms = $1 WHERE id IN (SELECT id FROM migrations WHERE "
+    "terminal = 0 AND admitted = 0 AND next_attempt_at_ms > $1 AND (source_region IN ($2, $3) "
+    "OR dest_region IN ($2, $3)) ORDER BY initiated_at_ms LIMIT 2) OR id IN (SELECT id FROM "
+    "migrations WHERE terminal = 0 AND admitted = 0 AND next_attempt_at_ms > $1 ORDER BY "
+    "initiated_at_ms LIMIT 1)";
+
 inline Step StepOr(const std::string& name) { return ParseStep(name).value_or(Step::kFailed); }
 
 template <class Row>

@@ -107,13 +107,14 @@ std::string FsBlobStore::PathFor(const std::string& app_id, const std::string& k
 Result<BlobInfo> FsBlobStore::Stage(const std::string& app_id, const std::string& key,
                                     BlobReader& content, const std::string& content_type) {
   RETURN_IF_ERROR(ValidateBlobKey(key));
-  const std::string dir = fs::path(PathFor(app_id, key, "")).parent_path().string();
+  const std::string base = PathFor(app_id, key, "");
+  const std::string dir = fs::path(base).parent_path().string();
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Unavailable("cannot create " + dir + ": " + ec.message());
   // The content is durable under its own name (key and SHA-256) before Publish's index row
   // (the acknowledgement) points at it: every crash leaves the old or the new blob.
-  std::string tmp = PathFor(app_id, key, "") + ".tmp-" + std::to_string(rng_->Next());
+  std::string tmp = base + ".tmp-" + std::to_string(rng_->Next());
   ASSIGN_OR_RETURN(BlobInfo info, WriteSynced(tmp, content));
   info.key = key;
   info.content_type = content_type.empty() ? "application/octet-stream" : content_type;

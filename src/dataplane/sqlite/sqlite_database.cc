@@ -381,7 +381,6 @@ Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app
   int64_t raw_bytes = 0;
   Result<int64_t> compressed = int64_t{0};
   std::string sha;
-  bool in_memory = false;
   {
     // A separate connection: reads of the app keep going while the backup runs. Its read
     // transaction, open for the whole backup, is the snapshot: writes that commit meanwhile
@@ -397,7 +396,7 @@ Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app
     // A small database is copied into memory, a large one into a scratch file (no journal, no
     // fsync: it is compressed and deleted right after). Fewer files created and deleted per
     // move: on ext4, allocating inodes among many recently deleted ones is costly.
-    in_memory = pages * page_size <= kInMemoryDumpBytes;
+    const bool in_memory = pages * page_size <= kInMemoryDumpBytes;
     sqlite3* dst = nullptr;
     int rc = sqlite3_open(in_memory ? ":memory:" : tmp.c_str(), &dst);
     std::unique_ptr<sqlite3, int (*)(sqlite3*)> dst_guard(dst, sqlite3_close);

@@ -557,15 +557,8 @@ Status PgControlStore::WriteMigration(Conn& c, const Migration& m, int64_t expec
   if (r.Affected() == 0) return Fenced(m.id);
   for (const auto& e : events) RETURN_IF_ERROR(InsertEvent(c, e));
   if (m.terminal() && m.admitted) {
-    // Its admission slot is free: the oldest moves queued on its regions, and the oldest of
-    // all, try again now, not at their next poll.
     RETURN_IF_ERROR(
-        c.Query("UPDATE migrations SET next_attempt_at_ms = $1 WHERE id IN (SELECT id FROM "
-                "migrations WHERE terminal = 0 AND admitted = 0 AND next_attempt_at_ms > $1 AND "
-                "(source_region IN ($2, $3) OR dest_region IN ($2, $3)) ORDER BY "
-                "initiated_at_ms LIMIT 2) OR id IN (SELECT id FROM migrations WHERE terminal = 0 "
-                "AND admitted = 0 AND next_attempt_at_ms > $1 ORDER BY initiated_at_ms LIMIT 1)",
-                Args(m.updated_at_ms, m.source_region, m.dest_region))
+        c.Query(kWakeQueuedMigrations, Args(m.updated_at_ms, m.source_region, m.dest_region))
             .status());
   }
   RETURN_IF_ERROR(

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 
 #include "store/records.h"
 #include "store/sqlite/schema.h"
@@ -16,31 +15,10 @@ using namespace store;
 
 }  // namespace
 
-// The queued moves (not admitted yet) that a move ending on regions ?2 and ?3 wakes at ?1: the
-// two oldest on those regions (their slot is free) and the oldest of all (a global slot is).
-constexpr const char* kWakeQueuedSql =
-    "UPDATE migrations SET next_attempt_at_ms = ?1 WHERE id IN (SELECT id FROM migrations WHERE "
-    "terminal = 0 AND admitted = 0 AND next_attempt_at_ms > ?1 AND (source_region IN (?2, ?3) "
-    "OR dest_region IN (?2, ?3)) ORDER BY initiated_at_ms LIMIT 2) OR id IN (SELECT id FROM "
-    "migrations WHERE terminal = 0 AND admitted = 0 AND next_attempt_at_ms > ?1 ORDER BY "
-    "initiated_at_ms LIMIT 1)";
+// How long a batch waits for another connection's lock (BEGIN IMMEDIATE, COMMIT).
+constexpr int kBusyBudgetMs = 5000;
 
 // ---------------------------------------------------------------- group commit
-
-namespace {
-// BEGIN IMMEDIATE and COMMIT, tried again for up to 5 s while another connection holds the
-// lock: SQLite's busy handler covers most such waits, but not every path that answers
-// SQLITE_BUSY.
-Status ExecWhileBusy(sqlite::Db* db, const char* sql) {
-  for (int waited_ms = 0, step_ms = 1;; waited_ms += step_ms, step_ms = std::min(step_ms * 2, 50)) {
-    Status s = db->Exec(sql);
-    if (s.ok() || (sqlite3_errcode(db->raw()) & 0xff) != SQLITE_BUSY || waited_ms >= 5000) {
-      return s;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(step_ms));
-  }
-}
-}  // namespace
 
 Result<SqliteControlStore::Batch> SqliteControlStore::JoinBatch() {
   arriving_.fetch_add(1);
@@ -56,7 +34,7 @@ Result<SqliteControlStore::Batch> SqliteControlStore::JoinBatch() {
     batch_done_.notify_all();
   }
   if (!batch_open_) {
-    RETURN_IF_ERROR(ExecWhileBusy(db_.get(), "BEGIN IMMEDIATE"));
+    RETURN_IF_ERROR(db_->ExecWhileBusy("BEGIN IMMEDIATE", kBusyBudgetMs));
     batch_open_ = true;
     ++batch_id_;
   }
@@ -89,7 +67,7 @@ Status SqliteControlStore::Batch::Leave() {
   }
   Status committed = sqlite3_get_autocommit(s->db_->raw())
                          ? Unavailable("control store: the batch was rolled back by an error")
-                         : ExecWhileBusy(s->db_.get(), "COMMIT");
+                         : s->db_->ExecWhileBusy("COMMIT", kBusyBudgetMs);
   if (!committed.ok()) {
     (void)s->db_->Exec("ROLLBACK");
     s->failed_batches_[id_] = committed;
@@ -390,9 +368,7 @@ Status SqliteControlStore::WriteMigrationLocked(const Migration& m, int64_t expe
   if (db_->Changes() == 0) return Fenced(m.id);
   for (const auto& e : events) RETURN_IF_ERROR(InsertEventLocked(e));
   if (m.terminal() && m.admitted) {
-    // Its admission slot is free: the oldest moves queued on its regions, and the oldest of
-    // all, try again now, not at their next poll.
-    ASSIGN_OR_RETURN(Stmt wake, db_->Prepare(kWakeQueuedSql));
+    ASSIGN_OR_RETURN(Stmt wake, db_->Prepare(kWakeQueuedMigrations));
     RETURN_IF_ERROR(wake.BindAll(m.updated_at_ms, m.source_region, m.dest_region).Run());
   }
   ASSIGN_OR_RETURN(Stmt app, db_->Prepare("UPDATE apps SET status = ? WHERE id = ?"));
