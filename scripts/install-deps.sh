@@ -10,7 +10,7 @@ with_bench=0
 
 pkgs=(
   cmake ninja-build g++ ccache pkg-config
-  libsqlite3-dev sqlite3 libssl-dev libzstd-dev zstd libxxhash-dev
+  libsqlite3-dev sqlite3 libssl-dev libzstd-dev zstd libxxhash-dev libcurl4-openssl-dev
   nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format

@@ -49,8 +49,15 @@ TEST(Config, ErrorsNameTheKey) {
       {"[[regions]]\nslug = \"a-1\"\ndatabase = {engine=\"sqlite\", dri=\"d\"}\n",
        "unknown key 'dri' in [[regions]] database (did you mean 'dir'?)"},
       {"[[regions]]\nslug = \"a-1\"\ndatabase = {engine=\"sqlite\", dir=\"d\"}\n"
-       "blobs = {engine=\"s3\", dsn=\"x\"}\n",
-       "'s3' is not available in this build"},
+       "blobs = {engine=\"s3\", endpoint=\"127.0.0.1:9000\", bucket=\"b\"}\n",
+       "regions[0].blobs.endpoint must be an http:// or https:// URL"},
+      {"[[regions]]\nslug = \"a-1\"\ndatabase = {engine=\"sqlite\", dir=\"d\"}\n"
+       "blobs = {engine=\"s3\", endpoint=\"http://127.0.0.1:9000\"}\n",
+       "regions[0].blobs.bucket is required"},
+      {"[[regions]]\nslug = \"a-1\"\ndatabase = {engine=\"sqlite\", dir=\"d\", bucket=\"b\"}\n"
+       "blobs = {engine=\"fs\", dir=\"b\"}\n",
+       "unknown key 'bucket' in [[regions]] database"},
+      {"[server]\nmax_blob_bytes = -1\n", "server.max_blob_bytes"},
       {"[[regions]]\nslug = \"a-1\"\ndatabase = {engine=\"fs\", dir=\"d\"}\n"
        "blobs = {engine=\"fs\", dir=\"b\"}\n",
        "'fs' is not a database engine"},

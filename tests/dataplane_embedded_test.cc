@@ -2,7 +2,7 @@
 #include <filesystem>
 
 #include "conformance/dataplane_conformance.h"
-#include "dataplane/fs/fs_blob_store.h"
+#include "dataplane/fs/fs_objects.h"
 #include "dataplane/sqlite/sqlite_database.h"
 #include "dataplane/sqlite/sqlite_replicator.h"
 #include "dataplane/sqlite/sqlite_runtime_store.h"
@@ -19,16 +19,15 @@ Config SqliteRegions(const std::string& dir) {
   for (const char* slug : {"a-1", "b-1"}) {
     RegionConfig r;
     r.slug = slug;
-    r.database = EngineConfig{"sqlite", dir + "/" + slug, ""};
-    r.blobs = EngineConfig{"fs", dir + "/" + slug + "-blobs", ""};
+    r.database = EngineConfig{.engine = "sqlite", .dir = dir + "/" + slug, .dsn = ""};
+    r.blobs = EngineConfig{.engine = "fs", .dir = dir + "/" + slug + "-blobs", .dsn = ""};
     c.regions.push_back(r);
   }
   return c;
 }
 
 Result<std::unique_ptr<BlobStore>> OpenBlobs(const std::string& dir, Rng* rng) {
-  ASSIGN_OR_RETURN(auto bs, FsBlobStore::Open(dir, rng));
-  return std::unique_ptr<BlobStore>(std::move(bs));
+  return OpenFsBlobStore(dir, rng);
 }
 Result<std::unique_ptr<RuntimeStore>> OpenRuntime(const std::string& dir, const SecretBox* box) {
   ASSIGN_OR_RETURN(auto rs, SqliteRuntimeStore::Open(dir, box));

@@ -20,6 +20,7 @@ std::string_view EmbeddedDefaultConfigToml() {
 listen = "127.0.0.1:8080"
 data_dir = "var"
 max_body_bytes = 67108864
+max_blob_bytes = 5368709120
 max_retry_after_seconds = 300
 
 [control_store]
@@ -119,7 +120,8 @@ struct SectionKeys {
 const std::vector<SectionKeys>& Schema() {
   static const std::vector<SectionKeys> kSchema = {
       {"server",
-       {"listen", "data_dir", "max_body_bytes", "max_retry_after_seconds", "apps_domain",
+       {"listen", "data_dir", "max_body_bytes", "max_blob_bytes", "max_retry_after_seconds",
+        "apps_domain",
         "max_connections", "buffer_writes_seconds", "header_timeout_seconds",
         "idle_timeout_seconds"}},
       {"control_store", {"engine", "path", "dsn", "max_connections"}},
@@ -184,8 +186,12 @@ Status CheckKnownKeys(const toml::table& root, const std::string& source) {
       if (name != "regions") continue;
       for (const char* engine_key : {"database", "blobs"}) {
         if (const toml::table* e = (*t)[engine_key].as_table()) {
-          RETURN_IF_ERROR(
-              UnknownKeys(*e, {"engine", "dir", "dsn"}, where + " " + engine_key, source));
+          std::vector<std::string> keys = {"engine", "dir", "dsn"};
+          if (std::string(engine_key) == "blobs") {
+            keys.insert(keys.end(), {"endpoint", "bucket", "region", "prefix", "access_key_id",
+                                     "secret_access_key", "path_style"});
+          }
+          RETURN_IF_ERROR(UnknownKeys(*e, keys, where + " " + engine_key, source));
         }
       }
     }
@@ -207,31 +213,43 @@ void MergeOver(toml::table& base, const toml::table& file) {
 }
 
 Status ReadEngine(const toml::table& region, const char* key, const std::string& data_dir,
-                  EngineConfig& out, const std::string& source, const std::string& where) {
+                  const std::string& slug, EngineConfig& out, const std::string& source,
+                  const std::string& where) {
   const toml::table* t = region[key].as_table();
   if (!t) return Bad(source, where + key, "is missing (an inline table with engine = ...)");
-  RETURN_IF_ERROR(Read<std::string>(*t, "engine", out.engine, source, where + key + "."));
-  RETURN_IF_ERROR(Read<std::string>(*t, "dir", out.dir, source, where + key + "."));
-  RETURN_IF_ERROR(Read<std::string>(*t, "dsn", out.dsn, source, where + key + "."));
+  const std::string at = where + key + ".";
+  RETURN_IF_ERROR(Read<std::string>(*t, "engine", out.engine, source, at));
+  RETURN_IF_ERROR(Read<std::string>(*t, "dir", out.dir, source, at));
+  RETURN_IF_ERROR(Read<std::string>(*t, "dsn", out.dsn, source, at));
+  for (auto [name, field] : {std::pair<const char*, std::string*>{"endpoint", &out.endpoint},
+                             {"bucket", &out.bucket},
+                             {"region", &out.region},
+                             {"prefix", &out.prefix},
+                             {"access_key_id", &out.access_key_id},
+                             {"secret_access_key", &out.secret_access_key}}) {
+    RETURN_IF_ERROR(Read<std::string>(*t, name, *field, source, at));
+  }
+  RETURN_IF_ERROR(Read<bool>(*t, "path_style", out.path_style, source, at));
+  if (out.engine == "s3") {
+    if (out.endpoint.rfind("http://", 0) != 0 && out.endpoint.rfind("https://", 0) != 0) {
+      return Bad(source, at + "endpoint", "must be an http:// or https:// URL");
+    }
+    if (out.bucket.empty()) return Bad(source, at + "bucket", "is required");
+    if (!out.prefix.empty() && out.prefix.back() != '/') out.prefix += '/';
+    if (out.dir.empty()) out.dir = "blob-index/" + slug;  // the local index
+  }
   out.dir = Resolve(data_dir, out.dir);
   bool file_engine = out.engine == "sqlite" || out.engine == "fs";
-  if (file_engine && out.dir.empty()) return Bad(source, where + key + ".dir", "is required");
-  if (out.engine == "postgres" && out.dsn.empty()) {
-    return Bad(source, where + key + ".dsn", "is required");
-  }
+  if (file_engine && out.dir.empty()) return Bad(source, at + "dir", "is required");
+  if (out.engine == "postgres" && out.dsn.empty()) return Bad(source, at + "dsn", "is required");
   if (!file_engine && out.engine != "postgres" && out.engine != "s3") {
-    return Bad(source, where + key + ".engine", "is unknown: '" + out.engine + "'");
-  }
-  // Known engines that this build cannot run yet are refused here, so that `regionmove config`
-  // and `serve` agree on what a file means.
-  if (out.engine == "s3") {
-    return Bad(source, where + key + ".engine", "'s3' is not available in this build (fs is)");
+    return Bad(source, at + "engine", "is unknown: '" + out.engine + "'");
   }
   bool database = std::string(key) == "database";
   if (database != (out.engine == "sqlite" || out.engine == "postgres")) {
-    return Bad(source, where + key + ".engine",
+    return Bad(source, at + "engine",
                "'" + out.engine + "' is not a " + (database ? "database" : "blob") + " engine (" +
-                   (database ? "sqlite or postgres" : "fs") + ")");
+                   (database ? "sqlite or postgres" : "fs or s3") + ")");
   }
   return Status::Ok();
 }
@@ -259,6 +277,7 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
     RETURN_IF_ERROR(Read<std::string>(*s, "listen", c.listen, source, "server."));
     RETURN_IF_ERROR(Read<std::string>(*s, "data_dir", data_dir, source, "server."));
     RETURN_IF_ERROR(Read<int64_t>(*s, "max_body_bytes", c.max_body_bytes, source, "server."));
+    RETURN_IF_ERROR(Read<int64_t>(*s, "max_blob_bytes", c.max_blob_bytes, source, "server."));
     RETURN_IF_ERROR(
         Read<int64_t>(*s, "max_retry_after_seconds", c.max_retry_after_seconds, source, "server."));
     RETURN_IF_ERROR(Read<std::string>(*s, "apps_domain", c.apps_domain, source, "server."));
@@ -271,6 +290,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
         Read<int64_t>(*s, "idle_timeout_seconds", c.idle_timeout_seconds, source, "server."));
   }
   if (c.max_body_bytes < 1) return Bad(source, "server.max_body_bytes", "must be at least 1");
+  if (c.max_blob_bytes < 0 || c.max_blob_bytes > (5LL << 40)) {
+    return Bad(source, "server.max_blob_bytes", "must be between 0 and 5 TiB");
+  }
   if (c.max_retry_after_seconds < 1 || c.max_retry_after_seconds > 86400) {
     return Bad(source, "server.max_retry_after_seconds", "must be between 1 and 86400");
   }
@@ -384,8 +406,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
       return Bad(source, where + "status", "must be available, draining or offline");
     }
     if (r.name.empty()) r.name = r.slug;
-    RETURN_IF_ERROR(ReadEngine(*t, "database", c.data_dir, r.database, source, where));
-    RETURN_IF_ERROR(ReadEngine(*t, "blobs", c.data_dir, r.blobs, source, where));
+    RETURN_IF_ERROR(ReadEngine(*t, "database", c.data_dir, r.slug, r.database, source, where));
+    RETURN_IF_ERROR(ReadEngine(*t, "blobs", c.data_dir, r.slug, r.blobs, source, where));
     c.regions.push_back(std::move(r));
   }
   return c;

@@ -10,8 +10,16 @@ namespace regionmove {
 
 struct EngineConfig {
   std::string engine;  // "sqlite" | "postgres" | "fs" | "s3"
-  std::string dir;     // resolved absolute path for file-based engines
+  std::string dir;     // resolved absolute path for file-based engines; s3: its local index
   std::string dsn;     // postgres
+  // s3: where objects go. Credentials default to AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+  std::string endpoint = "";  // "http://127.0.0.1:9000"
+  std::string bucket = "";
+  std::string region = "us-east-1";  // the signing region
+  std::string prefix = "";                // before every object name ("" or ending in "/")
+  std::string access_key_id = "";
+  std::string secret_access_key = "";
+  bool path_style = true;  // http://endpoint/bucket/key (false: http://bucket.endpoint/key)
 };
 
 struct RegionConfig {
@@ -37,6 +45,7 @@ struct Config {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir;  // absolute
   int64_t max_body_bytes = 64LL << 20;
+  int64_t max_blob_bytes = 5LL << 30;  // a blob PUT's body (streamed, not held in memory)
   // A write that arrives while an online move pauses the app's writes waits this long for the
   // pause to end before it is answered 503 (0: answered at once).
   int64_t buffer_writes_seconds = 5;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "common/text.h"
 
@@ -34,6 +35,18 @@ Result<size_t> StringBlobReader::Read(char* buf, size_t n) {
   std::memcpy(buf, data_.data(), n);
   data_.remove_prefix(n);
   return n;
+}
+
+Result<BlobInfo> BlobStore::Stage(const std::string& app_id, const std::string& key,
+                                  BlobReader& content, const std::string& content_type) {
+  ASSIGN_OR_RETURN(auto writer, StartStage(app_id, key, content_type));
+  std::vector<char> buf(1 << 20);  // memory per blob being staged, whatever its size
+  while (true) {
+    ASSIGN_OR_RETURN(size_t n, content.Read(buf.data(), buf.size()));
+    if (n == 0) break;
+    RETURN_IF_ERROR(writer->Write(buf.data(), n));
+  }
+  return writer->Finish();
 }
 
 Result<BlobInfo> BlobStore::Put(const std::string& app_id, const std::string& key,

@@ -15,6 +15,7 @@ struct BlobInfo {
   int64_t size = 0;
   std::string sha256;
   std::string content_type;
+  std::string object;  // the store's own name for this version's content (not shown to users)
 };
 
 // Ok for a key the API accepts: 1..1024 bytes, no NUL, not absolute, no ".." segment.
@@ -39,6 +40,16 @@ class StringBlobReader final : public BlobReader {
   std::string_view data_;
 };
 
+// Receives a blob's content in order: the push side of a Stage (an HTTP body arrives this way).
+// Destroyed without Finish, it leaves nothing behind that a reader can see.
+class BlobWriter {
+ public:
+  virtual ~BlobWriter() = default;
+  virtual Status Write(const char* data, size_t n) = 0;
+  // Makes the content durable (still invisible until Publish) and returns its entry.
+  virtual Result<BlobInfo> Finish() = 0;
+};
+
 // The blobs of one region, namespaced per app. Writes are atomic: a reader sees the old or the
 // new content, never a mix. Thread-safe.
 //
@@ -51,16 +62,27 @@ class BlobStore {
  public:
   virtual ~BlobStore() = default;
 
-  virtual Result<BlobInfo> Stage(const std::string& app_id, const std::string& key,
-                                 BlobReader& content, const std::string& content_type) = 0;
+  // Starts staging a new version of `key`: write the content, then Finish.
+  virtual Result<std::unique_ptr<BlobWriter>> StartStage(const std::string& app_id,
+                                                         const std::string& key,
+                                                         const std::string& content_type) = 0;
+  // StartStage, every byte of `content`, Finish.
+  Result<BlobInfo> Stage(const std::string& app_id, const std::string& key, BlobReader& content,
+                         const std::string& content_type);
   // Makes staged blobs (as Stage returned them) the current versions of their keys.
   virtual Status Publish(const std::string& app_id, const std::vector<BlobInfo>& staged) = 0;
   // Stage + Publish of one blob held in memory.
   Result<BlobInfo> Put(const std::string& app_id, const std::string& key, std::string_view data,
                        const std::string& content_type);
-  // NotFound when absent; `info`, if given, receives the blob's entry.
-  virtual Result<std::unique_ptr<BlobReader>> Open(const std::string& app_id,
-                                                   const std::string& key, BlobInfo* info) = 0;
+  // The content from byte `offset` on (offset <= size). NotFound when absent; `info`, if
+  // given, receives the blob's entry. The reader keeps reading the version it opened.
+  virtual Result<std::unique_ptr<BlobReader>> OpenAt(const std::string& app_id,
+                                                     const std::string& key, int64_t offset,
+                                                     BlobInfo* info) = 0;
+  Result<std::unique_ptr<BlobReader>> Open(const std::string& app_id, const std::string& key,
+                                           BlobInfo* info) {
+    return OpenAt(app_id, key, 0, info);
+  }
   // The whole content (Open, read to the end). NotFound when absent.
   Result<std::string> Get(const std::string& app_id, const std::string& key, BlobInfo* info);
   virtual Result<std::optional<BlobInfo>> Stat(const std::string& app_id,

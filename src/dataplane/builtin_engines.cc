@@ -1,7 +1,8 @@
 // The one place that names the concrete engines of the data plane ports.
 #include "dataplane/engines.h"
-#include "dataplane/fs/fs_blob_store.h"
+#include "dataplane/fs/fs_objects.h"
 #include "dataplane/postgres/pg_engine.h"
+#include "dataplane/s3/s3_objects.h"
 #include "dataplane/sqlite/sqlite_engine.h"
 
 namespace regionmove {
@@ -12,9 +13,11 @@ void RegisterBuiltinEngines() {
   RegisterBlobEngine(
       "fs",
       [](const RegionConfig& region, const EngineEnv& env) -> Result<std::unique_ptr<BlobStore>> {
-        ASSIGN_OR_RETURN(auto bs, FsBlobStore::Open(region.blobs.dir, env.rng));
-        return std::unique_ptr<BlobStore>(std::move(bs));
+        return OpenFsBlobStore(region.blobs.dir, env.rng);
       });
+  RegisterBlobEngine("s3", [](const RegionConfig& region, const EngineEnv& env) {
+    return OpenS3BlobStore(region.blobs, env.rng);
+  });
 }
 
 }  // namespace regionmove

@@ -99,12 +99,42 @@ TEST_P(BlobStoreConformance, StagedBlobsAppearWhenPublished) {
   }
   ASSERT_OK_AND_ASSIGN(int64_t size, bs->SizeBytes(kApp));
   EXPECT_EQ(size, static_cast<int64_t>(contents[0].size() + contents[1].size()));
-  // Content deleted between its staging and its publication is not published.
+  // Content staged before its namespace was deleted (an abort's clean-up) is not published.
   DrippingReader again(contents[1]);
   ASSERT_OK_AND_ASSIGN(BlobInfo restaged, bs->Stage(kApp, "b", again, "text/plain"));
-  ASSERT_OK(bs->Delete(kApp, "b"));
+  ASSERT_OK(bs->DeleteNamespace(kApp));
   EXPECT_FALSE(bs->Publish(kApp, {restaged}).ok());
   EXPECT_EQ(bs->Get(kApp, "b", nullptr).status().code(), StatusCode::kNotFound);
+  // A writer dropped before Finish leaves nothing behind; one that finishes stays invisible.
+  {
+    ASSERT_OK_AND_ASSIGN(auto w, bs->StartStage(kApp, "dropped", ""));
+    ASSERT_OK(w->Write("partial", 7));
+  }
+  ASSERT_OK_AND_ASSIGN(listed, bs->List(kApp, "", "", 10));
+  EXPECT_TRUE(listed.empty());
+}
+
+// Reads from an offset: what a Range request of the API serves.
+TEST_P(BlobStoreConformance, ReadsFromAnOffset) {
+  ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
+  ASSERT_OK(bs->CreateNamespace(kApp));
+  std::string data = RandomBytes(rng_, 3 * 1024 * 1024 + 17);
+  ASSERT_OK(bs->Put(kApp, "big", data, "").status());
+  for (int64_t offset : {int64_t{0}, int64_t{1}, int64_t{1 << 20}, int64_t(data.size() - 1),
+                         int64_t(data.size())}) {
+    BlobInfo info;
+    ASSERT_OK_AND_ASSIGN(auto r, bs->OpenAt(kApp, "big", offset, &info));
+    EXPECT_EQ(info.size, static_cast<int64_t>(data.size()));
+    std::string got;
+    char buf[70000];
+    while (true) {
+      ASSERT_OK_AND_ASSIGN(size_t n, r->Read(buf, sizeof buf));
+      if (n == 0) break;
+      got.append(buf, n);
+    }
+    EXPECT_TRUE(got == data.substr(static_cast<size_t>(offset))) << "offset " << offset;
+  }
+  EXPECT_FALSE(bs->OpenAt(kApp, "big", static_cast<int64_t>(data.size()) + 1, nullptr).ok());
 }
 
 TEST_P(BlobStoreConformance, AStaleTokenCannotDeleteTheNamespace) {

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/ids.h"
+#include "dataplane/blob_store.h"
+#include "dataplane/object_store.h"
+
+namespace regionmove {
+
+// Objects as files under a directory: `<dir>/<name>`. A new object is written to a temp file,
+// fsynced and renamed to "<base>-<sha256[0:32]>" (the same content of the same key is one
+// file); a crash leaves a temp file that the next Open sweeps away.
+class FsObjects final : public ObjectStore {
+ public:
+  static Result<std::unique_ptr<FsObjects>> Open(const std::string& dir, Rng* rng);
+
+  Result<std::unique_ptr<ObjectWriter>> Create(const std::string& base) override;
+  Result<std::unique_ptr<BlobReader>> Read(const std::string& name, int64_t offset,
+                                           int64_t size) override;
+  Result<bool> Exists(const std::string& name) override;
+  Status Remove(const std::string& name) override;
+  Status RemoveDir(const std::string& dir) override;
+  Status CreateDir(const std::string& dir) override;
+
+ private:
+  FsObjects(std::string dir, Rng* rng) : dir_(std::move(dir)), rng_(rng) {}
+  std::string dir_;
+  Rng* rng_;
+};
+
+// The fs blob engine: FsObjects under `dir`, indexed by `<dir>/_index.sqlite3`.
+Result<std::unique_ptr<BlobStore>> OpenFsBlobStore(const std::string& dir, Rng* rng);
+
+}  // namespace regionmove

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+#include "dataplane/blob_store.h"
+
+namespace regionmove {
+
+// Receives one new object's content. Destroyed without Commit, it leaves no object.
+class ObjectWriter {
+ public:
+  virtual ~ObjectWriter() = default;
+  virtual Status Write(const char* data, size_t n) = 0;
+  // Makes the object durable and returns its name. `sha256`: of the content (hex).
+  virtual Result<std::string> Commit(const std::string& sha256) = 0;
+};
+
+// Where an IndexedBlobStore keeps content: objects that are written once under a name of the
+// store's choosing, never changed, and removed when no index entry names them any more.
+// Names are '/'-separated paths under the app's directory ("<app_id>/..."). Thread-safe.
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+  // A new object; its name starts with `base` ("<app_id>/<h[0:2]>/<h>").
+  virtual Result<std::unique_ptr<ObjectWriter>> Create(const std::string& base) = 0;
+  // The content of `name` from byte `offset` on; `size` is the object's whole size.
+  // NotFound when there is no such object.
+  virtual Result<std::unique_ptr<BlobReader>> Read(const std::string& name, int64_t offset,
+                                                   int64_t size) = 0;
+  virtual Result<bool> Exists(const std::string& name) = 0;
+  virtual Status Remove(const std::string& name) = 0;  // idempotent
+  // Removes every object under `dir` + "/" (idempotent).
+  virtual Status RemoveDir(const std::string& dir) = 0;
+  virtual Status CreateDir(const std::string& dir) = 0;
+};
+
+}  // namespace regionmove

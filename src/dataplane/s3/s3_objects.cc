@@ -1,0 +1,194 @@
+#include "dataplane/s3/s3_objects.h"
+
+#include <openssl/evp.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "common/hash.h"
+#include "dataplane/indexed_blob_store.h"
+
+namespace regionmove {
+
+namespace {
+
+Status Failed(const std::string& what, const s3::Response& res) {
+  std::vector<std::string> code = s3::XmlValues(res.body, "Code");
+  std::vector<std::string> message = s3::XmlValues(res.body, "Message");
+  return Unavailable(what + ": HTTP " + std::to_string(res.status) +
+                     (code.empty() ? "" : " " + code[0]) +
+                     (message.empty() ? "" : ": " + message[0]));
+}
+
+std::string Md5Base64(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr);
+  return Base64Encode(std::string_view(reinterpret_cast<char*>(md), len));
+}
+
+std::string XmlEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+class S3Writer final : public ObjectWriter {
+ public:
+  S3Writer(const s3::Client* client, std::string name, std::string key)
+      : client_(client), name_(std::move(name)), key_(std::move(key)) {
+    buf_.reserve(S3Objects::kPartBytes);
+  }
+  ~S3Writer() override {
+    if (upload_id_.empty() || committed_) return;
+    s3::Request abort{"DELETE", key_, {{"uploadId", upload_id_}}, {}, {}};
+    (void)client_->Send(abort);  // what is left is swept with the namespace
+  }
+
+  Status Write(const char* data, size_t n) override {
+    while (n > 0) {
+      size_t take = std::min(n, S3Objects::kPartBytes - buf_.size());
+      buf_.append(data, take);
+      data += take;
+      n -= take;
+      if (buf_.size() == S3Objects::kPartBytes) RETURN_IF_ERROR(UploadPart());
+    }
+    return Status::Ok();
+  }
+
+  Result<std::string> Commit(const std::string& sha256) override {
+    if (upload_id_.empty()) {
+      s3::Request put{"PUT", key_, {}, {{"x-amz-meta-sha256", sha256}}, buf_};
+      ASSIGN_OR_RETURN(s3::Response res, client_->Send(put));
+      if (res.status != 200) return Failed("s3 PUT " + key_, res);
+    } else {
+      if (!buf_.empty()) RETURN_IF_ERROR(UploadPart());
+      std::string xml = "<CompleteMultipartUpload>";
+      for (size_t i = 0; i < etags_.size(); ++i) {
+        xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" +
+               XmlEscape(etags_[i]) + "</ETag></Part>";
+      }
+      xml += "</CompleteMultipartUpload>";
+      s3::Request done{"POST", key_, {{"uploadId", upload_id_}}, {}, xml};
+      ASSIGN_OR_RETURN(s3::Response res, client_->Send(done));
+      // S3 may answer 200 with an error in the body.
+      if (res.status != 200 || res.body.find("<Error>") != std::string::npos) {
+        return Failed("s3 complete upload " + key_, res);
+      }
+    }
+    committed_ = true;
+    return name_;
+  }
+
+ private:
+  Status UploadPart() {
+    if (upload_id_.empty()) {
+      s3::Request start{"POST", key_, {{"uploads", ""}}, {}, {}};
+      ASSIGN_OR_RETURN(s3::Response res, client_->Send(start));
+      std::vector<std::string> id = s3::XmlValues(res.body, "UploadId");
+      if (res.status != 200 || id.empty()) return Failed("s3 start upload " + key_, res);
+      upload_id_ = id[0];
+    }
+    std::string number = std::to_string(etags_.size() + 1);
+    s3::Request part{"PUT", key_, {{"partNumber", number}, {"uploadId", upload_id_}}, {}, buf_};
+    ASSIGN_OR_RETURN(s3::Response res, client_->Send(part));
+    if (res.status != 200 || !res.headers.count("etag")) {
+      return Failed("s3 upload part " + number + " of " + key_, res);
+    }
+    etags_.push_back(res.headers["etag"]);
+    buf_.clear();
+    return Status::Ok();
+  }
+
+  const s3::Client* client_;
+  std::string name_, key_;
+  std::string buf_;
+  std::string upload_id_;
+  std::vector<std::string> etags_;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<S3Objects>> S3Objects::Open(const EngineConfig& config, Rng* rng) {
+  ASSIGN_OR_RETURN(auto client, s3::Client::Make(config));
+  // A listing of nothing rather than a HEAD: a refusal comes with the server's reason.
+  ASSIGN_OR_RETURN(s3::Response head,
+                   client->Send({"GET", "", {{"list-type", "2"}, {"max-keys", "0"}}, {}, {}}));
+  if (head.status == 404) {
+    ASSIGN_OR_RETURN(s3::Response made, client->Send({"PUT", "", {}, {}, {}}));
+    if (made.status != 200) return Failed("s3 create bucket " + config.bucket, made);
+  } else if (head.status != 200) {
+    return Failed("s3 bucket " + config.bucket + " at " + config.endpoint, head);
+  }
+  return std::unique_ptr<S3Objects>(new S3Objects(std::move(client), config.prefix, rng));
+}
+
+Result<std::unique_ptr<ObjectWriter>> S3Objects::Create(const std::string& base) {
+  char suffix[24];
+  std::snprintf(suffix, sizeof suffix, "-%016llx", static_cast<unsigned long long>(rng_->Next()));
+  std::string name = base + suffix;
+  return std::unique_ptr<ObjectWriter>(new S3Writer(client_.get(), name, prefix_ + name));
+}
+
+Result<std::unique_ptr<BlobReader>> S3Objects::Read(const std::string& name, int64_t offset,
+                                                    int64_t size) {
+  return client_->Get(prefix_ + name, offset, size);
+}
+
+Result<bool> S3Objects::Exists(const std::string& name) {
+  ASSIGN_OR_RETURN(s3::Response res, client_->Send({"HEAD", prefix_ + name, {}, {}, {}}));
+  if (res.status == 200) return true;
+  if (res.status == 404) return false;
+  return Failed("s3 HEAD " + prefix_ + name, res);
+}
+
+Status S3Objects::Remove(const std::string& name) {
+  ASSIGN_OR_RETURN(s3::Response res, client_->Send({"DELETE", prefix_ + name, {}, {}, {}}));
+  if (res.status == 204 || res.status == 200 || res.status == 404) return Status::Ok();
+  return Failed("s3 DELETE " + prefix_ + name, res);
+}
+
+Status S3Objects::RemoveDir(const std::string& dir) {
+  // Resumable by nature: each round lists what is left and deletes it.
+  while (true) {
+    s3::Request list{"GET", "", {{"list-type", "2"}, {"prefix", prefix_ + dir + "/"},
+                                 {"max-keys", "1000"}}, {}, {}};
+    ASSIGN_OR_RETURN(s3::Response res, client_->Send(list));
+    if (res.status != 200) return Failed("s3 list " + prefix_ + dir, res);
+    std::vector<std::string> keys = s3::XmlValues(res.body, "Key");
+    if (keys.empty()) return Status::Ok();
+    std::string xml = "<Delete><Quiet>true</Quiet>";
+    for (const auto& k : keys) xml += "<Object><Key>" + XmlEscape(k) + "</Key></Object>";
+    xml += "</Delete>";
+    s3::Request del{"POST", "", {{"delete", ""}}, {{"content-md5", Md5Base64(xml)}}, xml};
+    ASSIGN_OR_RETURN(s3::Response gone, client_->Send(del));
+    if (gone.status != 200 || !s3::XmlValues(gone.body, "Error").empty()) {
+      return Failed("s3 delete objects under " + prefix_ + dir, gone);
+    }
+  }
+}
+
+Status S3Objects::CreateDir(const std::string& dir) {
+  (void)dir;  // a bucket has no directories
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<BlobStore>> OpenS3BlobStore(const EngineConfig& config, Rng* rng) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.dir, ec);
+  if (ec) return Permanent("cannot create " + config.dir + ": " + ec.message());
+  ASSIGN_OR_RETURN(auto objects, S3Objects::Open(config, rng));
+  ASSIGN_OR_RETURN(auto store,
+                   IndexedBlobStore::Open(std::move(objects), config.dir + "/_index.sqlite3"));
+  return std::unique_ptr<BlobStore>(std::move(store));
+}
+
+}  // namespace regionmove
