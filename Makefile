@@ -3,7 +3,7 @@ PRESET ?= default
 BUILD_DIR := $(if $(filter asan,$(PRESET)),build-asan,build)
 JOBS ?= 2
 
-.PHONY: deps test-deps configure build build-cli install fuzz-build fuzz pg-start test test-asan demo demo-postgres bench bench-run bench-control bench-pause format clean
+.PHONY: deps test-deps configure build build-cli install fuzz-build fuzz pg-start s3-start test test-asan demo demo-postgres bench bench-run bench-control bench-pause format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -39,7 +39,11 @@ fuzz: fuzz-build
 pg-start: test-deps
 	@bash scripts/pg-regions start
 
-test: test-deps build fuzz-build pg-start
+# The S3 tests run against a local S3-protocol server (scripts/s3-local, s3rver from npm).
+s3-start: test-deps
+	@bash scripts/s3-local start
+
+test: test-deps build fuzz-build pg-start s3-start
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 test-asan:

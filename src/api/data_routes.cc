@@ -2,7 +2,9 @@
 // custom domains, under /v1/apps/{app_id}/ or on the app's own host.
 #include <httplib.h>
 
+#include <memory>
 #include <regex>
+#include <tuple>
 
 #include "api/http_api.h"
 #include "api/http_util.h"
@@ -110,9 +112,35 @@ Reply Tables(System* sys, const http::Caller& c, const Req& req, const std::stri
   return MethodNotAllowed(req, "DELETE, GET, HEAD, PATCH");
 }
 
-// Blobs answer raw bytes on GET, so this one writes the response itself.
+// A blob being sent: the reader of the version opened, reopened at another offset when httplib
+// asks for one (a Range, or the parts of several), and only for that same version.
+struct BlobStream {
+  BlobStore* blobs = nullptr;
+  std::string app;
+  BlobInfo info;
+  std::unique_ptr<BlobReader> reader;
+  int64_t pos = 0;
+
+  bool Send(int64_t offset, size_t length, httplib::DataSink& sink) {
+    if (offset != pos) {
+      BlobInfo now;
+      auto r = blobs->OpenAt(app, info.key, offset, &now);
+      if (!r.ok() || now.sha256 != info.sha256) return false;  // changed since: end the reply
+      reader = std::move(*r);
+      pos = offset;
+    }
+    char buf[1 << 16];
+    auto n = reader->Read(buf, std::min(length, sizeof buf));
+    if (!n.ok() || *n == 0) return false;
+    pos += static_cast<int64_t>(*n);
+    return sink.write(buf, *n);
+  }
+};
+
+// Blobs answer raw bytes on GET, so this one writes the response itself. `body`: the request's
+// body as it arrives (a blob upload), or nullptr when it was read into req.body.
 Status Blobs(System* sys, const http::Caller& c, const Req& req, Res& res, const std::string& app,
-             const std::string& key) {
+             const std::string& key, const httplib::ContentReader* body) {
   AppService* apps = sys->apps();
   const std::string method = MethodOf(req);
   bool write = method != "GET";
@@ -139,22 +167,70 @@ Status Blobs(System* sys, const http::Caller& c, const Req& req, Res& res, const
     return Status::Ok();
   }
   if (method == "PUT") {
-    std::string type = req.get_header_value("Content-Type");
-    BlobInfo info;
-    RETURN_IF_ERROR(plane->db->WithWriteFence(app, [&]() -> Status {
-      ASSIGN_OR_RETURN(info, plane->blobs->Put(app, key, req.body, type));
-      return Status::Ok();
-    }));
+    // The content streams into a staged blob (invisible, outside the fence: an upload of
+    // minutes does not hold up a move's drain) and is published under the app's write fence,
+    // so an upload that ends after a move blocked the writes is refused, not lost.
+    const httplib::ContentReader whole(
+        [&](const httplib::ContentReceiver& receive) {
+          return req.body.empty() || receive(req.body.data(), req.body.size());
+        },
+        nullptr);
+    const httplib::ContentReader& reader = body ? *body : whole;
+    const int64_t max_bytes = sys->config().max_blob_bytes;
+    ASSIGN_OR_RETURN(auto writer,
+                     plane->blobs->StartStage(app, key, req.get_header_value("Content-Type")));
+    int64_t received = 0;
+    Status written;
+    bool whole_body = reader([&](const char* data, size_t n) {
+      received += static_cast<int64_t>(n);
+      if (received > max_bytes) {
+        written = http::PayloadTooLarge(max_bytes);
+      } else {
+        written = writer->Write(data, n);
+      }
+      return written.ok();
+    });
+    RETURN_IF_ERROR(written);
+    if (!whole_body) return InvalidArgument("the request body ended before its length");
+    ASSIGN_OR_RETURN(BlobInfo info, writer->Finish());
+    RETURN_IF_ERROR(
+        plane->db->WithWriteFence(app, [&] { return plane->blobs->Publish(app, {info}); }));
     http::Reply(res, 201, {{"key", info.key}, {"size", info.size}, {"sha256", info.sha256}});
     return Status::Ok();
   }
   if (method == "GET") {
-    BlobInfo info;
-    ASSIGN_OR_RETURN(std::string data, plane->blobs->Get(app, key, &info));
-    res.status = 200;
+    // Streamed from the store: memory stays flat whatever the blob's size. httplib serves a
+    // Range (206, Content-Range; several as multipart/byteranges) by asking for an offset.
+    auto stream = std::make_shared<BlobStream>();
+    ASSIGN_OR_RETURN(stream->reader, plane->blobs->Open(app, key, &stream->info));
+    const BlobInfo& info = stream->info;
+    for (const auto& [first, last] : req.ranges) {
+      bool satisfiable = first >= 0 ? first < info.size : last > 0 && info.size > 0;
+      if (!satisfiable) {
+        res.status = 416;
+        res.set_header("Content-Range", "bytes */" + std::to_string(info.size));
+        http::Reply(res, 416,
+                    ErrorJson(InvalidArgument("range not satisfiable: the blob has " +
+                                                  std::to_string(info.size) + " bytes",
+                                              "range_not_satisfiable")));
+        return Status::Ok();
+      }
+    }
     res.set_header("ETag", "\"" + info.sha256 + "\"");
+    res.set_header("Accept-Ranges", "bytes");
     res.set_header("X-Content-Type-Options", "nosniff");  // stored types are the uploader's
-    res.set_content(std::move(data), info.content_type.c_str());
+    if (info.size == 0) {
+      res.status = 200;
+      res.set_content("", info.content_type.c_str());
+      return Status::Ok();
+    }
+    stream->blobs = plane->blobs.get();
+    stream->app = app;
+    res.set_content_provider(
+        static_cast<size_t>(info.size), info.content_type.c_str(),
+        [stream](size_t offset, size_t length, httplib::DataSink& sink) {
+          return stream->Send(static_cast<int64_t>(offset), length, sink);
+        });
     return Status::Ok();
   }
   if (method == "DELETE") {
@@ -289,12 +365,18 @@ Reply Runtime(System* sys, const http::Caller& c, const Req& req, const std::str
 }
 
 void Dispatch(HttpApi* api, System* sys, const Req& req, Res& res, const std::string& app,
-              const std::string& kind, const std::string& rest, bool may_wait = true) {
+              const std::string& kind, const std::string& rest, bool may_wait = true,
+              const httplib::ContentReader* body = nullptr) {
   auto caller = http::Authenticate(sys->tokens(), req);
-  if (!caller.ok()) return http::ReplyError(res, caller.status());
+  if (!caller.ok()) {
+    if (body) res.set_header("Connection", "close");  // the body was not read
+    return http::ReplyError(res, caller.status());
+  }
   Status s;
   if (kind == "blobs") {
-    s = Blobs(sys, *caller, req, res, app, rest);
+    s = Blobs(sys, *caller, req, res, app, rest, body);
+    // Part of a streamed body may be left unread: the connection cannot carry another request.
+    if (!s.ok() && body) res.set_header("Connection", "close");
   } else {
     Reply r = kind == "tables" ? Tables(sys, *caller, req, app, rest)
                                : Runtime(sys, *caller, req, app, kind, rest);
@@ -319,7 +401,8 @@ void Dispatch(HttpApi* api, System* sys, const Req& req, Res& res, const std::st
       // after the same wait when an online move pauses the writes. The write was not applied,
       // so it runs again once the pause ends.
       auto blocker = sys->migrations()->WriteBlocker(app);
-      if (may_wait && blocker.ok() && *blocker && api->AwaitUnblock(app, **blocker)) {
+      // A streamed body cannot be read again: it is refused at once.
+      if (may_wait && !body && blocker.ok() && *blocker && api->AwaitUnblock(app, **blocker)) {
         res = Res();
         return Dispatch(api, sys, req, res, app, kind, rest, /*may_wait=*/false);
       }
@@ -347,11 +430,25 @@ void HttpApi::RegisterDataRoutes() {
     }
     Dispatch(this, sys, req, res, *app, req.matches[1], req.matches[2]);
   };
-  for (const auto& [pattern, handler] :
-       {std::pair<std::string, Handler>{v1, by_path}, {host, by_host}}) {
-    for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
-      Route(method, pattern, handler);
+  auto upload_by_path = [this, sys](const Req& req, Res& res,
+                                     const httplib::ContentReader& body) {
+    Dispatch(this, sys, req, res, req.matches[1], "blobs", req.matches[3], true, &body);
+  };
+  auto upload_by_host = [this, sys](const Req& req, Res& res,
+                                    const httplib::ContentReader& body) {
+    auto app = AppForHost(sys, req.get_header_value("Host"));
+    if (!app) {
+      res.set_header("Connection", "close");
+      return http::ReplyError(
+          res, NotFound("no app is served at host '" + req.get_header_value("Host") + "'"));
     }
+    Dispatch(this, sys, req, res, *app, "blobs", req.matches[2], true, &body);
+  };
+  for (const auto& [pattern, handler, upload] :
+       {std::tuple<std::string, Handler, StreamHandler>{v1, by_path, upload_by_path},
+        {host, by_host, upload_by_host}}) {
+    for (const char* method : {"GET", "POST", "PATCH", "DELETE"}) Route(method, pattern, handler);
+    Route("PUT", pattern, handler, upload);
   }
 }
 

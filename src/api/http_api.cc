@@ -55,7 +55,8 @@ void HttpApi::Stop() { server_->Shutdown(); }
 
 void HttpApi::Wait() { server_->Wait(); }
 
-void HttpApi::Route(const std::string& method, const std::string& pattern, Handler handler) {
+void HttpApi::Route(const std::string& method, const std::string& pattern, Handler handler,
+                    StreamHandler stream) {
   routes_.push_back(BodylessRoute{method, std::regex(pattern), handler});
   if (method == "GET") {
     server_->Get(pattern, std::move(handler));
@@ -65,8 +66,14 @@ void HttpApi::Route(const std::string& method, const std::string& pattern, Handl
   // application/x-www-form-urlencoded (curl's default for -d) and refuse it past 8 KiB.
   std::regex re(pattern);
   int64_t max_body = sys_->config().max_body_bytes;
-  auto with_body = [handler, re, max_body](const httplib::Request& req, httplib::Response& res,
-                                           const httplib::ContentReader& reader) {
+  auto with_body = [handler, stream, re, max_body](const httplib::Request& req,
+                                                   httplib::Response& res,
+                                                   const httplib::ContentReader& reader) {
+    if (stream && IsBlobUpload(req)) {
+      httplib::Request copy = req;
+      std::regex_match(copy.path, copy.matches, re);
+      return stream(copy, res, reader);
+    }
     std::string body;
     bool too_large = false;
     reader([&](const char* data, size_t n) {
@@ -152,7 +159,9 @@ void HttpApi::Register() {
   MigrationService* ms = sys->migrations();
   Metrics* mx = metrics_;
   int64_t max_body = sys->config().max_body_bytes;
-  s.set_payload_max_length(static_cast<size_t>(max_body));
+  int64_t max_blob = sys->config().max_blob_bytes;
+  // The larger of the two: each route holds its own bodies to their limit.
+  s.set_payload_max_length(static_cast<size_t>(std::max(max_body, max_blob)));
   mx->Describe("regionmove_http_requests_total", "counter", "HTTP requests by route and code");
   mx->Describe("regionmove_guard_rejections_total", "counter",
                "writes answered 503 app_migrating by the migration guard");
@@ -165,7 +174,7 @@ void HttpApi::Register() {
 
   // Before authentication and body parsing: well-formed input, the size limit and the
   // migration guard.
-  s.set_pre_routing_handler([this, sys, ms, mx, max_body](const Req& req, Res& res) {
+  s.set_pre_routing_handler([this, sys, ms, mx, max_body, max_blob](const Req& req, Res& res) {
     auto unread_body = [&] {
       // The body is not read: the connection cannot carry another request.
       if (req.get_header_value("Connection") != "close") res.set_header("Connection", "close");
@@ -182,9 +191,10 @@ void HttpApi::Register() {
         ReplyError(res, InvalidArgument("header Content-Length must be a decimal number of bytes"));
         return httplib::Server::HandlerResponse::Handled;
       }
-      if (std::stoll(len) > max_body) {
+      int64_t limit = IsBlobUpload(req) ? max_blob : max_body;
+      if (std::stoll(len) > limit) {
         unread_body();
-        ReplyError(res, http::PayloadTooLarge(max_body));
+        ReplyError(res, http::PayloadTooLarge(limit));
         return httplib::Server::HandlerResponse::Handled;
       }
     }

@@ -14,10 +14,6 @@
 #include "common/result.h"
 #include "service/system.h"
 
-namespace httplib {
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace regionmove {
 
@@ -53,11 +49,17 @@ class HttpApi {
   void RegisterDataRoutes();
   void RegisterMcp();
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  // A handler that reads the body itself, as it arrives (blob uploads).
+  using StreamHandler = std::function<void(const httplib::Request&, httplib::Response&,
+                                           const httplib::ContentReader&)>;
   // Registers a route. GET routes also answer HEAD. Routes that may come without a body
   // (POST/PUT/PATCH/DELETE): httplib refuses such a request when it has neither Content-Length
   // nor Transfer-Encoding (as `curl -X POST` sends it), so the pre-routing handler dispatches
   // those itself, as with an empty body. Every route is recorded for the Allow header of 405.
-  void Route(const std::string& method, const std::string& pattern, Handler handler);
+  // `stream`, when given, serves the requests IsBlobUpload() names instead of `handler`, with
+  // the body unread.
+  void Route(const std::string& method, const std::string& pattern, Handler handler,
+             StreamHandler stream = nullptr);
   // The methods served at `path` ("GET, HEAD, POST"); empty when no route matches it.
   std::string AllowedMethods(const std::string& path) const;
   // Runs the matching Route() for a request without body headers; false when none matches.

@@ -174,6 +174,10 @@ std::string ListenError(const std::string& host, int port, int err) {
 }  // namespace
 
 HttpServer::HttpServer(HttpLimits limits) : limits_(limits) {
+  // httplib takes an invalid listening socket to mean "shutting down" and then stops every
+  // streamed response (a blob GET) before its first byte. This layer owns the sockets and ends
+  // connections itself, so httplib's is never invalid (and never a real descriptor).
+  svr_sock_ = -2;
   // Only for the Keep-Alive header httplib writes; this layer enforces both.
   set_keep_alive_max_count(static_cast<size_t>(limits_.keep_alive_max_requests));
   set_keep_alive_timeout(std::max(1, limits_.idle_timeout_ms / 1000));

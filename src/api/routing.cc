@@ -60,6 +60,13 @@ std::optional<std::string> DataWriteTarget(System* sys, const httplib::Request& 
   return std::nullopt;
 }
 
+bool IsBlobUpload(const httplib::Request& req) {
+  if (req.method != "PUT") return false;
+  std::vector<std::string> seg = Split(req.path);
+  if (seg.size() >= 5 && seg[0] == "v1" && seg[1] == "apps" && seg[3] == "blobs") return true;
+  return seg.size() >= 2 && seg[0] == "blobs";
+}
+
 std::string NormalizeRoute(const std::string& path) {
   // Literal segments that routes use; anything else is a parameter or an unknown path.
   static const char* kLiterals[] = {

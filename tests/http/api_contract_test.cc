@@ -596,5 +596,78 @@ TEST_F(ApiContract, BodylessPostsAndDeletesWork) {
   EXPECT_EQ(unauth.rfind("HTTP/1.1 401", 0), 0u) << unauth;
 }
 
+// Blob bodies have their own limit (server.max_blob_bytes), apart from JSON bodies
+// (max_body_bytes, 4096 here); they stream in sized or chunked, and out whole or by Range.
+class BlobLimits : public HttpFixture {
+ protected:
+  void SetUp() override { StartServer("", "max_body_bytes = 4096\nmax_blob_bytes = 3000000\n"); }
+};
+
+TEST_F(BlobLimits, BlobBodiesStreamUpToTheirOwnLimit) {
+  std::string app = CreateApp(kAlice);
+  const std::string base = "/v1/apps/" + app + "/blobs/";
+  Rng rng(9);
+  std::string data(2500000, '\0');
+  for (auto& c : data) c = static_cast<char>(rng.Next());
+  HttpReply put = Call("PUT", base + "big.bin", kAlice, data, "application/x-big");
+  ASSERT_EQ(put.status, 201) << put.raw.substr(0, 300);
+  EXPECT_EQ(put.body["sha256"], Sha256Hex(data));
+  // Chunked (no Content-Length): the limit holds while it streams.
+  httplib::Client c("127.0.0.1", api_->port());
+  httplib::Headers auth = {{"Authorization", "Bearer " + kAlice}};
+  auto chunked = [&](size_t total) {
+    size_t sent = 0;
+    return c.Put(
+        base + "chunked.bin", auth,
+        [&, total](size_t, httplib::DataSink& sink) {
+          size_t n = std::min<size_t>(65536, total - sent);
+          sink.write(data.data() + (sent % 1000000), n);
+          sent += n;
+          if (sent == total) sink.done();
+          return true;
+        },
+        "application/octet-stream");
+  };
+  auto ok = chunked(1000000);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 201) << ok->body;
+  EXPECT_EQ(Call("GET", base + "chunked.bin", kAlice).raw.size(), 1000000u);
+  // Refused from the header, before any of the body is read.
+  std::string over = RawRequest(api_->port(), "PUT " + base +
+                                                  "over.bin HTTP/1.1\r\nAuthorization: Bearer " +
+                                                  kAlice + "\r\nContent-Length: 3000001\r\n");
+  EXPECT_EQ(over.rfind("HTTP/1.1 413", 0), 0u) << over;
+  EXPECT_NE(over.find("payload_too_large"), std::string::npos) << over;
+  auto chunked_over = chunked(3500000);
+  if (chunked_over) EXPECT_EQ(chunked_over->status, 413);  // or the connection was cut
+  EXPECT_EQ(Call("GET", base + "chunked.bin", kAlice).raw.size(), 1000000u);  // unchanged
+  EXPECT_EQ(Call("GET", base + "over.bin", kAlice).status, 404);
+  // Nothing of the refused uploads shows.
+  HttpReply list = Call("GET", "/v1/apps/" + app + "/blobs", kAlice);
+  EXPECT_EQ(list.body["blobs"].size(), 2u) << list.raw;
+  // JSON bodies keep their own limit.
+  EXPECT_EQ(Call("POST", "/v1/apps", kAlice, std::string(5000, ' ')).status, 413);
+
+  // Whole, then by Range: one, a suffix, several, and one past the end.
+  HttpReply whole = Call("GET", base + "big.bin", kAlice);
+  EXPECT_EQ(whole.status, 200);
+  EXPECT_TRUE(whole.raw == data);
+  EXPECT_EQ(whole.Header("Content-Type"), "application/x-big");
+  EXPECT_EQ(whole.Header("Accept-Ranges"), "bytes");
+  HttpReply part = Call("GET", base + "big.bin", kAlice, "", "", {{"Range", "bytes=1000000-1000099"}});
+  EXPECT_EQ(part.status, 206);
+  EXPECT_TRUE(part.raw == data.substr(1000000, 100));
+  EXPECT_EQ(part.Header("Content-Range"), "bytes 1000000-1000099/2500000");
+  HttpReply tail = Call("GET", base + "big.bin", kAlice, "", "", {{"Range", "bytes=-10"}});
+  EXPECT_EQ(tail.status, 206);
+  EXPECT_TRUE(tail.raw == data.substr(data.size() - 10));
+  HttpReply two = Call("GET", base + "big.bin", kAlice, "", "", {{"Range", "bytes=0-4,2000000-2000004"}});
+  EXPECT_EQ(two.status, 206);
+  EXPECT_NE(two.raw.find(data.substr(2000000, 5)), std::string::npos);
+  HttpReply past = Call("GET", base + "big.bin", kAlice, "", "", {{"Range", "bytes=2500000-"}});
+  EXPECT_EQ(past.status, 416);
+  EXPECT_EQ(past.Header("Content-Range"), "bytes */2500000");
+}
+
 }  // namespace
 }  // namespace regionmove::testing
