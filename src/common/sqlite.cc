@@ -186,6 +186,12 @@ Db::~Db() {
   sqlite3_close_v2(db_);
 }
 
+void Db::ResetBusyStatements() {
+  for (sqlite3_stmt* s = sqlite3_next_stmt(db_, nullptr); s; s = sqlite3_next_stmt(db_, s)) {
+    if (sqlite3_stmt_busy(s)) sqlite3_reset(s);
+  }
+}
+
 Status Db::Exec(std::string_view sql) {
   std::string s(sql);
   char* err = nullptr;

@@ -118,6 +118,10 @@ class Db {
   ~Db();
 
   Status Exec(std::string_view sql);
+  // Resets every statement of this connection that is part way through its rows. A statement
+  // left so keeps the connection's read snapshot after its transaction ends, and a later BEGIN
+  // IMMEDIATE on the same connection then fails as busy until it is reset.
+  void ResetBusyStatements();
   // Exec, tried again for up to `budget_ms` while it fails as unavailable (another connection
   // holds the lock): SQLite's busy handler covers most such waits, but not every path that
   // answers SQLITE_BUSY (switching a file to WAL, some lock upgrades).

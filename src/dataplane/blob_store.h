@@ -85,6 +85,20 @@ class BlobStore {
   }
   // The whole content (Open, read to the end). NotFound when absent.
   Result<std::string> Get(const std::string& app_id, const std::string& key, BlobInfo* info);
+  // Where the storage server can copy `info`'s content from without it passing through this
+  // process (S3: endpoint, account and object); empty when it cannot.
+  virtual std::string CopySource(const std::string& app_id, const BlobInfo& info) {
+    (void)app_id, (void)info;
+    return "";
+  }
+  // Stages `info`'s content by a server-side copy from `source` (another store's CopySource);
+  // nullopt when this store cannot reach it, and the caller streams the content instead.
+  virtual Result<std::optional<BlobInfo>> StageCopy(const std::string& app_id,
+                                                    const BlobInfo& info,
+                                                    const std::string& source) {
+    (void)app_id, (void)info, (void)source;
+    return std::optional<BlobInfo>();
+  }
   virtual Result<std::optional<BlobInfo>> Stat(const std::string& app_id,
                                                const std::string& key) = 0;
   // NotFound when absent.

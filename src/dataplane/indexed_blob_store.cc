@@ -117,6 +117,24 @@ Status IndexedBlobStore::Publish(const std::string& app_id, const std::vector<Bl
   return Status::Ok();
 }
 
+std::string IndexedBlobStore::CopySource(const std::string& app_id, const BlobInfo& info) {
+  return objects_->CopySource(ObjectNames(app_id, info).front());
+}
+
+Result<std::optional<BlobInfo>> IndexedBlobStore::StageCopy(const std::string& app_id,
+                                                            const BlobInfo& info,
+                                                            const std::string& source) {
+  RETURN_IF_ERROR(ValidateBlobKey(info.key));
+  if (source.empty()) return std::optional<BlobInfo>();
+  ASSIGN_OR_RETURN(std::optional<std::string> name,
+                   objects_->CopyFrom(source, BlobObjectBase(app_id, info.key), info.size,
+                                      info.sha256));
+  if (!name) return std::optional<BlobInfo>();
+  BlobInfo staged = info;
+  staged.object = *name;
+  return std::optional<BlobInfo>(std::move(staged));
+}
+
 Result<std::optional<BlobInfo>> IndexedBlobStore::StatLocked(const std::string& app_id,
                                                              const std::string& key) {
   ASSIGN_OR_RETURN(Stmt q, index_->Prepare(std::string("SELECT ") + kColumns +

@@ -28,6 +28,9 @@ class IndexedBlobStore final : public BlobStore {
   Status Publish(const std::string& app_id, const std::vector<BlobInfo>& staged) override;
   Result<std::unique_ptr<BlobReader>> OpenAt(const std::string& app_id, const std::string& key,
                                              int64_t offset, BlobInfo* info) override;
+  std::string CopySource(const std::string& app_id, const BlobInfo& info) override;
+  Result<std::optional<BlobInfo>> StageCopy(const std::string& app_id, const BlobInfo& info,
+                                            const std::string& source) override;
   Result<std::optional<BlobInfo>> Stat(const std::string& app_id, const std::string& key) override;
   Status Delete(const std::string& app_id, const std::string& key) override;
   Result<std::vector<BlobInfo>> List(const std::string& app_id, const std::string& prefix,

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/result.h"
@@ -34,6 +35,19 @@ class ObjectStore {
   // Removes every object under `dir` + "/" (idempotent).
   virtual Status RemoveDir(const std::string& dir) = 0;
   virtual Status CreateDir(const std::string& dir) = 0;
+  // Server-side copies (see BlobStore::CopySource): where `name` can be copied from, and a new
+  // object (named as Create names them) copied from such a source; nullopt when not reachable.
+  // The copy is checked against `size` and `sha256`.
+  virtual std::string CopySource(const std::string& name) {
+    (void)name;
+    return "";
+  }
+  virtual Result<std::optional<std::string>> CopyFrom(const std::string& source,
+                                                      const std::string& base, int64_t size,
+                                                      const std::string& sha256) {
+    (void)source, (void)base, (void)size, (void)sha256;
+    return std::optional<std::string>();
+  }
 };
 
 }  // namespace regionmove

@@ -639,7 +639,9 @@ TEST_F(BlobLimits, BlobBodiesStreamUpToTheirOwnLimit) {
   EXPECT_EQ(over.rfind("HTTP/1.1 413", 0), 0u) << over;
   EXPECT_NE(over.find("payload_too_large"), std::string::npos) << over;
   auto chunked_over = chunked(3500000);
-  if (chunked_over) EXPECT_EQ(chunked_over->status, 413);  // or the connection was cut
+  if (chunked_over) {
+    EXPECT_EQ(chunked_over->status, 413);  // or the connection was cut
+  }
   EXPECT_EQ(Call("GET", base + "chunked.bin", kAlice).raw.size(), 1000000u);  // unchanged
   EXPECT_EQ(Call("GET", base + "over.bin", kAlice).status, 404);
   // Nothing of the refused uploads shows.

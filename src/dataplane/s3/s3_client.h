@@ -41,6 +41,7 @@ class Client {
                                           int64_t size) const;
 
   const std::string& bucket() const { return bucket_; }
+  const std::string& access_key_id() const { return access_key_; }
 
   // The parts of Signature V4 (exposed for tests against AWS's published examples).
   static std::string UriEncode(std::string_view s, bool keep_slash);

@@ -128,14 +128,51 @@ Result<std::unique_ptr<S3Objects>> S3Objects::Open(const EngineConfig& config, R
   } else if (head.status != 200) {
     return Failed("s3 bucket " + config.bucket + " at " + config.endpoint, head);
   }
-  return std::unique_ptr<S3Objects>(new S3Objects(std::move(client), config.prefix, rng));
+  std::string domain = config.endpoint + " " + client->access_key_id();
+  return std::unique_ptr<S3Objects>(
+      new S3Objects(std::move(client), config.prefix, std::move(domain), rng));
+}
+
+std::string S3Objects::NewName(const std::string& base) {
+  char suffix[24];
+  std::snprintf(suffix, sizeof suffix, "-%016llx", static_cast<unsigned long long>(rng_->Next()));
+  return base + suffix;
 }
 
 Result<std::unique_ptr<ObjectWriter>> S3Objects::Create(const std::string& base) {
-  char suffix[24];
-  std::snprintf(suffix, sizeof suffix, "-%016llx", static_cast<unsigned long long>(rng_->Next()));
-  std::string name = base + suffix;
+  std::string name = NewName(base);
   return std::unique_ptr<ObjectWriter>(new S3Writer(client_.get(), name, prefix_ + name));
+}
+
+std::string S3Objects::CopySource(const std::string& name) {
+  return domain_ + "\n/" + client_->bucket() + "/" + prefix_ + name;
+}
+
+Result<std::optional<std::string>> S3Objects::CopyFrom(const std::string& source,
+                                                       const std::string& base, int64_t size,
+                                                       const std::string& sha256) {
+  constexpr int64_t kMaxCopyObject = 5LL << 30;
+  if (source.rfind(domain_ + "\n", 0) != 0 || size > kMaxCopyObject) {
+    return std::optional<std::string>();
+  }
+  std::string from = source.substr(domain_.size() + 1);
+  std::string name = NewName(base);
+  s3::Request copy{"PUT", prefix_ + name, {}, {{"x-amz-copy-source",
+                                                s3::Client::UriEncode(from, true)}}, {}};
+  ASSIGN_OR_RETURN(s3::Response res, client_->Send(copy));
+  // S3 may answer 200 with an error in the body.
+  if (res.status != 200 || res.body.find("<Error>") != std::string::npos) {
+    return Failed("s3 copy " + from + " to " + prefix_ + name, res);
+  }
+  ASSIGN_OR_RETURN(s3::Response head, client_->Send({"HEAD", prefix_ + name, {}, {}, {}}));
+  std::string stored_sha =
+      head.headers.count("x-amz-meta-sha256") ? head.headers["x-amz-meta-sha256"] : sha256;
+  if (head.status != 200 || head.headers["content-length"] != std::to_string(size) ||
+      stored_sha != sha256) {
+    (void)Remove(name);
+    return Corruption("s3 copy of " + from + " does not verify (size or SHA-256)");
+  }
+  return std::optional<std::string>(name);
 }
 
 Result<std::unique_ptr<BlobReader>> S3Objects::Read(const std::string& name, int64_t offset,

@@ -20,6 +20,7 @@ constexpr int kCopyThreads = 4;
 struct PageResult {
   int64_t bytes = 0;
   int copied = 0;
+  int copied_server_side = 0;  // of `copied`: by the storage server, without the bytes here
   int skipped = 0;
   std::vector<BlobInfo> staged;  // copied into dest, to publish
   Status status;
@@ -28,9 +29,17 @@ struct PageResult {
 // Streams one blob into dest unless dest already has the same content; the SHA-256 dest
 // computes as it writes must be the one the source recorded (one read, one write, one hash).
 Status CopyOne(RegionPlane* src, RegionPlane* dst, const std::string& app, const BlobInfo& info,
-               std::optional<BlobInfo>* staged) {
+               std::optional<BlobInfo>* staged, bool* server_side) {
   ASSIGN_OR_RETURN(auto have, dst->blobs->Stat(app, info.key));
   if (have && have->sha256 == info.sha256) return Status::Ok();
+  // Two stores that share a storage server copy there (the bytes never come through here).
+  ASSIGN_OR_RETURN(auto copied,
+                   dst->blobs->StageCopy(app, info, src->blobs->CopySource(app, info)));
+  if (copied) {
+    *staged = std::move(*copied);
+    *server_side = true;
+    return Status::Ok();
+  }
   BlobInfo cur;
   ASSIGN_OR_RETURN(auto content, src->blobs->Open(app, info.key, &cur));
   ASSIGN_OR_RETURN(BlobInfo put, dst->blobs->Stage(app, info.key, *content, cur.content_type));
@@ -54,10 +63,12 @@ PageResult CopyPage(RegionPlane* src, RegionPlane* dst, const std::string& app,
   auto work = [&] {
     for (size_t i = next++; i < page.size() && !stop; i = next++) {
       std::optional<BlobInfo> staged;
-      Status s = CopyOne(src, dst, app, page[i], &staged);
+      bool server_side = false;
+      Status s = CopyOne(src, dst, app, page[i], &staged, &server_side);
       std::lock_guard<std::mutex> lock(mu);
       if (s.ok()) {
         (staged ? out.copied : out.skipped)++;
+        out.copied_server_side += server_side;
         if (staged) out.staged.push_back(std::move(*staged));
         out.bytes += page[i].size;
         s = on_blob(out.bytes);
@@ -109,6 +120,10 @@ Status CopyBlobs(const StepDeps& deps, StepContext& ctx) {
       res["blob_bytes"] = done;
       res["blobs_copied"] = res.value("blobs_copied", 0) + r.copied;
       res["blobs_skipped"] = res.value("blobs_skipped", 0) + r.skipped;
+      if (r.copied_server_side > 0) {
+        res["blobs_copied_server_side"] =
+            res.value("blobs_copied_server_side", 0) + r.copied_server_side;
+      }
       RETURN_IF_ERROR(SaveResources(ctx, res));
       RETURN_IF_ERROR(deps.Fault("copying_blobs.after_page"));
       RETURN_IF_ERROR(ctx.ReportProgress(done, std::max(done, total)));

@@ -45,11 +45,17 @@ Result<SqliteControlStore::Batch> SqliteControlStore::JoinBatch() {
 
 SqliteControlStore::Batch::~Batch() {
   if (!store_) return;
+  store_->db_->ResetBusyStatements();
   (void)store_->db_->Exec("ROLLBACK TO call; RELEASE call");
   (void)Leave();
 }
 
 Status SqliteControlStore::Batch::Commit() {
+  // The call has read what it needs. A statement it left part way would keep this connection's
+  // snapshot while the call waits below for the batch to commit (with the store's mutex free):
+  // the next batch's BEGIN IMMEDIATE, holding that mutex, would then be refused as busy until
+  // the budget ran out, and the waiter could not come back to reset it.
+  store_->db_->ResetBusyStatements();
   Status released = store_->db_->Exec("RELEASE call");
   if (!released.ok()) return released;  // the destructor rolls the call back
   Status s = Leave();
