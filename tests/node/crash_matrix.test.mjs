@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ALICE, PG_PORTS, makeConfig, pgSql, rest, startServer, waitFor } from './helpers.mjs';
+import { ALICE, PG_PORTS, makeConfig, pgSql, rest, s3Keys, startServer, waitFor } from './helpers.mjs';
 
 const STEPS = ['reserving_dest', 'blocking_writes', 'dumping_data', 'restoring_data',
   'copying_blobs', 'copying_runtime', 'flipping_routing', 'setting_up_reverse_replication',
@@ -132,6 +132,53 @@ test('abort killed during compensation ends aborted with the app whole in its so
   assert.deepEqual(leftovers(config), []);
   await stop();
 });
+
+// The same with an S3 dest (the local server of scripts/s3-local): the abort, killed in its
+// clean-up, leaves no object of the app in the bucket. And a move into S3 killed in its blob
+// copy, or after it, completes with every blob whole.
+test('S3 dest: abort killed during compensation leaves no object in the bucket', async () => {
+  const config = makeConfig('lease_seconds = 1\n', 'sqlite', '', 's3');
+  let seeded;
+  const faults = 'copying_runtime.before=delay:3000:1;compensation.after_give_back=kill';
+  const { base, id, stop } = await crashAndRestart(config, faults, async (b) => {
+    seeded = await seed(b);
+    const m = await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/move`, { dest_region: 'eu-west-1' });
+    await waitFor('copying_runtime', async () => (await rest(b, ALICE, 'GET',
+      `/v1/apps/${seeded.id}/migrations/${m.body.migration_id}`)).body.current_step === 'copying_runtime');
+    assert.ok((await s3Keys(config, `eu-west-1/${seeded.id}/`)).length > 0, 'the copy reached S3');
+    assert.equal((await rest(b, ALICE, 'POST',
+      `/v1/apps/${seeded.id}/migrations/${m.body.migration_id}/abort`)).status, 202);
+    return { id: m.body.migration_id };
+  });
+  const done = await terminal(base, seeded.id, id);
+  assert.equal(done.status, 'aborted', JSON.stringify(done));
+  await verify(base, seeded, 'us-east-1');
+  assert.deepEqual(await s3Keys(config, `eu-west-1/${seeded.id}/`), []);
+  assert.deepEqual(leftovers(config), []);
+  await stop();
+});
+
+for (const point of ['copying_blobs.before', 'copying_blobs.after_page', 'copying_blobs.after',
+  'unblocking_writes.after']) {
+  test(`S3 dest: move killed at ${point} completes with nothing lost`, async () => {
+    const config = makeConfig('lease_seconds = 1\n', 'sqlite', '', 's3');
+    let seeded;
+    const { base, id, stop } = await crashAndRestart(config, `${point}=kill`, async (b) => {
+      seeded = await seed(b);
+      const m = await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/move`, { dest_region: 'eu-west-1' });
+      assert.equal(m.status, 202);
+      return { id: m.body.migration_id };
+    });
+    const done = await terminal(base, seeded.id, id);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    await verify(base, seeded, 'eu-west-1');
+    // Exactly one object per blob: a copy repeated after the crash left no stray version.
+    assert.equal((await s3Keys(config, `eu-west-1/${seeded.id}/`)).length,
+      Object.keys(seeded.blobs).length);
+    assert.deepEqual(leftovers(config), []);
+    await stop();
+  });
+}
 
 // The same on PostgreSQL regions (the clusters of scripts/pg-regions), at the points where the
 // engine's own state is in flux: the fence, the staged schema, the copy before and after its

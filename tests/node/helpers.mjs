@@ -28,8 +28,12 @@ export function pgSql(region, sql, db = 'postgres') {
 // A config in a fresh temp dir; `saga` adds lines to its [saga] section; `engine` is the
 // regions' database engine ("sqlite", or "postgres" on the clusters of scripts/pg-regions);
 // `extra` is appended (more sections).
-export function makeConfig(saga = '', engine = 'sqlite', extra = '') {
+// With `blobs = 's3'`, eu-west-1 and ap-southeast-1 keep their blobs in a bucket of the local S3
+// server of scripts/s3-local (one bucket per config; us-east-1 stays on fs).
+export const S3_ENDPOINT = process.env.REGIONMOVE_S3_ENDPOINT ?? 'http://127.0.0.1:4569';
+export function makeConfig(saga = '', engine = 'sqlite', extra = '', blobs = 'fs') {
   const dir = mkdtempSync(join(tmpdir(), 'regionmove-mcp-'));
+  const bucket = `rm-node-${Math.random().toString(36).slice(2, 12)}`;
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   let toml = `[server]\ndata_dir = "var"\n[saga]\nworkers = 2\n${saga}` +
     `[[users]]\nname = "alice"\ntoken = "${ALICE}"\n[[users]]\nname = "bob"\ntoken = "${BOB}"\n`;
@@ -37,12 +41,25 @@ export function makeConfig(saga = '', engine = 'sqlite', extra = '') {
     const database = engine === 'postgres'
       ? `{ engine = "postgres", dsn = "postgresql://postgres@127.0.0.1:${PG_PORTS[slug]}/postgres" }`
       : `{ engine = "sqlite", dir = "regions/${slug}/db" }`;
-    toml += `[[regions]]\nslug = "${slug}"\ndatabase = ${database}\n` +
-      `blobs = { engine = "fs", dir = "regions/${slug}/blobs" }\n`;
+    const blobStore = blobs === 's3' && slug !== 'us-east-1'
+      ? `{ engine = "s3", endpoint = "${S3_ENDPOINT}", bucket = "${bucket}", prefix = "${slug}", ` +
+        'access_key_id = "S3RVER", secret_access_key = "S3RVER" }'
+      : `{ engine = "fs", dir = "regions/${slug}/blobs" }`;
+    toml += `[[regions]]\nslug = "${slug}"\ndatabase = ${database}\nblobs = ${blobStore}\n`;
   }
   const path = join(dir, 'regionmove.toml');
   writeFileSync(path, toml + extra);
+  if (blobs === 's3') s3Buckets.set(path, bucket);
   return path;
+}
+
+const s3Buckets = new Map();
+// The keys of the objects under `prefix` in the S3 bucket of config `path` (s3rver answers
+// unsigned listings).
+export async function s3Keys(path, prefix) {
+  const res = await fetch(`${S3_ENDPOINT}/${s3Buckets.get(path)}?list-type=2&prefix=${encodeURIComponent(prefix)}`);
+  assert.equal(res.status, 200);
+  return [...(await res.text()).matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]);
 }
 
 // Runs regionmove with `args` until its stderr matches `ready`; resolves to
