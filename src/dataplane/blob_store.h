@@ -106,6 +106,10 @@ class BlobStore {
   // Keys > after with the prefix, in key order, at most `limit`.
   virtual Result<std::vector<BlobInfo>> List(const std::string& app_id, const std::string& prefix,
                                              const std::string& after, int limit) = 0;
+  // Removes the app's content that was staged but never published (what a crash between Stage
+  // and Publish leaves behind). Only for a namespace no one else writes to (a move's dest: a
+  // concurrent upload's staged content would go too). Returns how many were removed.
+  virtual Result<int64_t> RemoveUnpublished(const std::string& app_id) = 0;
   // Creates the app's namespace (idempotent) / removes it and everything in it (idempotent).
   virtual Status CreateNamespace(const std::string& app_id) = 0;
   // `token`: the acting migration's fencing token, as Database::Drop takes it (0: unchecked).

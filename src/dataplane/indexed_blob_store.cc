@@ -68,6 +68,8 @@ Result<std::unique_ptr<IndexedBlobStore>> IndexedBlobStore::Open(
     RETURN_IF_ERROR(
         index->Exec("ALTER TABLE blobs ADD COLUMN object TEXT NOT NULL DEFAULT ''"));
   }
+  RETURN_IF_ERROR(
+      index->Exec("CREATE INDEX IF NOT EXISTS blobs_by_object ON blobs(app_id, object)"));
   return std::unique_ptr<IndexedBlobStore>(
       new IndexedBlobStore(std::move(objects), std::move(index)));
 }
@@ -201,6 +203,37 @@ Result<std::vector<BlobInfo>> IndexedBlobStore::List(const std::string& app_id,
                                            "substr(key, 1, ?) = ? ORDER BY key LIMIT ?"));
   q.BindAll(app_id, after, static_cast<int64_t>(prefix.size()), prefix, limit);
   return sqlite::Collect<BlobInfo>(q, ReadInfo);
+}
+
+Result<int64_t> IndexedBlobStore::RemoveUnpublished(const std::string& app_id) {
+  {
+    // Entries of the first layouts name no object: their files cannot be told from strays.
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(Stmt old, index_->Prepare("SELECT 1 FROM blobs WHERE app_id = ? AND "
+                                               "object = '' LIMIT 1"));
+    ASSIGN_OR_RETURN(bool legacy, old.Bind(1, app_id).Step());
+    if (legacy) return int64_t{0};
+  }
+  int64_t removed = 0;
+  std::string after;
+  while (true) {
+    ASSIGN_OR_RETURN(std::vector<std::string> names, objects_->List(app_id, after, 1000));
+    if (names.empty()) return removed;
+    for (const auto& name : names) {
+      bool named = false;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ASSIGN_OR_RETURN(Stmt q, index_->Prepare("SELECT 1 FROM blobs WHERE app_id = ? AND "
+                                                 "object = ?"));
+        ASSIGN_OR_RETURN(named, q.BindAll(app_id, name).Step());
+      }
+      if (!named) {
+        RETURN_IF_ERROR(objects_->Remove(name));
+        ++removed;
+      }
+    }
+    after = names.back();
+  }
 }
 
 Status IndexedBlobStore::CreateNamespace(const std::string& app_id) {

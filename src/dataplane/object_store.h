@@ -3,6 +3,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "dataplane/blob_store.h"
@@ -35,6 +36,9 @@ class ObjectStore {
   // Removes every object under `dir` + "/" (idempotent).
   virtual Status RemoveDir(const std::string& dir) = 0;
   virtual Status CreateDir(const std::string& dir) = 0;
+  // Names of the objects under `dir` + "/" that sort after `after`, in order, at most `limit`.
+  virtual Result<std::vector<std::string>> List(const std::string& dir, const std::string& after,
+                                                int limit) = 0;
   // Server-side copies (see BlobStore::CopySource): where `name` can be copied from, and a new
   // object (named as Create names them) copied from such a source; nullopt when not reachable.
   // The copy is checked against `size` and `sha256`.

@@ -117,6 +117,30 @@ TEST_P(BlobStoreConformance, StagedBlobsAppearWhenPublished) {
   EXPECT_TRUE(listed.empty());
 }
 
+// What a crash between Stage and Publish leaves is found and removed; published blobs stay.
+TEST_P(BlobStoreConformance, UnpublishedContentIsRemoved) {
+  ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
+  ASSERT_OK(bs->CreateNamespace(kApp));
+  ASSERT_OK(bs->Put(kApp, "kept/1", "one", "").status());
+  ASSERT_OK(bs->Put(kApp, "kept/2", "two", "").status());
+  ASSERT_OK(bs->Put(kApp, "kept/2", "two, again", "").status());  // the first version is gone
+  ASSERT_OK(bs->Put("app_bbbbbbbbbbbb", "other", "another app's", "").status());
+  for (const char* key : {"lost/a", "lost/b", "kept/1"}) {
+    StringBlobReader in(std::string("staged ") + key);
+    ASSERT_OK(bs->Stage(kApp, key, in, "").status());
+  }
+  ASSERT_OK_AND_ASSIGN(int64_t removed, bs->RemoveUnpublished(kApp));
+  EXPECT_EQ(removed, 3);
+  ASSERT_OK_AND_ASSIGN(removed, bs->RemoveUnpublished(kApp));
+  EXPECT_EQ(removed, 0);
+  ASSERT_OK_AND_ASSIGN(std::string one, bs->Get(kApp, "kept/1", nullptr));
+  EXPECT_EQ(one, "one");
+  ASSERT_OK_AND_ASSIGN(std::string two, bs->Get(kApp, "kept/2", nullptr));
+  EXPECT_EQ(two, "two, again");
+  ASSERT_OK_AND_ASSIGN(std::string other, bs->Get("app_bbbbbbbbbbbb", "other", nullptr));
+  EXPECT_EQ(other, "another app's");
+}
+
 // Reads from an offset: what a Range request of the API serves.
 TEST_P(BlobStoreConformance, ReadsFromAnOffset) {
   ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));

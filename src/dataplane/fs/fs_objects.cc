@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 
 #include "common/sync.h"
@@ -142,6 +143,25 @@ Status FsObjects::CreateDir(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir_ + "/" + dir, ec);
   return ec ? Unavailable("create blob namespace: " + ec.message()) : Status::Ok();
+}
+
+Result<std::vector<std::string>> FsObjects::List(const std::string& dir, const std::string& after,
+                                                 int limit) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  const std::string root = dir_ + "/";
+  for (auto it = fs::recursive_directory_iterator(root + dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    std::string name = it->path().string().substr(root.size());
+    if (name.find(".tmp-") == std::string::npos && name > after) names.push_back(name);
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return Unavailable("list " + dir + ": " + ec.message());
+  }
+  std::sort(names.begin(), names.end());
+  if (names.size() > static_cast<size_t>(limit)) names.resize(static_cast<size_t>(limit));
+  return names;
 }
 
 Result<std::unique_ptr<BlobStore>> OpenFsBlobStore(const std::string& dir, Rng* rng) {

@@ -23,6 +23,9 @@ class FsObjects final : public ObjectStore {
   Status Remove(const std::string& name) override;
   Status RemoveDir(const std::string& dir) override;
   Status CreateDir(const std::string& dir) override;
+  // Walks the whole directory on each call (strays are rare, and only a move's dest is swept).
+  Result<std::vector<std::string>> List(const std::string& dir, const std::string& after,
+                                        int limit) override;
 
  private:
   FsObjects(std::string dir, Rng* rng) : dir_(std::move(dir)), rng_(rng) {}

@@ -3,6 +3,8 @@
 #include <openssl/evp.h>
 
 #include <cstdio>
+#include <deque>
+#include <future>
 #include <filesystem>
 
 #include "common/hash.h"
@@ -40,13 +42,19 @@ std::string XmlEscape(const std::string& s) {
   return out;
 }
 
+// Uploads one object: a single PUT when it fits in one part, else a multipart upload whose
+// parts go up while the next ones fill (at most kPartsInFlight at once, so memory per writer is
+// bounded by (kPartsInFlight + 1) parts whatever the object's size).
 class S3Writer final : public ObjectWriter {
  public:
+  static constexpr size_t kPartsInFlight = 2;
+
   S3Writer(const s3::Client* client, std::string name, std::string key)
       : client_(client), name_(std::move(name)), key_(std::move(key)) {
     buf_.reserve(S3Objects::kPartBytes);
   }
   ~S3Writer() override {
+    for (auto& part : inflight_) part.wait();
     if (upload_id_.empty() || committed_) return;
     s3::Request abort{"DELETE", key_, {{"uploadId", upload_id_}}, {}, {}};
     (void)client_->Send(abort);  // what is left is swept with the namespace
@@ -70,6 +78,7 @@ class S3Writer final : public ObjectWriter {
       if (res.status != 200) return Failed("s3 PUT " + key_, res);
     } else {
       if (!buf_.empty()) RETURN_IF_ERROR(UploadPart());
+      while (!inflight_.empty()) RETURN_IF_ERROR(CollectOldest());
       std::string xml = "<CompleteMultipartUpload>";
       for (size_t i = 0; i < etags_.size(); ++i) {
         xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" +
@@ -96,14 +105,29 @@ class S3Writer final : public ObjectWriter {
       if (res.status != 200 || id.empty()) return Failed("s3 start upload " + key_, res);
       upload_id_ = id[0];
     }
-    std::string number = std::to_string(etags_.size() + 1);
-    s3::Request part{"PUT", key_, {{"partNumber", number}, {"uploadId", upload_id_}}, {}, buf_};
-    ASSIGN_OR_RETURN(s3::Response res, client_->Send(part));
-    if (res.status != 200 || !res.headers.count("etag")) {
-      return Failed("s3 upload part " + number + " of " + key_, res);
-    }
-    etags_.push_back(res.headers["etag"]);
-    buf_.clear();
+    if (inflight_.size() >= kPartsInFlight) RETURN_IF_ERROR(CollectOldest());
+    std::string number = std::to_string(++parts_);
+    inflight_.push_back(std::async(
+        std::launch::async,
+        [client = client_, key = key_, id = upload_id_, number,
+         body = std::move(buf_)]() -> Result<std::string> {
+          s3::Request part{"PUT", key, {{"partNumber", number}, {"uploadId", id}}, {}, body};
+          ASSIGN_OR_RETURN(s3::Response res, client->Send(part));
+          if (res.status != 200 || !res.headers.count("etag")) {
+            return Failed("s3 upload part " + number + " of " + key, res);
+          }
+          return res.headers["etag"];
+        }));
+    buf_ = std::string();
+    buf_.reserve(S3Objects::kPartBytes);
+    return Status::Ok();
+  }
+
+  Status CollectOldest() {
+    Result<std::string> etag = inflight_.front().get();
+    inflight_.pop_front();
+    RETURN_IF_ERROR(etag.status());
+    etags_.push_back(std::move(*etag));
     return Status::Ok();
   }
 
@@ -111,6 +135,8 @@ class S3Writer final : public ObjectWriter {
   std::string name_, key_;
   std::string buf_;
   std::string upload_id_;
+  int parts_ = 0;
+  std::deque<std::future<Result<std::string>>> inflight_;  // in part order
   std::vector<std::string> etags_;
   bool committed_ = false;
 };
@@ -211,6 +237,18 @@ Status S3Objects::RemoveDir(const std::string& dir) {
       return Failed("s3 delete objects under " + prefix_ + dir, gone);
     }
   }
+}
+
+Result<std::vector<std::string>> S3Objects::List(const std::string& dir, const std::string& after,
+                                                 int limit) {
+  s3::Request list{"GET", "", {{"list-type", "2"}, {"prefix", prefix_ + dir + "/"},
+                               {"max-keys", std::to_string(limit)}}, {}, {}};
+  if (!after.empty()) list.query["start-after"] = prefix_ + after;
+  ASSIGN_OR_RETURN(s3::Response res, client_->Send(list));
+  if (res.status != 200) return Failed("s3 list " + prefix_ + dir, res);
+  std::vector<std::string> names;
+  for (auto& key : s3::XmlValues(res.body, "Key")) names.push_back(key.substr(prefix_.size()));
+  return names;
 }
 
 Status S3Objects::CreateDir(const std::string& dir) {

@@ -146,8 +146,11 @@ Status CopyBlobs(const StepDeps& deps, StepContext& ctx) {
     after = page.back().key;
     RETURN_IF_ERROR(ctx.Checkpoint());
   }
+  // Content a crashed attempt staged and never published (nothing else writes to dest).
+  ASSIGN_OR_RETURN(int64_t strays, dst->blobs->RemoveUnpublished(m.app_id));
   res["blobs_done"] = true;
   res["blobs_deleted"] = res.value("blobs_deleted", 0) + deleted;
+  if (strays > 0) res["blob_strays_removed"] = res.value("blob_strays_removed", 0) + strays;
   return SaveResources(ctx, res);
 }
 
