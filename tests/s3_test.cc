@@ -1,6 +1,13 @@
 // The S3 blob engine: Signature V4 against AWS's published example, and the BlobStore
 // conformance suite against the local S3 server of scripts/s3-local (started by `make test`).
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <thread>
+
+#include "common/hash.h"
 
 #include "conformance/dataplane_conformance.h"
 #include "dataplane/s3/s3_client.h"
@@ -86,6 +93,76 @@ TEST(S3Objects, AnUnreachableEndpointIsAClearError) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("Couldn't connect"), std::string::npos)
       << r.status().ToString();
+}
+
+// Listings page through the bucket in order, and a namespace of more than one DeleteObjects
+// request's worth (1,000) goes whole.
+TEST(S3Objects, ListsAcrossPagesAndRemovesInBatches) {
+  Rng rng(31);
+  EngineConfig c;
+  c.engine = "s3";
+  c.endpoint = Endpoint();
+  c.bucket = "rm-conformance";
+  c.prefix = "pages" + std::to_string(rng.Next()) + "/";
+  c.access_key_id = c.secret_access_key = "S3RVER";
+  ASSERT_OK_AND_ASSIGN(auto objects, S3Objects::Open(c, &rng));
+  std::vector<std::string> names;
+  for (int i = 0; i < 1100; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto w, objects->Create("app_x/o/" + std::to_string(10000 + i)));
+    ASSERT_OK(w->Write("x", 1));
+    ASSERT_OK_AND_ASSIGN(std::string name, w->Commit(Sha256Hex("x")));
+    names.push_back(name);
+  }
+  ASSERT_OK_AND_ASSIGN(auto w, objects->Create("app_y/o/1"));  // another app's
+  ASSERT_OK(w->Commit(Sha256Hex("")).status());
+  std::sort(names.begin(), names.end());
+  std::vector<std::string> listed;
+  std::string after;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(auto page, objects->List("app_x", after, 333));
+    if (page.empty()) break;
+    EXPECT_LE(page.size(), 333u);
+    listed.insert(listed.end(), page.begin(), page.end());
+    after = page.back();
+  }
+  EXPECT_EQ(listed, names);
+  ASSERT_OK(objects->RemoveDir("app_x"));
+  ASSERT_OK_AND_ASSIGN(auto left, objects->List("app_x", "", 1000));
+  EXPECT_TRUE(left.empty());
+  ASSERT_OK_AND_ASSIGN(auto other, objects->List("app_y", "", 1000));
+  EXPECT_EQ(other.size(), 1u);
+  ASSERT_OK(objects->RemoveDir("app_y"));
+}
+
+// Connection errors, 5xx and 429 are retried with backoff; other answers are the caller's.
+TEST(S3Client, RetriesServerErrorsAndThrottling) {
+  httplib::Server fake;
+  std::atomic<int> calls{0};
+  std::atomic<bool> down{false};
+  fake.Get(".*", [&](const httplib::Request&, httplib::Response& res) {
+    int n = calls++;
+    res.status = down ? 503 : n == 0 ? 503 : n == 1 ? 429 : n == 2 ? 500 : 200;
+    res.set_content(n < 3 ? "<Error><Code>SlowDown</Code></Error>" : "ok", "application/xml");
+  });
+  int port = fake.bind_to_any_port("127.0.0.1");
+  std::thread serve([&] { fake.listen_after_bind(); });
+  EngineConfig c;
+  c.endpoint = "http://127.0.0.1:" + std::to_string(port);
+  c.bucket = "b";
+  c.access_key_id = c.secret_access_key = "k";
+  ASSERT_OK_AND_ASSIGN(auto client, s3::Client::Make(c));
+  ASSERT_OK_AND_ASSIGN(s3::Response res, client->Send({"GET", "key", {}, {}, {}}));
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(res.body, "ok");
+  EXPECT_EQ(calls.load(), 4);
+  // Down for good: after four attempts the last answer is the caller's to judge.
+  down = true;
+  calls = 0;
+  ASSERT_OK_AND_ASSIGN(res, client->Send({"GET", "key", {}, {}, {}}));
+  EXPECT_EQ(res.status, 503);
+  EXPECT_EQ(calls.load(), 4);
+  fake.stop();
+  serve.join();
 }
 
 }  // namespace
