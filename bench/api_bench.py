@@ -59,6 +59,47 @@ def wrk(url, seconds, close=False, post=None):
             "non_2xx": int(errors.group(1)) if errors else 0}
 
 
+def peak_rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
+
+
+def blob_case(base, app, work, pid, count=24, mib=50):
+    """`count` uploads of a `mib` MiB blob (curl -T, one at a time), then as many downloads; the
+    peer writes the same file as many times with cp and hashes each copy (what the server does:
+    write, hash, fsync). The server's peak RSS must not grow with the blobs."""
+    data = os.path.join(work, "blob.bin")
+    with open(data, "wb") as f:
+        f.write(os.urandom(mib << 20))
+    auth = ["-H", f"Authorization: Bearer {TOKEN}"]
+    start = time.monotonic()
+    for i in range(count):
+        subprocess.run(["curl", "-sf", "-o", "/dev/null", "-T", data, *auth,
+                        f"{base}/v1/apps/{app}/blobs/big/{i}.bin"], check=True)
+    put_s = time.monotonic() - start
+    start = time.monotonic()
+    for i in range(count):
+        subprocess.run(["curl", "-sf", "-o", "/dev/null", *auth,
+                        f"{base}/v1/apps/{app}/blobs/big/{i}.bin"], check=True)
+    get_s = time.monotonic() - start
+    start = time.monotonic()
+    for i in range(count):
+        copy = os.path.join(work, f"copy-{i}.bin")
+        subprocess.run(f"cp '{data}' '{copy}' && sync '{copy}' && sha256sum '{copy}' >/dev/null",
+                       shell=True, check=True)
+    peer_s = time.monotonic() - start
+    rss = peak_rss(pid)
+    print(f"{count} x {mib} MiB blobs: PUT {put_s:.2f} s, GET {get_s:.2f} s "
+          f"(cp + sync + sha256sum {peer_s:.2f} s); server peak RSS {rss:.1f} MiB")
+    return [{"work": f"API blob PUT {count} x {mib} MiB, one at a time (server RSS flat)",
+             "ours": put_s, "unit": "s", "peer": "cp + sync + sha256sum", "peer_value": peer_s,
+             "ratio": put_s / peer_s, "rss_mib": rss, "target": "peak RSS < 200 MiB",
+             "met": rss < 200},
+            {"work": f"API blob GET {count} x {mib} MiB, one at a time",
+             "ours": get_s, "unit": "s", "peer": "", "peer_value": None, "ratio": None,
+             "rss_mib": rss, "target": "peak RSS < 200 MiB", "met": rss < 200}]
+
+
 def main():
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     if not shutil.which("wrk"):
@@ -105,9 +146,9 @@ def main():
                 results[(name, close)] = r
                 print(f"{name:<14} {'close' if close else 'keep-alive':<12} {r['rps']:>9.0f} "
                       f"{r['p50_ms']:>7.2f}ms {r['p99_ms']:>7.2f}ms {r['non_2xx']:>8}", flush=True)
-        with open(f"/proc/{server.pid}/status") as f:
-            rss = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
+        rss = peak_rss(server.pid)
         print(f"peak RSS of the server: {rss:.1f} MiB")
+        blob_rows = blob_case(base, app, work, server.pid)
         command = f"python3 bench/api_bench.py {seconds}"
         targets = {"GET row": 5000, "POST row": 2500, "GET /healthz": 5000}
         for name, floor in targets.items():
@@ -121,6 +162,9 @@ def main():
                        "target": f">= {floor} req/s, p99 < 5 ms, >= close",
                        "met": ok and keep["rps"] >= floor and keep["p99_ms"] < 5
                               and keep["rps"] >= close["rps"]}
+            print("RESULT " + json.dumps(row_out), flush=True)
+        for row_out in blob_rows:
+            row_out["command"] = command
             print("RESULT " + json.dumps(row_out), flush=True)
     finally:
         server.terminate()

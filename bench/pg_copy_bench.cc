@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
   for (auto [slug, dsn] : {std::pair{"src-1", argv[1]}, std::pair{"dst-1", argv[2]}}) {
     RegionConfig r;
     r.slug = slug;
-    r.database = EngineConfig{.engine = "postgres", .dir = std::string(argv[4]) + "/" + slug, .dsn = dsn};
+    r.database =
+        EngineConfig{.engine = "postgres", .dir = std::string(argv[4]) + "/" + slug, .dsn = dsn};
     config.regions.push_back(r);
   }
   Rng rng{1};

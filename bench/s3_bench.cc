@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "dataplane/engines.h"
 #include "dataplane/s3/s3_client.h"
+#include "dataplane/s3/s3_objects.h"
 #include "result_row.h"
 #include "service/system.h"
 
@@ -104,11 +105,12 @@ int main(int argc, char** argv) {
   std::string dir = "/var/tmp/regionmove-s3-bench";
   (void)std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str());
   const std::string bucket = "rm-bench-" + std::to_string(std::time(nullptr));
-  std::string toml = "[server]\ndata_dir = \"var\"\n[saga]\nworkers = 1\n"
-                     "[[users]]\nname = \"bench\"\ntoken = \"bench-token\"\n"
-                     "[[regions]]\nslug = \"us-east-1\"\n"
-                     "database = { engine = \"sqlite\", dir = \"regions/us-east-1/db\" }\n"
-                     "blobs = { engine = \"fs\", dir = \"regions/us-east-1/blobs\" }\n";
+  std::string toml =
+      "[server]\ndata_dir = \"var\"\n[saga]\nworkers = 1\n"
+      "[[users]]\nname = \"bench\"\ntoken = \"bench-token\"\n"
+      "[[regions]]\nslug = \"us-east-1\"\n"
+      "database = { engine = \"sqlite\", dir = \"regions/us-east-1/db\" }\n"
+      "blobs = { engine = \"fs\", dir = \"regions/us-east-1/blobs\" }\n";
   for (const char* slug : {"bucket-east-1", "bucket-west-1"}) {
     toml += std::string("[[regions]]\nslug = \"") + slug +
             "\"\ndatabase = { engine = \"sqlite\", dir = \"regions/" + slug +
@@ -148,9 +150,10 @@ int main(int argc, char** argv) {
   }
   json res;
   const std::string large_dir = config->regions[0].blobs.dir + "/" + large->id;
-  double peer_large_up = TimeCommand("find '" + large_dir + "' -type f | xargs -I{} curl -sf "
-                                     "-o /dev/null -X PUT -T {} " + Endpoint() + "/" + bucket +
-                                     "/peer-large");
+  double peer_large_up = TimeCommand("find '" + large_dir +
+                                     "' -type f | xargs -I{} curl -sf "
+                                     "-o /dev/null -X PUT -T {} " +
+                                     Endpoint() + "/" + bucket + "/peer-large");
   double large_up = Move(s, large->id, "bucket-east-1", &res);
   std::vector<std::string> large_key = Keys(bucket, "bucket-east-1/" + large->id + "/");
   double peer_large_down = TimeCommand("curl -sf -o '" + dir + "/peer-large' " + Endpoint() + "/" +
@@ -159,10 +162,11 @@ int main(int argc, char** argv) {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   const bool flat = ru.ru_maxrss < 200 * 1024;
-  std::printf("one %lld MiB blob: fs -> S3 %.3f s (curl -T %.3f s), S3 -> fs %.3f s (curl %.3f s), "
-              "peak RSS %.0f MiB\n",
-              static_cast<long long>(large_mib), large_up, peer_large_up, large_down,
-              peer_large_down, ru.ru_maxrss / 1024.0);
+  std::printf(
+      "one %lld MiB blob: fs -> S3 %.3f s (curl -T %.3f s), S3 -> fs %.3f s (curl %.3f s), "
+      "peak RSS %.0f MiB\n",
+      static_cast<long long>(large_mib), large_up, peer_large_up, large_down, peer_large_down,
+      ru.ru_maxrss / 1024.0);
   for (auto [what, ours, peer_name, peer] :
        {std::tuple<std::string, double, std::string, double>{"fs -> S3", large_up, "curl PUT",
                                                              peer_large_up},
@@ -194,21 +198,23 @@ int main(int argc, char** argv) {
   std::printf("%d blobs, %.1f MiB\n", count, total / 1048576.0);
 
   // Each peer runs on the same objects just before the move (which tears its source down).
-  double peer_up = TimeCommand("cd '" + src_dir + "' && find . -type f | xargs -P 4 -I{} curl -sf "
-                               "-o /dev/null -X PUT -T {} " + Endpoint() + "/" + bucket +
-                               "/peer-up/{}");
+  double peer_up = TimeCommand("cd '" + src_dir +
+                               "' && find . -type f | xargs -P 4 -I{} curl -sf "
+                               "-o /dev/null -X PUT -T {} " +
+                               Endpoint() + "/" + bucket + "/peer-up/{}");
   double up = Move(s, app->id, "bucket-east-1", &res);
   std::string east = WriteList(dir + "/east.txt", Keys(bucket, "bucket-east-1/" + app->id + "/"));
-  double peer_across = TimeCommand("xargs -P 4 -I{} curl -sf -o /dev/null -X PUT -H "
-                                   "'x-amz-copy-source: /" + bucket + "/{}' " + Endpoint() + "/" +
-                                   bucket + "/peer-across/{} < '" + east + "'");
+  double peer_across = TimeCommand(
+      "xargs -P 4 -I{} curl -sf -o /dev/null -X PUT -H "
+      "'x-amz-copy-source: /" +
+      bucket + "/{}' " + Endpoint() + "/" + bucket + "/peer-across/{} < '" + east + "'");
   double across = Move(s, app->id, "bucket-west-1", &res);
   int server_side = res.value("blobs_copied_server_side", 0);
   std::string west = WriteList(dir + "/west.txt", Keys(bucket, "bucket-west-1/" + app->id + "/"));
   (void)std::system(("mkdir -p " + dir + "/peer-down").c_str());
-  double peer_down = TimeCommand("xargs -P 4 -I{} sh -c 'curl -sf -o \"" + dir +
-                                 "/peer-down/$(basename {})\" " + Endpoint() + "/" + bucket +
-                                 "/{}' < '" + west + "'");
+  double peer_down =
+      TimeCommand("xargs -P 4 -I{} sh -c 'curl -sf -o \"" + dir + "/peer-down/$(basename {})\" " +
+                  Endpoint() + "/" + bucket + "/{}' < '" + west + "'");
   double down = Move(s, app->id, "us-east-1", &res);
   std::printf("%-36s %9s %9s %7s\n", "", "regionmove", "curl x4", "ratio");
   std::printf("%-36s %9.3fs %9.3fs %7.2fx\n", "fs -> S3 (copy+verify)", up, peer_up, up / peer_up);
@@ -219,12 +225,22 @@ int main(int argc, char** argv) {
   char many[96];
   std::snprintf(many, sizeof many, "%d blobs %.0f MiB", count, total / 1048576.0);
   for (auto [what, ours, peer_name, peer] :
-       {std::tuple<std::string, double, std::string, double>{
-            std::string(many) + ": fs -> S3", up, "curl PUT x4", peer_up},
+       {std::tuple<std::string, double, std::string, double>{std::string(many) + ": fs -> S3", up,
+                                                             "curl PUT x4", peer_up},
         {std::string(many) + ": S3 -> S3", across, "curl CopyObject x4", peer_across},
         {std::string(many) + ": S3 -> fs", down, "curl GET x4", peer_down}}) {
-    bench::PrintResultRow(
-        bench::ResultRow{what, command, ours, "s", peer_name, peer, "ratio <= 1.5", ours <= 1.5 * peer});
+    bench::PrintResultRow(bench::ResultRow{what, command, ours, "s", peer_name, peer,
+                                           "ratio <= 1.5", ours <= 1.5 * peer});
   }
+  // What the peers wrote, and the bench's directory.
+  EngineConfig peers;
+  peers.endpoint = Endpoint();
+  peers.bucket = bucket;
+  peers.access_key_id = peers.secret_access_key = "S3RVER";
+  if (auto objects = S3Objects::Open(peers, &rng); objects.ok()) {
+    for (const char* d : {"peer-up", "peer-across"}) (void)(*objects)->RemoveDir(d);
+    (void)(*objects)->Remove("peer-large");
+  }
+  (void)std::system(("rm -rf " + dir).c_str());
   return 0;
 }

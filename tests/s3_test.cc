@@ -8,7 +8,6 @@
 #include <thread>
 
 #include "common/hash.h"
-
 #include "conformance/dataplane_conformance.h"
 #include "dataplane/s3/s3_client.h"
 #include "dataplane/s3/s3_objects.h"
@@ -62,8 +61,7 @@ Result<std::unique_ptr<BlobStore>> OpenS3(const std::string& dir, Rng* rng) {
   return OpenS3BlobStore(c, rng);
 }
 
-INSTANTIATE_TEST_SUITE_P(S3, BlobStoreConformance,
-                         ::testing::Values(BlobStoreEngine{"s3", OpenS3}),
+INSTANTIATE_TEST_SUITE_P(S3, BlobStoreConformance, ::testing::Values(BlobStoreEngine{"s3", OpenS3}),
                          [](const auto& i) { return i.param.name; });
 
 // s3rver checks the access key id but not V4 signatures (MatchesAwsPublishedExample checks

@@ -226,11 +226,10 @@ Status Blobs(System* sys, const http::Caller& c, const Req& req, Res& res, const
     }
     stream->blobs = plane->blobs.get();
     stream->app = app;
-    res.set_content_provider(
-        static_cast<size_t>(info.size), info.content_type.c_str(),
-        [stream](size_t offset, size_t length, httplib::DataSink& sink) {
-          return stream->Send(static_cast<int64_t>(offset), length, sink);
-        });
+    res.set_content_provider(static_cast<size_t>(info.size), info.content_type.c_str(),
+                             [stream](size_t offset, size_t length, httplib::DataSink& sink) {
+                               return stream->Send(static_cast<int64_t>(offset), length, sink);
+                             });
     return Status::Ok();
   }
   if (method == "DELETE") {
@@ -430,12 +429,10 @@ void HttpApi::RegisterDataRoutes() {
     }
     Dispatch(this, sys, req, res, *app, req.matches[1], req.matches[2]);
   };
-  auto upload_by_path = [this, sys](const Req& req, Res& res,
-                                     const httplib::ContentReader& body) {
+  auto upload_by_path = [this, sys](const Req& req, Res& res, const httplib::ContentReader& body) {
     Dispatch(this, sys, req, res, req.matches[1], "blobs", req.matches[3], true, &body);
   };
-  auto upload_by_host = [this, sys](const Req& req, Res& res,
-                                    const httplib::ContentReader& body) {
+  auto upload_by_host = [this, sys](const Req& req, Res& res, const httplib::ContentReader& body) {
     auto app = AppForHost(sys, req.get_header_value("Host"));
     if (!app) {
       res.set_header("Connection", "close");

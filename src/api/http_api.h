@@ -14,7 +14,6 @@
 #include "common/result.h"
 #include "service/system.h"
 
-
 namespace regionmove {
 
 // The HTTP face of a System: the REST API of SPEC §7 (with the migration guard of §6),

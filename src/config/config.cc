@@ -121,8 +121,7 @@ const std::vector<SectionKeys>& Schema() {
   static const std::vector<SectionKeys> kSchema = {
       {"server",
        {"listen", "data_dir", "max_body_bytes", "max_blob_bytes", "max_retry_after_seconds",
-        "apps_domain",
-        "max_connections", "buffer_writes_seconds", "header_timeout_seconds",
+        "apps_domain", "max_connections", "buffer_writes_seconds", "header_timeout_seconds",
         "idle_timeout_seconds"}},
       {"control_store", {"engine", "path", "dsn", "max_connections"}},
       {"saga",

@@ -16,7 +16,7 @@ struct EngineConfig {
   std::string endpoint = "";  // "http://127.0.0.1:9000"
   std::string bucket = "";
   std::string region = "us-east-1";  // the signing region
-  std::string prefix = "";                // before every object name ("" or ending in "/")
+  std::string prefix = "";           // before every object name ("" or ending in "/")
   std::string access_key_id = "";
   std::string secret_access_key = "";
   bool path_style = true;  // http://endpoint/bucket/key (false: http://bucket.endpoint/key)

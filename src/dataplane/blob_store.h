@@ -93,8 +93,7 @@ class BlobStore {
   }
   // Stages `info`'s content by a server-side copy from `source` (another store's CopySource);
   // nullopt when this store cannot reach it, and the caller streams the content instead.
-  virtual Result<std::optional<BlobInfo>> StageCopy(const std::string& app_id,
-                                                    const BlobInfo& info,
+  virtual Result<std::optional<BlobInfo>> StageCopy(const std::string& app_id, const BlobInfo& info,
                                                     const std::string& source) {
     (void)app_id, (void)info, (void)source;
     return std::optional<BlobInfo>();

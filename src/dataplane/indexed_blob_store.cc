@@ -65,8 +65,7 @@ Result<std::unique_ptr<IndexedBlobStore>> IndexedBlobStore::Open(
                                              "WHERE name = 'object'"));
   ASSIGN_OR_RETURN(bool has_object, cols.Step());
   if (!has_object) {
-    RETURN_IF_ERROR(
-        index->Exec("ALTER TABLE blobs ADD COLUMN object TEXT NOT NULL DEFAULT ''"));
+    RETURN_IF_ERROR(index->Exec("ALTER TABLE blobs ADD COLUMN object TEXT NOT NULL DEFAULT ''"));
   }
   RETURN_IF_ERROR(
       index->Exec("CREATE INDEX IF NOT EXISTS blobs_by_object ON blobs(app_id, object)"));
@@ -96,16 +95,15 @@ Status IndexedBlobStore::Publish(const std::string& app_id, const std::vector<Bl
     std::lock_guard<std::mutex> lock(mu_);
     // One index transaction (one fsync) for the whole set.
     ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(index_.get()));
-    ASSIGN_OR_RETURN(Stmt q, index_->Prepare(
-                                 "INSERT INTO blobs(app_id, key, size, sha256, content_type, "
-                                 "object) VALUES (?,?,?,?,?,?) ON CONFLICT(app_id, key) DO UPDATE "
-                                 "SET size = excluded.size, sha256 = excluded.sha256, "
-                                 "content_type = excluded.content_type, object = excluded.object"));
+    ASSIGN_OR_RETURN(
+        Stmt q, index_->Prepare("INSERT INTO blobs(app_id, key, size, sha256, content_type, "
+                                "object) VALUES (?,?,?,?,?,?) ON CONFLICT(app_id, key) DO UPDATE "
+                                "SET size = excluded.size, sha256 = excluded.sha256, "
+                                "content_type = excluded.content_type, object = excluded.object"));
     for (const BlobInfo& b : staged) {
       ASSIGN_OR_RETURN(auto old, StatLocked(app_id, b.key));
       q.Reset();
-      RETURN_IF_ERROR(
-          q.BindAll(app_id, b.key, b.size, b.sha256, b.content_type, b.object).Run());
+      RETURN_IF_ERROR(q.BindAll(app_id, b.key, b.size, b.sha256, b.content_type, b.object).Run());
       if (!old) continue;
       for (const auto& name : ObjectNames(app_id, *old)) {
         if (name != b.object) superseded.push_back(name);
@@ -128,9 +126,9 @@ Result<std::optional<BlobInfo>> IndexedBlobStore::StageCopy(const std::string& a
                                                             const std::string& source) {
   RETURN_IF_ERROR(ValidateBlobKey(info.key));
   if (source.empty()) return std::optional<BlobInfo>();
-  ASSIGN_OR_RETURN(std::optional<std::string> name,
-                   objects_->CopyFrom(source, BlobObjectBase(app_id, info.key), info.size,
-                                      info.sha256));
+  ASSIGN_OR_RETURN(
+      std::optional<std::string> name,
+      objects_->CopyFrom(source, BlobObjectBase(app_id, info.key), info.size, info.sha256));
   if (!name) return std::optional<BlobInfo>();
   BlobInfo staged = info;
   staged.object = *name;
@@ -153,8 +151,8 @@ Result<std::optional<BlobInfo>> IndexedBlobStore::Stat(const std::string& app_id
 }
 
 Result<std::unique_ptr<BlobReader>> IndexedBlobStore::OpenAt(const std::string& app_id,
-                                                             const std::string& key,
-                                                             int64_t offset, BlobInfo* info) {
+                                                             const std::string& key, int64_t offset,
+                                                             BlobInfo* info) {
   RETURN_IF_ERROR(ValidateBlobKey(key));
   // An overwrite that lands between the lookup and the read removes the object looked up:
   // look again, and read the new version.

@@ -147,8 +147,8 @@ TEST_P(BlobStoreConformance, ReadsFromAnOffset) {
   ASSERT_OK(bs->CreateNamespace(kApp));
   std::string data = RandomBytes(rng_, 3 * 1024 * 1024 + 17);
   ASSERT_OK(bs->Put(kApp, "big", data, "").status());
-  for (int64_t offset : {int64_t{0}, int64_t{1}, int64_t{1 << 20}, int64_t(data.size() - 1),
-                         int64_t(data.size())}) {
+  for (int64_t offset :
+       {int64_t{0}, int64_t{1}, int64_t{1 << 20}, int64_t(data.size() - 1), int64_t(data.size())}) {
     BlobInfo info;
     ASSERT_OK_AND_ASSIGN(auto r, bs->OpenAt(kApp, "big", offset, &info));
     EXPECT_EQ(info.size, static_cast<int64_t>(data.size()));

@@ -114,7 +114,7 @@ TEST_F(S3Move, FsToS3ToS3ToFs) {
   Verify("bucket-west-1", app.id, want);
   json res = json::parse(across.resources);
   EXPECT_EQ(res["blobs_copied"], want.size());
-  EXPECT_EQ(res["blobs_copied_server_side"], want.size());  // no byte came through here
+  EXPECT_EQ(res["blobs_copied_server_side"], want.size());       // no byte came through here
   EXPECT_EQ(ObjectsUnder("bucket-east-1/" + app.id + "/"), 0u);  // the teardown emptied the source
 
   Migration back = MoveAndTearDown(app.id, "us-east-1");
@@ -141,7 +141,8 @@ TEST_F(S3Move, AbortInTheCopyLeavesNoObjectInTheDest) {
   ASSERT_OK_AND_ASSIGN(Migration done, sys_->store()->GetMigration(m.id));
   EXPECT_EQ(MigrationStatusName(done.status()), "aborted") << done.last_error;
   EXPECT_EQ(ObjectsUnder("bucket-east-1/" + app.id + "/"), 0u);
-  ASSERT_OK_AND_ASSIGN(auto left, sys_->plane()->Region("bucket-east-1")->blobs->List(app.id, "", "", 10));
+  ASSERT_OK_AND_ASSIGN(auto left,
+                       sys_->plane()->Region("bucket-east-1")->blobs->List(app.id, "", "", 10));
   EXPECT_TRUE(left.empty());
   Verify("us-east-1", app.id, want);
 }

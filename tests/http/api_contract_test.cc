@@ -633,9 +633,9 @@ TEST_F(BlobLimits, BlobBodiesStreamUpToTheirOwnLimit) {
   EXPECT_EQ(ok->status, 201) << ok->body;
   EXPECT_EQ(Call("GET", base + "chunked.bin", kAlice).raw.size(), 1000000u);
   // Refused from the header, before any of the body is read.
-  std::string over = RawRequest(api_->port(), "PUT " + base +
-                                                  "over.bin HTTP/1.1\r\nAuthorization: Bearer " +
-                                                  kAlice + "\r\nContent-Length: 3000001\r\n");
+  std::string over =
+      RawRequest(api_->port(), "PUT " + base + "over.bin HTTP/1.1\r\nAuthorization: Bearer " +
+                                   kAlice + "\r\nContent-Length: 3000001\r\n");
   EXPECT_EQ(over.rfind("HTTP/1.1 413", 0), 0u) << over;
   EXPECT_NE(over.find("payload_too_large"), std::string::npos) << over;
   auto chunked_over = chunked(3500000);
@@ -656,14 +656,16 @@ TEST_F(BlobLimits, BlobBodiesStreamUpToTheirOwnLimit) {
   EXPECT_TRUE(whole.raw == data);
   EXPECT_EQ(whole.Header("Content-Type"), "application/x-big");
   EXPECT_EQ(whole.Header("Accept-Ranges"), "bytes");
-  HttpReply part = Call("GET", base + "big.bin", kAlice, "", "", {{"Range", "bytes=1000000-1000099"}});
+  HttpReply part =
+      Call("GET", base + "big.bin", kAlice, "", "", {{"Range", "bytes=1000000-1000099"}});
   EXPECT_EQ(part.status, 206);
   EXPECT_TRUE(part.raw == data.substr(1000000, 100));
   EXPECT_EQ(part.Header("Content-Range"), "bytes 1000000-1000099/2500000");
   HttpReply tail = Call("GET", base + "big.bin", kAlice, "", "", {{"Range", "bytes=-10"}});
   EXPECT_EQ(tail.status, 206);
   EXPECT_TRUE(tail.raw == data.substr(data.size() - 10));
-  HttpReply two = Call("GET", base + "big.bin", kAlice, "", "", {{"Range", "bytes=0-4,2000000-2000004"}});
+  HttpReply two =
+      Call("GET", base + "big.bin", kAlice, "", "", {{"Range", "bytes=0-4,2000000-2000004"}});
   EXPECT_EQ(two.status, 206);
   EXPECT_NE(two.raw.find(data.substr(2000000, 5)), std::string::npos);
   HttpReply past = Call("GET", base + "big.bin", kAlice, "", "", {{"Range", "bytes=2500000-"}});

@@ -31,7 +31,8 @@ Config PgRegions(const std::string& dir) {
   for (const char* slug : {"a-1", "b-1"}) {
     RegionConfig r;
     r.slug = slug;
-    r.database = EngineConfig{.engine = "postgres", .dir = dir + "/" + slug + "-runtime", .dsn = dsn[i++]};
+    r.database =
+        EngineConfig{.engine = "postgres", .dir = dir + "/" + slug + "-runtime", .dsn = dsn[i++]};
     r.blobs = EngineConfig{.engine = "fs", .dir = dir + "/" + slug + "-blobs", .dsn = ""};
     c.regions.push_back(r);
   }

@@ -56,7 +56,8 @@ size_t AppendHeader(char* data, size_t size, size_t n, void* out) {
     std::string name(line.substr(0, colon));
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
     while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
       value.remove_suffix(1);
     (*headers)[name] = std::string(value);
@@ -119,18 +120,18 @@ std::string Client::Authorization(const std::string& access_key, const std::stri
                                   const std::string& region, const std::string& method,
                                   const std::string& path, const std::string& canonical_query,
                                   const std::map<std::string, std::string>& headers,
-                                  const std::string& payload_sha256,
-                                  const std::string& amz_date) {
+                                  const std::string& payload_sha256, const std::string& amz_date) {
   std::string canonical_headers, signed_headers;
   for (const auto& [name, value] : headers) {
     canonical_headers += name + ":" + value + "\n";
     signed_headers += (signed_headers.empty() ? "" : ";") + name;
   }
-  std::string canonical = method + "\n" + path + "\n" + canonical_query + "\n" +
-                          canonical_headers + "\n" + signed_headers + "\n" + payload_sha256;
+  std::string canonical = method + "\n" + path + "\n" + canonical_query + "\n" + canonical_headers +
+                          "\n" + signed_headers + "\n" + payload_sha256;
   std::string day = amz_date.substr(0, 8);
   std::string scope = day + "/" + region + "/s3/aws4_request";
-  std::string to_sign = "AWS4-HMAC-SHA256\n" + amz_date + "\n" + scope + "\n" + Sha256Hex(canonical);
+  std::string to_sign =
+      "AWS4-HMAC-SHA256\n" + amz_date + "\n" + scope + "\n" + Sha256Hex(canonical);
   std::string key = Hmac(Hmac(Hmac(Hmac("AWS4" + secret_key, day), region), "s3"), "aws4_request");
   return "AWS4-HMAC-SHA256 Credential=" + access_key + "/" + scope +
          ", SignedHeaders=" + signed_headers + ", Signature=" + HexEncode(Hmac(key, to_sign));
@@ -231,8 +232,8 @@ Result<Response> Client::Send(const Request& req) const {
       }
       curl_easy_setopt(c, CURLOPT_READFUNCTION, ReadBody);
       curl_easy_setopt(c, CURLOPT_READDATA, &up);
-      curl_easy_setopt(c, req.method == "PUT" ? CURLOPT_INFILESIZE_LARGE
-                                              : CURLOPT_POSTFIELDSIZE_LARGE,
+      curl_easy_setopt(c,
+                       req.method == "PUT" ? CURLOPT_INFILESIZE_LARGE : CURLOPT_POSTFIELDSIZE_LARGE,
                        static_cast<curl_off_t>(req.body.size()));
     } else if (req.method != "GET") {
       curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
@@ -372,14 +373,18 @@ std::vector<std::string> XmlValues(const std::string& xml, const std::string& ta
       }
       size_t semi = v.find(';', i);
       std::string ent = semi == std::string::npos ? "" : v.substr(i + 1, semi - i - 1);
-      const char* rep = ent == "amp" ? "&" : ent == "lt" ? "<" : ent == "gt" ? ">"
-                                         : ent == "quot" ? "\"" : ent == "apos" ? "'" : nullptr;
+      const char* rep = ent == "amp"    ? "&"
+                        : ent == "lt"   ? "<"
+                        : ent == "gt"   ? ">"
+                        : ent == "quot" ? "\""
+                        : ent == "apos" ? "'"
+                                        : nullptr;
       if (rep) {
         text += rep;
         i = semi;
       } else if (!ent.empty() && ent[0] == '#') {
         long cp = ent.size() > 1 && ent[1] == 'x' ? std::strtol(ent.c_str() + 2, nullptr, 16)
-                                                   : std::strtol(ent.c_str() + 1, nullptr, 10);
+                                                  : std::strtol(ent.c_str() + 1, nullptr, 10);
         text += static_cast<char>(cp);  // S3 escapes control characters only
         i = semi;
       } else {

@@ -51,8 +51,7 @@ class Client {
                                    const std::string& region, const std::string& method,
                                    const std::string& path, const std::string& canonical_query,
                                    const std::map<std::string, std::string>& headers,
-                                   const std::string& payload_sha256,
-                                   const std::string& amz_date);
+                                   const std::string& payload_sha256, const std::string& amz_date);
 
  private:
   Client() = default;

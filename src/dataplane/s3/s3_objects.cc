@@ -4,8 +4,8 @@
 
 #include <cstdio>
 #include <deque>
-#include <future>
 #include <filesystem>
+#include <future>
 
 #include "common/hash.h"
 #include "dataplane/indexed_blob_store.h"
@@ -33,10 +33,17 @@ std::string XmlEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -183,8 +190,8 @@ Result<std::optional<std::string>> S3Objects::CopyFrom(const std::string& source
   }
   std::string from = source.substr(domain_.size() + 1);
   std::string name = NewName(base);
-  s3::Request copy{"PUT", prefix_ + name, {}, {{"x-amz-copy-source",
-                                                s3::Client::UriEncode(from, true)}}, {}};
+  s3::Request copy{
+      "PUT", prefix_ + name, {}, {{"x-amz-copy-source", s3::Client::UriEncode(from, true)}}, {}};
   ASSIGN_OR_RETURN(s3::Response res, client_->Send(copy));
   // S3 may answer 200 with an error in the body.
   if (res.status != 200 || res.body.find("<Error>") != std::string::npos) {
@@ -222,8 +229,11 @@ Status S3Objects::Remove(const std::string& name) {
 Status S3Objects::RemoveDir(const std::string& dir) {
   // Resumable by nature: each round lists what is left and deletes it.
   while (true) {
-    s3::Request list{"GET", "", {{"list-type", "2"}, {"prefix", prefix_ + dir + "/"},
-                                 {"max-keys", "1000"}}, {}, {}};
+    s3::Request list{"GET",
+                     "",
+                     {{"list-type", "2"}, {"prefix", prefix_ + dir + "/"}, {"max-keys", "1000"}},
+                     {},
+                     {}};
     ASSIGN_OR_RETURN(s3::Response res, client_->Send(list));
     if (res.status != 200) return Failed("s3 list " + prefix_ + dir, res);
     std::vector<std::string> keys = s3::XmlValues(res.body, "Key");
@@ -241,8 +251,12 @@ Status S3Objects::RemoveDir(const std::string& dir) {
 
 Result<std::vector<std::string>> S3Objects::List(const std::string& dir, const std::string& after,
                                                  int limit) {
-  s3::Request list{"GET", "", {{"list-type", "2"}, {"prefix", prefix_ + dir + "/"},
-                               {"max-keys", std::to_string(limit)}}, {}, {}};
+  s3::Request list{
+      "GET",
+      "",
+      {{"list-type", "2"}, {"prefix", prefix_ + dir + "/"}, {"max-keys", std::to_string(limit)}},
+      {},
+      {}};
   if (!after.empty()) list.query["start-after"] = prefix_ + after;
   ASSIGN_OR_RETURN(s3::Response res, client_->Send(list));
   if (res.status != 200) return Failed("s3 list " + prefix_ + dir, res);

@@ -39,7 +39,9 @@ class S3Objects final : public ObjectStore {
 
  private:
   S3Objects(std::unique_ptr<s3::Client> client, std::string prefix, std::string domain, Rng* rng)
-      : client_(std::move(client)), prefix_(std::move(prefix)), domain_(std::move(domain)),
+      : client_(std::move(client)),
+        prefix_(std::move(prefix)),
+        domain_(std::move(domain)),
         rng_(rng) {}
   std::string NewName(const std::string& base);
   std::unique_ptr<s3::Client> client_;
