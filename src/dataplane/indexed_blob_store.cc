@@ -11,6 +11,7 @@ using sqlite::Stmt;
 namespace {
 
 constexpr const char* kColumns = "key, size, sha256, content_type, object";
+constexpr int kBusyBudgetMs = 10000;
 
 // Hashes and counts what goes into the object as it goes.
 class IndexedWriter final : public BlobWriter {
@@ -56,19 +57,32 @@ std::string BlobObjectBase(const std::string& app_id, const std::string& key) {
 Result<std::unique_ptr<IndexedBlobStore>> IndexedBlobStore::Open(
     std::unique_ptr<ObjectStore> objects, const std::string& index_path) {
   ASSIGN_OR_RETURN(auto index, sqlite::Db::Open(index_path));
-  RETURN_IF_ERROR(index->Exec(
+  // Several processes (serve, workers) may open one index at once: each schema statement waits
+  // its turn, and no read is left open across them (a connection that holds a read snapshot
+  // cannot take the write lock after another one wrote, however long it waits).
+  RETURN_IF_ERROR(index->ExecWhileBusy(
       "CREATE TABLE IF NOT EXISTS blobs (app_id TEXT NOT NULL, key TEXT NOT NULL, size INTEGER "
       "NOT NULL, sha256 TEXT NOT NULL, content_type TEXT NOT NULL, object TEXT NOT NULL DEFAULT "
-      "'', PRIMARY KEY (app_id, key))"));
+      "'', PRIMARY KEY (app_id, key))",
+      kBusyBudgetMs));
   // Indexes made before objects were named in them gain the column (empty: the old names).
-  ASSIGN_OR_RETURN(Stmt cols, index->Prepare("SELECT 1 FROM pragma_table_info('blobs') "
-                                             "WHERE name = 'object'"));
-  ASSIGN_OR_RETURN(bool has_object, cols.Step());
-  if (!has_object) {
-    RETURN_IF_ERROR(index->Exec("ALTER TABLE blobs ADD COLUMN object TEXT NOT NULL DEFAULT ''"));
+  bool has_object = false;
+  {
+    ASSIGN_OR_RETURN(Stmt cols, index->Prepare("SELECT count(*) FROM pragma_table_info('blobs') "
+                                               "WHERE name = 'object'"));
+    ASSIGN_OR_RETURN(bool row, cols.Step());
+    has_object = row && cols.Int(0) > 0;
   }
-  RETURN_IF_ERROR(
-      index->Exec("CREATE INDEX IF NOT EXISTS blobs_by_object ON blobs(app_id, object)"));
+  if (!has_object) {
+    Status added = index->ExecWhileBusy(
+        "ALTER TABLE blobs ADD COLUMN object TEXT NOT NULL DEFAULT ''", kBusyBudgetMs);
+    // Another process may have added it in between.
+    if (!added.ok() && added.message().find("duplicate column") == std::string::npos) {
+      return added;
+    }
+  }
+  RETURN_IF_ERROR(index->ExecWhileBusy(
+      "CREATE INDEX IF NOT EXISTS blobs_by_object ON blobs(app_id, object)", kBusyBudgetMs));
   return std::unique_ptr<IndexedBlobStore>(
       new IndexedBlobStore(std::move(objects), std::move(index)));
 }

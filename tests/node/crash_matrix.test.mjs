@@ -105,76 +105,38 @@ async function crashAndRestart(config, faults, act) {
   const first = await startServer(config, { REGIONMOVE_FAULTS: faults });
   const ctx = await act(first.base);
   const death = await Promise.race([first.exited, sleep(30000).then(() => null)]);
-  assert.ok(death && death.signal === 'SIGKILL', `the process did not die at ${faults}`);
+  assert.ok(death && death.signal === 'SIGKILL',
+    `the process did not die at ${faults}; the end of its log:\n${first.log().slice(-3000)}`);
   const second = await startServer(config);
   return { ...ctx, base: second.base, stop: second.stop };
 }
 
-test('abort killed during compensation ends aborted with the app whole in its source', async () => {
-  const config = makeConfig('lease_seconds = 1\n');
-  let seeded;
-  const faults = 'copying_runtime.before=delay:3000:1;compensation.after_give_back=kill';
-  const { base, id, stop } = await crashAndRestart(config, faults, async (b) => {
-    seeded = await seed(b);
-    const m = await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/move`, { dest_region: 'eu-west-1' });
-    await waitFor('copying_runtime', async () => (await rest(b, ALICE, 'GET',
-      `/v1/apps/${seeded.id}/migrations/${m.body.migration_id}`)).body.current_step === 'copying_runtime');
-    assert.equal((await rest(b, ALICE, 'POST',
-      `/v1/apps/${seeded.id}/migrations/${m.body.migration_id}/abort`)).status, 202);
-    return { id: m.body.migration_id };
-  });
-  const done = await terminal(base, seeded.id, id);
-  assert.equal(done.status, 'aborted', JSON.stringify(done));
-  await verify(base, seeded, 'us-east-1');
-  const dest = join(dirname(config), 'var', 'regions', 'eu-west-1');
-  assert.equal(existsSync(join(dest, 'db', `${seeded.id}.sqlite3`)), false);
-  assert.equal(existsSync(join(dest, 'blobs', seeded.id)), false);
-  assert.deepEqual(leftovers(config), []);
-  await stop();
-});
-
-// The same with an S3 dest (the local server of scripts/s3-local): the abort, killed in its
-// clean-up, leaves no object of the app in the bucket. And a move into S3 killed in its blob
-// copy, or after it, completes with every blob whole.
-test('S3 dest: abort killed during compensation leaves no object in the bucket', async () => {
-  const config = makeConfig('lease_seconds = 1\n', 'sqlite', '', 's3');
-  let seeded;
-  const faults = 'copying_runtime.before=delay:3000:1;compensation.after_give_back=kill';
-  const { base, id, stop } = await crashAndRestart(config, faults, async (b) => {
-    seeded = await seed(b);
-    const m = await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/move`, { dest_region: 'eu-west-1' });
-    await waitFor('copying_runtime', async () => (await rest(b, ALICE, 'GET',
-      `/v1/apps/${seeded.id}/migrations/${m.body.migration_id}`)).body.current_step === 'copying_runtime');
-    assert.ok((await s3Keys(config, `eu-west-1/${seeded.id}/`)).length > 0, 'the copy reached S3');
-    assert.equal((await rest(b, ALICE, 'POST',
-      `/v1/apps/${seeded.id}/migrations/${m.body.migration_id}/abort`)).status, 202);
-    return { id: m.body.migration_id };
-  });
-  const done = await terminal(base, seeded.id, id);
-  assert.equal(done.status, 'aborted', JSON.stringify(done));
-  await verify(base, seeded, 'us-east-1');
-  assert.deepEqual(await s3Keys(config, `eu-west-1/${seeded.id}/`), []);
-  assert.deepEqual(leftovers(config), []);
-  await stop();
-});
-
-for (const point of ['copying_blobs.before', 'copying_blobs.after_page', 'copying_blobs.after',
-  'unblocking_writes.after']) {
-  test(`S3 dest: move killed at ${point} completes with nothing lost`, async () => {
-    const config = makeConfig('lease_seconds = 1\n', 'sqlite', '', 's3');
+// Also with an S3 dest (the local server of scripts/s3-local): no object of the app may be left
+// in its bucket.
+for (const blobs of ['fs', 's3']) {
+  test(`${blobs === 's3' ? 'S3 dest: ' : ''}abort killed during compensation ends aborted with the app whole in its source`, async () => {
+    const config = makeConfig('lease_seconds = 1\n', 'sqlite', '', blobs);
     let seeded;
-    const { base, id, stop } = await crashAndRestart(config, `${point}=kill`, async (b) => {
+    const faults = 'copying_runtime.before=delay:3000:1;compensation.after_give_back=kill';
+    const { base, id, stop } = await crashAndRestart(config, faults, async (b) => {
       seeded = await seed(b);
       const m = await rest(b, ALICE, 'POST', `/v1/apps/${seeded.id}/move`, { dest_region: 'eu-west-1' });
-      assert.equal(m.status, 202);
+      await waitFor('copying_runtime', async () => (await rest(b, ALICE, 'GET',
+        `/v1/apps/${seeded.id}/migrations/${m.body.migration_id}`)).body.current_step === 'copying_runtime');
+      if (blobs === 's3') {
+        assert.ok((await s3Keys(config, `eu-west-1/${seeded.id}/`)).length > 0, 'the copy reached S3');
+      }
+      assert.equal((await rest(b, ALICE, 'POST',
+        `/v1/apps/${seeded.id}/migrations/${m.body.migration_id}/abort`)).status, 202);
       return { id: m.body.migration_id };
     });
     const done = await terminal(base, seeded.id, id);
-    assert.equal(done.status, 'completed', JSON.stringify(done));
-    await verify(base, seeded, 'eu-west-1');
-    // Exactly one object per blob: a copy repeated after the crash left no stray version.
-    assert.equal((await s3Keys(config, `eu-west-1/${seeded.id}/`)).length,
-      Object.keys(seeded.blobs).length);
+    assert.equal(done.status, 'aborted', JSON.stringify(done));
+    await verify(base, seeded, 'us-east-1');
+    const dest = join(dirname(config), 'var', 'regions', 'eu-west-1');
+    assert.equal(existsSync(join(dest, 'db', `${seeded.id}.sqlite3`)), false);
+    assert.equal(existsSync(join(dest, 'blobs', seeded.id)), false);
+    if (blobs === 's3') assert.deepEqual(await s3Keys(config, `eu-west-1/${seeded.id}/`), []);
     assert.deepEqual(leftovers(config), []);
     await stop();
   });
@@ -206,11 +168,19 @@ async function pgTeardownAndDrop(base, id, migrationId) {
 
 // A move killed at `point` completes with nothing lost; on PostgreSQL the replica is then torn
 // down and must leave no replication object behind.
-for (const [engine, points] of [['sqlite', MOVE_POINTS], ['postgres', PG_MOVE_POINTS]]) {
+// With an S3 dest ('s3': SQLite databases, eu-west-1's blobs in the local S3 server), the points
+// of the blob copy, and exactly one object per blob after it (a copy repeated after the crash
+// leaves no stray version).
+const S3_MOVE_POINTS = ['copying_blobs.before', 'copying_blobs.after_page', 'copying_blobs.after',
+  'unblocking_writes.after'];
+for (const [engine, points] of [['sqlite', MOVE_POINTS], ['postgres', PG_MOVE_POINTS],
+  ['s3', S3_MOVE_POINTS]]) {
   for (const point of points) {
-    const name = `${engine === 'sqlite' ? '' : 'postgres: '}move killed at ${point} completes with nothing lost`;
+    const label = { sqlite: '', postgres: 'postgres: ', s3: 'S3 dest: ' }[engine];
+    const name = `${label}move killed at ${point} completes with nothing lost`;
     test(name, async () => {
-      const config = makeConfig('lease_seconds = 1\n', engine);
+      const config = engine === 's3' ? makeConfig('lease_seconds = 1\n', 'sqlite', '', 's3')
+        : makeConfig('lease_seconds = 1\n', engine);
       let seeded;
       const { base, id, stop } = await crashAndRestart(config, `${point}=kill`, async (b) => {
         seeded = await seed(b);
@@ -223,6 +193,10 @@ for (const [engine, points] of [['sqlite', MOVE_POINTS], ['postgres', PG_MOVE_PO
       await verify(base, seeded, 'eu-west-1');
       assert.deepEqual(leftovers(config), []);
       if (engine === 'postgres') await pgTeardownAndDrop(base, seeded.id, id);
+      if (engine === 's3') {
+        assert.equal((await s3Keys(config, `eu-west-1/${seeded.id}/`)).length,
+          Object.keys(seeded.blobs).length);
+      }
       await stop();
     });
   }
@@ -256,6 +230,10 @@ for (const engine of ['sqlite', 'postgres']) {
       await verify(base, seeded, 'eu-west-1');
       assert.deepEqual(leftovers(config), []);
       if (engine === 'postgres') await pgTeardownAndDrop(base, seeded.id, id);
+      if (engine === 's3') {
+        assert.equal((await s3Keys(config, `eu-west-1/${seeded.id}/`)).length,
+          Object.keys(seeded.blobs).length);
+      }
       await stop();
     });
   }

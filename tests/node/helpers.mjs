@@ -94,7 +94,7 @@ export function startProcess(args, ready, env = {}) {
 export async function startServer(config, env = {}, extraArgs = []) {
   const p = await startProcess(['serve', '--config', config, '--listen', '127.0.0.1:0', ...extraArgs],
     /serving on (http:\/\/[0-9.:]+)/, env);
-  return { base: p.match[1], stop: p.stop, exited: p.exited };
+  return { base: p.match[1], stop: p.stop, exited: p.exited, log: p.log };
 }
 
 export async function rest(base, token, method, path, body) {
