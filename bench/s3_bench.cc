@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
   // The large blob first: the peak RSS printed with its rows is what moving it took.
   auto large = s.apps()->CreateApp("bench", "large", "us-east-1", "");
   {
-    auto w = us->blobs->StartStage(large->id, "large.bin", "application/octet-stream");
+    auto w = us->blobs->StartStage(large->id, "large.bin", "application/octet-stream", "");
     std::string buf(1 << 20, '\0');
     for (int64_t i = 0; i < large_mib; ++i) {
       for (size_t j = 0; j < buf.size(); j += 8) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
 #include <thread>
 
 #include "common/hash.h"
@@ -54,7 +55,7 @@ Result<std::unique_ptr<BlobStore>> OpenS3(const std::string& dir, Rng* rng) {
   c.engine = "s3";
   c.endpoint = Endpoint();
   c.bucket = "rm-conformance";
-  c.prefix = "t" + std::to_string(rng->Next()) + "/";
+  c.prefix = "t" + UniqueName() + "/";
   c.access_key_id = "S3RVER";
   c.secret_access_key = "S3RVER";
   c.dir = dir + "/s3-index";
@@ -101,17 +102,17 @@ TEST(S3Objects, ListsAcrossPagesAndRemovesInBatches) {
   c.engine = "s3";
   c.endpoint = Endpoint();
   c.bucket = "rm-conformance";
-  c.prefix = "pages" + std::to_string(rng.Next()) + "/";
+  c.prefix = "pages" + UniqueName() + "/";
   c.access_key_id = c.secret_access_key = "S3RVER";
   ASSERT_OK_AND_ASSIGN(auto objects, S3Objects::Open(c, &rng));
   std::vector<std::string> names;
   for (int i = 0; i < 1100; ++i) {
-    ASSERT_OK_AND_ASSIGN(auto w, objects->Create("app_x/o/" + std::to_string(10000 + i)));
+    ASSERT_OK_AND_ASSIGN(auto w, objects->Create("app_x/o/" + std::to_string(10000 + i), ""));
     ASSERT_OK(w->Write("x", 1));
     ASSERT_OK_AND_ASSIGN(std::string name, w->Commit(Sha256Hex("x")));
     names.push_back(name);
   }
-  ASSERT_OK_AND_ASSIGN(auto w, objects->Create("app_y/o/1"));  // another app's
+  ASSERT_OK_AND_ASSIGN(auto w, objects->Create("app_y/o/1", ""));  // another app's
   ASSERT_OK(w->Commit(Sha256Hex("")).status());
   std::sort(names.begin(), names.end());
   std::vector<std::string> listed;
@@ -161,6 +162,88 @@ TEST(S3Client, RetriesServerErrorsAndThrottling) {
   EXPECT_EQ(calls.load(), 4);
   fake.stop();
   serve.join();
+}
+
+// Deleting a namespace also aborts the multipart uploads a crash left open under it (s3rver
+// cannot list uploads: a fake endpoint stands in for S3 here).
+TEST(S3Objects, RemovingANamespaceAbortsItsOpenUploads) {
+  httplib::Server fake;
+  std::mutex mu;
+  std::vector<std::string> aborted;
+  bool listed = false;
+  fake.Get(".*", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (req.has_param("uploads") && !listed) {
+      listed = true;
+      EXPECT_EQ(req.get_param_value("prefix"), "p/app_x/");
+      res.set_content(
+          "<ListMultipartUploadsResult><Bucket>b</Bucket><KeyMarker></KeyMarker>"
+          "<Upload><Key>p/app_x/aa/1-x</Key><UploadId>u1</UploadId></Upload>"
+          "<Upload><Key>p/app_x/bb/2-y</Key><UploadId>u2</UploadId></Upload>"
+          "</ListMultipartUploadsResult>",
+          "application/xml");
+      return;
+    }
+    res.set_content(
+        req.has_param("uploads") ? "<ListMultipartUploadsResult/>" : "<ListBucketResult/>",
+        "application/xml");
+  });
+  fake.Delete(".*", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(mu);
+    aborted.push_back(req.path + "?" + req.get_param_value("uploadId"));
+    res.status = 204;
+  });
+  int port = fake.bind_to_any_port("127.0.0.1");
+  std::thread serve([&] { fake.listen_after_bind(); });
+  EngineConfig c;
+  c.endpoint = "http://127.0.0.1:" + std::to_string(port);
+  c.bucket = "b";
+  c.prefix = "p/";
+  c.access_key_id = c.secret_access_key = "k";
+  Rng rng(3);
+  ASSERT_OK_AND_ASSIGN(auto objects, S3Objects::Open(c, &rng));
+  ASSERT_OK(objects->RemoveDir("app_x"));
+  EXPECT_EQ(aborted, (std::vector<std::string>{"/b/p/app_x/aa/1-x?u1", "/b/p/app_x/bb/2-y?u2"}));
+  fake.stop();
+  serve.join();
+}
+
+// A server-side copy checks the SHA-256 the object carries, also for one uploaded in parts
+// (a copy names the SHA-256 before the first part goes up).
+TEST(S3Objects, ServerSideCopiesCheckTheStoredSha256) {
+  Rng rng(41);
+  TempDir dir;
+  auto open = [&](const std::string& prefix) {
+    EngineConfig c;
+    c.engine = "s3";
+    c.endpoint = Endpoint();
+    c.bucket = "rm-conformance";
+    c.prefix = prefix + UniqueName() + "/";
+    c.access_key_id = c.secret_access_key = "S3RVER";
+    c.dir = dir.path() + "/" + prefix;
+    return OpenS3BlobStore(c, &rng);
+  };
+  ASSERT_OK_AND_ASSIGN(auto a, open("a"));
+  ASSERT_OK_AND_ASSIGN(auto b, open("b"));
+  std::string data(9 << 20, 'd');
+  for (size_t i = 0; i < data.size(); i += 4096) data[i] = static_cast<char>(rng.Next());
+  StringBlobReader in(data);
+  ASSERT_OK_AND_ASSIGN(BlobInfo staged, a->Stage("app_x", "big", in, "", Sha256Hex(data)));
+  ASSERT_OK(a->Publish("app_x", {staged}));
+  ASSERT_OK_AND_ASSIGN(auto info, a->Stat("app_x", "big"));
+  ASSERT_TRUE(info.has_value());
+  const std::string source = a->CopySource("app_x", *info);
+  ASSERT_FALSE(source.empty());
+  BlobInfo wrong = *info;
+  wrong.sha256 = Sha256Hex("not the content");
+  EXPECT_EQ(b->StageCopy("app_x", wrong, source).status().code(), StatusCode::kCorruption);
+  ASSERT_OK_AND_ASSIGN(auto copied, b->StageCopy("app_x", *info, source));
+  ASSERT_TRUE(copied.has_value());
+  ASSERT_OK(b->Publish("app_x", {*copied}));
+  ASSERT_OK_AND_ASSIGN(std::string got, b->Get("app_x", "big", nullptr));
+  EXPECT_TRUE(got == data);
+  ASSERT_OK(a->DeleteNamespace("app_x"));
+  ASSERT_OK(b->DeleteNamespace("app_x"));
 }
 
 }  // namespace

@@ -1,8 +1,12 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cstdio>
 #include <filesystem>
+#include <random>
 #include <string>
 
 #include "common/status.h"
@@ -20,6 +24,17 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// Lowercase hex unique to this process and call, for names in stores that outlive a test run
+// (an S3 bucket or prefix): a seeded Rng gives the same names in every run.
+inline std::string UniqueName() {
+  static std::atomic<uint64_t> calls{0};
+  static const uint64_t seed = (uint64_t{std::random_device{}()} << 32) ^ uint64_t(::getpid());
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%016llx%llx", static_cast<unsigned long long>(seed),
+                static_cast<unsigned long long>(calls++));
+  return buf;
+}
 
 inline TempDir::TempDir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "regionmove-test-XXXXXX").string();

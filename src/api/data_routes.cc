@@ -178,7 +178,7 @@ Status Blobs(System* sys, const http::Caller& c, const Req& req, Res& res, const
     const httplib::ContentReader& reader = body ? *body : whole;
     const int64_t max_bytes = sys->config().max_blob_bytes;
     ASSIGN_OR_RETURN(auto writer,
-                     plane->blobs->StartStage(app, key, req.get_header_value("Content-Type")));
+                     plane->blobs->StartStage(app, key, req.get_header_value("Content-Type"), ""));
     int64_t received = 0;
     Status written;
     bool whole_body = reader([&](const char* data, size_t n) {

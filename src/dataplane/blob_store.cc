@@ -38,8 +38,9 @@ Result<size_t> StringBlobReader::Read(char* buf, size_t n) {
 }
 
 Result<BlobInfo> BlobStore::Stage(const std::string& app_id, const std::string& key,
-                                  BlobReader& content, const std::string& content_type) {
-  ASSIGN_OR_RETURN(auto writer, StartStage(app_id, key, content_type));
+                                  BlobReader& content, const std::string& content_type,
+                                  const std::string& expected_sha256) {
+  ASSIGN_OR_RETURN(auto writer, StartStage(app_id, key, content_type, expected_sha256));
   std::vector<char> buf(1 << 20);  // memory per blob being staged, whatever its size
   while (true) {
     ASSIGN_OR_RETURN(size_t n, content.Read(buf.data(), buf.size()));

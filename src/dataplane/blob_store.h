@@ -62,13 +62,16 @@ class BlobStore {
  public:
   virtual ~BlobStore() = default;
 
-  // Starts staging a new version of `key`: write the content, then Finish.
+  // Starts staging a new version of `key`: write the content, then Finish. `expected_sha256`,
+  // when known (a copy), is kept with the content from the start, and Finish refuses content
+  // that does not hash to it (Corruption), leaving nothing staged.
   virtual Result<std::unique_ptr<BlobWriter>> StartStage(const std::string& app_id,
                                                          const std::string& key,
-                                                         const std::string& content_type) = 0;
+                                                         const std::string& content_type,
+                                                         const std::string& expected_sha256) = 0;
   // StartStage, every byte of `content`, Finish.
   Result<BlobInfo> Stage(const std::string& app_id, const std::string& key, BlobReader& content,
-                         const std::string& content_type);
+                         const std::string& content_type, const std::string& expected_sha256 = "");
   // Makes staged blobs (as Stage returned them) the current versions of their keys.
   virtual Status Publish(const std::string& app_id, const std::vector<BlobInfo>& staged) = 0;
   // Stage + Publish of one blob held in memory.

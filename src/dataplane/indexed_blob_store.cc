@@ -16,8 +16,8 @@ constexpr int kBusyBudgetMs = 10000;
 // Hashes and counts what goes into the object as it goes.
 class IndexedWriter final : public BlobWriter {
  public:
-  IndexedWriter(std::unique_ptr<ObjectWriter> object, BlobInfo info)
-      : object_(std::move(object)), info_(std::move(info)) {}
+  IndexedWriter(std::unique_ptr<ObjectWriter> object, BlobInfo info, std::string expected_sha256)
+      : object_(std::move(object)), info_(std::move(info)), expected_(std::move(expected_sha256)) {}
   Status Write(const char* data, size_t n) override {
     hash_.Update(data, n);
     info_.size += static_cast<int64_t>(n);
@@ -25,6 +25,10 @@ class IndexedWriter final : public BlobWriter {
   }
   Result<BlobInfo> Finish() override {
     info_.sha256 = hash_.HexDigest();
+    if (!expected_.empty() && info_.sha256 != expected_) {
+      // The object is dropped uncommitted: nothing of it stays.
+      return Corruption("blob " + info_.key + " hashes to " + info_.sha256 + ", not " + expected_);
+    }
     ASSIGN_OR_RETURN(info_.object, object_->Commit(info_.sha256));
     return info_;
   }
@@ -32,6 +36,7 @@ class IndexedWriter final : public BlobWriter {
  private:
   std::unique_ptr<ObjectWriter> object_;
   BlobInfo info_;
+  std::string expected_;
   Sha256 hash_;
 };
 
@@ -87,15 +92,16 @@ Result<std::unique_ptr<IndexedBlobStore>> IndexedBlobStore::Open(
       new IndexedBlobStore(std::move(objects), std::move(index)));
 }
 
-Result<std::unique_ptr<BlobWriter>> IndexedBlobStore::StartStage(const std::string& app_id,
-                                                                 const std::string& key,
-                                                                 const std::string& content_type) {
+Result<std::unique_ptr<BlobWriter>> IndexedBlobStore::StartStage(
+    const std::string& app_id, const std::string& key, const std::string& content_type,
+    const std::string& expected_sha256) {
   RETURN_IF_ERROR(ValidateBlobKey(key));
-  ASSIGN_OR_RETURN(auto object, objects_->Create(BlobObjectBase(app_id, key)));
+  ASSIGN_OR_RETURN(auto object, objects_->Create(BlobObjectBase(app_id, key), expected_sha256));
   BlobInfo info;
   info.key = key;
   info.content_type = content_type.empty() ? "application/octet-stream" : content_type;
-  return std::unique_ptr<BlobWriter>(new IndexedWriter(std::move(object), std::move(info)));
+  return std::unique_ptr<BlobWriter>(
+      new IndexedWriter(std::move(object), std::move(info), expected_sha256));
 }
 
 Status IndexedBlobStore::Publish(const std::string& app_id, const std::vector<BlobInfo>& staged) {

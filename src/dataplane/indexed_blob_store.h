@@ -24,7 +24,8 @@ class IndexedBlobStore final : public BlobStore {
                                                         const std::string& index_path);
 
   Result<std::unique_ptr<BlobWriter>> StartStage(const std::string& app_id, const std::string& key,
-                                                 const std::string& content_type) override;
+                                                 const std::string& content_type,
+                                                 const std::string& expected_sha256) override;
   Status Publish(const std::string& app_id, const std::vector<BlobInfo>& staged) override;
   Result<std::unique_ptr<BlobReader>> OpenAt(const std::string& app_id, const std::string& key,
                                              int64_t offset, BlobInfo* info) override;

@@ -25,8 +25,10 @@ class ObjectWriter {
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
-  // A new object; its name starts with `base` ("<app_id>/<h[0:2]>/<h>").
-  virtual Result<std::unique_ptr<ObjectWriter>> Create(const std::string& base) = 0;
+  // A new object; its name starts with `base` ("<app_id>/<h[0:2]>/<h>"). `sha256`, when known
+  // before the content, may be stored with it from the start.
+  virtual Result<std::unique_ptr<ObjectWriter>> Create(const std::string& base,
+                                                       const std::string& sha256) = 0;
   // The content of `name` from byte `offset` on; `size` is the object's whole size.
   // NotFound when there is no such object.
   virtual Result<std::unique_ptr<BlobReader>> Read(const std::string& name, int64_t offset,

@@ -110,7 +110,7 @@ TEST_P(BlobStoreConformance, StagedBlobsAppearWhenPublished) {
   EXPECT_EQ(bs->Get(kApp, "b", nullptr).status().code(), StatusCode::kNotFound);
   // A writer dropped before Finish leaves nothing behind; one that finishes stays invisible.
   {
-    ASSERT_OK_AND_ASSIGN(auto w, bs->StartStage(kApp, "dropped", ""));
+    ASSERT_OK_AND_ASSIGN(auto w, bs->StartStage(kApp, "dropped", "", ""));
     ASSERT_OK(w->Write("partial", 7));
   }
   ASSERT_OK_AND_ASSIGN(listed, bs->List(kApp, "", "", 10));
@@ -139,6 +139,26 @@ TEST_P(BlobStoreConformance, UnpublishedContentIsRemoved) {
   EXPECT_EQ(two, "two, again");
   ASSERT_OK_AND_ASSIGN(std::string other, bs->Get("app_bbbbbbbbbbbb", "other", nullptr));
   EXPECT_EQ(other, "another app's");
+}
+
+// A copy names the SHA-256 it expects: content that hashes otherwise is refused and leaves
+// nothing (one part or several).
+TEST_P(BlobStoreConformance, ContentThatDoesNotHashAsExpectedIsRefused) {
+  ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
+  ASSERT_OK(bs->CreateNamespace(kApp));
+  for (size_t size : {size_t{100}, size_t{9} << 20}) {
+    std::string data = RandomBytes(rng_, size);
+    StringBlobReader bad(data);
+    auto refused = bs->Stage(kApp, "k", bad, "", Sha256Hex("something else"));
+    EXPECT_EQ(refused.status().code(), StatusCode::kCorruption) << size;
+    StringBlobReader good(data);
+    ASSERT_OK_AND_ASSIGN(BlobInfo ok, bs->Stage(kApp, "k", good, "", Sha256Hex(data)));
+    ASSERT_OK(bs->Publish(kApp, {ok}));
+    ASSERT_OK_AND_ASSIGN(int64_t strays, bs->RemoveUnpublished(kApp));
+    EXPECT_EQ(strays, 0) << "the refused content left something behind (" << size << " bytes)";
+    ASSERT_OK_AND_ASSIGN(std::string got, bs->Get(kApp, "k", nullptr));
+    EXPECT_TRUE(got == data);
+  }
 }
 
 // Reads from an offset: what a Range request of the API serves.

@@ -21,7 +21,7 @@ std::string Endpoint() {
 class S3Move : public ::testing::Test {
  protected:
   void SetUp() override {
-    bucket_ = "rm-e2e-" + std::to_string(rng_.Next() % 1000000000);
+    bucket_ = "rm-e2e-" + UniqueName();
     std::string regions;
     for (const char* slug : {"bucket-east-1", "bucket-west-1"}) {
       regions += std::string("[[regions]]\nslug = \"") + slug +

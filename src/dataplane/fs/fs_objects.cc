@@ -97,7 +97,9 @@ Result<std::unique_ptr<FsObjects>> FsObjects::Open(const std::string& dir, Rng* 
   return std::unique_ptr<FsObjects>(new FsObjects(dir, rng));
 }
 
-Result<std::unique_ptr<ObjectWriter>> FsObjects::Create(const std::string& base) {
+Result<std::unique_ptr<ObjectWriter>> FsObjects::Create(const std::string& base,
+                                                        const std::string& sha256) {
+  (void)sha256;  // the name will say it
   std::string path = dir_ + "/" + base;
   std::string parent = fs::path(path).parent_path().string();
   std::error_code ec;

@@ -16,7 +16,8 @@ class FsObjects final : public ObjectStore {
  public:
   static Result<std::unique_ptr<FsObjects>> Open(const std::string& dir, Rng* rng);
 
-  Result<std::unique_ptr<ObjectWriter>> Create(const std::string& base) override;
+  Result<std::unique_ptr<ObjectWriter>> Create(const std::string& base,
+                                               const std::string& sha256) override;
   Result<std::unique_ptr<BlobReader>> Read(const std::string& name, int64_t offset,
                                            int64_t size) override;
   Result<bool> Exists(const std::string& name) override;

@@ -56,8 +56,8 @@ class S3Writer final : public ObjectWriter {
  public:
   static constexpr size_t kPartsInFlight = 2;
 
-  S3Writer(const s3::Client* client, std::string name, std::string key)
-      : client_(client), name_(std::move(name)), key_(std::move(key)) {
+  S3Writer(const s3::Client* client, std::string name, std::string key, std::string sha256)
+      : client_(client), name_(std::move(name)), key_(std::move(key)), sha256_(std::move(sha256)) {
     buf_.reserve(S3Objects::kPartBytes);
   }
   ~S3Writer() override {
@@ -107,6 +107,7 @@ class S3Writer final : public ObjectWriter {
   Status UploadPart() {
     if (upload_id_.empty()) {
       s3::Request start{"POST", key_, {{"uploads", ""}}, {}, {}};
+      if (!sha256_.empty()) start.headers["x-amz-meta-sha256"] = sha256_;
       ASSIGN_OR_RETURN(s3::Response res, client_->Send(start));
       std::vector<std::string> id = s3::XmlValues(res.body, "UploadId");
       if (res.status != 200 || id.empty()) return Failed("s3 start upload " + key_, res);
@@ -140,6 +141,7 @@ class S3Writer final : public ObjectWriter {
 
   const s3::Client* client_;
   std::string name_, key_;
+  std::string sha256_;  // known before the content (a copy), or empty
   std::string buf_;
   std::string upload_id_;
   int parts_ = 0;
@@ -172,9 +174,10 @@ std::string S3Objects::NewName(const std::string& base) {
   return base + suffix;
 }
 
-Result<std::unique_ptr<ObjectWriter>> S3Objects::Create(const std::string& base) {
+Result<std::unique_ptr<ObjectWriter>> S3Objects::Create(const std::string& base,
+                                                        const std::string& sha256) {
   std::string name = NewName(base);
-  return std::unique_ptr<ObjectWriter>(new S3Writer(client_.get(), name, prefix_ + name));
+  return std::unique_ptr<ObjectWriter>(new S3Writer(client_.get(), name, prefix_ + name, sha256));
 }
 
 std::string S3Objects::CopySource(const std::string& name) {
@@ -237,7 +240,7 @@ Status S3Objects::RemoveDir(const std::string& dir) {
     ASSIGN_OR_RETURN(s3::Response res, client_->Send(list));
     if (res.status != 200) return Failed("s3 list " + prefix_ + dir, res);
     std::vector<std::string> keys = s3::XmlValues(res.body, "Key");
-    if (keys.empty()) return Status::Ok();
+    if (keys.empty()) return AbortUploads(dir);
     std::string xml = "<Delete><Quiet>true</Quiet>";
     for (const auto& k : keys) xml += "<Object><Key>" + XmlEscape(k) + "</Key></Object>";
     xml += "</Delete>";
@@ -263,6 +266,25 @@ Result<std::vector<std::string>> S3Objects::List(const std::string& dir, const s
   std::vector<std::string> names;
   for (auto& key : s3::XmlValues(res.body, "Key")) names.push_back(key.substr(prefix_.size()));
   return names;
+}
+
+Status S3Objects::AbortUploads(const std::string& dir) {
+  for (int round = 0; round < 1000; ++round) {
+    s3::Request list{"GET", "", {{"uploads", ""}, {"prefix", prefix_ + dir + "/"}}, {}, {}};
+    ASSIGN_OR_RETURN(s3::Response res, client_->Send(list));
+    if (res.status != 200) return Status::Ok();  // a server that cannot list them (s3rver)
+    std::vector<std::string> keys = s3::XmlValues(res.body, "Key");
+    std::vector<std::string> ids = s3::XmlValues(res.body, "UploadId");
+    if (keys.empty() || keys.size() != ids.size()) return Status::Ok();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      ASSIGN_OR_RETURN(s3::Response gone,
+                       client_->Send({"DELETE", keys[i], {{"uploadId", ids[i]}}, {}, {}}));
+      if (gone.status != 204 && gone.status != 200 && gone.status != 404) {
+        return Failed("s3 abort upload of " + keys[i], gone);
+      }
+    }
+  }
+  return Unavailable("s3: uploads under " + prefix_ + dir + " keep appearing");
 }
 
 Status S3Objects::CreateDir(const std::string& dir) {

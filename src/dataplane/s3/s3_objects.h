@@ -20,7 +20,10 @@ class S3Objects final : public ObjectStore {
   // Creates the bucket when it does not exist.
   static Result<std::unique_ptr<S3Objects>> Open(const EngineConfig& config, Rng* rng);
 
-  Result<std::unique_ptr<ObjectWriter>> Create(const std::string& base) override;
+  // A multipart upload carries `sha256` (when known before the content) as x-amz-meta-sha256;
+  // a single PUT carries the SHA-256 of what it sends.
+  Result<std::unique_ptr<ObjectWriter>> Create(const std::string& base,
+                                               const std::string& sha256) override;
   Result<std::unique_ptr<BlobReader>> Read(const std::string& name, int64_t offset,
                                            int64_t size) override;
   Result<bool> Exists(const std::string& name) override;
@@ -44,6 +47,9 @@ class S3Objects final : public ObjectStore {
         domain_(std::move(domain)),
         rng_(rng) {}
   std::string NewName(const std::string& base);
+  // Aborts the multipart uploads under `dir` + "/" that a crash left open (invisible, but
+  // stored): part of RemoveDir. Nothing to do on a server that cannot list them.
+  Status AbortUploads(const std::string& dir);
   std::unique_ptr<s3::Client> client_;
   std::string prefix_;
   std::string domain_;  // "<endpoint> <access key id>": stores that can copy each other's objects

@@ -42,7 +42,8 @@ Status CopyOne(RegionPlane* src, RegionPlane* dst, const std::string& app, const
   }
   BlobInfo cur;
   ASSIGN_OR_RETURN(auto content, src->blobs->Open(app, info.key, &cur));
-  ASSIGN_OR_RETURN(BlobInfo put, dst->blobs->Stage(app, info.key, *content, cur.content_type));
+  ASSIGN_OR_RETURN(BlobInfo put,
+                   dst->blobs->Stage(app, info.key, *content, cur.content_type, cur.sha256));
   if (put.sha256 != cur.sha256 || put.size != cur.size) {
     return Corruption("blob " + info.key + " does not verify after copy");
   }
