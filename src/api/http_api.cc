@@ -66,18 +66,25 @@ void HttpApi::Route(const std::string& method, const std::string& pattern, Handl
   // application/x-www-form-urlencoded (curl's default for -d) and refuse it past 8 KiB.
   std::regex re(pattern);
   int64_t max_body = sys_->config().max_body_bytes;
-  auto with_body = [handler, stream, re, max_body](const httplib::Request& req,
-                                                   httplib::Response& res,
-                                                   const httplib::ContentReader& reader) {
-    if (stream && IsBlobUpload(req)) {
+  int64_t max_blob = sys_->config().max_blob_bytes;
+  auto with_body = [handler, stream, re, max_body, max_blob](const httplib::Request& req,
+                                                             httplib::Response& res,
+                                                             const httplib::ContentReader& reader) {
+    // A blob upload streams unless it is small enough to hold: a held body can be replayed
+    // after an online move's pause (the write buffer), a streamed one cannot.
+    const bool blob = IsBlobUpload(req);
+    const std::string length = req.get_header_value("Content-Length");
+    const bool held = !length.empty() && std::stoll(length) <= kHeldBlobBytes;
+    if (stream && blob && !held) {
       httplib::Request copy = req;
       std::regex_match(copy.path, copy.matches, re);
       return stream(copy, res, reader);
     }
+    const int64_t limit = blob ? max_blob : max_body;
     std::string body;
     bool too_large = false;
     reader([&](const char* data, size_t n) {
-      if (static_cast<int64_t>(body.size() + n) > max_body) {
+      if (static_cast<int64_t>(body.size() + n) > limit) {
         too_large = true;
         return false;
       }
@@ -86,7 +93,7 @@ void HttpApi::Route(const std::string& method, const std::string& pattern, Handl
     });
     if (too_large) {
       res.set_header("Connection", "close");  // the rest of the body was not read
-      return http::ReplyError(res, http::PayloadTooLarge(max_body));
+      return http::ReplyError(res, http::PayloadTooLarge(limit));
     }
     httplib::Request copy = req;
     copy.body = std::move(body);

@@ -56,7 +56,9 @@ class HttpApi {
   // nor Transfer-Encoding (as `curl -X POST` sends it), so the pre-routing handler dispatches
   // those itself, as with an empty body. Every route is recorded for the Allow header of 405.
   // `stream`, when given, serves the requests IsBlobUpload() names instead of `handler`, with
-  // the body unread.
+  // the body unread, unless their Content-Length is at most kHeldBlobBytes (those are read
+  // into memory, so that the guard's write buffer can replay them after a pause).
+  static constexpr int64_t kHeldBlobBytes = 1 << 20;
   void Route(const std::string& method, const std::string& pattern, Handler handler,
              StreamHandler stream = nullptr);
   // The methods served at `path` ("GET, HEAD, POST"); empty when no route matches it.
