@@ -7,8 +7,10 @@ wrk (Debian package wrk) for a few seconds per case, 2 threads and 4 connections
     server, a connection per request);
   - POST of one row (the server gives it an id), likewise;
   - GET /healthz (no store, no database: the HTTP layer alone).
-Prints requests/s and latency percentiles, then bench/run's rows; the server's peak RSS is read
-from /proc at the end.
+Then blob uploads and downloads (the server's RSS must stay flat), and the price of the migration
+guard: POST row on a server started with REGIONMOVE_BENCH_UNGUARDED=1 (the guard skipped; for
+this benchmark only) against the same with it. Prints requests/s and latency percentiles, then
+bench/run's rows; the server's peak RSS is read from /proc.
 
   cmake --build build --target regionmove && python3 bench/api_bench.py [SECONDS]
 """
@@ -57,6 +59,21 @@ def wrk(url, seconds, close=False, post=None):
         pct[p] = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
     return {"rps": rps, "p50_ms": pct.get("50"), "p99_ms": pct.get("99"),
             "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def start_server(config, env=None):
+    """Starts `regionmove serve` on a free port; returns (process, base URL)."""
+    server = subprocess.Popen([BIN, "serve", "--config", config, "--listen", "127.0.0.1:0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, **(env or {})})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        m = re.search(r"serving on (http://[0-9.:]+)", server.stderr.readline())
+        if m:
+            # The server logs every request to stderr: drain it so it never blocks.
+            subprocess.Popen(["cat"], stdin=server.stderr, stdout=subprocess.DEVNULL)
+            return server, m.group(1)
+    sys.exit("the server did not start")
 
 
 def peak_rss(pid):
@@ -113,20 +130,8 @@ def main():
                  f'blobs = {{ engine = "fs", dir = "regions/{slug}/blobs" }}\n')
     with open(config, "w") as f:
         f.write(toml)
-    server = subprocess.Popen([BIN, "serve", "--config", config, "--listen", "127.0.0.1:0"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server, base = start_server(config)
     try:
-        base = None
-        deadline = time.monotonic() + 30
-        while base is None and time.monotonic() < deadline:
-            line = server.stderr.readline()
-            m = re.search(r"serving on (http://[0-9.:]+)", line)
-            if m:
-                base = m.group(1)
-        if base is None:
-            sys.exit("the server did not start")
-        # The server logs every request to stderr: drain it so it never blocks.
-        subprocess.Popen(["cat"], stdin=server.stderr, stdout=subprocess.DEVNULL)
         app = call(base, "POST", "/v1/apps", {"name": "bench", "region": "us-east-1"})["app_id"]
         call(base, "POST", f"/v1/apps/{app}/tables",
              {"name": "orders", "columns": [{"name": "total", "type": "real"}]})
@@ -149,6 +154,24 @@ def main():
         rss = peak_rss(server.pid)
         print(f"peak RSS of the server: {rss:.1f} MiB")
         blob_rows = blob_case(base, app, work, server.pid)
+        # The guard's price: POST row on this server and on one started with the guard off
+        # (REGIONMOVE_BENCH_UNGUARDED=1) on the same data, in turns (three each, the best of
+        # each side: the machine's noise is larger than the difference).
+        guarded, unguarded = {"rps": 0}, {"rps": 0}
+        for _ in range(3):
+            guarded = max(guarded, wrk(table, seconds, post={"total": 2.5}), key=lambda r: r["rps"])
+            server.terminate()
+            server.wait(timeout=30)
+            server, base = start_server(config, {"REGIONMOVE_BENCH_UNGUARDED": "1"})
+            unguarded = max(unguarded, wrk(f"{base}/v1/apps/{app}/tables/orders", seconds,
+                                           post={"total": 2.5}), key=lambda r: r["rps"])
+            server.terminate()
+            server.wait(timeout=30)
+            server, base = start_server(config)
+            table = f"{base}/v1/apps/{app}/tables/orders"
+        cost = 1 - guarded["rps"] / unguarded["rps"]
+        print(f"POST row with the guard {guarded['rps']:.0f} req/s, without {unguarded['rps']:.0f} "
+              f"req/s: the guard costs {100 * cost:.1f} %")
         command = f"python3 bench/api_bench.py {seconds}"
         targets = {"GET row": 5000, "POST row": 2500, "GET /healthz": 5000}
         for name, floor in targets.items():
@@ -163,6 +186,12 @@ def main():
                        "met": ok and keep["rps"] >= floor and keep["p99_ms"] < 5
                               and keep["rps"] >= close["rps"]}
             print("RESULT " + json.dumps(row_out), flush=True)
+        blob_rows.append({
+            "work": "API POST row with the migration guard (its cost: "
+                    f"{100 * cost:.1f} % of the writes per second)",
+            "ours": guarded["rps"], "unit": "req/s", "peer": "the same without the guard",
+            "peer_value": unguarded["rps"], "ratio": guarded["rps"] / unguarded["rps"],
+            "rss_mib": rss, "target": "guard cost <= 3 %", "met": cost <= 0.03})
         for row_out in blob_rows:
             row_out["command"] = command
             print("RESULT " + json.dumps(row_out), flush=True)

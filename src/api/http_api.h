@@ -80,6 +80,7 @@ class HttpApi {
   std::unique_ptr<WriteBuffer> buffer_;
   int port_ = 0;
   std::atomic<int64_t> internal_errors_{0};
+  bool unguarded_ = false;  // REGIONMOVE_BENCH_UNGUARDED=1: the guard is skipped (benchmarks)
 };
 
 }  // namespace regionmove

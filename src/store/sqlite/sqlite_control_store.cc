@@ -93,6 +93,7 @@ Result<std::unique_ptr<SqliteControlStore>> SqliteControlStore::Open(const std::
   ASSIGN_OR_RETURN(auto db, sqlite::Db::Open(path));
   std::unique_ptr<SqliteControlStore> store(new SqliteControlStore(std::move(db)));
   RETURN_IF_ERROR(store->ApplySchema());
+  ASSIGN_OR_RETURN(store->read_db_, sqlite::Db::Open(path));
   return store;
 }
 
@@ -252,9 +253,9 @@ Status SqliteControlStore::CreateMigration(const Migration& m) {
 
 Result<std::vector<Migration>> SqliteControlStore::QueryMigrations(const std::string& tail,
                                                                    const std::string& bind) {
-  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
-  ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kMigrationColumns +
-                                        " FROM migrations " + tail));
+  std::lock_guard<std::mutex> lock(read_mu_);
+  ASSIGN_OR_RETURN(Stmt q, read_db_->Prepare(std::string("SELECT ") + kMigrationColumns +
+                                             " FROM migrations " + tail));
   if (!bind.empty()) q.Bind(1, bind);
   return sqlite::Collect<Migration>(q, ReadMigration<Stmt>);
 }

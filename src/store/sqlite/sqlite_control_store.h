@@ -117,6 +117,11 @@ class SqliteControlStore final : public ControlStore {
   std::map<int64_t, Status> failed_batches_;  // the latest few whose commit failed
   Wakeup work_;  // notified on each change that can make a migration claimable
   std::unique_ptr<sqlite::Db> db_;
+  // Reads of migrations (the guard asks for every write, clients poll) on a connection of their
+  // own: they see what is committed, and wait neither for the store's mutex nor for a batch's
+  // fsync.
+  std::mutex read_mu_;
+  std::unique_ptr<sqlite::Db> read_db_;
 };
 
 }  // namespace regionmove
