@@ -32,17 +32,6 @@ double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
   return std::chrono::duration<double>(b - a).count();
 }
 
-double TimeCommand(const std::string& cmd) {
-  auto start = std::chrono::steady_clock::now();
-  int rc = std::system(cmd.c_str());
-  auto end = std::chrono::steady_clock::now();
-  if (rc != 0) {
-    std::fprintf(stderr, "peer command failed (%d): %s\n", rc, cmd.c_str());
-    std::exit(1);
-  }
-  return Seconds(start, end);
-}
-
 int64_t DirBytes(const std::string& dir) {
   int64_t n = 0;
   for (const auto& e : fs::recursive_directory_iterator(dir)) {
@@ -110,17 +99,18 @@ int main(int argc, char** argv) {
   std::string src_blobs = config->regions[0].blobs.dir + "/" + id;
 
   // Peers first, on the same files (the source is not written to by anything else).
-  double peer_db = TimeCommand("sqlite3 '" + src_db + "' \".backup '" + dir + "/peer.sqlite3'\"");
-  double peer_blobs = TimeCommand("cp -r '" + src_blobs + "' '" + dir + "/peer-blobs'");
+  double peer_db =
+      bench::TimeCommand("sqlite3 '" + src_db + "' \".backup '" + dir + "/peer.sqlite3'\"");
+  double peer_blobs = bench::TimeCommand("cp -r '" + src_blobs + "' '" + dir + "/peer-blobs'");
   const std::string p = dir + "/pipe";
-  double pipeline_db = TimeCommand(
+  double pipeline_db = bench::TimeCommand(
       "sqlite3 '" + src_db + "' \".backup '" + p + ".sqlite3'\" && zstd -q '" + p +
       ".sqlite3' -o '" + p + ".zst' && openssl dgst -sha256 '" + p + ".zst' >/dev/null && " +
       "unzstd -q '" + p + ".zst' -o '" + p + "-restored.sqlite3' && openssl dgst -sha256 '" +
       src_db + "' '" + p + "-restored.sqlite3' >/dev/null");
   double pipeline_blobs =
-      TimeCommand("cp -r '" + src_blobs + "' '" + p + "-blobs' && find '" + src_blobs + "' '" + p +
-                  "-blobs' -type f -exec openssl dgst -sha256 {} + >/dev/null");
+      bench::TimeCommand("cp -r '" + src_blobs + "' '" + p + "-blobs' && find '" + src_blobs +
+                         "' '" + p + "-blobs' -type f -exec openssl dgst -sha256 {} + >/dev/null");
 
   auto start = std::chrono::steady_clock::now();
   auto m = s.migrations()->Move("bench", id, "eu-west-1", "");

@@ -3,7 +3,9 @@
 // "RESULT {json}" after its own report, and bench/run gathers them.
 #include <sys/resource.h>
 
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -19,6 +21,18 @@ struct ResultRow {
   std::string target;  // the figure it is held against, e.g. "ratio <= 1.0"
   bool met = false;
 };
+
+// Runs a peer's shell command and returns its wall-clock seconds; exits the benchmark when the
+// command fails (a peer that did not do the work has no figure).
+inline double TimeCommand(const std::string& cmd) {
+  auto start = std::chrono::steady_clock::now();
+  int rc = std::system(cmd.c_str());
+  if (rc != 0) {
+    std::fprintf(stderr, "peer command failed (%d): %s\n", rc, cmd.c_str());
+    std::exit(1);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
 
 // Prints `row` with this process's peak RSS (regionmove runs in the benchmark's process; the
 // peers are child processes).

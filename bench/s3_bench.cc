@@ -31,16 +31,6 @@ const char* Endpoint() {
   return e ? e : "http://127.0.0.1:4569";
 }
 
-double TimeCommand(const std::string& cmd) {
-  auto start = std::chrono::steady_clock::now();
-  int rc = std::system(cmd.c_str());
-  if (rc != 0) {
-    std::fprintf(stderr, "peer command failed (%d): %s\n", rc, cmd.c_str());
-    std::exit(1);
-  }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 // Moves `app` to `dest`, tears the replica down, and returns the copying_blobs step's seconds.
 double Move(System& s, const std::string& app, const std::string& dest, json* resources) {
   auto m = s.migrations()->Move("bench", app, dest, "");
@@ -150,14 +140,14 @@ int main(int argc, char** argv) {
   }
   json res;
   const std::string large_dir = config->regions[0].blobs.dir + "/" + large->id;
-  double peer_large_up = TimeCommand("find '" + large_dir +
-                                     "' -type f | xargs -I{} curl -sf "
-                                     "-o /dev/null -X PUT -T {} " +
-                                     Endpoint() + "/" + bucket + "/peer-large");
+  double peer_large_up = bench::TimeCommand("find '" + large_dir +
+                                            "' -type f | xargs -I{} curl -sf "
+                                            "-o /dev/null -X PUT -T {} " +
+                                            Endpoint() + "/" + bucket + "/peer-large");
   double large_up = Move(s, large->id, "bucket-east-1", &res);
   std::vector<std::string> large_key = Keys(bucket, "bucket-east-1/" + large->id + "/");
-  double peer_large_down = TimeCommand("curl -sf -o '" + dir + "/peer-large' " + Endpoint() + "/" +
-                                       bucket + "/" + large_key.at(0));
+  double peer_large_down = bench::TimeCommand("curl -sf -o '" + dir + "/peer-large' " + Endpoint() +
+                                              "/" + bucket + "/" + large_key.at(0));
   double large_down = Move(s, large->id, "us-east-1", &res);
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -198,13 +188,13 @@ int main(int argc, char** argv) {
   std::printf("%d blobs, %.1f MiB\n", count, total / 1048576.0);
 
   // Each peer runs on the same objects just before the move (which tears its source down).
-  double peer_up = TimeCommand("cd '" + src_dir +
-                               "' && find . -type f | xargs -P 4 -I{} curl -sf "
-                               "-o /dev/null -X PUT -T {} " +
-                               Endpoint() + "/" + bucket + "/peer-up/{}");
+  double peer_up = bench::TimeCommand("cd '" + src_dir +
+                                      "' && find . -type f | xargs -P 4 -I{} curl -sf "
+                                      "-o /dev/null -X PUT -T {} " +
+                                      Endpoint() + "/" + bucket + "/peer-up/{}");
   double up = Move(s, app->id, "bucket-east-1", &res);
   std::string east = WriteList(dir + "/east.txt", Keys(bucket, "bucket-east-1/" + app->id + "/"));
-  double peer_across = TimeCommand(
+  double peer_across = bench::TimeCommand(
       "xargs -P 4 -I{} curl -sf -o /dev/null -X PUT -H "
       "'x-amz-copy-source: /" +
       bucket + "/{}' " + Endpoint() + "/" + bucket + "/peer-across/{} < '" + east + "'");
@@ -212,9 +202,9 @@ int main(int argc, char** argv) {
   int server_side = res.value("blobs_copied_server_side", 0);
   std::string west = WriteList(dir + "/west.txt", Keys(bucket, "bucket-west-1/" + app->id + "/"));
   (void)std::system(("mkdir -p " + dir + "/peer-down").c_str());
-  double peer_down =
-      TimeCommand("xargs -P 4 -I{} sh -c 'curl -sf -o \"" + dir + "/peer-down/$(basename {})\" " +
-                  Endpoint() + "/" + bucket + "/{}' < '" + west + "'");
+  double peer_down = bench::TimeCommand("xargs -P 4 -I{} sh -c 'curl -sf -o \"" + dir +
+                                        "/peer-down/$(basename {})\" " + Endpoint() + "/" + bucket +
+                                        "/{}' < '" + west + "'");
   double down = Move(s, app->id, "us-east-1", &res);
   std::printf("%-36s %9s %9s %7s\n", "", "regionmove", "curl x4", "ratio");
   std::printf("%-36s %9.3fs %9.3fs %7.2fx\n", "fs -> S3 (copy+verify)", up, peer_up, up / peer_up);

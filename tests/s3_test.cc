@@ -44,16 +44,11 @@ TEST(S3Xml, ReadsValuesAndEntities) {
   EXPECT_TRUE(s3::XmlValues(xml, "Missing").empty());
 }
 
-std::string Endpoint() {
-  const char* e = std::getenv("REGIONMOVE_S3_ENDPOINT");
-  return e ? e : "http://127.0.0.1:4569";
-}
-
 // Each test gets its own prefix in one bucket, and its index under the test's directory.
 Result<std::unique_ptr<BlobStore>> OpenS3(const std::string& dir, Rng* rng) {
   EngineConfig c;
   c.engine = "s3";
-  c.endpoint = Endpoint();
+  c.endpoint = S3TestEndpoint();
   c.bucket = "rm-conformance";
   c.prefix = "t" + UniqueName() + "/";
   c.access_key_id = "S3RVER";
@@ -70,7 +65,7 @@ INSTANTIATE_TEST_SUITE_P(S3, BlobStoreConformance, ::testing::Values(BlobStoreEn
 TEST(S3Objects, AnUnknownKeyIsRefusedWithTheServersReason) {
   EngineConfig c;
   c.engine = "s3";
-  c.endpoint = Endpoint();
+  c.endpoint = S3TestEndpoint();
   c.bucket = "rm-conformance";
   c.access_key_id = "NOT-A-KEY";
   c.secret_access_key = "S3RVER";
@@ -100,7 +95,7 @@ TEST(S3Objects, ListsAcrossPagesAndRemovesInBatches) {
   Rng rng(31);
   EngineConfig c;
   c.engine = "s3";
-  c.endpoint = Endpoint();
+  c.endpoint = S3TestEndpoint();
   c.bucket = "rm-conformance";
   c.prefix = "pages" + UniqueName() + "/";
   c.access_key_id = c.secret_access_key = "S3RVER";
@@ -216,7 +211,7 @@ TEST(S3Objects, ServerSideCopiesCheckTheStoredSha256) {
   auto open = [&](const std::string& prefix) {
     EngineConfig c;
     c.engine = "s3";
-    c.endpoint = Endpoint();
+    c.endpoint = S3TestEndpoint();
     c.bucket = "rm-conformance";
     c.prefix = prefix + UniqueName() + "/";
     c.access_key_id = c.secret_access_key = "S3RVER";

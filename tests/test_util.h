@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -34,6 +35,12 @@ inline std::string UniqueName() {
   std::snprintf(buf, sizeof buf, "%016llx%llx", static_cast<unsigned long long>(seed),
                 static_cast<unsigned long long>(calls++));
   return buf;
+}
+
+// The local S3 server of scripts/s3-local (REGIONMOVE_S3_ENDPOINT to use another).
+inline std::string S3TestEndpoint() {
+  const char* e = std::getenv("REGIONMOVE_S3_ENDPOINT");
+  return e ? e : "http://127.0.0.1:4569";
 }
 
 inline TempDir::TempDir() {

@@ -13,11 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string Endpoint() {
-  const char* e = std::getenv("REGIONMOVE_S3_ENDPOINT");
-  return e ? e : "http://127.0.0.1:4569";
-}
-
 class S3Move : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -26,7 +21,7 @@ class S3Move : public ::testing::Test {
     for (const char* slug : {"bucket-east-1", "bucket-west-1"}) {
       regions += std::string("[[regions]]\nslug = \"") + slug +
                  "\"\ndatabase = { engine = \"sqlite\", dir = \"regions/" + slug +
-                 "/db\" }\nblobs = { engine = \"s3\", endpoint = \"" + Endpoint() +
+                 "/db\" }\nblobs = { engine = \"s3\", endpoint = \"" + S3TestEndpoint() +
                  "\", bucket = \"" + bucket_ + "\", prefix = \"" + slug +
                  "\", access_key_id = \"S3RVER\", secret_access_key = \"S3RVER\" }\n";
     }
@@ -87,7 +82,7 @@ class S3Move : public ::testing::Test {
   // Objects under `prefix` in the test's bucket.
   size_t ObjectsUnder(const std::string& prefix) {
     EngineConfig c;
-    c.endpoint = Endpoint();
+    c.endpoint = S3TestEndpoint();
     c.bucket = bucket_;
     c.access_key_id = c.secret_access_key = "S3RVER";
     auto client = s3::Client::Make(c);

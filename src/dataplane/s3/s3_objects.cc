@@ -232,17 +232,12 @@ Status S3Objects::Remove(const std::string& name) {
 Status S3Objects::RemoveDir(const std::string& dir) {
   // Resumable by nature: each round lists what is left and deletes it.
   while (true) {
-    s3::Request list{"GET",
-                     "",
-                     {{"list-type", "2"}, {"prefix", prefix_ + dir + "/"}, {"max-keys", "1000"}},
-                     {},
-                     {}};
-    ASSIGN_OR_RETURN(s3::Response res, client_->Send(list));
-    if (res.status != 200) return Failed("s3 list " + prefix_ + dir, res);
-    std::vector<std::string> keys = s3::XmlValues(res.body, "Key");
-    if (keys.empty()) return AbortUploads(dir);
+    ASSIGN_OR_RETURN(std::vector<std::string> names, List(dir, "", 1000));
+    if (names.empty()) return AbortUploads(dir);
     std::string xml = "<Delete><Quiet>true</Quiet>";
-    for (const auto& k : keys) xml += "<Object><Key>" + XmlEscape(k) + "</Key></Object>";
+    for (const auto& n : names) {
+      xml += "<Object><Key>" + XmlEscape(prefix_ + n) + "</Key></Object>";
+    }
     xml += "</Delete>";
     s3::Request del{"POST", "", {{"delete", ""}}, {{"content-md5", Md5Base64(xml)}}, xml};
     ASSIGN_OR_RETURN(s3::Response gone, client_->Send(del));
