@@ -20,6 +20,7 @@ pkgs=(
 if [ $with_tests = 1 ]; then
   pkgs+=(clang libclang-rt-14-dev)  # libFuzzer for the fuzz targets
   pkgs+=(postgresql-15)             # the server of the PostgreSQL tests (scripts/pg-regions)
+  pkgs+=(nginx-light)               # the edge of the routing-feed tests (tests/node/edge.test.mjs)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 fi
 if [ $with_bench = 1 ]; then pkgs+=(pgcopydb time wrk); fi  # the peers of bench/run from Debian

@@ -7,6 +7,7 @@
 
 #include "common/result.h"
 #include "domain/app.h"
+#include "domain/integration.h"
 #include "domain/migration.h"
 
 namespace regionmove {
@@ -136,6 +137,31 @@ class ControlStore {
   // Stores the SHA-256 (hex) of a token, never the token itself.
   virtual Status AddTokenHash(const std::string& token_sha256_hex, const std::string& user) = 0;
   virtual Result<User> UserForTokenHash(const std::string& token_sha256_hex) = 0;
+
+  // ---- integration: the routing feed and the webhook outbox (SPEC §7) ----
+  // The routing version alone (cheap: long-polling clients ask it often).
+  virtual Result<int64_t> RoutingVersion() = 0;
+  // Every app, route and write block with the version they make up, in one transaction.
+  virtual Result<RoutingTable> GetRoutingTable() = 0;
+  // Starts delivering to webhook `name` from the outbox's current end, unless it has a
+  // position already (kept across restarts and config reloads). Idempotent.
+  virtual Status StartWebhook(const std::string& name) = 0;
+  // Queues for `name` the outbox entries after its position whose type `patterns` match (at
+  // most `limit` entries read), moving the position past them, in one transaction. Returns how
+  // many entries were read (0 when the outbox holds nothing new).
+  virtual Result<int> QueueWebhookDeliveries(const std::string& name,
+                                             const std::vector<std::string>& patterns,
+                                             int64_t now_ms, int limit) = 0;
+  // The pending deliveries of `name` due at `now_ms` that are the oldest pending of their app
+  // (so that an app's events go out in order while other apps' proceed), oldest first.
+  virtual Result<std::vector<WebhookDelivery>> DueWebhookDeliveries(const std::string& name,
+                                                                    int64_t now_ms, int limit) = 0;
+  // Records an attempt: status, attempts, next_attempt_at_ms, last_error, last_code,
+  // updated_at_ms of (d.webhook, d.event.seq).
+  virtual Status RecordWebhookAttempt(const WebhookDelivery& d) = 0;
+  // Deliveries newest first, of one status (or all when empty), at most `limit`.
+  virtual Result<std::vector<WebhookDelivery>> ListWebhookDeliveries(const std::string& status,
+                                                                     int limit) = 0;
 
   // ---- coordination and health ----
   // A named lease for work that one process of the deployment does at a time (the background

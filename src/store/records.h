@@ -4,6 +4,7 @@
 
 #include "common/status.h"
 #include "domain/app.h"
+#include "domain/integration.h"
 #include "domain/migration.h"
 
 // What every ControlStore engine shares: the column lists of its tables and the decoding of a
@@ -37,6 +38,67 @@ inline constexpr const char* kWakeQueuedMigrations =
     "OR dest_region IN ($2, $3)) ORDER BY initiated_at_ms LIMIT 2) OR id IN (SELECT id FROM "
     "migrations WHERE terminal = 0 AND admitted = 0 AND next_attempt_at_ms > $1 ORDER BY "
     "initiated_at_ms LIMIT 1)";
+
+// ---- integration (both engines; $n as above) ----
+inline constexpr const char* kBumpRouting = "UPDATE routing_state SET version = version + 1";
+// The app, strategy and step of every active migration: which apps' writes are blocked.
+inline constexpr const char* kActiveSteps =
+    "SELECT app_id, strategy, current_step FROM migrations WHERE terminal = 0";
+inline constexpr const char* kInsertOutbox =
+    "INSERT INTO outbox(id, type, app_id, migration_id, created_at_ms, data) "
+    "VALUES ($1, $2, $3, $4, $5, $6)";
+// Webhook $1 starts at the outbox's end unless it has a position.
+inline constexpr const char* kStartWebhook =
+    "INSERT INTO webhook_cursors(webhook, seq) SELECT $1, COALESCE(MAX(seq), 0) FROM outbox "
+    "WHERE true ON CONFLICT (webhook) DO NOTHING";
+inline constexpr const char* kOutboxColumns =
+    "seq, id, type, app_id, migration_id, created_at_ms, data";
+inline constexpr const char* kQueueDelivery =
+    "INSERT INTO webhook_deliveries(webhook, seq, app_id, status, attempts, next_attempt_at_ms, "
+    "last_error, last_code, updated_at_ms) VALUES ($1, $2, $3, 'pending', 0, $4, '', 0, $4) "
+    "ON CONFLICT (webhook, seq) DO NOTHING";
+inline constexpr const char* kDeliveryColumns =
+    "d.webhook, o.seq, o.id, o.type, o.app_id, o.migration_id, o.created_at_ms, o.data, "
+    "d.status, d.attempts, d.next_attempt_at_ms, d.last_error, d.last_code, d.updated_at_ms "
+    "FROM webhook_deliveries d JOIN outbox o ON o.seq = d.seq ";
+// Pending deliveries of webhook $1 due at $2, each the oldest pending of its app; at most $3.
+inline constexpr const char* kDueDeliveries =
+    "WHERE d.webhook = $1 AND d.status = 'pending' AND d.next_attempt_at_ms <= $2 AND "
+    "d.seq = (SELECT MIN(p.seq) FROM webhook_deliveries p WHERE p.webhook = d.webhook AND "
+    "p.app_id = d.app_id AND p.status = 'pending') ORDER BY d.seq LIMIT $3";
+inline constexpr const char* kRecordAttempt =
+    "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at_ms = $3, "
+    "last_error = $4, last_code = $5, updated_at_ms = $6 WHERE webhook = $7 AND seq = $8";
+// Newest first, of status $1 (all when ''), at most $2.
+inline constexpr const char* kListDeliveries =
+    "WHERE $1 = '' OR d.status = $1 ORDER BY d.updated_at_ms DESC, d.seq DESC LIMIT $2";
+
+template <class Row>
+WebhookEvent ReadWebhookEvent(const Row& q, int c = 0) {
+  WebhookEvent e;
+  e.seq = q.Int(c);
+  e.id = q.Text(c + 1);
+  e.type = q.Text(c + 2);
+  e.app_id = q.Text(c + 3);
+  e.migration_id = q.Text(c + 4);
+  e.created_at_ms = q.Int(c + 5);
+  e.data = q.Text(c + 6);
+  return e;
+}
+
+template <class Row>
+WebhookDelivery ReadDelivery(const Row& q) {
+  WebhookDelivery d;
+  d.webhook = q.Text(0);
+  d.event = ReadWebhookEvent(q, 1);
+  d.status = q.Text(8);
+  d.attempts = static_cast<int>(q.Int(9));
+  d.next_attempt_at_ms = q.Int(10);
+  d.last_error = q.Text(11);
+  d.last_code = static_cast<int>(q.Int(12));
+  d.updated_at_ms = q.Int(13);
+  return d;
+}
 
 inline Step StepOr(const std::string& name) { return ParseStep(name).value_or(Step::kFailed); }
 
@@ -154,6 +216,14 @@ inline MigrationEvent RepairEvent(const Migration& m, int64_t now_ms) {
   e.started_at_ms = e.ended_at_ms = now_ms;
   e.message = "re-driven by an admin repair";
   return e;
+}
+
+// `m` (failed, needing repair) as RepairMigration writes it: back at the step it stopped at.
+inline Migration Redriven(Migration m, int64_t now_ms) {
+  m.current_step = m.stopped_at;
+  m.needs_repair = false;
+  m.updated_at_ms = now_ms;
+  return m;
 }
 
 inline Status CutoverPassed(const std::string& id) {

@@ -851,5 +851,186 @@ TEST_P(ControlStoreConformance, TokensAreStoredHashed) {
   EXPECT_EQ(store_->UserForTokenHash("alice-token").status().code(), StatusCode::kNotFound);
 }
 
+// ---- integration: the routing feed's version and the webhook outbox ----
+
+// Walks claimed migration `m` to `step` (one UpdateMigration, or the flip).
+Status Walk(ControlStore& store, Migration& m, Step step) {
+  Step from = m.current_step;
+  m.current_step = step;
+  m.updated_at_ms += 10;
+  if (step == Step::kSettingUpReverseReplication && from == Step::kFlippingRouting) {
+    m.cutover_committed = true;
+    return store.CommitFlip(m, m.epoch, {});
+  }
+  return store.UpdateMigration(m, m.epoch, {});
+}
+
+bool Blocked(const RoutingTable& t, const std::string& app) {
+  return std::find(t.writes_blocked.begin(), t.writes_blocked.end(), app) != t.writes_blocked.end();
+}
+
+TEST_P(ControlStoreConformance, RoutingVersionMovesWithFlipsBlocksUnblocksAndHosts) {
+  const std::string app = "app_aaaaaaaaaaaa";
+  ASSERT_OK_AND_ASSIGN(int64_t v0, store_->RoutingVersion());
+  ASSERT_OK(store_->CreateApp(MakeApp(app)));
+  ASSERT_OK_AND_ASSIGN(int64_t v1, store_->RoutingVersion());
+  EXPECT_GT(v1, v0) << "a new app's host is news to the edge";
+  ASSERT_OK(store_->AddRoute(Route{"shop.example.com", app, "", true}));
+  ASSERT_OK_AND_ASSIGN(int64_t v2, store_->RoutingVersion());
+  EXPECT_GT(v2, v1);
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", app)));
+  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000, 60000));
+  Migration m = *c;
+  std::vector<int64_t> versions;
+  std::vector<bool> blocked;
+  for (Step step : Plan::Offline().steps()) {
+    if (step == Step::kRequested) continue;
+    ASSERT_OK(Walk(*store_, m, step)) << StepName(step);
+    ASSERT_OK_AND_ASSIGN(RoutingTable t, store_->GetRoutingTable());
+    versions.push_back(t.version);
+    blocked.push_back(Blocked(t, app));
+    ASSERT_OK_AND_ASSIGN(int64_t cheap, store_->RoutingVersion());
+    EXPECT_EQ(cheap, t.version);
+  }
+  // reserving, blocking, dumping, restoring, blobs, runtime, flipping, setting_up, unblocking,
+  // completed: the block, the flip and the unblock bump it, nothing else does.
+  std::vector<int64_t> want = {v2,     v2 + 1, v2 + 1, v2 + 1, v2 + 1,
+                               v2 + 1, v2 + 1, v2 + 2, v2 + 2, v2 + 3};
+  EXPECT_EQ(versions, want);
+  std::vector<bool> want_blocked = {false, true, true, true, true, true, true, true, true, false};
+  EXPECT_EQ(blocked, want_blocked);
+  ASSERT_OK_AND_ASSIGN(RoutingTable t, store_->GetRoutingTable());
+  ASSERT_EQ(t.apps.size(), 1u);
+  EXPECT_EQ(t.apps[0].region, "eu-west-1");
+  ASSERT_EQ(t.routes.size(), 2u);
+  for (const auto& r : t.routes) EXPECT_EQ(r.region, "eu-west-1") << r.host;
+  ASSERT_OK(store_->RemoveRoute("shop.example.com"));
+  ASSERT_OK_AND_ASSIGN(int64_t v3, store_->RoutingVersion());
+  EXPECT_EQ(v3, v2 + 4);
+  // An abort from a blocked step unblocks: one more bump.
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m2", app, "eu-west-1", "us-east-1", 5000)));
+  ASSERT_OK_AND_ASSIGN(auto c2, store_->ClaimNext("w", 5000, 60000));
+  Migration m2 = *c2;
+  ASSERT_OK(Walk(*store_, m2, Step::kReservingDest));
+  ASSERT_OK(Walk(*store_, m2, Step::kBlockingWrites));
+  ASSERT_OK(Walk(*store_, m2, Step::kAborted));
+  ASSERT_OK_AND_ASSIGN(int64_t v4, store_->RoutingVersion());
+  EXPECT_EQ(v4, v3 + 2);
+}
+
+std::vector<std::string> Types(const std::vector<WebhookDelivery>& ds) {
+  std::vector<std::string> out;
+  for (const auto& d : ds) out.push_back(d.event.type);
+  return out;
+}
+
+// Delivers every due delivery of `hook` until none is left; returns what went out, in order.
+std::vector<WebhookDelivery> DrainDeliveries(ControlStore& store, const std::string& hook,
+                                             int64_t now) {
+  std::vector<WebhookDelivery> out;
+  for (;;) {
+    auto due = store.DueWebhookDeliveries(hook, now, 100);
+    EXPECT_TRUE(due.ok()) << due.status().ToString();
+    if (!due.ok() || due->empty()) return out;
+    for (auto d : *due) {
+      d.status = kDeliveryDelivered;
+      d.attempts = 1;
+      d.updated_at_ms = now;
+      EXPECT_OK(store.RecordWebhookAttempt(d));
+      out.push_back(d);
+    }
+  }
+}
+
+TEST_P(ControlStoreConformance, OutboxAnnouncesEveryStateChangeOfAMoveInOrder) {
+  const std::string app = "app_aaaaaaaaaaaa";
+  ASSERT_OK(store_->CreateApp(MakeApp(app)));
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m0", app)));  // before the webhook started
+  ASSERT_OK_AND_ASSIGN(auto c0, store_->ClaimNext("w", 1000, 60000));
+  Migration m0 = *c0;
+  ASSERT_OK(Walk(*store_, m0, Step::kFailed));
+  ASSERT_OK(store_->StartWebhook("hook"));
+  ASSERT_OK(store_->StartWebhook("hook"));  // idempotent: keeps its position
+  ASSERT_OK(store_->StartWebhook("replicas"));
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", app, "us-east-1", "eu-west-1", 2000)));
+  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 2000, 60000));
+  Migration m = *c;
+  for (Step step : Plan::Offline().steps()) {
+    if (step == Step::kRequested) continue;
+    ASSERT_OK(Walk(*store_, m, step)) << StepName(step);
+  }
+  MigrationEvent diverged = InstantEvent(m, "note", "replica diverged", 9000);
+  ASSERT_OK(store_->SetReplicaState("m1", kReplicaNone, kReplicaDiverged, &diverged));
+
+  ASSERT_OK_AND_ASSIGN(int n, store_->QueueWebhookDeliveries("hook", {"migration.*"}, 9000, 5));
+  EXPECT_EQ(n, 5);
+  while (n > 0) {
+    ASSERT_OK_AND_ASSIGN(n, store_->QueueWebhookDeliveries("hook", {"migration.*"}, 9000, 5));
+  }
+  // One app: one due at a time, the oldest first.
+  ASSERT_OK_AND_ASSIGN(auto due, store_->DueWebhookDeliveries("hook", 9000, 100));
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].event.type, "migration.started");
+  EXPECT_EQ(due[0].event.migration_id, "m1");
+  EXPECT_EQ(due[0].event.app_id, app);
+  EXPECT_EQ(due[0].event.id.rfind("evt_", 0), 0u);
+  std::vector<WebhookDelivery> sent = DrainDeliveries(*store_, "hook", 9000);
+  std::vector<std::string> want = {
+      "migration.started",        "migration.step_changed", "migration.step_changed",
+      "migration.writes_blocked", "migration.step_changed", "migration.step_changed",
+      "migration.step_changed",   "migration.step_changed", "migration.step_changed",
+      "migration.cutover",        "migration.step_changed", "migration.step_changed",
+      "migration.completed"};
+  EXPECT_EQ(Types(sent), want);
+  std::set<std::string> ids;
+  for (const auto& d : sent) ids.insert(d.event.id);
+  EXPECT_EQ(ids.size(), sent.size()) << "event ids are unique";
+  EXPECT_NE(sent[3].event.data.find("\"writes_blocked\":true"), std::string::npos)
+      << sent[3].event.data;
+
+  ASSERT_OK_AND_ASSIGN(int r, store_->QueueWebhookDeliveries("replicas", {"replica.*"}, 9000, 100));
+  EXPECT_GT(r, 10);
+  std::vector<WebhookDelivery> replica = DrainDeliveries(*store_, "replicas", 9000);
+  EXPECT_EQ(Types(replica), std::vector<std::string>{"replica.diverged"});
+  ASSERT_OK_AND_ASSIGN(auto listed, store_->ListWebhookDeliveries(kDeliveryDelivered, 100));
+  EXPECT_EQ(listed.size(), sent.size() + 1);
+  ASSERT_OK_AND_ASSIGN(auto pending, store_->ListWebhookDeliveries(kDeliveryPending, 100));
+  EXPECT_TRUE(pending.empty());
+  EXPECT_EQ(store_->QueueWebhookDeliveries("unknown", {"*"}, 1, 1).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_P(ControlStoreConformance, AnAppsFailingDeliveryHoldsOnlyThatAppsLaterEvents) {
+  ASSERT_OK(store_->StartWebhook("hook"));
+  for (std::string app : {"app_aaaaaaaaaaaa", "app_bbbbbbbbbbbb"}) {
+    ASSERT_OK(store_->CreateApp(MakeApp(app)));
+    ASSERT_OK(store_->CreateMigration(MakeMigration("m-" + app, app)));
+    ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000, 60000));
+    Migration m = *c;
+    ASSERT_OK(Walk(*store_, m, Step::kReservingDest));
+    ASSERT_OK(Walk(*store_, m, Step::kAborted));
+  }
+  ASSERT_OK(store_->QueueWebhookDeliveries("hook", {"*"}, 1000, 100).status());
+  ASSERT_OK_AND_ASSIGN(auto due, store_->DueWebhookDeliveries("hook", 1000, 100));
+  ASSERT_EQ(due.size(), 2u);  // the head of each app
+  // a's head fails: retried later; b's events go on meanwhile, a's wait behind its head.
+  WebhookDelivery a = due[0];
+  a.attempts = 1;
+  a.next_attempt_at_ms = 5000;
+  a.last_error = "HTTP 500";
+  a.last_code = 500;
+  a.updated_at_ms = 1000;
+  ASSERT_OK(store_->RecordWebhookAttempt(a));
+  std::vector<WebhookDelivery> early = DrainDeliveries(*store_, "hook", 1000);
+  ASSERT_EQ(early.size(), 3u);
+  for (const auto& d : early) EXPECT_EQ(d.event.app_id, "app_bbbbbbbbbbbb");
+  ASSERT_OK_AND_ASSIGN(auto failing, store_->ListWebhookDeliveries(kDeliveryPending, 10));
+  ASSERT_GE(failing.size(), 1u);
+  std::vector<WebhookDelivery> late = DrainDeliveries(*store_, "hook", 5000);
+  ASSERT_EQ(Types(late), (std::vector<std::string>{"migration.started", "migration.step_changed",
+                                                   "migration.aborted"}));
+  for (const auto& d : late) EXPECT_EQ(d.event.app_id, "app_aaaaaaaaaaaa");
+}
+
 }  // namespace
 }  // namespace regionmove::testing

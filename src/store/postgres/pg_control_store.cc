@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/clock.h"
+#include "store/outbox.h"
 #include "store/records.h"
 
 namespace regionmove {
@@ -127,6 +129,41 @@ CREATE TABLE leases (
   expires_at_ms BIGINT NOT NULL
 );
 )sql",
+      // v2: the routing feed's version and the webhook outbox (SPEC §7 "Integration").
+      R"sql(
+CREATE TABLE routing_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  version BIGINT NOT NULL
+);
+INSERT INTO routing_state(id, version) VALUES (1, 1);
+CREATE TABLE outbox (
+  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  app_id TEXT NOT NULL,
+  migration_id TEXT NOT NULL,
+  created_at_ms BIGINT NOT NULL,
+  data TEXT NOT NULL
+);
+CREATE TABLE webhook_cursors (
+  webhook TEXT PRIMARY KEY,
+  seq BIGINT NOT NULL
+);
+CREATE TABLE webhook_deliveries (
+  webhook TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  app_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  next_attempt_at_ms BIGINT NOT NULL,
+  last_error TEXT NOT NULL,
+  last_code INTEGER NOT NULL,
+  updated_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (webhook, seq)
+);
+CREATE INDEX deliveries_pending ON webhook_deliveries(webhook, status, app_id, seq);
+CREATE INDEX deliveries_by_time ON webhook_deliveries(updated_at_ms);
+)sql",
   };
   return kSteps;
 }
@@ -136,6 +173,9 @@ constexpr int kLockClass = 0x524d;  // "RM"
 constexpr int kSchemaLock = 1;
 constexpr int kAdmissionLock = 2;
 constexpr int kCapacityLock = 3;  // object: hashtext(region)
+// Held from a transaction's first outbox insert to its commit, so that outbox sequence numbers
+// commit in order and a reader moving past seq N never misses one committed later below N.
+constexpr int kOutboxLock = 4;
 
 constexpr const char* kWorkChannel = "regionmove_work";
 const std::string kNotifyWork = std::string("SELECT pg_notify('") + kWorkChannel + "', '')";
@@ -331,10 +371,11 @@ Status PgControlStore::CreateApp(const App& app) {
                             Args(app.id, app.name, app.owner, app.subdomain, app.region, app.status,
                                  app.created_at_ms, app.routing_version))
                         .status());
-    return c
-        .Query("INSERT INTO routes(host, app_id, region, custom) VALUES ($1, $2, $3, 0)",
-               Args(app.subdomain, app.id, app.region))
-        .status();
+    RETURN_IF_ERROR(
+        c.Query("INSERT INTO routes(host, app_id, region, custom) VALUES ($1, $2, $3, 0)",
+                Args(app.subdomain, app.id, app.region))
+            .status());
+    return Announce(c, {}, true);
   });
   if (IsUnique(s)) {
     return Conflict("app " + app.id + " or subdomain " + app.subdomain + " exists",
@@ -368,7 +409,7 @@ Status PgControlStore::AddRoute(const Route& route) {
                         .status());
     ASSIGN_OR_RETURN(Rows owner,
                      c.Query("SELECT app_id FROM routes WHERE host = $1", {route.host}));
-    if (owner.size() == 1 && owner.Text(0, 0) == route.app_id) return Status::Ok();
+    if (owner.size() == 1 && owner.Text(0, 0) == route.app_id) return Announce(c, {}, true);
     return Conflict("domain " + route.host + " belongs to another app", "domain_taken");
   });
 }
@@ -377,7 +418,7 @@ Status PgControlStore::RemoveRoute(const std::string& host) {
   return Write([&](Conn& c) {
     ASSIGN_OR_RETURN(Rows r, c.Query("DELETE FROM routes WHERE host = $1 AND custom = 1", {host}));
     if (r.Affected() == 0) return NotFound("domain " + host + " not found");
-    return Status::Ok();
+    return Announce(c, {}, true);
   });
 }
 
@@ -431,7 +472,10 @@ Status PgControlStore::CreateMigration(const Migration& m) {
     RETURN_IF_ERROR(
         c.Query("UPDATE apps SET status = $1 WHERE id = $2", Args(AppStatusFor(m), m.app_id))
             .status());
-    return c.Exec(kNotifyWork).status();
+    RETURN_IF_ERROR(c.Exec(kNotifyWork).status());
+    Migration written = m;
+    written.reverse_path = reverse_path;
+    return Announce(c, MigrationWriteEvents(written, std::nullopt, false), false);
   });
   if (IsUnique(s)) {
     return Conflict("app " + m.app_id + " already has a migration in flight",
@@ -532,8 +576,28 @@ Status PgControlStore::InsertEvent(Conn& c, const MigrationEvent& e) {
       .status();
 }
 
+Status PgControlStore::Announce(Conn& c, const std::vector<WebhookEvent>& events,
+                                bool routing_changed) {
+  if (!events.empty()) {
+    RETURN_IF_ERROR(
+        c.Query("SELECT pg_advisory_xact_lock($1, $2)", Args(kLockClass, kOutboxLock)).status());
+  }
+  for (const auto& e : events) {
+    RETURN_IF_ERROR(c.Query(kInsertOutbox,
+                            Args(e.id, e.type, e.app_id, e.migration_id, e.created_at_ms, e.data))
+                        .status());
+  }
+  if (!routing_changed) return Status::Ok();
+  return c.Exec(kBumpRouting).status();
+}
+
 Status PgControlStore::WriteMigration(Conn& c, const Migration& m, int64_t expected_epoch,
-                                      const std::vector<MigrationEvent>& events) {
+                                      const std::vector<MigrationEvent>& events, bool flip) {
+  ASSIGN_OR_RETURN(Rows old, c.Query("SELECT current_step FROM migrations WHERE id = $1 AND "
+                                     "epoch = $2 FOR UPDATE",
+                                     Args(m.id, expected_epoch)));
+  if (old.size() == 0) return Fenced(m.id);
+  Step from = StepOr(old.Text(0, 0));
   ASSIGN_OR_RETURN(
       Rows r,
       c.Query(
@@ -566,7 +630,7 @@ Status PgControlStore::WriteMigration(Conn& c, const Migration& m, int64_t expec
           .status());
   // A released lease, or a migration that ended (its admission slot is free): wake the workers.
   if (m.lease_owner.empty()) RETURN_IF_ERROR(c.Exec(kNotifyWork).status());
-  return Status::Ok();
+  return Announce(c, MigrationWriteEvents(m, from, flip), flip || BlocksOrUnblocks(m, from));
 }
 
 Status PgControlStore::UpdateMigration(const Migration& m, int64_t expected_epoch,
@@ -633,7 +697,7 @@ Status PgControlStore::CommitFlip(const Migration& m, int64_t expected_epoch,
     RETURN_IF_ERROR(
         c.Query("UPDATE routes SET region = $1 WHERE app_id = $2", {m.dest_region, m.app_id})
             .status());
-    return WriteMigration(c, m, expected_epoch, events);
+    return WriteMigration(c, m, expected_epoch, events, /*flip=*/true);
   });
 }
 
@@ -677,7 +741,10 @@ Status PgControlStore::RepairMigration(const std::string& id, int64_t now_ms) {
     RETURN_IF_ERROR(
         c.Query("UPDATE apps SET status = $1 WHERE id = $2", {kAppMigrating, m.app_id}).status());
     RETURN_IF_ERROR(InsertEvent(c, RepairEvent(m, now_ms)));
-    return c.Exec(kNotifyWork).status();
+    RETURN_IF_ERROR(c.Exec(kNotifyWork).status());
+    Migration redriven = Redriven(m, now_ms);
+    return Announce(c, MigrationWriteEvents(redriven, Step::kFailed, false),
+                    BlocksOrUnblocks(redriven, Step::kFailed));
   });
   if (IsUnique(s)) {
     return Conflict("app " + m.app_id + " has another active migration", "not_repairable");
@@ -739,7 +806,9 @@ Status PgControlStore::FinishTeardown(const std::string& id, const std::string& 
     RETURN_IF_ERROR(
         c.Query("DELETE FROM reservations WHERE migration_id = $1 AND region = $2", {id, region})
             .status());
-    return InsertEvent(c, event);
+    RETURN_IF_ERROR(InsertEvent(c, event));
+    return Announce(c, {ReplicaEvent("replica.torn_down", app_id, id, region, event.ended_at_ms)},
+                    false);
   });
 }
 
@@ -752,7 +821,13 @@ Status PgControlStore::SetReplicaState(const std::string& id, const std::string&
     if (r.Affected() == 0) {
       return Conflict("replica of migration " + id + " is not " + expected, "replica_state");
     }
-    return event ? InsertEvent(c, *event) : Status::Ok();
+    if (event) RETURN_IF_ERROR(InsertEvent(c, *event));
+    if (next != kReplicaDiverged) return Status::Ok();
+    ASSIGN_OR_RETURN(Rows q,
+                     c.Query("SELECT app_id, source_region FROM migrations WHERE id = $1", {id}));
+    int64_t now = event ? event->ended_at_ms : SystemClock::Default()->NowMs();
+    return Announce(c, {ReplicaEvent("replica.diverged", q.Text(0, 0), id, q.Text(0, 1), now)},
+                    false);
   });
 }
 
@@ -764,6 +839,97 @@ Result<std::vector<MigrationEvent>> PgControlStore::ListEvents(const std::string
   return Select<MigrationEvent>(std::string("SELECT ") + kEventColumns +
                                     " FROM migration_events WHERE migration_id = $1 ORDER BY seq",
                                 {migration_id}, ReadEvent<Row>);
+}
+
+// ---------------------------------------------------------------- integration
+
+Result<int64_t> PgControlStore::RoutingVersion() {
+  int64_t v = 0;
+  RETURN_IF_ERROR(Read([&](Conn& c) {
+    ASSIGN_OR_RETURN(Rows r, c.Exec("SELECT version FROM routing_state"));
+    v = r.Int(0, 0);
+    return Status::Ok();
+  }));
+  return v;
+}
+
+Result<RoutingTable> PgControlStore::GetRoutingTable() {
+  RoutingTable t;
+  RETURN_IF_ERROR(Write([&](Conn& c) {
+    t = RoutingTable{};
+    // One snapshot for the version and what it describes.
+    RETURN_IF_ERROR(c.Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").status());
+    ASSIGN_OR_RETURN(Rows v, c.Exec("SELECT version FROM routing_state"));
+    t.version = v.Int(0, 0);
+    ASSIGN_OR_RETURN(Rows apps, c.Exec(std::string("SELECT ") + kAppColumns +
+                                       " FROM apps ORDER BY created_at_ms, id"));
+    for (int i = 0; i < apps.size(); ++i) t.apps.push_back(ReadApp(Row{&apps, i}));
+    ASSIGN_OR_RETURN(Rows routes, c.Exec("SELECT host, app_id, region, custom FROM routes "
+                                         "ORDER BY app_id, custom, host"));
+    for (int i = 0; i < routes.size(); ++i) t.routes.push_back(ReadRoute(Row{&routes, i}));
+    ASSIGN_OR_RETURN(Rows active, c.Exec(kActiveSteps));
+    for (int i = 0; i < active.size(); ++i) {
+      if (Plan::For(active.Text(i, 1)).WritesBlocked(StepOr(active.Text(i, 2)))) {
+        t.writes_blocked.push_back(active.Text(i, 0));
+      }
+    }
+    return Status::Ok();
+  }));
+  return t;
+}
+
+Status PgControlStore::StartWebhook(const std::string& name) {
+  return Write([&](Conn& c) { return c.Query(kStartWebhook, {name}).status(); });
+}
+
+Result<int> PgControlStore::QueueWebhookDeliveries(const std::string& name,
+                                                   const std::vector<std::string>& patterns,
+                                                   int64_t now_ms, int limit) {
+  int read = 0;
+  RETURN_IF_ERROR(Write([&](Conn& c) {
+    read = 0;
+    ASSIGN_OR_RETURN(Rows cur, c.Query("SELECT seq FROM webhook_cursors WHERE webhook = $1 "
+                                       "FOR UPDATE",
+                                       {name}));
+    if (cur.size() == 0) return NotFound("webhook " + name + " was not started");
+    ASSIGN_OR_RETURN(Rows q, c.Query(std::string("SELECT ") + kOutboxColumns +
+                                         " FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+                                     Args(cur.Int(0, 0), limit)));
+    if (q.size() == 0) return Status::Ok();
+    int64_t last = 0;
+    for (int i = 0; i < q.size(); ++i) {
+      WebhookEvent e = ReadWebhookEvent(Row{&q, i});
+      last = e.seq;
+      if (!TypeMatches(patterns, e.type)) continue;
+      RETURN_IF_ERROR(c.Query(kQueueDelivery, Args(name, e.seq, e.app_id, now_ms)).status());
+    }
+    read = q.size();
+    return c.Query("UPDATE webhook_cursors SET seq = $1 WHERE webhook = $2", Args(last, name))
+        .status();
+  }));
+  return read;
+}
+
+Result<std::vector<WebhookDelivery>> PgControlStore::DueWebhookDeliveries(const std::string& name,
+                                                                          int64_t now_ms,
+                                                                          int limit) {
+  return Select<WebhookDelivery>(std::string("SELECT ") + kDeliveryColumns + kDueDeliveries,
+                                 Args(name, now_ms, limit), ReadDelivery<Row>);
+}
+
+Status PgControlStore::RecordWebhookAttempt(const WebhookDelivery& d) {
+  return Write([&](Conn& c) {
+    return c
+        .Query(kRecordAttempt, Args(d.status, d.attempts, d.next_attempt_at_ms, d.last_error,
+                                    d.last_code, d.updated_at_ms, d.webhook, d.event.seq))
+        .status();
+  });
+}
+
+Result<std::vector<WebhookDelivery>> PgControlStore::ListWebhookDeliveries(
+    const std::string& status, int limit) {
+  return Select<WebhookDelivery>(std::string("SELECT ") + kDeliveryColumns + kListDeliveries,
+                                 Args(status, limit), ReadDelivery<Row>);
 }
 
 // ---------------------------------------------------------------- reservations

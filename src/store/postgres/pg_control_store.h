@@ -98,6 +98,18 @@ class PgControlStore final : public ControlStore {
   Status AddTokenHash(const std::string& token_sha256_hex, const std::string& user) override;
   Result<User> UserForTokenHash(const std::string& token_sha256_hex) override;
 
+  Result<int64_t> RoutingVersion() override;
+  Result<RoutingTable> GetRoutingTable() override;
+  Status StartWebhook(const std::string& name) override;
+  Result<int> QueueWebhookDeliveries(const std::string& name,
+                                     const std::vector<std::string>& patterns, int64_t now_ms,
+                                     int limit) override;
+  Result<std::vector<WebhookDelivery>> DueWebhookDeliveries(const std::string& name, int64_t now_ms,
+                                                            int limit) override;
+  Status RecordWebhookAttempt(const WebhookDelivery& d) override;
+  Result<std::vector<WebhookDelivery>> ListWebhookDeliveries(const std::string& status,
+                                                             int limit) override;
+
   Result<bool> TryLease(const std::string& name, const std::string& owner, int64_t now_ms,
                         int64_t lease_ms) override;
   void WaitForWork(int64_t timeout_ms) override;
@@ -126,7 +138,11 @@ class PgControlStore final : public ControlStore {
   }
   Result<std::vector<Migration>> QueryMigrations(const std::string& tail, const pg::Params& p);
   Status WriteMigration(pg::Conn& c, const Migration& m, int64_t expected_epoch,
-                        const std::vector<MigrationEvent>& events);
+                        const std::vector<MigrationEvent>& events, bool flip = false);
+  // Writes `events` to the outbox (serialised with every other outbox writer until commit) and,
+  // when `routing_changed`, bumps the routing version. Call last in a transaction.
+  static Status Announce(pg::Conn& c, const std::vector<WebhookEvent>& events,
+                         bool routing_changed);
   static Status InsertEvent(pg::Conn& c, const MigrationEvent& e);
   void Listen();
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/clock.h"
+#include "store/outbox.h"
 #include "store/records.h"
 #include "store/sqlite/schema.h"
 
@@ -140,6 +142,7 @@ Status SqliteControlStore::CreateApp(const App& app) {
       Stmt route,
       db_->Prepare("INSERT INTO routes(host, app_id, region, custom) VALUES (?,?,?,0)"));
   RETURN_IF_ERROR(route.Bind(1, app.subdomain).Bind(2, app.id).Bind(3, app.region).Run());
+  RETURN_IF_ERROR(AnnounceLocked({}, true));
   return batch.Commit();
 }
 
@@ -177,6 +180,7 @@ Status SqliteControlStore::AddRoute(const Route& route) {
       Stmt ins, db_->Prepare("INSERT INTO routes(host, app_id, region, custom) VALUES (?,?,?,?)"));
   RETURN_IF_ERROR(
       ins.Bind(1, route.host).Bind(2, route.app_id).Bind(3, region).Bind(4, route.custom).Run());
+  RETURN_IF_ERROR(AnnounceLocked({}, true));
   return batch.Commit();
 }
 
@@ -185,6 +189,7 @@ Status SqliteControlStore::RemoveRoute(const std::string& host) {
   ASSIGN_OR_RETURN(Stmt q, db_->Prepare("DELETE FROM routes WHERE host = ? AND custom = 1"));
   RETURN_IF_ERROR(q.Bind(1, host).Run());
   if (db_->Changes() == 0) return NotFound("domain " + host + " not found");
+  RETURN_IF_ERROR(AnnounceLocked({}, true));
   return batch.Commit();
 }
 
@@ -246,6 +251,9 @@ Status SqliteControlStore::CreateMigration(const Migration& m) {
   RETURN_IF_ERROR(s);
   ASSIGN_OR_RETURN(Stmt app, db_->Prepare("UPDATE apps SET status = ? WHERE id = ?"));
   RETURN_IF_ERROR(app.Bind(1, AppStatusFor(m)).Bind(2, m.app_id).Run());
+  Migration written = m;
+  written.reverse_path = reverse_path;
+  RETURN_IF_ERROR(AnnounceLocked(MigrationWriteEvents(written, std::nullopt, false), false));
   RETURN_IF_ERROR(batch.Commit());
   work_.Notify();
   return Status::Ok();
@@ -350,8 +358,26 @@ Status SqliteControlStore::InsertEventLocked(const MigrationEvent& e) {
   return ins.Run();
 }
 
+Status SqliteControlStore::AnnounceLocked(const std::vector<WebhookEvent>& events,
+                                          bool routing_changed) {
+  for (const auto& e : events) {
+    ASSIGN_OR_RETURN(Stmt ins, db_->Prepare(kInsertOutbox));
+    RETURN_IF_ERROR(
+        ins.BindAll(e.id, e.type, e.app_id, e.migration_id, e.created_at_ms, e.data).Run());
+  }
+  if (!routing_changed) return Status::Ok();
+  ASSIGN_OR_RETURN(Stmt bump, db_->Prepare(kBumpRouting));
+  return bump.Run();
+}
+
 Status SqliteControlStore::WriteMigrationLocked(const Migration& m, int64_t expected_epoch,
-                                                const std::vector<MigrationEvent>& events) {
+                                                const std::vector<MigrationEvent>& events,
+                                                bool flip) {
+  ASSIGN_OR_RETURN(Stmt old,
+                   db_->Prepare("SELECT current_step FROM migrations WHERE id = ? AND epoch = ?"));
+  ASSIGN_OR_RETURN(bool found, old.Bind(1, m.id).Bind(2, expected_epoch).Step());
+  if (!found) return Fenced(m.id);
+  Step from = StepOr(old.Text(0));
   ASSIGN_OR_RETURN(
       Stmt upd,
       db_->Prepare("UPDATE migrations SET current_step = ?, stopped_at = ?, terminal = ?, "
@@ -379,7 +405,8 @@ Status SqliteControlStore::WriteMigrationLocked(const Migration& m, int64_t expe
     RETURN_IF_ERROR(wake.BindAll(m.updated_at_ms, m.source_region, m.dest_region).Run());
   }
   ASSIGN_OR_RETURN(Stmt app, db_->Prepare("UPDATE apps SET status = ? WHERE id = ?"));
-  return app.Bind(1, AppStatusFor(m)).Bind(2, m.app_id).Run();
+  RETURN_IF_ERROR(app.Bind(1, AppStatusFor(m)).Bind(2, m.app_id).Run());
+  return AnnounceLocked(MigrationWriteEvents(m, from, flip), flip || BlocksOrUnblocks(m, from));
 }
 
 Status SqliteControlStore::UpdateMigration(const Migration& m, int64_t expected_epoch,
@@ -439,7 +466,7 @@ Status SqliteControlStore::CommitFlip(const Migration& m, int64_t expected_epoch
   RETURN_IF_ERROR(app.Bind(1, m.dest_region).Bind(2, m.app_id).Run());
   ASSIGN_OR_RETURN(Stmt routes, db_->Prepare("UPDATE routes SET region = ? WHERE app_id = ?"));
   RETURN_IF_ERROR(routes.Bind(1, m.dest_region).Bind(2, m.app_id).Run());
-  RETURN_IF_ERROR(WriteMigrationLocked(m, expected_epoch, events));
+  RETURN_IF_ERROR(WriteMigrationLocked(m, expected_epoch, events, /*flip=*/true));
   return batch.Commit();
 }
 
@@ -488,6 +515,9 @@ Status SqliteControlStore::RepairMigration(const std::string& id, int64_t now_ms
   ASSIGN_OR_RETURN(Stmt app, db_->Prepare("UPDATE apps SET status = ? WHERE id = ?"));
   RETURN_IF_ERROR(app.Bind(1, kAppMigrating).Bind(2, m.app_id).Run());
   RETURN_IF_ERROR(InsertEventLocked(RepairEvent(m, now_ms)));
+  Migration redriven = Redriven(m, now_ms);
+  RETURN_IF_ERROR(AnnounceLocked(MigrationWriteEvents(redriven, Step::kFailed, false),
+                                 BlocksOrUnblocks(redriven, Step::kFailed)));
   RETURN_IF_ERROR(batch.Commit());
   work_.Notify();
   return Status::Ok();
@@ -549,6 +579,8 @@ Status SqliteControlStore::FinishTeardown(const std::string& id, const std::stri
                                           "region = ?"));
   RETURN_IF_ERROR(rel.BindAll(id, region).Run());
   RETURN_IF_ERROR(InsertEventLocked(event));
+  RETURN_IF_ERROR(AnnounceLocked(
+      {ReplicaEvent("replica.torn_down", app_id, id, region, event.ended_at_ms)}, false));
   return batch.Commit();
 }
 
@@ -562,6 +594,14 @@ Status SqliteControlStore::SetReplicaState(const std::string& id, const std::str
     return Conflict("replica of migration " + id + " is not " + expected, "replica_state");
   }
   if (event) RETURN_IF_ERROR(InsertEventLocked(*event));
+  if (next == kReplicaDiverged) {
+    ASSIGN_OR_RETURN(Stmt q,
+                     db_->Prepare("SELECT app_id, source_region FROM migrations WHERE id = ?"));
+    RETURN_IF_ERROR(q.Bind(1, id).Step().status());
+    int64_t now = event ? event->ended_at_ms : SystemClock::Default()->NowMs();
+    RETURN_IF_ERROR(
+        AnnounceLocked({ReplicaEvent("replica.diverged", q.Text(0), id, q.Text(1), now)}, false));
+  }
   return batch.Commit();
 }
 
@@ -631,6 +671,103 @@ Result<std::vector<Reservation>> SqliteControlStore::ListReservations(const std:
                                         "ORDER BY created_at_ms"));
   q.Bind(1, region);
   return sqlite::Collect<Reservation>(q, ReadReservation<Stmt>);
+}
+
+// ---------------------------------------------------------------- integration
+
+Result<int64_t> SqliteControlStore::RoutingVersion() {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  ASSIGN_OR_RETURN(Stmt q, read_db_->Prepare("SELECT version FROM routing_state"));
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  if (!row) return Permanent("routing_state has no row");
+  return q.Int(0);
+}
+
+Result<RoutingTable> SqliteControlStore::GetRoutingTable() {
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
+  RoutingTable t;
+  {
+    ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT version FROM routing_state"));
+    RETURN_IF_ERROR(q.Step().status());
+    t.version = q.Int(0);
+  }
+  {
+    ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kAppColumns +
+                                          " FROM apps ORDER BY created_at_ms, id"));
+    ASSIGN_OR_RETURN(t.apps, sqlite::Collect<App>(q, ReadApp<Stmt>));
+  }
+  {
+    ASSIGN_OR_RETURN(
+        Stmt q, db_->Prepare("SELECT host, app_id, region, custom FROM routes ORDER BY app_id, "
+                             "custom, host"));
+    ASSIGN_OR_RETURN(t.routes, sqlite::Collect<Route>(q, ReadRoute<Stmt>));
+  }
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare(kActiveSteps));
+  RETURN_IF_ERROR(sqlite::ForEachRow(q, [&](const Stmt& r) {
+    if (Plan::For(r.Text(1)).WritesBlocked(StepOr(r.Text(2))))
+      t.writes_blocked.push_back(r.Text(0));
+  }));
+  RETURN_IF_ERROR(batch.Commit());
+  return t;
+}
+
+Status SqliteControlStore::StartWebhook(const std::string& name) {
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare(kStartWebhook));
+  RETURN_IF_ERROR(q.Bind(1, name).Run());
+  return batch.Commit();
+}
+
+Result<int> SqliteControlStore::QueueWebhookDeliveries(const std::string& name,
+                                                       const std::vector<std::string>& patterns,
+                                                       int64_t now_ms, int limit) {
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
+  ASSIGN_OR_RETURN(Stmt cur, db_->Prepare("SELECT seq FROM webhook_cursors WHERE webhook = ?"));
+  ASSIGN_OR_RETURN(bool found, cur.Bind(1, name).Step());
+  if (!found) return NotFound("webhook " + name + " was not started");
+  int64_t after = cur.Int(0);
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kOutboxColumns +
+                                        " FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"));
+  q.Bind(1, after).Bind(2, limit);
+  ASSIGN_OR_RETURN(auto events, sqlite::Collect<WebhookEvent>(
+                                    q, [](const Stmt& r) { return ReadWebhookEvent(r); }));
+  if (events.empty()) return 0;
+  for (const auto& e : events) {
+    if (!TypeMatches(patterns, e.type)) continue;
+    ASSIGN_OR_RETURN(Stmt ins, db_->Prepare(kQueueDelivery));
+    RETURN_IF_ERROR(ins.BindAll(name, e.seq, e.app_id, now_ms).Run());
+  }
+  ASSIGN_OR_RETURN(Stmt mv, db_->Prepare("UPDATE webhook_cursors SET seq = ? WHERE webhook = ?"));
+  RETURN_IF_ERROR(mv.BindAll(events.back().seq, name).Run());
+  RETURN_IF_ERROR(batch.Commit());
+  return static_cast<int>(events.size());
+}
+
+Result<std::vector<WebhookDelivery>> SqliteControlStore::DueWebhookDeliveries(
+    const std::string& name, int64_t now_ms, int limit) {
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
+  ASSIGN_OR_RETURN(Stmt q,
+                   db_->Prepare(std::string("SELECT ") + kDeliveryColumns + kDueDeliveries));
+  q.BindAll(name, now_ms, limit);
+  return sqlite::Collect<WebhookDelivery>(q, ReadDelivery<Stmt>);
+}
+
+Status SqliteControlStore::RecordWebhookAttempt(const WebhookDelivery& d) {
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare(kRecordAttempt));
+  RETURN_IF_ERROR(q.BindAll(d.status, d.attempts, d.next_attempt_at_ms, d.last_error, d.last_code,
+                            d.updated_at_ms, d.webhook, d.event.seq)
+                      .Run());
+  return batch.Commit();
+}
+
+Result<std::vector<WebhookDelivery>> SqliteControlStore::ListWebhookDeliveries(
+    const std::string& status, int limit) {
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
+  ASSIGN_OR_RETURN(Stmt q,
+                   db_->Prepare(std::string("SELECT ") + kDeliveryColumns + kListDeliveries));
+  q.BindAll(status, limit);
+  return sqlite::Collect<WebhookDelivery>(q, ReadDelivery<Stmt>);
 }
 
 // ---------------------------------------------------------------- users and tokens
