@@ -52,6 +52,7 @@ Result<std::unique_ptr<HttpApi>> HttpApi::Make(System* system, Metrics* metrics)
   api->Register();
   api->RegisterDataRoutes();
   api->RegisterMcp();
+  api->RegisterIntegration();
   return api;
 }
 

@@ -16,6 +16,8 @@
 
 namespace regionmove {
 
+class RoutingFeed;
+
 // The HTTP face of a System: the REST API of SPEC §7 (with the migration guard of §6),
 // /healthz, /metrics, and any extra handlers (MCP) mounted by the caller. Thread-safe once
 // listening; handlers run on the server's thread pool.
@@ -47,6 +49,7 @@ class HttpApi {
   void Register();
   void RegisterDataRoutes();
   void RegisterMcp();
+  void RegisterIntegration();
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
   // A handler that reads the body itself, as it arrives (blob uploads).
   using StreamHandler = std::function<void(const httplib::Request&, httplib::Response&,
@@ -78,6 +81,7 @@ class HttpApi {
   struct McpSessions;
   std::shared_ptr<McpSessions> mcp_;
   std::unique_ptr<WriteBuffer> buffer_;
+  std::shared_ptr<RoutingFeed> feed_;
   int port_ = 0;
   std::atomic<int64_t> internal_errors_{0};
   bool unguarded_ = false;  // REGIONMOVE_BENCH_UNGUARDED=1: the guard is skipped (benchmarks)

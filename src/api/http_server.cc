@@ -85,6 +85,7 @@ class ConnStream final : public httplib::Stream {
   }
 
   ssize_t write(const char* ptr, size_t size) override {
+    if (discard_) return static_cast<ssize_t>(size);  // parked: the answer comes later
     size_t done = 0;
     while (done < size) {
       ssize_t n = ::send(fd_, ptr + done, size - done, MSG_NOSIGNAL);
@@ -111,6 +112,10 @@ class ConnStream final : public httplib::Stream {
   }
   socket_t socket() const override { return fd_; }
 
+  bool has_buffered() const { return off_ < len_; }
+  void Discard() { discard_ = true; }
+  bool discarding() const { return discard_; }
+
  private:
   bool WaitReadable() const {
     int64_t timeout = headers_deadline_ms_ > 0 ? headers_deadline_ms_ - NowMs()
@@ -121,6 +126,7 @@ class ConnStream final : public httplib::Stream {
   int fd_;
   const HttpLimits& limits_;
   int64_t headers_deadline_ms_ = 0;  // 0 once the headers are in
+  bool discard_ = false;
   char buf_[16 * 1024];
   size_t off_ = 0, len_ = 0;
 };
@@ -157,6 +163,12 @@ class MemoryStream final : public httplib::Stream {
   std::string* out_;
 };
 
+// The connection whose request this thread is handling (for HttpServer::Park).
+thread_local ConnStream* tl_conn = nullptr;
+thread_local std::optional<ParkedRequest>* tl_park = nullptr;
+
+constexpr int64_t kParkTickMs = 10;  // how often parked requests are asked while waiting
+
 std::string ListenError(const std::string& host, int port, int err) {
   std::string addr = host + ":" + std::to_string(port);
   switch (err) {
@@ -184,6 +196,8 @@ HttpServer::HttpServer(HttpLimits limits) : limits_(limits) {
 }
 
 HttpServer::~HttpServer() { Shutdown(); }
+
+int64_t HttpServer::SteadyNowMs() { return NowMs(); }
 
 Status HttpServer::Listen(const std::string& host, int port) {
   if (listen_fd_ >= 0) return Conflict("already listening");
@@ -226,8 +240,13 @@ Status HttpServer::Listen(const std::string& host, int port) {
     ::close(fd);
     return Unavailable(std::string("pipe: ") + std::strerror(errno));
   }
+  if (::pipe2(park_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
+    ::close(fd);
+    return Unavailable(std::string("pipe: ") + std::strerror(errno));
+  }
   listen_fd_ = fd;
   accept_thread_ = std::thread([this] { AcceptLoop(); });
+  park_thread_ = std::thread([this] { ParkLoop(); });
   return Status::Ok();
 }
 
@@ -248,11 +267,12 @@ void HttpServer::AcceptLoop() {
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (static_cast<int>(fds_.size()) >= limits_.max_connections) {
+      if (active_ >= limits_.max_connections) {
         RefuseBusy(fd);
         continue;
       }
       fds_.insert(fd);
+      active_++;
       open_++;
     }
     std::thread([this, fd] { ServeConnection(fd); }).detach();
@@ -273,19 +293,26 @@ void HttpServer::RefuseBusy(int fd) {
   ::close(fd);
 }
 
-void HttpServer::ServeConnection(int fd) {
+void HttpServer::ServeConnection(int fd, std::string first) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  std::optional<ParkedRequest> park;
   try {
     ConnStream strm(fd, limits_);
-    for (int left = limits_.keep_alive_max_requests; left > 0 && !stopping_; --left) {
+    bool ok = first.empty() || strm.write(first.data(), first.size()) >= 0;
+    for (int left = limits_.keep_alive_max_requests; ok && left > 0 && !stopping_; --left) {
       if (!strm.WaitForRequest()) break;
       strm.StartHeaders();
       bool closed = false, parsed = false;
-      bool ok = process_request(strm, left == 1 || stopping_, closed, [&](httplib::Request&) {
+      tl_conn = &strm;
+      tl_park = &park;
+      ok = process_request(strm, left == 1 || stopping_, closed, [&](httplib::Request&) {
         parsed = true;
         strm.StartBody();
       });
+      tl_conn = nullptr;
+      tl_park = nullptr;
+      if (park) break;  // the parking thread has the connection now
       // A request whose line or headers did not parse leaves the stream out of step: close.
       if (!ok || closed || !parsed) break;
     }
@@ -294,11 +321,100 @@ void HttpServer::ServeConnection(int fd) {
   } catch (...) {
     Log(LogLevel::kError, "http_connection", {{"error", "unknown exception"}});
   }
-  ::shutdown(fd, SHUT_RDWR);
+  tl_conn = nullptr;
+  tl_park = nullptr;
   std::lock_guard<std::mutex> lock(mu_);
-  fds_.erase(fd);
-  ::close(fd);
+  active_--;
+  if (park && !stopping_) {
+    parked_.push_back(Parked{fd, std::move(*park)});
+    parked_count_++;
+    (void)!::write(park_pipe_[1], "p", 1);
+  } else {
+    ::shutdown(fd, SHUT_RDWR);
+    fds_.erase(fd);
+    ::close(fd);
+  }
   if (--open_ == 0) all_closed_.notify_all();
+}
+
+bool HttpServer::Park(ParkedRequest req) {
+  if (!tl_conn || !tl_park || tl_conn->has_buffered() || stopping_) return false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (static_cast<int>(parked_.size()) >= limits_.max_parked) return false;
+  }
+  tl_conn->Discard();
+  *tl_park = std::move(req);
+  return true;
+}
+
+void HttpServer::WakeParked() {
+  if (park_pipe_[1] >= 0) (void)!::write(park_pipe_[1], "w", 1);
+}
+
+void HttpServer::ParkLoop() {
+  std::vector<pollfd> fds;
+  std::vector<Parked> mine;  // the parked requests this thread holds
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& p : parked_) mine.push_back(std::move(p));
+      parked_.clear();
+    }
+    if (stopping_) break;
+    int64_t now = NowMs();
+    int64_t timeout = -1;
+    if (!mine.empty()) timeout = kParkTickMs;
+    fds.assign(1, pollfd{park_pipe_[0], POLLIN, 0});
+    for (const auto& p : mine) fds.push_back(pollfd{p.fd, POLLIN, 0});
+    int r = ::poll(fds.data(), fds.size(), static_cast<int>(timeout));
+    if (r < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      char buf[256];
+      while (::read(park_pipe_[0], buf, sizeof(buf)) > 0) {
+      }
+    }
+    now = NowMs();
+    std::vector<Parked> waiting;
+    for (size_t i = 0; i < mine.size(); ++i) {
+      Parked& p = mine[i];
+      // A parked client sends nothing: readable means it hung up (or broke the protocol).
+      bool gone = (fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+      std::optional<std::string> answer;
+      if (!gone) {
+        try {
+          answer = p.req.answer(now >= p.req.deadline_ms);
+        } catch (...) {
+          gone = true;
+        }
+      }
+      if (!gone && !answer) {
+        waiting.push_back(std::move(p));
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      parked_count_--;
+      if (gone || stopping_) {
+        fds_.erase(p.fd);
+        ::close(p.fd);
+        continue;
+      }
+      active_++;
+      open_++;
+      std::thread([this, fd = p.fd, a = std::move(*answer)]() mutable {
+        ServeConnection(fd, std::move(a));
+      }).detach();
+    }
+    mine = std::move(waiting);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& p : parked_) mine.push_back(std::move(p));
+  parked_.clear();
+  for (const auto& p : mine) {
+    fds_.erase(p.fd);
+    ::close(p.fd);
+  }
+  parked_count_ = 0;
 }
 
 std::string HttpServer::ServeBytes(std::string_view input) {
@@ -317,6 +433,8 @@ void HttpServer::Shutdown() {
   stopping_ = true;
   (void)!::write(wake_pipe_[1], "x", 1);
   if (accept_thread_.joinable()) accept_thread_.join();
+  WakeParked();
+  if (park_thread_.joinable()) park_thread_.join();
   {
     std::unique_lock<std::mutex> lock(mu_);
     for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);  // wakes their reads and writes
@@ -325,6 +443,9 @@ void HttpServer::Shutdown() {
   ::close(listen_fd_);
   ::close(wake_pipe_[0]);
   ::close(wake_pipe_[1]);
+  ::close(park_pipe_[0]);
+  ::close(park_pipe_[1]);
+  park_pipe_[0] = park_pipe_[1] = -1;
   listen_fd_ = -1;
   std::lock_guard<std::mutex> lock(wait_mu_);
   stopped_ = true;

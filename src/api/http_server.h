@@ -4,10 +4,13 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/result.h"
 
@@ -21,6 +24,16 @@ struct HttpLimits {
   int read_timeout_ms = 30000;    // a body that sends nothing for this long ends the request
   int write_timeout_ms = 30000;   // a client that reads nothing for this long is dropped
   int keep_alive_max_requests = 1000;
+  int max_parked = 1024;  // requests waiting without a thread (Park); more are refused
+};
+
+// A request a handler answers later, without holding a thread meanwhile (long polls).
+struct ParkedRequest {
+  int64_t deadline_ms = 0;  // steady clock (SteadyNowMs)
+  // Asked on the server's parking thread whenever parked requests may be ready (WakeParked(),
+  // and every few milliseconds while any is parked): the whole HTTP/1.1 response to send, or
+  // nullopt to go on waiting. At the deadline it is asked with timed_out = true and must answer.
+  std::function<std::optional<std::string>(bool timed_out)> answer;
 };
 
 // httplib's routing (handlers, pre-routing, logger, error and exception handlers) on a
@@ -47,6 +60,17 @@ class HttpServer : public httplib::Server {
   void Wait();
 
   int open_connections() const { return open_.load(); }
+  int parked_requests() const { return parked_count_.load(); }
+
+  // From inside a handler: parks the request being handled. The handler then returns without
+  // answering (whatever it puts in the response is dropped) and its thread goes back to serving
+  // nothing: the connection sleeps on the parking thread until `req.answer` answers, then
+  // resumes on a thread of its own. False when it cannot be parked (max_parked reached, not
+  // served on a socket, or the client already sent more): the handler answers itself.
+  bool Park(ParkedRequest req);
+  // Asks every parked request for its answer now.
+  void WakeParked();
+  static int64_t SteadyNowMs();
 
   // Runs the requests in `input` (one connection's bytes, as a client would send them) through
   // routing and returns every byte the server would answer. No socket: for fuzzing and tests.
@@ -54,7 +78,13 @@ class HttpServer : public httplib::Server {
 
  private:
   void AcceptLoop();
-  void ServeConnection(int fd);
+  // Serves requests on `fd` until it closes; `first` is written first (a parked answer).
+  void ServeConnection(int fd, std::string first = "");
+  void ParkLoop();
+  struct Parked {
+    int fd;
+    ParkedRequest req;
+  };
   void RefuseBusy(int fd);
 
   HttpLimits limits_;
@@ -66,7 +96,12 @@ class HttpServer : public httplib::Server {
   std::thread accept_thread_;
   std::mutex mu_;
   std::condition_variable all_closed_;
-  std::set<int> fds_;  // open connections, to end them on Shutdown
+  std::set<int> fds_;           // open connections, to end them on Shutdown
+  int active_ = 0;              // connections with a thread (bounded by max_connections)
+  std::vector<Parked> parked_;  // guarded by mu_
+  std::atomic<int> parked_count_{0};
+  int park_pipe_[2] = {-1, -1};
+  std::thread park_thread_;
   std::mutex wait_mu_;
   std::condition_variable stopped_cv_;
   bool stopped_ = false;

@@ -5,6 +5,7 @@
 
 #include "cli/client.h"
 #include "cli/demo.h"
+#include "cli/edge.h"
 #include "cli/mcp_stdio.h"
 #include "cli/serve.h"
 #include "common/text.h"
@@ -103,6 +104,26 @@ int main(int argc, char** argv) {
   mcp_cmd->add_option("--server", mcp_server, "client mode: the regionmove server URL");
   mcp_cmd->add_option("--token", mcp_token, "client mode: bearer token");
 
+  auto* edge_cmd = app.add_subcommand("edge", "keep a platform edge in step with the routing feed");
+  edge_cmd->require_subcommand(1);
+  auto* nginx_cmd = edge_cmd->add_subcommand(
+      "nginx", "render nginx maps of $host to region upstreams and write blocks, and follow them");
+  regionmove::EdgeOptions edge;
+  bool edge_snippet = false;
+  if (const char* s = std::getenv("REGIONMOVE_SERVER")) edge.server = s;
+  if (const char* t = std::getenv("REGIONMOVE_TOKEN")) edge.token = t;
+  nginx_cmd->add_option("--server", edge.server, "the regionmove server URL (REGIONMOVE_SERVER)");
+  nginx_cmd->add_option("--token", edge.token,
+                        "an admin token or an edge user's (REGIONMOVE_TOKEN)");
+  nginx_cmd->add_option("--out", edge.out, "the map file to keep (nginx includes it)");
+  nginx_cmd->add_option("--reload-cmd", edge.reload_cmd,
+                        "run after the file changed, e.g. \"nginx -s reload\"");
+  nginx_cmd->add_flag("--once", edge.once, "render the current routing once and exit");
+  nginx_cmd->add_option("--wait", edge.wait_seconds, "seconds of each long poll")
+      ->check(CLI::Range(1, 60));
+  nginx_cmd->add_flag("--snippet", edge_snippet,
+                      "print the server-block configuration that uses the maps, and exit");
+
   regionmove::ClientCommands client(app);
 
   app.footer(
@@ -116,6 +137,13 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (int rc = client.Run(); rc >= 0) return rc;
+  if (*nginx_cmd) {
+    if (edge_snippet) {
+      std::cout << regionmove::NginxServerSnippet();
+      return 0;
+    }
+    return regionmove::RunEdgeNginx(edge);
+  }
   if (*serve_cmd) return regionmove::RunServe(config_path, listen, !no_workers);
   if (*worker_cmd) return regionmove::RunWorker(config_path);
   if (*mcp_cmd) {

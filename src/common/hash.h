@@ -8,6 +8,8 @@ namespace regionmove {
 
 // Lowercase hex SHA-256 of `data` (OpenSSL).
 std::string Sha256Hex(std::string_view data);
+// HMAC-SHA256 of `data` under `key`: the 32 raw bytes.
+std::string HmacSha256(std::string_view key, std::string_view data);
 std::string HexEncode(std::string_view bytes);
 // The inverse of HexEncode (either case); false when `hex` is not an even run of hex digits.
 bool HexDecode(std::string_view hex, std::string* bytes);

@@ -29,4 +29,7 @@ std::string HumanUsd(double usd);
 // Seconds: "40 ms", "2.5 s", "12 s", "3 min 5 s".
 std::string HumanSeconds(double seconds);
 
+// Whether `s` matches glob `pattern`: '*' matches any run of characters, '?' one.
+bool GlobMatch(std::string_view pattern, std::string_view s);
+
 }  // namespace regionmove

@@ -129,8 +129,14 @@ const std::vector<SectionKeys>& Schema() {
         "default_strategy", "block_budget_seconds", "max_block_seconds"}},
       {"replicas", {"retention_days", "price_per_gb_month_usd"}},
       {"secrets", {"key_file"}},
-      {"users", {"name", "token", "token_sha256", "admin"}, true},
-      {"regions", {"slug", "name", "status", "max_apps", "max_bytes", "database", "blobs"}, true},
+      {"users", {"name", "token", "token_sha256", "admin", "role"}, true},
+      {"regions",
+       {"slug", "name", "status", "max_apps", "max_bytes", "upstream", "database", "blobs"},
+       true},
+      {"webhooks",
+       {"name", "url", "secret", "events", "timeout_ms", "min_backoff_ms", "max_backoff_ms",
+        "give_up_after_seconds"},
+       true},
   };
   return kSchema;
 }
@@ -376,6 +382,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
       RETURN_IF_ERROR(Read<std::string>(*u, "token", token, source, where));
       RETURN_IF_ERROR(Read<std::string>(*u, "token_sha256", uc.token_sha256, source, where));
       RETURN_IF_ERROR(Read<bool>(*u, "admin", uc.admin, source, where));
+      RETURN_IF_ERROR(Read<std::string>(*u, "role", uc.role, source, where));
+      if (!uc.role.empty() && uc.role != "edge") {
+        return Bad(source, where + "role", "must be \"edge\" when given");
+      }
       if (uc.name.empty()) return Bad(source, where + "name", "is required");
       if (!token.empty()) uc.token_sha256 = Sha256Hex(token);
       if (uc.token_sha256.size() != 64) {
@@ -397,6 +407,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
     RETURN_IF_ERROR(Read<std::string>(*t, "status", r.status, source, where));
     RETURN_IF_ERROR(Read<int64_t>(*t, "max_apps", r.max_apps, source, where));
     RETURN_IF_ERROR(Read<int64_t>(*t, "max_bytes", r.max_bytes, source, where));
+    RETURN_IF_ERROR(Read<std::string>(*t, "upstream", r.upstream, source, where));
+    if (r.upstream.find_first_of(" \t\r\n;{}'\"") != std::string::npos) {
+      return Bad(source, where + "upstream", "must be a host:port or an upstream name");
+    }
     if (!IsValidRegionSlug(r.slug)) {
       return Bad(source, where + "slug", "'" + r.slug + "' is not a region slug like us-east-1");
     }
@@ -409,7 +423,64 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
     RETURN_IF_ERROR(ReadEngine(*t, "blobs", c.data_dir, r.slug, r.blobs, source, where));
     c.regions.push_back(std::move(r));
   }
+  if (const auto* hooks = root["webhooks"].as_array()) {
+    for (size_t i = 0; i < hooks->size(); ++i) {
+      std::string where = "webhooks[" + std::to_string(i) + "].";
+      const toml::table* t = (*hooks)[i].as_table();
+      if (!t) return Bad(source, where, "is not a table");
+      WebhookConfig w;
+      RETURN_IF_ERROR(Read<std::string>(*t, "name", w.name, source, where));
+      RETURN_IF_ERROR(Read<std::string>(*t, "url", w.url, source, where));
+      RETURN_IF_ERROR(Read<std::string>(*t, "secret", w.secret, source, where));
+      RETURN_IF_ERROR(Read<int64_t>(*t, "timeout_ms", w.timeout_ms, source, where));
+      RETURN_IF_ERROR(Read<int64_t>(*t, "min_backoff_ms", w.min_backoff_ms, source, where));
+      RETURN_IF_ERROR(Read<int64_t>(*t, "max_backoff_ms", w.max_backoff_ms, source, where));
+      RETURN_IF_ERROR(
+          Read<int64_t>(*t, "give_up_after_seconds", w.give_up_after_seconds, source, where));
+      if (w.url.rfind("http://", 0) != 0 && w.url.rfind("https://", 0) != 0) {
+        return Bad(source, where + "url", "must be an http:// or https:// URL");
+      }
+      if (w.secret.size() < 16) return Bad(source, where + "secret", "needs 16 characters or more");
+      if (w.name.empty()) w.name = w.url;
+      if (const toml::node* n = t->get("events")) {
+        const toml::array* a = n->as_array();
+        if (!a || a->empty()) return Bad(source, where + "events", "must be a list of patterns");
+        w.events.clear();
+        for (const auto& e : *a) {
+          auto v = e.value<std::string>();
+          if (!v) return Bad(source, where + "events", "must hold strings");
+          bool any = false;
+          for (const auto& type : WebhookEventTypes()) any = any || GlobMatch(*v, type);
+          if (!any) {
+            return Bad(source, where + "events",
+                       "'" + SanitizeUtf8(*v) + "' matches no event type" +
+                           DidYouMean(*v, WebhookEventTypes()));
+          }
+          w.events.push_back(*v);
+        }
+      }
+      if (w.timeout_ms < 100 || w.min_backoff_ms < 10 || w.max_backoff_ms < w.min_backoff_ms ||
+          w.give_up_after_seconds < 1) {
+        return Bad(source, where,
+                   "needs timeout_ms >= 100, min_backoff_ms >= 10, max_backoff_ms >= "
+                   "min_backoff_ms and give_up_after_seconds >= 1");
+      }
+      for (const auto& other : c.webhooks) {
+        if (other.name == w.name)
+          return Bad(source, where + "name", "'" + w.name + "' is repeated");
+      }
+      c.webhooks.push_back(std::move(w));
+    }
+  }
   return c;
+}
+
+const std::vector<std::string>& WebhookEventTypes() {
+  static const std::vector<std::string> kTypes = {
+      "migration.started", "migration.step_changed", "migration.writes_blocked",
+      "migration.cutover", "migration.completed",    "migration.aborted",
+      "migration.failed",  "replica.torn_down",      "replica.diverged"};
+  return kTypes;
 }
 
 Result<Config> LoadConfig(const std::string& path) {

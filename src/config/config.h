@@ -28,6 +28,9 @@ struct RegionConfig {
   std::string status = "available";  // available | draining | offline
   int64_t max_apps = 1000;
   int64_t max_bytes = 100LL << 30;
+  // Where the platform's edge sends this region's traffic ("10.0.1.5:8080", or an nginx
+  // upstream name): published by the routing feed, rendered by `regionmove edge nginx`.
+  std::string upstream;
   EngineConfig database;
   EngineConfig blobs;
 };
@@ -36,7 +39,23 @@ struct UserConfig {
   std::string name;
   std::string token_sha256;  // hex; computed from `token` when the file gives a plain token
   bool admin = false;
+  std::string role;  // "" or "edge" (may read the routing feed)
 };
+
+// A receiver of webhook events (SPEC §7): POSTed signed JSON, at least once, in order per app.
+struct WebhookConfig {
+  std::string name;  // the key of its deliveries; defaults to the url
+  std::string url;
+  std::string secret;                       // HMAC-SHA256 key of the signature header
+  std::vector<std::string> events = {"*"};  // glob patterns of event types
+  int64_t timeout_ms = 10000;               // one attempt
+  int64_t min_backoff_ms = 1000;            // the first retry's wait; doubles per attempt
+  int64_t max_backoff_ms = 600000;
+  int64_t give_up_after_seconds = 86400;  // from the event's creation
+};
+
+// Every type of event a webhook can receive.
+const std::vector<std::string>& WebhookEventTypes();
 
 // The whole configuration file (SPEC §9). Paths are resolved against the file's directory
 // (the current directory for the embedded default) and then against data_dir.
@@ -82,6 +101,7 @@ struct Config {
 
   std::vector<UserConfig> users;
   std::vector<RegionConfig> regions;
+  std::vector<WebhookConfig> webhooks;
 
   const RegionConfig* FindRegion(const std::string& slug) const;
 };

@@ -14,6 +14,8 @@ namespace regionmove {
 namespace {
 
 constexpr int64_t kBackgroundLeaseMs = 10'000;
+// Longer than a pass of deliveries (5 s) plus one attempt's timeout.
+constexpr int64_t kWebhookLeaseMs = 60'000;
 // Users and tokens change only when a process starts with a new config.
 constexpr int64_t kTokenCacheMs = 10'000;
 
@@ -71,6 +73,11 @@ Result<std::unique_ptr<System>> System::Open(const Config& config, Clock* clock,
   sys->migrations_ = std::make_unique<MigrationService>(deps, rng);
   sys->apps_ = std::make_unique<AppService>(deps, sys->migrations_.get(), rng);
   sys->tokens_ = std::make_unique<TokenCache>(sys->store_.get(), clock, kTokenCacheMs);
+  if (!config.webhooks.empty()) {
+    sys->webhooks_ = std::make_unique<WebhookDispatcher>(sys->store_.get(), clock, &sys->metrics_,
+                                                         config.webhooks);
+    RETURN_IF_ERROR(sys->webhooks_->StartAll());
+  }
   return sys;
 }
 
@@ -106,12 +113,32 @@ void System::Start(bool background) {
       SystemClock::Default()->SleepMs(200);
     }
   });
+  if (!webhooks_) return;
+  // Deliveries have a lease of their own: a slow receiver never holds up replication.
+  webhook_thread_ = std::thread([this] {
+    const std::string owner = LeaseOwnerId();
+    while (!stop_.load()) {
+      auto held = store_->TryLease("webhooks", owner, clock_->NowMs(), kWebhookLeaseMs);
+      if (!held.ok() || !*held) {
+        SystemClock::Default()->SleepMs(1000);
+        continue;
+      }
+      Result<int> n = 0;
+      Status s = CatchAll("webhooks", [&] {
+        n = webhooks_->RunOnce();
+        return n.status();
+      });
+      if (!s.ok()) Log(LogLevel::kWarn, "webhooks", {{"error", s.ToString()}});
+      if (!s.ok() || *n == 0) SystemClock::Default()->SleepMs(100);
+    }
+  });
 }
 
 void System::Stop() {
   if (engine_) engine_->Stop();
   stop_ = true;
   if (background_.joinable()) background_.join();
+  if (webhook_thread_.joinable()) webhook_thread_.join();
 }
 
 }  // namespace regionmove

@@ -11,13 +11,15 @@
 #include "service/app_service.h"
 #include "service/migration_service.h"
 #include "service/token_cache.h"
+#include "service/webhooks.h"
 #include "store/control_store.h"
 
 namespace regionmove {
 
 // Everything of one regionmove process, wired from a Config: control store, data plane, saga
-// engine with the real steps, and the services. Start() runs the workers and a background
-// loop that applies replication changes and the replica retention policy.
+// engine with the real steps, and the services. Start() runs the workers, a background loop
+// that applies replication changes and the replica retention policy, and the webhook
+// deliveries.
 class System {
  public:
   // `clock` and `rng` are borrowed and must outlive the System.
@@ -55,8 +57,10 @@ class System {
   std::unique_ptr<MigrationService> migrations_;
   std::unique_ptr<AppService> apps_;
   std::unique_ptr<TokenCache> tokens_;
+  std::unique_ptr<WebhookDispatcher> webhooks_;  // when the config has [[webhooks]]
   std::atomic<bool> stop_{false};
   std::thread background_;
+  std::thread webhook_thread_;
 };
 
 }  // namespace regionmove

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/ids.h"
+#include "common/text.h"
 
 namespace regionmove::store {
 
@@ -19,25 +20,6 @@ WebhookEvent NewEvent(std::string type, const std::string& app_id, const std::st
   e.created_at_ms = now_ms;
   e.data = data.dump();
   return e;
-}
-
-bool Glob(std::string_view pattern, std::string_view s) {
-  size_t p = 0, i = 0, star = std::string_view::npos, mark = 0;
-  while (i < s.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == s[i])) {
-      ++p, ++i;
-    } else if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      mark = i;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      i = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
 }
 
 }  // namespace
@@ -91,7 +73,7 @@ bool BlocksOrUnblocks(const Migration& m, Step from) {
 
 bool TypeMatches(const std::vector<std::string>& patterns, std::string_view type) {
   for (const auto& p : patterns) {
-    if (Glob(p, type)) return true;
+    if (GlobMatch(p, type)) return true;
   }
   return false;
 }

@@ -6,6 +6,8 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:net';
+import { request } from 'node:http';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const BIN = process.env.REGIONMOVE_BIN ?? resolve(here, '../../build/regionmove');
@@ -31,7 +33,8 @@ export function pgSql(region, sql, db = 'postgres') {
 // With `blobs = 's3'`, eu-west-1 and ap-southeast-1 keep their blobs in a bucket of the local S3
 // server of scripts/s3-local (one bucket per config; us-east-1 stays on fs).
 export const S3_ENDPOINT = process.env.REGIONMOVE_S3_ENDPOINT ?? 'http://127.0.0.1:4569';
-export function makeConfig(saga = '', engine = 'sqlite', extra = '', blobs = 'fs') {
+// `regionKeys` maps a region's slug to more of its keys (TOML lines).
+export function makeConfig(saga = '', engine = 'sqlite', extra = '', blobs = 'fs', regionKeys = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'regionmove-mcp-'));
   const bucket = `rm-node-${Math.random().toString(36).slice(2, 12)}`;
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,7 +48,8 @@ export function makeConfig(saga = '', engine = 'sqlite', extra = '', blobs = 'fs
       ? `{ engine = "s3", endpoint = "${S3_ENDPOINT}", bucket = "${bucket}", prefix = "${slug}", ` +
         'access_key_id = "S3RVER", secret_access_key = "S3RVER" }'
       : `{ engine = "fs", dir = "regions/${slug}/blobs" }`;
-    toml += `[[regions]]\nslug = "${slug}"\ndatabase = ${database}\nblobs = ${blobStore}\n`;
+    toml += `[[regions]]\nslug = "${slug}"\ndatabase = ${database}\nblobs = ${blobStore}\n` +
+      (regionKeys[slug] ?? '');
   }
   const path = join(dir, 'regionmove.toml');
   writeFileSync(path, toml + extra);
@@ -127,6 +131,31 @@ export async function rowIds(base, token, app, table) {
     if (page.body.next_after === null) return ids;
     after = page.body.next_after;
   }
+}
+
+// A TCP port free on loopback now (for servers that need one in their config).
+export async function freePort() {
+  const srv = createServer();
+  await new Promise((done) => srv.listen(0, '127.0.0.1', done));
+  const { port } = srv.address();
+  await new Promise((done) => srv.close(done));
+  return port;
+}
+
+// One HTTP request with any Host header (fetch does not let a caller set it); resolves to
+// { status, headers, body }.
+export function httpRequest(port, method, path, { host, headers = {}, body } = {}) {
+  return new Promise((done, fail) => {
+    const req = request({ host: '127.0.0.1', port, method, path, agent: false,
+      headers: { ...(host ? { Host: host } : {}), ...headers } }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { data += c; });
+      res.on('end', () => done({ status: res.statusCode, headers: res.headers, body: data }));
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
 }
 
 // Polls `fn` until it returns something truthy (bounded); returns that.

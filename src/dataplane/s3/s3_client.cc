@@ -18,15 +18,6 @@ namespace {
 constexpr int kAttempts = 4;  // backoff 0.1 s, 0.4 s, 1.6 s
 const char* const kEmptySha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-std::string Hmac(std::string_view key, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  size_t len = 0;
-  EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, key.data(), key.size(),
-            reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, sizeof out,
-            &len);
-  return std::string(reinterpret_cast<char*>(out), len);
-}
-
 std::string AmzDate() {
   std::time_t now = std::time(nullptr);
   std::tm tm{};
@@ -132,9 +123,10 @@ std::string Client::Authorization(const std::string& access_key, const std::stri
   std::string scope = day + "/" + region + "/s3/aws4_request";
   std::string to_sign =
       "AWS4-HMAC-SHA256\n" + amz_date + "\n" + scope + "\n" + Sha256Hex(canonical);
-  std::string key = Hmac(Hmac(Hmac(Hmac("AWS4" + secret_key, day), region), "s3"), "aws4_request");
+  std::string key = HmacSha256(
+      HmacSha256(HmacSha256(HmacSha256("AWS4" + secret_key, day), region), "s3"), "aws4_request");
   return "AWS4-HMAC-SHA256 Credential=" + access_key + "/" + scope +
-         ", SignedHeaders=" + signed_headers + ", Signature=" + HexEncode(Hmac(key, to_sign));
+         ", SignedHeaders=" + signed_headers + ", Signature=" + HexEncode(HmacSha256(key, to_sign));
 }
 
 Result<std::unique_ptr<Client>> Client::Make(const EngineConfig& config) {
