@@ -167,7 +167,9 @@ class MemoryStream final : public httplib::Stream {
 thread_local ConnStream* tl_conn = nullptr;
 thread_local std::optional<ParkedRequest>* tl_park = nullptr;
 
-constexpr int64_t kParkTickMs = 10;  // how often parked requests are asked while waiting
+constexpr int64_t kParkTickMs = 10;
+constexpr int64_t kQueuedMs = 1000;  // the longest a new connection waits for a thread  // how
+                                     // often parked requests are asked while waiting
 
 std::string ListenError(const std::string& host, int port, int err) {
   std::string addr = host + ":" + std::to_string(port);
@@ -253,7 +255,18 @@ Status HttpServer::Listen(const std::string& host, int port) {
 void HttpServer::AcceptLoop() {
   pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
   while (!stopping_) {
-    int r = ::poll(fds, 2, -1);
+    bool queued;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // A connection queued longer than this for a thread is told to come back later.
+      const int64_t too_old = NowMs() - kQueuedMs;
+      while (!queued_.empty() && queued_.front().second < too_old) {
+        RefuseBusy(queued_.front().first);
+        queued_.pop_front();
+      }
+      queued = !queued_.empty();
+    }
+    int r = ::poll(fds, 2, queued ? 50 : -1);
     if (r < 0 && errno != EINTR) break;
     if (stopping_) break;
     if (r <= 0 || !(fds[0].revents & POLLIN)) continue;
@@ -268,15 +281,25 @@ void HttpServer::AcceptLoop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (active_ >= limits_.max_connections) {
-        RefuseBusy(fd);
+        // Every thread is busy: a burst waits a moment for one (a parked request or a finished
+        // connection frees it) rather than being refused at once.
+        if (static_cast<int>(queued_.size()) < limits_.max_connections + limits_.max_parked) {
+          queued_.emplace_back(fd, NowMs());
+        } else {
+          RefuseBusy(fd);
+        }
         continue;
       }
-      fds_.insert(fd);
-      active_++;
-      open_++;
+      StartLocked(fd);
     }
-    std::thread([this, fd] { ServeConnection(fd); }).detach();
   }
+}
+
+void HttpServer::StartLocked(int fd) {
+  fds_.insert(fd);
+  active_++;
+  open_++;
+  std::thread([this, fd] { ServeConnection(fd); }).detach();
 }
 
 void HttpServer::RefuseBusy(int fd) {
@@ -325,6 +348,10 @@ void HttpServer::ServeConnection(int fd, std::string first) {
   tl_park = nullptr;
   std::lock_guard<std::mutex> lock(mu_);
   active_--;
+  if (!queued_.empty() && !stopping_ && active_ < limits_.max_connections) {
+    StartLocked(queued_.front().first);
+    queued_.pop_front();
+  }
   if (park && !stopping_) {
     parked_.push_back(Parked{fd, std::move(*park)});
     parked_count_++;
@@ -437,6 +464,8 @@ void HttpServer::Shutdown() {
   if (park_thread_.joinable()) park_thread_.join();
   {
     std::unique_lock<std::mutex> lock(mu_);
+    for (const auto& q : queued_) ::close(q.first);
+    queued_.clear();
     for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);  // wakes their reads and writes
     all_closed_.wait(lock, [&] { return open_ == 0; });
   }

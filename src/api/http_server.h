@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -86,6 +87,8 @@ class HttpServer : public httplib::Server {
     ParkedRequest req;
   };
   void RefuseBusy(int fd);
+  // Starts serving `fd` on a thread of its own. REQUIRES: mu_ held.
+  void StartLocked(int fd);
 
   HttpLimits limits_;
   int listen_fd_ = -1;
@@ -96,9 +99,10 @@ class HttpServer : public httplib::Server {
   std::thread accept_thread_;
   std::mutex mu_;
   std::condition_variable all_closed_;
-  std::set<int> fds_;           // open connections, to end them on Shutdown
-  int active_ = 0;              // connections with a thread (bounded by max_connections)
-  std::vector<Parked> parked_;  // guarded by mu_
+  std::set<int> fds_;  // open connections, to end them on Shutdown
+  int active_ = 0;     // connections with a thread (bounded by max_connections)
+  std::deque<std::pair<int, int64_t>> queued_;  // accepted, waiting for a thread (fd, since)
+  std::vector<Parked> parked_;                  // guarded by mu_
   std::atomic<int> parked_count_{0};
   int park_pipe_[2] = {-1, -1};
   std::thread park_thread_;

@@ -459,10 +459,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& base_dir,
           w.events.push_back(*v);
         }
       }
-      if (w.timeout_ms < 100 || w.min_backoff_ms < 10 || w.max_backoff_ms < w.min_backoff_ms ||
-          w.give_up_after_seconds < 1) {
+      if (w.timeout_ms < 100 || w.timeout_ms > 60000 || w.min_backoff_ms < 10 ||
+          w.max_backoff_ms < w.min_backoff_ms || w.give_up_after_seconds < 1) {
         return Bad(source, where,
-                   "needs timeout_ms >= 100, min_backoff_ms >= 10, max_backoff_ms >= "
+                   "needs timeout_ms in 100..60000, min_backoff_ms >= 10, max_backoff_ms >= "
                    "min_backoff_ms and give_up_after_seconds >= 1");
       }
       for (const auto& other : c.webhooks) {

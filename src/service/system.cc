@@ -14,8 +14,6 @@ namespace regionmove {
 namespace {
 
 constexpr int64_t kBackgroundLeaseMs = 10'000;
-// Longer than a pass of deliveries (5 s) plus one attempt's timeout.
-constexpr int64_t kWebhookLeaseMs = 60'000;
 // Users and tokens change only when a process starts with a new config.
 constexpr int64_t kTokenCacheMs = 10'000;
 
@@ -117,15 +115,21 @@ void System::Start(bool background) {
   // Deliveries have a lease of their own: a slow receiver never holds up replication.
   webhook_thread_ = std::thread([this] {
     const std::string owner = LeaseOwnerId();
+    // Renewed before every attempt, so it outlives the longest attempt by a margin; a process
+    // that died holding it is replaced within this long.
+    const int64_t lease_ms = 5'000 + webhooks_->max_attempt_ms();
+    auto hold = [&] {
+      auto held = store_->TryLease("webhooks", owner, clock_->NowMs(), lease_ms);
+      return held.ok() && *held && !stop_.load();
+    };
     while (!stop_.load()) {
-      auto held = store_->TryLease("webhooks", owner, clock_->NowMs(), kWebhookLeaseMs);
-      if (!held.ok() || !*held) {
-        SystemClock::Default()->SleepMs(1000);
+      if (!hold()) {
+        SystemClock::Default()->SleepMs(500);
         continue;
       }
       Result<int> n = 0;
       Status s = CatchAll("webhooks", [&] {
-        n = webhooks_->RunOnce();
+        n = webhooks_->RunOnce(hold);
         return n.status();
       });
       if (!s.ok()) Log(LogLevel::kWarn, "webhooks", {{"error", s.ToString()}});

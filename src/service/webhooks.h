@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,9 +29,12 @@ class WebhookDispatcher {
   // Gives each webhook a position in the outbox (its end, unless it has one). Run before
   // serving, so that a new webhook hears of everything from its first start.
   Status StartAll();
-  // Queues what is new in the outbox and attempts every due delivery, until nothing is due.
-  // Returns how many attempts it made.
-  Result<int> RunOnce();
+  // Queues what is new in the outbox and attempts every due delivery, until nothing is due or
+  // `keep_going` (asked before each attempt: renew the lease there) says no. Returns how many
+  // attempts it made.
+  Result<int> RunOnce(const std::function<bool()>& keep_going);
+  // The longest one attempt can take (the largest timeout_ms).
+  int64_t max_attempt_ms() const;
 
   // The body and headers of one delivery attempt (exposed for tests).
   static std::string Body(const WebhookEvent& e);

@@ -1,0 +1,96 @@
+// The routing feed's long polls (SPEC §7): waiting clients hold no request thread of the API,
+// and wake as soon as the routing changes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { ALICE, createApp, httpRequest, makeConfig, rest, startServer, waitFor } from './helpers.mjs';
+
+const ADMIN = 'feed-admin-token';
+const WAITERS = 200;
+
+function feed(port, since, wait) {
+  return httpRequest(port, 'GET', `/v1/routing?since=${since}&wait=${wait}`,
+    { headers: { Authorization: `Bearer ${ADMIN}` } });
+}
+
+test(`${WAITERS} long polls hold no request threads and wake within 100 ms of a flip`, { timeout: 120000 }, async () => {
+  const config = makeConfig('', 'sqlite', `[[users]]\nname = "root"\ntoken = "${ADMIN}"\nadmin = true\n`);
+  // Far fewer connection threads than waiting clients: parked polls must not count.
+  writeFileSync(config, readFileSync(config, 'utf8').replace('[server]\n', '[server]\nmax_connections = 32\n'));
+  const { base } = await startServer(config, { REGIONMOVE_FAULTS: 'copying_blobs.after_page=delay:3000:1' });
+  const port = Number(new URL(base).port);
+  const app = await createApp(base, ALICE, 10);
+  const put = await fetch(`${base}/v1/apps/${app}/blobs/logo`,
+    { method: 'PUT', headers: { Authorization: `Bearer ${ALICE}` }, body: 'x'.repeat(1000) });
+  assert.equal(put.status, 201);
+
+  const start = await rest(base, ALICE, 'POST', `/v1/apps/${app}/move`, { dest_region: 'eu-west-1' });
+  assert.equal(start.status, 202);
+  const id = start.body.migration_id;
+  // The block has bumped the version; the next bump is the flip (3 s later).
+  const blocked = await waitFor('the block in the feed', async () => {
+    const r = await feed(port, 0, 0);
+    const body = JSON.parse(r.body);
+    return body.apps.find((a) => a.app_id === app)?.writes_blocked ? body.version : null;
+  });
+  const arrivals = [];
+  const early = [];
+  const polls = Array.from({ length: WAITERS }, () => feed(port, blocked, 30).then((r) => {
+    arrivals.push(Date.now());
+    if (early.length < 3) early.push(r);
+    return r;
+  }));
+  await new Promise((done) => setTimeout(done, 500));
+  assert.equal(arrivals.length, 0, `no poll answered before the flip: ${JSON.stringify(early)}`);
+
+  // The API stays responsive while they wait, on far fewer threads than there are waiters.
+  const t0 = Date.now();
+  const calls = await Promise.all(Array.from({ length: 20 }, () => rest(base, ALICE, 'GET', '/v1/apps')));
+  for (const c of calls) assert.equal(c.status, 200);
+  const health = await httpRequest(port, 'GET', '/healthz');
+  assert.equal(health.status, 200);
+  assert.ok(Date.now() - t0 < 2000, `API calls took ${Date.now() - t0} ms`);
+
+  const answers = await Promise.all(polls);
+  for (const a of answers) {
+    assert.equal(a.status, 200);
+    const body = JSON.parse(a.body);
+    assert.ok(body.version > blocked);
+    assert.equal(body.apps.find((x) => x.app_id === app).region, 'eu-west-1');
+    assert.equal(a.headers.etag, `"${body.version}"`);
+  }
+  const events = await rest(base, ALICE, 'GET', `/v1/apps/${app}/migrations/${id}/events`);
+  const flip = events.body.events.find((e) => e.type === 'transition' && e.from === 'flipping_routing');
+  assert.ok(flip, JSON.stringify(events.body));
+  const flippedAt = Date.parse(flip.ended_at);
+  const late = arrivals.map((t) => t - flippedAt).sort((a, b) => a - b);
+  console.log(`wake after the flip: min ${late[0]} ms, median ${late[WAITERS >> 1]} ms, max ${late[WAITERS - 1]} ms`);
+  assert.ok(late[WAITERS - 1] < 100, `the last poll woke ${late[WAITERS - 1]} ms after the flip`);
+});
+
+test('a poll that sees no change answers 304 at its deadline; bad parameters are 400', async () => {
+  const config = makeConfig('', 'sqlite', `[[users]]\nname = "root"\ntoken = "${ADMIN}"\nadmin = true\n`);
+  const { base } = await startServer(config);
+  const port = Number(new URL(base).port);
+  const now = JSON.parse((await feed(port, 0, 0)).body).version;
+  const t0 = Date.now();
+  const idle = await feed(port, now, 1);
+  assert.equal(idle.status, 304);
+  assert.equal(idle.headers.etag, `"${now}"`);
+  assert.ok(Date.now() - t0 >= 900, 'it waited for its deadline');
+  const same = await httpRequest(port, 'GET', '/v1/routing',
+    { headers: { Authorization: `Bearer ${ADMIN}`, 'If-None-Match': `"${now}"` } });
+  assert.equal(same.status, 304);
+  for (const q of ['since=-1&wait=1', 'since=1&wait=61', 'wait=5', 'since=x']) {
+    const bad = await httpRequest(port, 'GET', `/v1/routing?${q}`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+    assert.equal(bad.status, 400, q);
+  }
+  const user = await httpRequest(port, 'GET', '/v1/routing', { headers: { Authorization: `Bearer ${ALICE}` } });
+  assert.equal(user.status, 403);
+  // A new app's host wakes a waiting poll.
+  const waiting = feed(port, now, 10);
+  const app = await createApp(base, ALICE, 1);
+  const woke = await waiting;
+  assert.equal(woke.status, 200);
+  assert.ok(JSON.parse(woke.body).apps.some((a) => a.app_id === app));
+});
