@@ -45,7 +45,10 @@ HttpApi::HttpApi(System* system, Metrics* metrics) : sys_(system), metrics_(metr
   }
 }
 
-HttpApi::~HttpApi() { Stop(); }
+HttpApi::~HttpApi() {
+  DetachFeed();  // the store's routing listener may outlive this server
+  Stop();
+}
 
 Result<std::unique_ptr<HttpApi>> HttpApi::Make(System* system, Metrics* metrics) {
   std::unique_ptr<HttpApi> api(new HttpApi(system, metrics));

@@ -34,6 +34,18 @@ class RoutingFeed {
     return version_;
   }
 
+  // A change committed: forgets the version read last and asks the parked polls again.
+  void Changed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    read_at_ = 0;
+    version_ = 0;
+    if (server_) server_->WakeParked();
+  }
+  void Attach(HttpServer* server) {
+    std::lock_guard<std::mutex> lock(mu_);
+    server_ = server;
+  }
+
   // The current table as the feed's JSON, with its version.
   Result<std::pair<int64_t, std::shared_ptr<const std::string>>> Body() {
     ASSIGN_OR_RETURN(int64_t v, Version(false));
@@ -88,6 +100,7 @@ class RoutingFeed {
   }
 
   System* sys_;
+  HttpServer* server_ = nullptr;  // whose parked polls Changed() wakes; null once it is gone
   std::mutex mu_, render_mu_;
   int64_t version_ = 0, read_at_ = 0;
   std::shared_ptr<const std::string> body_;
@@ -132,11 +145,19 @@ Result<int64_t> Int64Param(const Req& req, const char* name, int64_t fallback) {
 
 }  // namespace
 
+void HttpApi::DetachFeed() {
+  if (feed_) feed_->Attach(nullptr);
+}
+
 void HttpApi::RegisterIntegration() {
   System* sys = sys_;
   HttpServer* server = server_.get();
   feed_ = std::make_shared<RoutingFeed>(sys);
   std::shared_ptr<RoutingFeed> feed = feed_;
+  // Parked polls are asked again the moment a change commits, not at their next tick. (The
+  // listener keeps the feed alive; ~HttpApi detaches the server from it.)
+  feed->Attach(server);
+  sys->store()->SetRoutingListener([feed] { feed->Changed(); });
 
   // Admins, and users the config gives role = "edge".
   auto edge = [sys](const Req& req) -> Status {

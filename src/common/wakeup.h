@@ -3,6 +3,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 
 namespace regionmove {
@@ -26,6 +27,24 @@ class Wakeup {
   std::mutex mu_;
   std::condition_variable cv_;
   uint64_t generation_ = 0;
+};
+
+// A callback that may be replaced or cleared while other threads call it: once Set returns,
+// the previous callback is neither running nor called again. Thread-safe.
+class Callback {
+ public:
+  void Set(std::function<void()> fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fn_ = std::move(fn);
+  }
+  void operator()() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fn_) fn_();
+  }
+
+ private:
+  std::mutex mu_;
+  std::function<void()> fn_;
 };
 
 }  // namespace regionmove

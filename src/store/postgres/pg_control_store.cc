@@ -178,6 +178,7 @@ constexpr int kCapacityLock = 3;  // object: hashtext(region)
 constexpr int kOutboxLock = 4;
 
 constexpr const char* kWorkChannel = "regionmove_work";
+constexpr const char* kRoutingChannel = "regionmove_routing";
 const std::string kNotifyWork = std::string("SELECT pg_notify('") + kWorkChannel + "', '')";
 
 // Takes lease $1 for owner $2 at time $3 until $4 unless another owner's lease is live; a row
@@ -333,7 +334,8 @@ void PgControlStore::Listen() {
     if (!conn || !conn->healthy()) {
       conn.reset();
       auto c = Conn::Open(conninfo_, "control store listener");
-      if (c.ok() && (*c)->Exec(std::string("LISTEN ") + kWorkChannel).ok()) {
+      if (c.ok() && (*c)->Exec(std::string("LISTEN ") + kWorkChannel).ok() &&
+          (*c)->Exec(std::string("LISTEN ") + kRoutingChannel).ok()) {
         conn = std::move(c).value();
       } else {
         std::this_thread::sleep_for(std::chrono::seconds(1));
@@ -347,12 +349,13 @@ void PgControlStore::Listen() {
     timeval tv{0, 200'000};  // wakes to check stop_
     if (select(fd + 1, &set, nullptr, nullptr, &tv) < 0) continue;
     if (!PQconsumeInput(conn->raw())) continue;  // broken: reconnect above
-    bool any = false;
+    bool work = false, routing = false;
     while (PGnotify* n = PQnotifies(conn->raw())) {
-      any = true;
+      (std::string(n->relname) == kRoutingChannel ? routing : work) = true;
       PQfreemem(n);
     }
-    if (any) work_.Notify();
+    if (work) work_.Notify();
+    if (routing) routing_listener_();
   }
 }
 
@@ -588,7 +591,8 @@ Status PgControlStore::Announce(Conn& c, const std::vector<WebhookEvent>& events
                         .status());
   }
   if (!routing_changed) return Status::Ok();
-  return c.Exec(kBumpRouting).status();
+  RETURN_IF_ERROR(c.Exec(kBumpRouting).status());
+  return c.Exec(std::string("SELECT pg_notify('") + kRoutingChannel + "', '')").status();
 }
 
 Status PgControlStore::WriteMigration(Conn& c, const Migration& m, int64_t expected_epoch,

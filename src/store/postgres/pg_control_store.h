@@ -100,6 +100,9 @@ class PgControlStore final : public ControlStore {
 
   Result<int64_t> RoutingVersion() override;
   Result<RoutingTable> GetRoutingTable() override;
+  void SetRoutingListener(std::function<void()> fn) override {
+    routing_listener_.Set(std::move(fn));
+  }
   Status StartWebhook(const std::string& name) override;
   Result<int> QueueWebhookDeliveries(const std::string& name,
                                      const std::vector<std::string>& patterns, int64_t now_ms,
@@ -149,7 +152,8 @@ class PgControlStore final : public ControlStore {
   const std::string conninfo_;
   pg::Pool pool_;
 
-  Wakeup work_;  // notified by the listener thread on each notification
+  Wakeup work_;
+  Callback routing_listener_;  // notified by the listener thread on each notification
   std::atomic<bool> stop_{false};
   std::thread listener_;
 };

@@ -84,6 +84,7 @@ Status SqliteControlStore::Batch::Leave() {
   s->batch_open_ = false;
   s->durable_id_ = id_;
   s->batch_done_.notify_all();
+  if (std::exchange(s->routing_changed_, false) && committed.ok()) s->routing_listener_();
   return committed;
 }
 
@@ -367,6 +368,7 @@ Status SqliteControlStore::AnnounceLocked(const std::vector<WebhookEvent>& event
   }
   if (!routing_changed) return Status::Ok();
   ASSIGN_OR_RETURN(Stmt bump, db_->Prepare(kBumpRouting));
+  routing_changed_ = true;
   return bump.Run();
 }
 
