@@ -283,3 +283,24 @@ TEST(FaultPoints, SpecArmsAndRejects) {
 
 }  // namespace
 }  // namespace regionmove
+
+namespace regionmove {
+namespace {
+
+TEST(Hash, HmacSha256MatchesRfc4231) {
+  EXPECT_EQ(HexEncode(HmacSha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(Text, GlobMatchesWebhookPatterns) {
+  EXPECT_TRUE(GlobMatch("migration.*", "migration.cutover"));
+  EXPECT_TRUE(GlobMatch("*", "replica.torn_down"));
+  EXPECT_TRUE(GlobMatch("*.torn_down", "replica.torn_down"));
+  EXPECT_TRUE(GlobMatch("migration.?utover", "migration.cutover"));
+  EXPECT_FALSE(GlobMatch("migration.*", "replica.diverged"));
+  EXPECT_FALSE(GlobMatch("migration.cutover", "migration.cutover2"));
+  EXPECT_FALSE(GlobMatch("", "x"));
+}
+
+}  // namespace
+}  // namespace regionmove

@@ -67,6 +67,20 @@ TEST(Config, ErrorsNameTheKey) {
       {"[server]\nmax_connections = 0\n", "server.max_connections"},
       {"[saga]\ndefault_strategy = \"sideways\"\n", "saga.default_strategy"},
       {"[server\n", "f:1"},
+      {"[[users]]\nname = \"x\"\ntoken = \"t\"\nrole = \"router\"\n", "users[0].role"},
+      {"[[webhooks]]\nurl = \"ftp://x\"\nsecret = \"0123456789abcdef\"\n", "webhooks[0].url"},
+      {"[[webhooks]]\nurl = \"http://x/h\"\nsecret = \"short\"\n", "webhooks[0].secret"},
+      {"[[webhooks]]\nurl = \"http://x/h\"\nsecret = \"0123456789abcdef\"\n"
+       "events = [\"migrations.*\"]\n",
+       "'migrations.*' matches no event type"},
+      {"[[webhooks]]\nurl = \"http://x/h\"\nsecret = \"0123456789abcdef\"\nretries = 3\n",
+       "unknown key 'retries' in [[webhooks]]"},
+      {"[[webhooks]]\nurl = \"http://x/h\"\nsecret = \"0123456789abcdef\"\n"
+       "[[webhooks]]\nurl = \"http://x/h\"\nsecret = \"0123456789abcdef\"\n",
+       "webhooks[1].name 'http://x/h' is repeated"},
+      {"[[regions]]\nslug = \"a-1\"\nupstream = \"a b\"\n"
+       "database = {engine=\"sqlite\", dir=\"d\"}\nblobs = {engine=\"fs\", dir=\"b\"}\n",
+       "regions[0].upstream"},
   };
   for (const auto& c : cases) {
     auto r = ParseConfig(c.toml, "/tmp", "f");
@@ -74,6 +88,24 @@ TEST(Config, ErrorsNameTheKey) {
     EXPECT_NE(r.status().message().find(c.expect), std::string::npos)
         << r.status().message() << " should mention " << c.expect;
   }
+}
+
+TEST(Config, WebhooksUpstreamsAndEdgeUsers) {
+  auto r = ParseConfig(
+      "[[users]]\nname = \"edge\"\ntoken = \"t\"\nrole = \"edge\"\n"
+      "[[regions]]\nslug = \"a-1\"\nupstream = \"10.0.1.5:8080\"\n"
+      "database = {engine=\"sqlite\", dir=\"d\"}\nblobs = {engine=\"fs\", dir=\"b\"}\n"
+      "[[webhooks]]\nurl = \"https://hooks.example.com/rm\"\nsecret = \"0123456789abcdef\"\n"
+      "events = [\"migration.cutover\", \"replica.*\"]\nmin_backoff_ms = 50\n",
+      "/tmp", "f");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->users[0].role, "edge");
+  EXPECT_EQ(r->regions[0].upstream, "10.0.1.5:8080");
+  ASSERT_EQ(r->webhooks.size(), 1u);
+  EXPECT_EQ(r->webhooks[0].name, "https://hooks.example.com/rm");  // defaults to the url
+  EXPECT_EQ(r->webhooks[0].events, (std::vector<std::string>{"migration.cutover", "replica.*"}));
+  EXPECT_EQ(r->webhooks[0].min_backoff_ms, 50);
+  EXPECT_EQ(r->webhooks[0].give_up_after_seconds, 86400);  // a day
 }
 
 // The examples of docs/s3.md parse as they are written (a TOML inline table cannot span lines:
