@@ -131,6 +131,32 @@ TEST(Config, TheS3PageExampleParses) {
   EXPECT_EQ(b.dir, "/tmp/var/blob-index/eu-west-1");
 }
 
+// The first TOML block of a page after `heading`.
+std::string TomlOf(const std::string& page, const std::string& heading) {
+  std::ifstream in(REGIONMOVE_SOURCE_DIR "/docs/" + page);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string t = text.str();
+  size_t start = t.find("```toml\n", t.find(heading));
+  if (start == std::string::npos) return "";
+  start += 8;
+  return t.substr(start, t.find("```", start) - start);
+}
+
+TEST(Config, TheConfigPageAndTheWebhookExampleParse) {
+  const std::string full = TomlOf("config.md", "## Complete example");
+  ASSERT_FALSE(full.empty());
+  auto c = ParseConfig(full, "/tmp", "docs/config.md");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->webhooks.size(), 1u);
+  EXPECT_EQ(c->regions[0].upstream, "10.0.1.5:8080");
+  const std::string hook = TomlOf("integration.md", "## Webhooks");
+  ASSERT_FALSE(hook.empty());
+  auto h = ParseConfig(hook, "/tmp", "docs/integration.md");
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  EXPECT_EQ(h->webhooks[0].name, "billing");
+}
+
 TEST(Config, AFileHoldsOnlyWhatItChanges) {
   ASSERT_OK_AND_ASSIGN(Config c,
                        ParseConfig("[server]\nlisten = \"127.0.0.1:9000\"\n", "/srv", "f"));
