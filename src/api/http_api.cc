@@ -304,8 +304,12 @@ void HttpApi::Register() {
            {"control_store", {{"engine", sys->config().control_store_engine}, {"status", "ok"}}}});
   });
 
-  Route("GET", "/metrics", [sys, mx](const Req&, Res& res) {
+  HttpServer* server = server_.get();
+  Route("GET", "/metrics", [sys, mx, server](const Req&, Res& res) {
     std::string extra;
+    extra += "# HELP regionmove_http_parked_requests long polls waiting without a thread\n";
+    extra += "# TYPE regionmove_http_parked_requests gauge\n";
+    extra += "regionmove_http_parked_requests " + std::to_string(server->parked_requests()) + "\n";
     auto active = sys->store()->ListActiveMigrations();
     std::map<std::string, int> by;
     if (active.ok()) {

@@ -187,7 +187,8 @@ void HttpApi::RegisterIntegration() {
       res.set_header("Cache-Control", "no-cache");
     };
     if (*since >= 0 && *version <= *since) {
-      if (*wait == 0) return not_modified(*version);
+      // HEAD is answered at once (a parked answer would carry a body).
+      if (*wait == 0 || req.method == "HEAD") return not_modified(*version);
       int64_t after = *since;
       ParkedRequest p;
       p.deadline_ms = HttpServer::SteadyNowMs() + *wait * 1000;

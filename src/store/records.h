@@ -40,6 +40,10 @@ inline constexpr const char* kWakeQueuedMigrations =
     "initiated_at_ms LIMIT 1)";
 
 // ---- integration (both engines; $n as above) ----
+// The tables of the routing version and the webhook outbox, in an engine's integer type and
+// its auto-increment primary key type.
+std::string IntegrationSchema(const std::string& int_type, const std::string& seq_type);
+
 inline constexpr const char* kBumpRouting = "UPDATE routing_state SET version = version + 1";
 // The app, strategy and step of every active migration: which apps' writes are blocked.
 inline constexpr const char* kActiveSteps =

@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
-  ALICE, BIN, cleanups, createApp, freePort, httpRequest, makeConfig, rest, startProcess,
+  ALICE, BIN, cleanups, createAppWithBlob, freePort, httpRequest, makeConfig, rest, startProcess,
   startServer, waitFor,
 } from './helpers.mjs';
 
@@ -109,10 +109,7 @@ test('nginx follows the flips of a move and of its fast reverse, and refuses wri
     { 'us-east-1': `upstream = "127.0.0.1:${east}"\n`, 'eu-west-1': `upstream = "127.0.0.1:${west}"\n` });
   // Both moves spend 2 s with writes blocked, copying the app's blob.
   const { base } = await startServer(config, { REGIONMOVE_FAULTS: 'copying_blobs.after_page=delay:2000:2' });
-  const app = await createApp(base, ALICE, 10);
-  const put = await fetch(`${base}/v1/apps/${app}/blobs/logo`,
-    { method: 'PUT', headers: { Authorization: `Bearer ${ALICE}` }, body: 'x'.repeat(1000) });
-  assert.equal(put.status, 201);
+  const app = await createAppWithBlob(base, ALICE);
   const sub = `${(await rest(base, ALICE, 'GET', `/v1/apps/${app}`)).body.subdomain}.apps.localhost`;
   const custom = 'shop.example.test';
   assert.equal((await rest(base, ALICE, 'PUT', `/v1/apps/${app}/domains/${custom}`, {})).status, 201);

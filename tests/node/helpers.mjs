@@ -120,6 +120,16 @@ export async function createApp(base, token, rows = 50) {
   return id;
 }
 
+// createApp, plus one small blob (so that a move has a page of blobs to copy: fault points
+// such as copying_blobs.after_page then fire).
+export async function createAppWithBlob(base, token, rows = 10) {
+  const app = await createApp(base, token, rows);
+  const put = await fetch(`${base}/v1/apps/${app}/blobs/logo`,
+    { method: 'PUT', headers: { Authorization: `Bearer ${token}` }, body: 'x'.repeat(1000) });
+  assert.equal(put.status, 201);
+  return app;
+}
+
 // The ids of every row of an app's table (keyset-paged listing), as a Set.
 export async function rowIds(base, token, app, table) {
   const ids = new Set();

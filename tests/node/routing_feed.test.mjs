@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { ALICE, createApp, httpRequest, makeConfig, rest, startServer, waitFor } from './helpers.mjs';
+import {
+  ALICE, createApp, createAppWithBlob, httpRequest, makeConfig, pgSql, rest, startProcess, startServer, waitFor,
+} from './helpers.mjs';
 
 const ADMIN = 'feed-admin-token';
 const WAITERS = 200;
@@ -19,10 +21,7 @@ test(`${WAITERS} long polls hold no request threads and wake within 100 ms of a 
   writeFileSync(config, readFileSync(config, 'utf8').replace('[server]\n', '[server]\nmax_connections = 32\n'));
   const { base } = await startServer(config, { REGIONMOVE_FAULTS: 'copying_blobs.after_page=delay:3000:1' });
   const port = Number(new URL(base).port);
-  const app = await createApp(base, ALICE, 10);
-  const put = await fetch(`${base}/v1/apps/${app}/blobs/logo`,
-    { method: 'PUT', headers: { Authorization: `Bearer ${ALICE}` }, body: 'x'.repeat(1000) });
-  assert.equal(put.status, 201);
+  const app = await createAppWithBlob(base, ALICE);
 
   const start = await rest(base, ALICE, 'POST', `/v1/apps/${app}/move`, { dest_region: 'eu-west-1' });
   assert.equal(start.status, 202);
@@ -43,6 +42,8 @@ test(`${WAITERS} long polls hold no request threads and wake within 100 ms of a 
   await new Promise((done) => setTimeout(done, 500));
   assert.equal(arrivals.length, 0, `no poll answered before the flip: ${JSON.stringify(early)}`);
 
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  assert.match(metrics, new RegExp(`regionmove_http_parked_requests ${WAITERS}\\b`));
   // The API stays responsive while they wait, on far fewer threads than there are waiters.
   const t0 = Date.now();
   const calls = await Promise.all(Array.from({ length: 20 }, () => rest(base, ALICE, 'GET', '/v1/apps')));
@@ -93,4 +94,36 @@ test('a poll that sees no change answers 304 at its deadline; bad parameters are
   const woke = await waiting;
   assert.equal(woke.status, 200);
   assert.ok(JSON.parse(woke.body).apps.some((a) => a.app_id === app));
+});
+
+test('on a PostgreSQL control store, a poll on an API server wakes at a flip made by a worker process', { timeout: 120000 }, async () => {
+  const DB = 'regionmove_feed_test';
+  pgSql('us-east-1', `DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  const config = makeConfig('', 'sqlite',
+    `[[users]]\nname = "root"\ntoken = "${ADMIN}"\nadmin = true\n` +
+    `[control_store]\nengine = "postgres"\ndsn = "postgresql://postgres@127.0.0.1:54321/${DB}"\n`);
+  const env = { REGIONMOVE_SECRET_KEY: 'ab'.repeat(32) };
+  const api = await startServer(config, env, ['--no-workers']);
+  await startProcess(['worker', '--config', config], /worker running/, env);
+  const port = Number(new URL(api.base).port);
+  const app = await createApp(api.base, ALICE, 5);
+  const now = JSON.parse((await feed(port, 0, 0)).body).version;
+  const polls = [];
+  let version = now;
+  const start = await rest(api.base, ALICE, 'POST', `/v1/apps/${app}/move`, { dest_region: 'eu-west-1' });
+  assert.equal(start.status, 202);
+  // Follow the feed like an edge: each change (block, flip, unblock) wakes the poll.
+  for (;;) {
+    const t0 = Date.now();
+    const r = await feed(port, version, 20);
+    assert.equal(r.status, 200, 'the worker\'s changes reach the API server\'s polls');
+    const body = JSON.parse(r.body);
+    polls.push({ version: body.version, ms: Date.now() - t0 });
+    version = body.version;
+    const entry = body.apps.find((a) => a.app_id === app);
+    if (entry.region === 'eu-west-1' && !entry.writes_blocked) break;
+  }
+  assert.ok(version >= now + 3, JSON.stringify(polls));  // block, flip, unblock
+  const events = await rest(api.base, ALICE, 'GET', `/v1/apps/${app}/migrations/${start.body.migration_id}/events`);
+  assert.ok(events.body.events.some((e) => e.from === 'flipping_routing'));
 });

@@ -28,7 +28,8 @@ test('two API servers and three workers on one PostgreSQL control store', { time
   const [api1, api2, ...workers] = await Promise.all([
     startServer(config, env, ['--no-workers']), startServer(config, env, ['--no-workers']),
     startWorker(), startWorker(), startWorker()]);
-  assert.equal(pgSql('us-east-1', 'SELECT count(*) FROM schema_version', DB), '1');
+  // Each schema version applied once, however many processes raced to apply it.
+  assert.equal(pgSql('us-east-1', 'SELECT count(*) - count(DISTINCT version) FROM schema_version', DB), '0');
   const bases = [api1.base, api2.base];
   const health = await (await fetch(`${api2.base}/healthz`)).json();
   assert.deepEqual(health.control_store, { engine: 'postgres', status: 'ok' });

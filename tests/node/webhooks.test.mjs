@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import {
-  ALICE, cleanups, createApp, freePort, makeConfig, rest, startProcess, startServer, waitFor,
+  ALICE, cleanups, createApp, createAppWithBlob, freePort, makeConfig, rest, startProcess, startServer, waitFor,
 } from './helpers.mjs';
 
 const SECRET = 'whsec-test-0123456789abcdef';
@@ -67,14 +67,6 @@ function hookConfig(port, saga = '') {
     'events = ["migration.*", "replica.*"]\nmin_backoff_ms = 50\nmax_backoff_ms = 400\ntimeout_ms = 2000\n');
 }
 
-async function withBlob(base) {
-  const app = await createApp(base, ALICE, 10);
-  const put = await fetch(`${base}/v1/apps/${app}/blobs/logo`,
-    { method: 'PUT', headers: { Authorization: `Bearer ${ALICE}` }, body: 'x'.repeat(1000) });
-  assert.equal(put.status, 201);
-  return app;
-}
-
 async function finished(base, app, id) {
   return waitFor(`migration ${id} to end`, async () => {
     const m = await rest(base, ALICE, 'GET', `/v1/apps/${app}/migrations/${id}`);
@@ -104,8 +96,8 @@ test('a move, an abort and a fast reverse reach a failing, then absent, receiver
   await hook.up();
   const { base } = await startServer(hookConfig(port),
     { REGIONMOVE_FAULTS: 'copying_blobs.after_page=delay:1500:3' });
-  const a = await withBlob(base);
-  const b = await withBlob(base);
+  const a = await createAppWithBlob(base, ALICE);
+  const b = await createAppWithBlob(base, ALICE);
 
   const move = await rest(base, ALICE, 'POST', `/v1/apps/${a}/move`, { dest_region: 'eu-west-1' });
   assert.equal(move.status, 202);

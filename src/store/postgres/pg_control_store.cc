@@ -21,6 +21,12 @@ using namespace store;
 
 // The schema, one entry per version. The tables are those of the SQLite engine, in
 // PostgreSQL's types; flags stay integers so that both engines decode rows alike.
+std::string_view PgIntegrationSql() {
+  static const std::string sql =
+      IntegrationSchema("BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
+  return sql;
+}
+
 const std::vector<std::string_view>& SchemaSteps() {
   static const std::vector<std::string_view> kSteps = {
       R"sql(
@@ -130,40 +136,7 @@ CREATE TABLE leases (
 );
 )sql",
       // v2: the routing feed's version and the webhook outbox (SPEC §7 "Integration").
-      R"sql(
-CREATE TABLE routing_state (
-  id INTEGER PRIMARY KEY CHECK (id = 1),
-  version BIGINT NOT NULL
-);
-INSERT INTO routing_state(id, version) VALUES (1, 1);
-CREATE TABLE outbox (
-  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  id TEXT NOT NULL UNIQUE,
-  type TEXT NOT NULL,
-  app_id TEXT NOT NULL,
-  migration_id TEXT NOT NULL,
-  created_at_ms BIGINT NOT NULL,
-  data TEXT NOT NULL
-);
-CREATE TABLE webhook_cursors (
-  webhook TEXT PRIMARY KEY,
-  seq BIGINT NOT NULL
-);
-CREATE TABLE webhook_deliveries (
-  webhook TEXT NOT NULL,
-  seq BIGINT NOT NULL,
-  app_id TEXT NOT NULL,
-  status TEXT NOT NULL,
-  attempts INTEGER NOT NULL,
-  next_attempt_at_ms BIGINT NOT NULL,
-  last_error TEXT NOT NULL,
-  last_code INTEGER NOT NULL,
-  updated_at_ms BIGINT NOT NULL,
-  PRIMARY KEY (webhook, seq)
-);
-CREATE INDEX deliveries_pending ON webhook_deliveries(webhook, status, app_id, seq);
-CREATE INDEX deliveries_by_time ON webhook_deliveries(updated_at_ms);
-)sql",
+      PgIntegrationSql(),
   };
   return kSteps;
 }

@@ -1,6 +1,16 @@
 #include "store/sqlite/schema.h"
 
+#include "store/records.h"
+
 namespace regionmove {
+
+namespace {
+std::string_view SqliteIntegrationSql() {
+  static const std::string sql =
+      store::IntegrationSchema("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT");
+  return sql;
+}
+}  // namespace
 
 const std::vector<std::string_view>& ControlStoreSchemaSteps() {
   static const std::vector<std::string_view> kSteps = {
@@ -118,40 +128,7 @@ CREATE TABLE leases (
 );
 )sql",
       // v4: the routing feed's version and the webhook outbox (SPEC §7 "Integration").
-      R"sql(
-CREATE TABLE routing_state (
-  id INTEGER PRIMARY KEY CHECK (id = 1),
-  version INTEGER NOT NULL
-);
-INSERT INTO routing_state(id, version) VALUES (1, 1);
-CREATE TABLE outbox (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  id TEXT NOT NULL UNIQUE,
-  type TEXT NOT NULL,
-  app_id TEXT NOT NULL,
-  migration_id TEXT NOT NULL,
-  created_at_ms INTEGER NOT NULL,
-  data TEXT NOT NULL
-);
-CREATE TABLE webhook_cursors (
-  webhook TEXT PRIMARY KEY,
-  seq INTEGER NOT NULL
-);
-CREATE TABLE webhook_deliveries (
-  webhook TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  app_id TEXT NOT NULL,
-  status TEXT NOT NULL,
-  attempts INTEGER NOT NULL,
-  next_attempt_at_ms INTEGER NOT NULL,
-  last_error TEXT NOT NULL,
-  last_code INTEGER NOT NULL,
-  updated_at_ms INTEGER NOT NULL,
-  PRIMARY KEY (webhook, seq)
-);
-CREATE INDEX deliveries_pending ON webhook_deliveries(webhook, status, app_id, seq);
-CREATE INDEX deliveries_by_time ON webhook_deliveries(updated_at_ms);
-)sql",
+      SqliteIntegrationSql(),
   };
   return kSteps;
 }
