@@ -106,6 +106,7 @@ void System::Start(bool background) {
         last_retention = clock_->NowMs();
         Status r = CatchAll("replica retention", [&] { return migrations_->EnforceRetention(); });
         if (r.ok()) r = CatchAll("debris", [&] { return migrations_->RetryDebris(); });
+        if (r.ok()) r = CatchAll("outbox", [&] { return PruneOutbox(); });
         if (!r.ok()) Log(LogLevel::kWarn, "replica_retention", {{"error", r.ToString()}});
       }
       SystemClock::Default()->SleepMs(200);
@@ -136,6 +137,18 @@ void System::Start(bool background) {
       if (!s.ok() || *n == 0) SystemClock::Default()->SleepMs(100);
     }
   });
+}
+
+Status System::PruneOutbox() {
+  // Kept a week, and twice as long as any webhook goes on retrying.
+  int64_t keep_ms = 7 * 86'400'000LL;
+  for (const auto& w : config_.webhooks)
+    keep_ms = std::max(keep_ms, 2 * w.give_up_after_seconds * 1000);
+  constexpr int kBatch = 1000;
+  for (;;) {
+    ASSIGN_OR_RETURN(int n, store_->PruneOutbox(clock_->NowMs() - keep_ms, kBatch));
+    if (n < kBatch) return Status::Ok();
+  }
 }
 
 void System::Stop() {

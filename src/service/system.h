@@ -44,6 +44,9 @@ class System {
 
  private:
   System(Config config, Clock* clock) : config_(std::move(config)), clock_(clock) {}
+  // Removes the webhook outbox's entries past their retention (a week, or twice the longest
+  // retry window of a webhook), with their deliveries.
+  Status PruneOutbox();
 
   Config config_;
   Clock* clock_;

@@ -166,6 +166,9 @@ class ControlStore {
   // Records an attempt: status, attempts, next_attempt_at_ms, last_error, last_code,
   // updated_at_ms of (d.webhook, d.event.seq).
   virtual Status RecordWebhookAttempt(const WebhookDelivery& d) = 0;
+  // Removes the oldest outbox entries created before `before_ms` (at most `limit`, in sequence
+  // order: it stops at the first newer one) with their deliveries. Returns how many it removed.
+  virtual Result<int> PruneOutbox(int64_t before_ms, int limit) = 0;
   // Deliveries newest first, of one status (or all when empty), at most `limit`.
   virtual Result<std::vector<WebhookDelivery>> ListWebhookDeliveries(const std::string& status,
                                                                      int limit) = 0;

@@ -73,6 +73,22 @@ inline constexpr const char* kDueDeliveries =
 inline constexpr const char* kRecordAttempt =
     "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at_ms = $3, "
     "last_error = $4, last_code = $5, updated_at_ms = $6 WHERE webhook = $7 AND seq = $8";
+// The oldest $1 outbox entries: what PruneOutbox looks at.
+inline constexpr const char* kOldestOutbox =
+    "SELECT seq, created_at_ms FROM outbox ORDER BY seq LIMIT $1";
+inline constexpr const char* kPruneDeliveries = "DELETE FROM webhook_deliveries WHERE seq <= $1";
+inline constexpr const char* kPruneOutbox = "DELETE FROM outbox WHERE seq <= $1";
+// The last sequence number of the run of (seq, created_at_ms) rows, oldest first, created
+// before `before_ms`, and its length.
+template <class Rows>
+std::pair<int64_t, int> PruneUpTo(const Rows& rows, int64_t before_ms) {
+  std::pair<int64_t, int> up_to{0, 0};
+  for (const auto& [seq, created] : rows) {
+    if (created >= before_ms) break;
+    up_to = {seq, up_to.second + 1};
+  }
+  return up_to;
+}
 // Newest first, of status $1 (all when ''), at most $2.
 inline constexpr const char* kListDeliveries =
     "WHERE $1 = '' OR d.status = $1 ORDER BY d.updated_at_ms DESC, d.seq DESC LIMIT $2";

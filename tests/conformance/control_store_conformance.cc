@@ -1032,5 +1032,35 @@ TEST_P(ControlStoreConformance, AnAppsFailingDeliveryHoldsOnlyThatAppsLaterEvent
   for (const auto& d : late) EXPECT_EQ(d.event.app_id, "app_aaaaaaaaaaaa");
 }
 
+int Pruned(ControlStore& store, int64_t before_ms) {
+  auto n = store.PruneOutbox(before_ms, 100);
+  EXPECT_TRUE(n.ok()) << n.status().ToString();
+  return n.ok() ? *n : -1;
+}
+
+TEST_P(ControlStoreConformance, PruningRemovesOnlyTheOldestEntriesAndTheirDeliveries) {
+  ASSERT_OK(store_->StartWebhook("hook"));
+  const std::string app = "app_aaaaaaaaaaaa";
+  ASSERT_OK(store_->CreateApp(MakeApp(app)));
+  Migration created = MakeMigration("m1", app);
+  created.updated_at_ms = 1000;  // migration.started at 1000
+  ASSERT_OK(store_->CreateMigration(created));
+  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000, 60000));
+  Migration m = *c;
+  m.updated_at_ms = 5000;
+  ASSERT_OK(Walk(*store_, m, Step::kReservingDest));  // 5010
+  ASSERT_OK(Walk(*store_, m, Step::kAborted));        // 5020
+  ASSERT_OK(store_->QueueWebhookDeliveries("hook", {"*"}, 6000, 100).status());
+  EXPECT_EQ(Pruned(*store_, 1000), 0);  // nothing before 1000 (started is at 1000)
+  EXPECT_EQ(Pruned(*store_, 5015), 2);  // started, reserving_dest (5010)
+  ASSERT_OK_AND_ASSIGN(auto left, store_->ListWebhookDeliveries("", 100));
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].event.type, "migration.aborted");
+  ASSERT_OK_AND_ASSIGN(auto due, store_->DueWebhookDeliveries("hook", 6000, 100));
+  ASSERT_EQ(due.size(), 1u);  // what is left still goes out
+  EXPECT_EQ(Pruned(*store_, 9999), 1);
+  EXPECT_EQ(Pruned(*store_, 9999), 0);
+}
+
 }  // namespace
 }  // namespace regionmove::testing

@@ -903,6 +903,23 @@ Status PgControlStore::RecordWebhookAttempt(const WebhookDelivery& d) {
   });
 }
 
+Result<int> PgControlStore::PruneOutbox(int64_t before_ms, int limit) {
+  int pruned = 0;
+  RETURN_IF_ERROR(Write([&](Conn& c) {
+    ASSIGN_OR_RETURN(Rows r, c.Query(kOldestOutbox, Args(limit)));
+    std::vector<std::pair<int64_t, int64_t>> oldest;
+    for (int i = 0; i < r.size(); ++i) oldest.emplace_back(r.Int(i, 0), r.Int(i, 1));
+    auto [up_to, n] = PruneUpTo(oldest, before_ms);
+    pruned = n;
+    if (n == 0) return Status::Ok();
+    for (const char* sql : {kPruneDeliveries, kPruneOutbox}) {
+      RETURN_IF_ERROR(c.Query(sql, Args(up_to)).status());
+    }
+    return Status::Ok();
+  }));
+  return pruned;
+}
+
 Result<std::vector<WebhookDelivery>> PgControlStore::ListWebhookDeliveries(
     const std::string& status, int limit) {
   return Select<WebhookDelivery>(std::string("SELECT ") + kDeliveryColumns + kListDeliveries,

@@ -763,6 +763,25 @@ Status SqliteControlStore::RecordWebhookAttempt(const WebhookDelivery& d) {
   return batch.Commit();
 }
 
+Result<int> SqliteControlStore::PruneOutbox(int64_t before_ms, int limit) {
+  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
+  std::vector<std::pair<int64_t, int64_t>> oldest;
+  {
+    ASSIGN_OR_RETURN(Stmt q, db_->Prepare(kOldestOutbox));
+    q.Bind(1, limit);
+    RETURN_IF_ERROR(
+        sqlite::ForEachRow(q, [&](const Stmt& r) { oldest.emplace_back(r.Int(0), r.Int(1)); }));
+  }
+  auto [up_to, n] = PruneUpTo(oldest, before_ms);
+  if (n == 0) return 0;
+  for (const char* sql : {kPruneDeliveries, kPruneOutbox}) {
+    ASSIGN_OR_RETURN(Stmt del, db_->Prepare(sql));
+    RETURN_IF_ERROR(del.Bind(1, up_to).Run());
+  }
+  RETURN_IF_ERROR(batch.Commit());
+  return n;
+}
+
 Result<std::vector<WebhookDelivery>> SqliteControlStore::ListWebhookDeliveries(
     const std::string& status, int limit) {
   ASSIGN_OR_RETURN(Batch batch, JoinBatch());

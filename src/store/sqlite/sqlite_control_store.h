@@ -83,6 +83,7 @@ class SqliteControlStore final : public ControlStore {
   Result<std::vector<WebhookDelivery>> DueWebhookDeliveries(const std::string& name, int64_t now_ms,
                                                             int limit) override;
   Status RecordWebhookAttempt(const WebhookDelivery& d) override;
+  Result<int> PruneOutbox(int64_t before_ms, int limit) override;
   Result<std::vector<WebhookDelivery>> ListWebhookDeliveries(const std::string& status,
                                                              int limit) override;
 
