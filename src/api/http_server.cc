@@ -354,9 +354,9 @@ void HttpServer::ServeConnection(int fd, std::string first) {
   }
   if (park && !stopping_) {
     parked_.push_back(Parked{fd, std::move(*park)});
-    parked_count_++;
     (void)!::write(park_pipe_[1], "p", 1);
   } else {
+    if (park) parked_count_--;
     ::shutdown(fd, SHUT_RDWR);
     fds_.erase(fd);
     ::close(fd);
@@ -366,9 +366,9 @@ void HttpServer::ServeConnection(int fd, std::string first) {
 
 bool HttpServer::Park(ParkedRequest req) {
   if (!tl_conn || !tl_park || tl_conn->has_buffered() || stopping_) return false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (static_cast<int>(parked_.size()) >= limits_.max_parked) return false;
+  if (parked_count_.fetch_add(1) >= limits_.max_parked) {  // counted from here until answered
+    parked_count_--;
+    return false;
   }
   tl_conn->Discard();
   *tl_park = std::move(req);

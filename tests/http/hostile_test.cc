@@ -484,3 +484,84 @@ TEST_F(SlowClients, ConnectionsOverTheCapAreAnswered503) {
 
 }  // namespace
 }  // namespace regionmove::testing
+
+namespace regionmove::testing {
+namespace {
+
+// Reads from `fd` until what arrived contains `want` (or `timeout_ms` passes).
+std::string ParkReadUntil(int fd, const std::string& want, int timeout_ms = 5000) {
+  std::string out;
+  char buf[4096];
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (out.find(want) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 20) <= 0) continue;
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+bool ParkWaitUntil(const std::function<bool()>& cond, int timeout_ms = 5000) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// Long polls park without a thread: bounded (the handler answers itself past the bound), a
+// client that leaves is dropped, and an answered one goes on serving its connection.
+TEST(Parking, ParkedRequestsAreBoundedAnsweredAndDroppedWithTheirClient) {
+  HttpLimits limits;
+  limits.max_parked = 2;
+  limits.max_connections = 2;
+  HttpServer server(limits);
+  std::atomic<bool> ready{false};
+  server.Get("/wait", [&](const httplib::Request&, httplib::Response& res) {
+    ParkedRequest p;
+    p.deadline_ms = HttpServer::SteadyNowMs() + 10000;
+    p.answer = [&](bool timed_out) -> std::optional<std::string> {
+      if (!ready.load() && !timed_out) return std::nullopt;
+      return std::string("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nready");
+    };
+    if (!server.Park(std::move(p))) res.set_content("full", "text/plain");
+  });
+  server.Get("/now", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("now!", "text/plain");
+  });
+  ASSERT_OK(server.Listen("127.0.0.1", 0));
+  const std::string wait = "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string now = "GET /now HTTP/1.1\r\nHost: x\r\n\r\n";
+  int a = Connect(server.port()), b = Connect(server.port());
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  ASSERT_EQ(::send(a, wait.data(), wait.size(), 0), static_cast<ssize_t>(wait.size()));
+  ASSERT_EQ(::send(b, wait.data(), wait.size(), 0), static_cast<ssize_t>(wait.size()));
+  ASSERT_TRUE(ParkWaitUntil([&] { return server.parked_requests() == 2; }));
+  // Both connection threads are free again (max_connections = 2): a third is served...
+  int c = Connect(server.port());
+  ASSERT_EQ(::send(c, now.data(), now.size(), 0), static_cast<ssize_t>(now.size()));
+  EXPECT_NE(ParkReadUntil(c, "now!").find("now!"), std::string::npos);
+  // ... and a third wait past the bound is answered by its handler at once.
+  ASSERT_EQ(::send(c, wait.data(), wait.size(), 0), static_cast<ssize_t>(wait.size()));
+  EXPECT_NE(ParkReadUntil(c, "full").find("full"), std::string::npos);
+  ::close(c);
+  // A parked client that leaves is dropped.
+  ::close(b);
+  EXPECT_TRUE(ParkWaitUntil([&] { return server.parked_requests() == 1; }));
+  // The answer comes when it is ready, and the connection serves on.
+  ready = true;
+  server.WakeParked();
+  EXPECT_NE(ParkReadUntil(a, "ready", 2000).find("ready"), std::string::npos);
+  EXPECT_EQ(server.parked_requests(), 0);
+  ASSERT_EQ(::send(a, now.data(), now.size(), 0), static_cast<ssize_t>(now.size()));
+  EXPECT_NE(ParkReadUntil(a, "now!").find("now!"), std::string::npos);
+  ::close(a);
+  server.Shutdown();
+}
+
+}  // namespace
+}  // namespace regionmove::testing
