@@ -17,17 +17,20 @@ using Req = httplib::Request;
 using Res = httplib::Response;
 
 // The feed's version and body, shared by every client: the version is read from the store at
-// most every kFreshMs (however many clients wait), the body rendered once per version.
+// most every fresh_ms_ (however many clients wait), the body rendered once per version.
 class RoutingFeed {
  public:
-  static constexpr int64_t kFreshMs = 8;
-  explicit RoutingFeed(System* sys) : sys_(sys) {}
+  // PostgreSQL notifies every process of each change (Changed()), so its reads are a fallback
+  // for a lost notification; SQLite hears only of this process's changes, so other processes'
+  // (workers sharing the file) are found by reading often.
+  explicit RoutingFeed(System* sys)
+      : sys_(sys), fresh_ms_(sys->config().control_store_engine == "postgres" ? 1000 : 8) {}
 
-  // The routing version, at most kFreshMs old (fresh when `exact`).
+  // The routing version, at most fresh_ms_ old (fresh when `exact`).
   Result<int64_t> Version(bool exact) {
     std::lock_guard<std::mutex> lock(mu_);
     int64_t now = HttpServer::SteadyNowMs();
-    if (exact || version_ == 0 || now - read_at_ >= kFreshMs) {
+    if (exact || version_ == 0 || now - read_at_ >= fresh_ms_) {
       ASSIGN_OR_RETURN(version_, sys_->store()->RoutingVersion());
       read_at_ = now;
     }
@@ -100,6 +103,7 @@ class RoutingFeed {
   }
 
   System* sys_;
+  const int64_t fresh_ms_;
   HttpServer* server_ = nullptr;  // whose parked polls Changed() wakes; null once it is gone
   std::mutex mu_, render_mu_;
   int64_t version_ = 0, read_at_ = 0;

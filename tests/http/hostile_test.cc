@@ -29,14 +29,16 @@ int Connect(int port) {
   return fd;
 }
 
-// Reads until the peer closes or `timeout_ms` passes; returns what arrived.
-std::string ReadAll(int fd, int timeout_ms = 5000) {
+// Reads until the peer closes, what arrived contains `until` (when given), or `timeout_ms`
+// passes; returns what arrived.
+std::string ReadAll(int fd, int timeout_ms = 5000, const std::string& until = "") {
   std::string out;
   char buf[4096];
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
+  while ((until.empty() || out.find(until) == std::string::npos) &&
+         std::chrono::steady_clock::now() < deadline) {
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 50) <= 0) continue;
+    if (::poll(&p, 1, 20) <= 0) continue;
     ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
     if (n <= 0) break;
     out.append(buf, static_cast<size_t>(n));
@@ -488,21 +490,6 @@ TEST_F(SlowClients, ConnectionsOverTheCapAreAnswered503) {
 namespace regionmove::testing {
 namespace {
 
-// Reads from `fd` until what arrived contains `want` (or `timeout_ms` passes).
-std::string ParkReadUntil(int fd, const std::string& want, int timeout_ms = 5000) {
-  std::string out;
-  char buf[4096];
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (out.find(want) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 20) <= 0) continue;
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
 bool ParkWaitUntil(const std::function<bool()>& cond, int timeout_ms = 5000) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (!cond()) {
@@ -544,10 +531,10 @@ TEST(Parking, ParkedRequestsAreBoundedAnsweredAndDroppedWithTheirClient) {
   // Both connection threads are free again (max_connections = 2): a third is served...
   int c = Connect(server.port());
   ASSERT_EQ(::send(c, now.data(), now.size(), 0), static_cast<ssize_t>(now.size()));
-  EXPECT_NE(ParkReadUntil(c, "now!").find("now!"), std::string::npos);
+  EXPECT_NE(ReadAll(c, 5000, "now!").find("now!"), std::string::npos);
   // ... and a third wait past the bound is answered by its handler at once.
   ASSERT_EQ(::send(c, wait.data(), wait.size(), 0), static_cast<ssize_t>(wait.size()));
-  EXPECT_NE(ParkReadUntil(c, "full").find("full"), std::string::npos);
+  EXPECT_NE(ReadAll(c, 5000, "full").find("full"), std::string::npos);
   ::close(c);
   // A parked client that leaves is dropped.
   ::close(b);
@@ -555,10 +542,10 @@ TEST(Parking, ParkedRequestsAreBoundedAnsweredAndDroppedWithTheirClient) {
   // The answer comes when it is ready, and the connection serves on.
   ready = true;
   server.WakeParked();
-  EXPECT_NE(ParkReadUntil(a, "ready", 2000).find("ready"), std::string::npos);
+  EXPECT_NE(ReadAll(a, 2000, "ready").find("ready"), std::string::npos);
   EXPECT_EQ(server.parked_requests(), 0);
   ASSERT_EQ(::send(a, now.data(), now.size(), 0), static_cast<ssize_t>(now.size()));
-  EXPECT_NE(ParkReadUntil(a, "now!").find("now!"), std::string::npos);
+  EXPECT_NE(ReadAll(a, 5000, "now!").find("now!"), std::string::npos);
   ::close(a);
   server.Shutdown();
 }

@@ -110,6 +110,7 @@ test('on a PostgreSQL control store, a poll on an API server wakes at a flip mad
   const now = JSON.parse((await feed(port, 0, 0)).body).version;
   const polls = [];
   let version = now;
+  let flippedSeenAt = null;
   const start = await rest(api.base, ALICE, 'POST', `/v1/apps/${app}/move`, { dest_region: 'eu-west-1' });
   assert.equal(start.status, 202);
   // Follow the feed like an edge: each change (block, flip, unblock) wakes the poll.
@@ -121,9 +122,15 @@ test('on a PostgreSQL control store, a poll on an API server wakes at a flip mad
     polls.push({ version: body.version, ms: Date.now() - t0 });
     version = body.version;
     const entry = body.apps.find((a) => a.app_id === app);
+    if (entry.region === 'eu-west-1') flippedSeenAt ??= Date.now();
     if (entry.region === 'eu-west-1' && !entry.writes_blocked) break;
   }
   assert.ok(version >= now + 3, JSON.stringify(polls));  // block, flip, unblock
   const events = await rest(api.base, ALICE, 'GET', `/v1/apps/${app}/migrations/${start.body.migration_id}/events`);
-  assert.ok(events.body.events.some((e) => e.from === 'flipping_routing'));
+  const flip = events.body.events.find((e) => e.type === 'transition' && e.from === 'flipping_routing');
+  assert.ok(flip);
+  // Woken by the worker's NOTIFY, not by the API server's fallback read (once a second).
+  const late = flippedSeenAt - Date.parse(flip.ended_at);
+  console.log(`the API server's poll saw the worker's flip ${late} ms after it`);
+  assert.ok(late < 500, `seen ${late} ms after the flip`);
 });
