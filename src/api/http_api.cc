@@ -88,7 +88,9 @@ void HttpApi::Route(const std::string& method, const std::string& pattern, Handl
     // after an online move's pause (the write buffer), a streamed one cannot.
     const bool blob = IsBlobUpload(req);
     const std::string length = req.get_header_value("Content-Length");
-    const bool held = !length.empty() && std::stoll(length) <= kHeldBlobBytes;
+    const bool held = !length.empty() && length.size() <= 18 &&
+                      length.find_first_not_of("0123456789") == std::string::npos &&
+                      std::stoll(length) <= kHeldBlobBytes;
     if (stream && blob && !held) {
       httplib::Request copy = req;
       std::regex_match(copy.path, copy.matches, re);
@@ -465,11 +467,7 @@ void HttpApi::Register() {
   });
 
   // ---- admin
-  auto admin = [sys](const Req& req) -> Result<Caller> {
-    ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
-    if (!c.user.admin) return http::Forbidden("admin token required");
-    return c;
-  };
+  auto admin = [sys](const Req& req) { return http::RequireAdmin(sys->tokens(), req); };
   Route("GET", "/v1/admin/migrations/summary", [sys, admin](const Req& req, Res& res) {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       RETURN_IF_ERROR(admin(req).status());

@@ -27,6 +27,12 @@ Result<Caller> Authenticate(TokenCache* tokens, const httplib::Request& req) {
   return Caller{*user};
 }
 
+Result<Caller> RequireAdmin(TokenCache* tokens, const httplib::Request& req) {
+  ASSIGN_OR_RETURN(Caller c, Authenticate(tokens, req));
+  if (!c.user.admin) return Forbidden("admin token required");
+  return c;
+}
+
 Status CheckRequestText(const httplib::Request& req) {
   if (!IsValidUtf8(req.path)) return InvalidArgument("the request path is not valid UTF-8");
   for (const auto& [k, v] : req.params) {
@@ -108,12 +114,18 @@ Result<bool> BoolField(const json& body, const char* name, bool fallback) {
 }
 
 Result<int> IntParam(const httplib::Request& req, const char* name, int fallback, int max) {
+  ASSIGN_OR_RETURN(int64_t n, Int64Param(req, name, fallback, max));
+  return static_cast<int>(n);
+}
+
+Result<int64_t> Int64Param(const httplib::Request& req, const char* name, int64_t fallback,
+                           int64_t max) {
   if (!req.has_param(name)) return fallback;
   std::string v = req.get_param_value(name);
-  if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos) {
+  if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos) {
     return InvalidArgument(std::string("parameter '") + name + "' must be a non-negative integer");
   }
-  int n = std::stoi(v);
+  int64_t n = std::stoll(v);
   if (n > max) {
     return InvalidArgument(std::string("parameter '") + name + "' must be at most " +
                            std::to_string(max));

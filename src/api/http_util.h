@@ -22,6 +22,8 @@ struct Caller {
 
 // Bearer token -> user. Unauthorized (401) when missing or unknown.
 Result<Caller> Authenticate(TokenCache* tokens, const httplib::Request& req);
+// Authenticate, then 403 unless the caller is an admin.
+Result<Caller> RequireAdmin(TokenCache* tokens, const httplib::Request& req);
 // Refuses (400 invalid_request) a request whose path, query parameters or header values are
 // not valid UTF-8: everything the API keeps or echoes must be text.
 Status CheckRequestText(const httplib::Request& req);
@@ -40,6 +42,8 @@ Result<std::string> StringField(const nlohmann::json& body, const char* name, bo
 Result<bool> BoolField(const nlohmann::json& body, const char* name, bool fallback);
 // A non-negative integer query parameter with a default and a maximum.
 Result<int> IntParam(const httplib::Request& req, const char* name, int fallback, int max);
+Result<int64_t> Int64Param(const httplib::Request& req, const char* name, int64_t fallback,
+                           int64_t max);
 
 void Reply(httplib::Response& res, int status, const nlohmann::json& body);
 void ReplyError(httplib::Response& res, const Status& s);

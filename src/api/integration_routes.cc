@@ -2,6 +2,7 @@
 // waiting client) and the admin view of webhook deliveries.
 #include <httplib.h>
 
+#include <limits>
 #include <map>
 #include <mutex>
 
@@ -133,20 +134,6 @@ std::string RawUnavailable(const Status& s) {
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
-// An int64 query parameter >= 0; `fallback` when absent.
-Result<int64_t> Int64Param(const Req& req, const char* name, int64_t fallback) {
-  if (!req.has_param(name)) return fallback;
-  const std::string v = req.get_param_value(name);
-  char* end = nullptr;
-  errno = 0;
-  long long n = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || errno != 0 || n < 0) {
-    return InvalidArgument(std::string("query parameter ") + name +
-                           " must be a non-negative integer");
-  }
-  return static_cast<int64_t>(n);
-}
-
 }  // namespace
 
 void HttpApi::DetachFeed() {
@@ -176,11 +163,10 @@ void HttpApi::RegisterIntegration() {
   Route("GET", "/v1/routing", [feed, server, edge](const Req& req, Res& res) {
     Status s = edge(req);
     if (s.ok()) s = http::CheckRequestText(req);
-    auto since = Int64Param(req, "since", -1);
-    auto wait = Int64Param(req, "wait", 0);
+    auto since = http::Int64Param(req, "since", -1, std::numeric_limits<int64_t>::max());
+    auto wait = http::IntParam(req, "wait", 0, 60);
     if (s.ok() && !since.ok()) s = since.status();
     if (s.ok() && !wait.ok()) s = wait.status();
-    if (s.ok() && *wait > 60) s = InvalidArgument("wait is at most 60 seconds");
     if (s.ok() && *wait > 0 && *since < 0) s = InvalidArgument("wait needs since=VERSION");
     if (!s.ok()) return http::ReplyError(res, s);
     auto version = feed->Version(true);
@@ -223,12 +209,9 @@ void HttpApi::RegisterIntegration() {
   });
 
   Route("GET", "/v1/admin/webhooks/deliveries", [sys](const Req& req, Res& res) {
-    Status s = [&]() -> Status {
-      ASSIGN_OR_RETURN(http::Caller c, http::Authenticate(sys->tokens(), req));
-      if (!c.user.admin) return http::Forbidden("admin token required");
-      return Status::Ok();
-    }();
-    if (!s.ok()) return http::ReplyError(res, s);
+    if (auto c = http::RequireAdmin(sys->tokens(), req); !c.ok()) {
+      return http::ReplyError(res, c.status());
+    }
     std::string status = req.get_param_value("status");
     if (!status.empty() && status != kDeliveryPending && status != kDeliveryDelivered &&
         status != kDeliveryFailed) {

@@ -116,12 +116,20 @@ void System::Start(bool background) {
   // Deliveries have a lease of their own: a slow receiver never holds up replication.
   webhook_thread_ = std::thread([this] {
     const std::string owner = LeaseOwnerId();
-    // Renewed before every attempt, so it outlives the longest attempt by a margin; a process
-    // that died holding it is replaced within this long.
-    const int64_t lease_ms = 5'000 + webhooks_->max_attempt_ms();
+    // Outlives the longest attempt by a margin; a process that died holding it is replaced
+    // within this long.
+    constexpr int64_t kMarginMs = 5'000;
+    const int64_t lease_ms = kMarginMs + webhooks_->max_attempt_ms();
+    // Asked before every attempt; renews it (a store write) once half its margin has passed,
+    // so that an attempt started before the next renewal ends before the lease does.
+    int64_t renewed_at = 0;
     auto hold = [&] {
-      auto held = store_->TryLease("webhooks", owner, clock_->NowMs(), lease_ms);
-      return held.ok() && *held && !stop_.load();
+      if (stop_.load()) return false;
+      const int64_t now = clock_->NowMs();
+      if (renewed_at > 0 && now - renewed_at < kMarginMs / 2) return true;
+      auto held = store_->TryLease("webhooks", owner, now, lease_ms);
+      renewed_at = held.ok() && *held ? now : 0;
+      return renewed_at > 0;
     };
     while (!stop_.load()) {
       if (!hold()) {

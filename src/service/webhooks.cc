@@ -118,8 +118,9 @@ Result<int> WebhookDispatcher::RunOnce(const std::function<bool()>& keep_going) 
           Log(LogLevel::kError, "webhook_gave_up",
               {{"webhook", hook.name}, {"event", d.event.id}, {"error", error}});
         } else {
-          int shift = std::min(d.attempts - 1, 30);
-          int64_t wait = std::min(hook.max_backoff_ms, hook.min_backoff_ms << shift);
+          int64_t wait = hook.min_backoff_ms;  // doubled per attempt after the first, capped
+          for (int i = 1; i < d.attempts && wait < hook.max_backoff_ms; ++i) wait *= 2;
+          wait = std::min(wait, hook.max_backoff_ms);
           d.next_attempt_at_ms = now + wait;
           Log(LogLevel::kWarn, "webhook_attempt_failed",
               {{"webhook", hook.name},
