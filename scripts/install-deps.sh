@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages regionmove needs to build (and, with --test, to run its tests:
-# the PostgreSQL 15 server, Node.js and the MCP SDK; with --bench, also the peers of bench/run). Idempotent: when everything is present it prints nothing and
+# the PostgreSQL 15 server, nginx, Chromium, Node.js and the node test clients; with --bench, also
+# the peers of bench/run). Idempotent: when everything is present it prints nothing and
 # touches nothing.
 set -euo pipefail
 with_tests=0
@@ -21,6 +22,7 @@ if [ $with_tests = 1 ]; then
   pkgs+=(clang libclang-rt-14-dev)  # libFuzzer for the fuzz targets
   pkgs+=(postgresql-15)             # the server of the PostgreSQL tests (scripts/pg-regions)
   pkgs+=(nginx-light)               # the edge of the routing-feed tests (tests/node/edge.test.mjs)
+  pkgs+=(chromium fonts-dejavu-core) # the browser of the dashboard tests (tests/node/dashboard.test.mjs)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 fi
 if [ $with_bench = 1 ]; then pkgs+=(pgcopydb time wrk); fi  # the peers of bench/run from Debian
@@ -40,11 +42,12 @@ fi
 
 [ $with_tests = 1 ] || exit 0
 
-# The official MCP TypeScript SDK for the tests in tests/node, pinned by tests/node/package-lock.json.
+# The official MCP TypeScript SDK, playwright-core and axe-core (the dashboard tests drive Debian's
+# chromium; no browser is downloaded) for the tests in tests/node, pinned by its package-lock.json.
 root="$(cd "$(dirname "$0")/.." && pwd)"
 lock="$root/tests/node/package-lock.json"
 stamp="$root/tests/node/node_modules/.package-lock.json"
 if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
-  echo "installing the MCP test client (npm ci in tests/node)"
+  echo "installing the node test clients (npm ci in tests/node)"
   npm ci --prefix "$root/tests/node" --no-audit --no-fund --loglevel=error >/dev/null
 fi

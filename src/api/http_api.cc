@@ -56,6 +56,7 @@ Result<std::unique_ptr<HttpApi>> HttpApi::Make(System* system, Metrics* metrics)
   api->RegisterDataRoutes();
   api->RegisterMcp();
   api->RegisterIntegration();
+  api->RegisterUi();
   return api;
 }
 
@@ -512,7 +513,9 @@ void HttpApi::Register() {
         regions.push_back({{"slug", r.slug},
                            {"status", r.status},
                            {"apps", it == per.end() ? 0 : it->second.first},
-                           {"bytes", it == per.end() ? 0 : it->second.second}});
+                           {"bytes", it == per.end() ? 0 : it->second.second},
+                           {"max_apps", r.max_apps},
+                           {"max_bytes", r.max_bytes}});
       }
       for (const auto& [slug, v] : per) {
         if (!sys->config().FindRegion(slug)) {

@@ -50,6 +50,7 @@ class HttpApi {
   void RegisterDataRoutes();
   void RegisterMcp();
   void RegisterIntegration();
+  void RegisterUi();
   void DetachFeed();
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
   // A handler that reads the body itself, as it arrives (blob uploads).

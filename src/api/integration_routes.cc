@@ -1,15 +1,18 @@
 // SPEC §7 "Integration": the routing feed (GET /v1/routing, long-polled without a thread per
-// waiting client) and the admin view of webhook deliveries.
+// waiting client), the event stream of the outbox (GET /v1/events, long-polled the same way)
+// and the admin view of webhook deliveries.
 #include <httplib.h>
 
 #include <limits>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "api/http_api.h"
 #include "api/http_util.h"
 #include "api/views.h"
 #include "common/clock.h"
+#include "service/webhooks.h"
 
 namespace regionmove {
 
@@ -17,32 +20,66 @@ using nlohmann::json;
 using Req = httplib::Request;
 using Res = httplib::Response;
 
-// The feed's version and body, shared by every client: the version is read from the store at
-// most every fresh_ms_ (however many clients wait), the body rendered once per version.
-class RoutingFeed {
+// A counter of the store that many waiting clients ask for (the routing version, the outbox's
+// end), read from the store at most every fresh_ms_ however many ask. PostgreSQL notifies every
+// process of each change (Forget()), so its reads are a fallback for a lost notification;
+// SQLite hears only of this process's changes, so other processes' (workers sharing the file)
+// are found by reading often.
+class StoreCounter {
  public:
-  // PostgreSQL notifies every process of each change (Changed()), so its reads are a fallback
-  // for a lost notification; SQLite hears only of this process's changes, so other processes'
-  // (workers sharing the file) are found by reading often.
-  explicit RoutingFeed(System* sys)
-      : sys_(sys), fresh_ms_(sys->config().control_store_engine == "postgres" ? 1000 : 8) {}
+  StoreCounter(std::function<Result<int64_t>()> read, int64_t fresh_ms)
+      : read_(std::move(read)), fresh_ms_(fresh_ms) {}
 
-  // The routing version, at most fresh_ms_ old (fresh when `exact`).
-  Result<int64_t> Version(bool exact) {
+  // The counter, at most fresh_ms_ old (fresh when `exact`).
+  Result<int64_t> Get(bool exact) {
     std::lock_guard<std::mutex> lock(mu_);
     int64_t now = HttpServer::SteadyNowMs();
-    if (exact || version_ == 0 || now - read_at_ >= fresh_ms_) {
-      ASSIGN_OR_RETURN(version_, sys_->store()->RoutingVersion());
+    if (exact || !known_ || now - read_at_ >= fresh_ms_) {
+      ASSIGN_OR_RETURN(value_, read_());
       read_at_ = now;
+      known_ = true;
     }
-    return version_;
+    return value_;
+  }
+  // A change committed: the next Get reads the store.
+  void Forget() {
+    std::lock_guard<std::mutex> lock(mu_);
+    known_ = false;
   }
 
-  // A change committed: forgets the version read last and asks the parked polls again.
+ private:
+  const std::function<Result<int64_t>()> read_;
+  const int64_t fresh_ms_;
+  std::mutex mu_;
+  bool known_ = false;
+  int64_t value_ = 0, read_at_ = 0;
+};
+
+namespace {
+bool OnPostgres(System* sys) { return sys->config().control_store_engine == "postgres"; }
+}  // namespace
+
+// The routing feed's version and body, shared by every client: the body rendered once per
+// version. Also the hub of the store's change notifications: it wakes every parked request of
+// the server (routing polls and event polls alike) when a change commits.
+class RoutingFeed {
+ public:
+  explicit RoutingFeed(System* sys)
+      : sys_(sys),
+        version_([sys] { return sys->store()->RoutingVersion(); }, OnPostgres(sys) ? 1000 : 8),
+        outbox_end_([sys] { return sys->store()->OutboxEnd(); }, OnPostgres(sys) ? 1000 : 100) {}
+
+  // The routing version, at most a few milliseconds old (fresh when `exact`).
+  Result<int64_t> Version(bool exact) { return version_.Get(exact); }
+  // The outbox's last sequence number, at most 100 ms old (a second on PostgreSQL, whose
+  // notifications make it fresh at once).
+  Result<int64_t> OutboxEnd(bool exact) { return outbox_end_.Get(exact); }
+
+  // A change committed: forgets the counters read last and asks the parked requests again.
   void Changed() {
+    version_.Forget();
+    outbox_end_.Forget();
     std::lock_guard<std::mutex> lock(mu_);
-    read_at_ = 0;
-    version_ = 0;
     if (server_) server_->WakeParked();
   }
   void Attach(HttpServer* server) {
@@ -104,10 +141,9 @@ class RoutingFeed {
   }
 
   System* sys_;
-  const int64_t fresh_ms_;
+  StoreCounter version_, outbox_end_;
   HttpServer* server_ = nullptr;  // whose parked polls Changed() wakes; null once it is gone
   std::mutex mu_, render_mu_;
-  int64_t version_ = 0, read_at_ = 0;
   std::shared_ptr<const std::string> body_;
   int64_t body_version_ = 0;
 };
@@ -116,16 +152,53 @@ namespace {
 
 std::string Etag(int64_t v) { return "\"" + std::to_string(v) + "\""; }
 
-// A whole HTTP/1.1 response, for a parked request (written by the connection layer).
-std::string RawResponse(int status, const char* reason, int64_t version, const std::string& body) {
-  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason +
-                    "\r\nETag: " + Etag(version) + "\r\nCache-Control: no-cache\r\n";
+// A whole HTTP/1.1 response, for a parked request (written by the connection layer);
+// `headers` are whole lines, each ending in CRLF.
+std::string RawResponse(int status, const char* reason, const std::string& headers,
+                        const std::string& body) {
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n" + headers;
   if (status != 304) {
     out +=
         "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
   return out + "\r\n" + (status == 304 ? "" : body);
 }
+
+std::string FeedHeaders(int64_t version) {
+  return "ETag: " + Etag(version) + "\r\nCache-Control: no-cache\r\n";
+}
+
+// One page of GET /v1/events: the outbox entries after `after` that `owner` may see (all when
+// it is empty: an admin), of app `app` only when it is given; `next` is where the next page
+// starts (past entries the caller may not see, too).
+struct EventsPage {
+  json events = json::array();
+  int64_t next = 0;
+};
+
+Result<EventsPage> ReadEvents(System* sys, const std::string& owner, const std::string& app,
+                              int64_t after) {
+  constexpr int kPage = 100;
+  ASSIGN_OR_RETURN(auto entries, sys->store()->ListOutbox(after, kPage));
+  EventsPage page;
+  page.next = after;
+  std::set<std::string> visible;
+  if (app.empty() && !owner.empty() && !entries.empty()) {
+    ASSIGN_OR_RETURN(auto apps, sys->store()->ListApps(owner));
+    for (const auto& a : apps) visible.insert(a.id);
+  }
+  for (const auto& e : entries) {
+    page.next = e.seq;
+    bool shown = !app.empty() ? e.app_id == app : owner.empty() || visible.count(e.app_id) > 0;
+    if (!shown) continue;
+    json j = WebhookDispatcher::Payload(e);
+    j["seq"] = e.seq;
+    page.events.push_back(std::move(j));
+  }
+  return page;
+}
+
+json EventsJson(const EventsPage& page) { return {{"events", page.events}, {"next", page.next}}; }
 
 std::string RawUnavailable(const Status& s) {
   std::string body = ErrorJson(s).dump();
@@ -148,7 +221,7 @@ void HttpApi::RegisterIntegration() {
   // Parked polls are asked again the moment a change commits, not at their next tick. (The
   // listener keeps the feed alive; ~HttpApi detaches the server from it.)
   feed->Attach(server);
-  sys->store()->SetRoutingListener([feed] { feed->Changed(); });
+  sys->store()->SetChangeListener([feed] { feed->Changed(); });
 
   // Admins, and users the config gives role = "edge".
   auto edge = [sys](const Req& req) -> Status {
@@ -187,11 +260,11 @@ void HttpApi::RegisterIntegration() {
         if (!v.ok()) return RawUnavailable(v.status());
         if (*v <= after) {
           if (!timed_out) return std::nullopt;
-          return RawResponse(304, "Not Modified", *v, "");
+          return RawResponse(304, "Not Modified", FeedHeaders(*v), "");
         }
         auto body = feed->Body();
         if (!body.ok()) return RawUnavailable(body.status());
-        return RawResponse(200, "OK", body->first, *body->second);
+        return RawResponse(200, "OK", FeedHeaders(body->first), *body->second);
       };
       if (server->Park(std::move(p))) return;
       res.set_header("Retry-After", "1");
@@ -206,6 +279,53 @@ void HttpApi::RegisterIntegration() {
     res.set_header("ETag", Etag(body->first));
     res.set_header("Cache-Control", "no-cache");
     res.set_content(*body->second, "application/json");
+  });
+
+  // The change stream of the dashboard (and of any client): what the outbox says, as the
+  // caller may see it, long-polled like the routing feed (parked, no thread per client).
+  Route("GET", "/v1/events", [sys, feed, server](const Req& req, Res& res) {
+    auto caller = http::Authenticate(sys->tokens(), req);
+    if (!caller.ok()) return http::ReplyError(res, caller.status());
+    const std::string owner = caller->owner();
+    auto after = http::Int64Param(req, "after", -1, std::numeric_limits<int64_t>::max());
+    auto wait = http::IntParam(req, "wait", 0, 60);
+    Status s = !after.ok() ? after.status() : !wait.ok() ? wait.status() : Status::Ok();
+    const std::string app = req.get_param_value("app");
+    if (s.ok() && !app.empty()) s = sys->migrations()->OwnedApp(owner, app).status();
+    if (!s.ok()) return http::ReplyError(res, s);
+    res.set_header("Cache-Control", "no-store");
+    if (*after < 0) {  // where the stream is now: a client starts from here
+      auto end = feed->OutboxEnd(true);
+      if (!end.ok()) return http::ReplyError(res, end.status());
+      return http::Reply(res, 200, {{"events", json::array()}, {"next", *end}});
+    }
+    auto page = ReadEvents(sys, owner, app, *after);
+    if (!page.ok()) return http::ReplyError(res, page.status());
+    if (!page->events.empty() || *wait == 0 || req.method == "HEAD") {
+      return http::Reply(res, 200, EventsJson(*page));
+    }
+    ParkedRequest p;
+    p.deadline_ms = HttpServer::SteadyNowMs() + *wait * 1000;
+    p.answer = [sys, feed, owner, app,
+                cursor = page->next](bool timed_out) mutable -> std::optional<std::string> {
+      auto end = feed->OutboxEnd(false);
+      if (!end.ok()) return RawUnavailable(end.status());
+      EventsPage next;
+      next.next = cursor;
+      if (*end > cursor) {
+        auto read = ReadEvents(sys, owner, app, cursor);
+        if (!read.ok()) return RawUnavailable(read.status());
+        next = std::move(read).value();
+        cursor = next.next;
+      }
+      if (next.events.empty() && !timed_out) return std::nullopt;
+      return RawResponse(200, "OK", "Cache-Control: no-store\r\n", EventsJson(next).dump());
+    };
+    if (server->Park(std::move(p))) return;
+    res.set_header("Retry-After", "1");
+    return http::ReplyError(
+        res, Status(StatusCode::kUnavailable, "too many clients wait for changes; retry",
+                    "too_many_waiting"));
   });
 
   Route("GET", "/v1/admin/webhooks/deliveries", [sys](const Req& req, Res& res) {

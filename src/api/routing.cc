@@ -70,10 +70,11 @@ bool IsBlobUpload(const httplib::Request& req) {
 std::string NormalizeRoute(const std::string& path) {
   // Literal segments that routes use; anything else is a parameter or an unknown path.
   static const char* kLiterals[] = {
-      "v1",      "apps",    "migrations",      "active", "events",  "abort",
-      "reverse", "move",    "source-replicas", "admin",  "summary", "region-state",
-      "repair",  "regions", "healthz",         "debris", "metrics", "mcp",
-      "tables",  "blobs",   "functions",       "env",    "cron",    "domains"};
+      "v1",      "apps",    "migrations",      "active",    "events",  "abort",
+      "reverse", "move",    "source-replicas", "admin",     "summary", "region-state",
+      "repair",  "regions", "healthz",         "debris",    "metrics", "mcp",
+      "tables",  "blobs",   "functions",       "env",       "cron",    "domains",
+      "ui",      "routing", "webhooks",        "deliveries"};
   auto literal = [](const std::string& s) {
     for (const char* l : kLiterals) {
       if (s == l) return true;

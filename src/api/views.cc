@@ -29,6 +29,13 @@ json MigrationJson(const Migration& m, bool reversible, int64_t eta_seconds) {
   const Plan& plan = m.plan();
   int index = plan.Index(m.current_step);
   if (index < 0) index = plan.Index(m.stopped_at);
+  // The plan's steps with their labels: what a timeline shows, done, running and to come.
+  json steps = json::array();
+  for (Step s : plan.steps()) {
+    steps.push_back(
+        {{"step", StepName(s)},
+         {"label", StepLabel(s, m.source_region, m.dest_region, m.reverse_path == "fast")}});
+  }
   return {
       {"migration_id", m.id},
       {"app_id", m.app_id},
@@ -72,6 +79,7 @@ json MigrationJson(const Migration& m, bool reversible, int64_t eta_seconds) {
          resources.contains("sync_lag")
              ? resources["sync_lag"].value("predicted_block_seconds", json())
              : json()}}},
+      {"steps", steps},
       {"resources", resources}};
 }
 

@@ -32,17 +32,18 @@ Status WebhookDispatcher::StartAll() {
   return Status::Ok();
 }
 
-std::string WebhookDispatcher::Body(const WebhookEvent& e) {
+nlohmann::json WebhookDispatcher::Payload(const WebhookEvent& e) {
   nlohmann::json data = nlohmann::json::parse(e.data, nullptr, false);
   if (data.is_discarded()) data = nlohmann::json::object();
-  return nlohmann::json{{"id", e.id},
-                        {"type", e.type},
-                        {"created_at", FormatTimeMs(e.created_at_ms)},
-                        {"app_id", e.app_id},
-                        {"migration_id", e.migration_id},
-                        {"data", data}}
-      .dump();
+  return {{"id", e.id},
+          {"type", e.type},
+          {"created_at", FormatTimeMs(e.created_at_ms)},
+          {"app_id", e.app_id},
+          {"migration_id", e.migration_id},
+          {"data", data}};
 }
+
+std::string WebhookDispatcher::Body(const WebhookEvent& e) { return Payload(e).dump(); }
 
 std::string WebhookDispatcher::Signature(const std::string& secret, int64_t timestamp,
                                          const std::string& body) {

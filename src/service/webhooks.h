@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ class WebhookDispatcher {
   // The longest one attempt can take (the largest timeout_ms).
   int64_t max_attempt_ms() const;
 
+  // An event as receivers see it: {id, type, created_at, app_id, migration_id, data} (also the
+  // entries of GET /v1/events).
+  static nlohmann::json Payload(const WebhookEvent& e);
   // The body and headers of one delivery attempt (exposed for tests).
   static std::string Body(const WebhookEvent& e);
   // "sha256=" + hex HMAC-SHA256 of "<timestamp>.<body>" under `secret`.

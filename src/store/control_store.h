@@ -144,12 +144,17 @@ class ControlStore {
   virtual Result<int64_t> RoutingVersion() = 0;
   // Every app, route and write block with the version they make up, in one transaction.
   virtual Result<RoutingTable> GetRoutingTable() = 0;
-  // `fn` is called soon after a change of the routing version commits: this process's changes
-  // on SQLite, every process's on PostgreSQL (where other processes' changes are otherwise seen
-  // by polling RoutingVersion). Spurious calls are allowed; `fn` must be quick and must not call
-  // the store. Replaces the previous listener (nullptr clears it); once it returns, the previous
-  // one is no longer called.
-  virtual void SetRoutingListener(std::function<void()> fn) = 0;
+  // `fn` is called soon after a change of the routing version or a new outbox entry commits:
+  // this process's changes on SQLite, every process's on PostgreSQL (where other processes'
+  // changes are otherwise seen by polling RoutingVersion and OutboxEnd). Spurious calls are
+  // allowed; `fn` must be quick and must not call the store. Replaces the previous listener
+  // (nullptr clears it); once it returns, the previous one is no longer called.
+  virtual void SetChangeListener(std::function<void()> fn) = 0;
+  // The outbox's last sequence number, 0 when it is empty (cheap: waiting clients ask it often).
+  virtual Result<int64_t> OutboxEnd() = 0;
+  // The outbox entries after `after_seq`, oldest first, at most `limit`: the change stream of
+  // GET /v1/events (sequence order is commit order, so a reader's position never skips one).
+  virtual Result<std::vector<WebhookEvent>> ListOutbox(int64_t after_seq, int limit) = 0;
   // Starts delivering to webhook `name` from the outbox's current end, unless it has a
   // position already (kept across restarts and config reloads). Idempotent.
   virtual Status StartWebhook(const std::string& name) = 0;

@@ -55,6 +55,7 @@ inline constexpr const char* kInsertOutbox =
 inline constexpr const char* kStartWebhook =
     "INSERT INTO webhook_cursors(webhook, seq) SELECT $1, COALESCE(MAX(seq), 0) FROM outbox "
     "WHERE true ON CONFLICT (webhook) DO NOTHING";
+inline constexpr const char* kOutboxEnd = "SELECT COALESCE(MAX(seq), 0) FROM outbox";
 inline constexpr const char* kOutboxColumns =
     "seq, id, type, app_id, migration_id, created_at_ms, data";
 inline constexpr const char* kQueueDelivery =

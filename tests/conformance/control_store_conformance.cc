@@ -1000,6 +1000,51 @@ TEST_P(ControlStoreConformance, OutboxAnnouncesEveryStateChangeOfAMoveInOrder) {
             StatusCode::kNotFound);
 }
 
+TEST_P(ControlStoreConformance, OutboxReadsInOrderFromAnyPositionAndWakesTheListener) {
+  std::atomic<int> heard{0};
+  store_->SetChangeListener([&] { heard++; });
+  ASSERT_OK_AND_ASSIGN(int64_t empty_end, store_->OutboxEnd());
+  ASSERT_OK_AND_ASSIGN(auto none, store_->ListOutbox(empty_end, 10));
+  EXPECT_TRUE(none.empty());
+  const std::string app = "app_aaaaaaaaaaaa";
+  ASSERT_OK(store_->CreateApp(MakeApp(app)));  // a routing change: heard too
+  auto wait_heard = [&] {
+    for (int i = 0; i < 200 && heard.load() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return heard.load();
+  };
+  // (Not asserted: PostgreSQL's listener may not have connected yet, in a store this young.)
+  wait_heard();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // late notifications of it
+  heard = 0;
+  // A migration created changes no route: the listener hears of its outbox entry alone
+  // (PostgreSQL: through NOTIFY, asynchronously).
+  ASSERT_OK(store_->CreateMigration(MakeMigration("m1", app)));
+  EXPECT_GT(wait_heard(), 0);
+  ASSERT_OK_AND_ASSIGN(auto c, store_->ClaimNext("w", 1000, 60000));
+  Migration m = *c;
+  ASSERT_OK(Walk(*store_, m, Step::kReservingDest));
+  ASSERT_OK(Walk(*store_, m, Step::kBlockingWrites));
+  ASSERT_OK_AND_ASSIGN(int64_t end, store_->OutboxEnd());
+  ASSERT_OK_AND_ASSIGN(auto all, store_->ListOutbox(empty_end, 100));
+  // started, step_changed x2, writes_blocked.
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all.front().type, "migration.started");
+  EXPECT_EQ(all.back().type, "migration.writes_blocked");
+  EXPECT_EQ(all.back().seq, end);
+  for (size_t i = 1; i < all.size(); ++i) EXPECT_GT(all[i].seq, all[i - 1].seq);
+  // From a position within: only what follows it, and at most `limit`.
+  ASSERT_OK_AND_ASSIGN(auto tail, store_->ListOutbox(all[1].seq, 1));
+  ASSERT_EQ(tail.size(), 1u);
+  EXPECT_EQ(tail[0].seq, all[2].seq);
+  EXPECT_EQ(tail[0].app_id, app);
+  EXPECT_EQ(tail[0].migration_id, "m1");
+  ASSERT_OK_AND_ASSIGN(auto after_end, store_->ListOutbox(end, 100));
+  EXPECT_TRUE(after_end.empty());
+  store_->SetChangeListener(nullptr);
+}
+
 TEST_P(ControlStoreConformance, AnAppsFailingDeliveryHoldsOnlyThatAppsLaterEvents) {
   ASSERT_OK(store_->StartWebhook("hook"));
   for (std::string app : {"app_aaaaaaaaaaaa", "app_bbbbbbbbbbbb"}) {

@@ -151,7 +151,7 @@ constexpr int kCapacityLock = 3;  // object: hashtext(region)
 constexpr int kOutboxLock = 4;
 
 constexpr const char* kWorkChannel = "regionmove_work";
-constexpr const char* kRoutingChannel = "regionmove_routing";
+constexpr const char* kChangeChannel = "regionmove_changes";  // routing and outbox
 const std::string kNotifyWork = std::string("SELECT pg_notify('") + kWorkChannel + "', '')";
 
 // Takes lease $1 for owner $2 at time $3 until $4 unless another owner's lease is live; a row
@@ -308,7 +308,7 @@ void PgControlStore::Listen() {
       conn.reset();
       auto c = Conn::Open(conninfo_, "control store listener");
       if (c.ok() && (*c)->Exec(std::string("LISTEN ") + kWorkChannel).ok() &&
-          (*c)->Exec(std::string("LISTEN ") + kRoutingChannel).ok()) {
+          (*c)->Exec(std::string("LISTEN ") + kChangeChannel).ok()) {
         conn = std::move(c).value();
       } else {
         std::this_thread::sleep_for(std::chrono::seconds(1));
@@ -322,13 +322,13 @@ void PgControlStore::Listen() {
     timeval tv{0, 200'000};  // wakes to check stop_
     if (select(fd + 1, &set, nullptr, nullptr, &tv) < 0) continue;
     if (!PQconsumeInput(conn->raw())) continue;  // broken: reconnect above
-    bool work = false, routing = false;
+    bool work = false, changed = false;
     while (PGnotify* n = PQnotifies(conn->raw())) {
-      (std::string(n->relname) == kRoutingChannel ? routing : work) = true;
+      (std::string(n->relname) == kChangeChannel ? changed : work) = true;
       PQfreemem(n);
     }
     if (work) work_.Notify();
-    if (routing) routing_listener_();
+    if (changed) change_listener_();
   }
 }
 
@@ -563,9 +563,10 @@ Status PgControlStore::Announce(Conn& c, const std::vector<WebhookEvent>& events
                             Args(e.id, e.type, e.app_id, e.migration_id, e.created_at_ms, e.data))
                         .status());
   }
-  if (!routing_changed) return Status::Ok();
-  RETURN_IF_ERROR(c.Exec(kBumpRouting).status());
-  return c.Exec(std::string("SELECT pg_notify('") + kRoutingChannel + "', '')").status();
+  if (routing_changed) RETURN_IF_ERROR(c.Exec(kBumpRouting).status());
+  if (events.empty() && !routing_changed) return Status::Ok();
+  // Delivered at commit, to every process's listener (a rollback sends nothing).
+  return c.Exec(std::string("SELECT pg_notify('") + kChangeChannel + "', '')").status();
 }
 
 Status PgControlStore::WriteMigration(Conn& c, const Migration& m, int64_t expected_epoch,
@@ -819,6 +820,22 @@ Result<std::vector<MigrationEvent>> PgControlStore::ListEvents(const std::string
 }
 
 // ---------------------------------------------------------------- integration
+
+Result<int64_t> PgControlStore::OutboxEnd() {
+  int64_t end = 0;
+  RETURN_IF_ERROR(Read([&](Conn& c) {
+    ASSIGN_OR_RETURN(Rows r, c.Exec(kOutboxEnd));
+    end = r.Int(0, 0);
+    return Status::Ok();
+  }));
+  return end;
+}
+
+Result<std::vector<WebhookEvent>> PgControlStore::ListOutbox(int64_t after_seq, int limit) {
+  return Select<WebhookEvent>(
+      std::string("SELECT ") + kOutboxColumns + " FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+      Args(after_seq, limit), [](const Row& r) { return ReadWebhookEvent(r); });
+}
 
 Result<int64_t> PgControlStore::RoutingVersion() {
   int64_t v = 0;

@@ -100,9 +100,9 @@ class PgControlStore final : public ControlStore {
 
   Result<int64_t> RoutingVersion() override;
   Result<RoutingTable> GetRoutingTable() override;
-  void SetRoutingListener(std::function<void()> fn) override {
-    routing_listener_.Set(std::move(fn));
-  }
+  void SetChangeListener(std::function<void()> fn) override { change_listener_.Set(std::move(fn)); }
+  Result<int64_t> OutboxEnd() override;
+  Result<std::vector<WebhookEvent>> ListOutbox(int64_t after_seq, int limit) override;
   Status StartWebhook(const std::string& name) override;
   Result<int> QueueWebhookDeliveries(const std::string& name,
                                      const std::vector<std::string>& patterns, int64_t now_ms,
@@ -154,7 +154,7 @@ class PgControlStore final : public ControlStore {
   pg::Pool pool_;
 
   Wakeup work_;
-  Callback routing_listener_;  // notified by the listener thread on each notification
+  Callback change_listener_;  // notified by the listener thread on each notification
   std::atomic<bool> stop_{false};
   std::thread listener_;
 };

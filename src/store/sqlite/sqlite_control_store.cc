@@ -84,7 +84,7 @@ Status SqliteControlStore::Batch::Leave() {
   s->batch_open_ = false;
   s->durable_id_ = id_;
   s->batch_done_.notify_all();
-  if (std::exchange(s->routing_changed_, false) && committed.ok()) s->routing_listener_();
+  if (std::exchange(s->announced_, false) && committed.ok()) s->change_listener_();
   return committed;
 }
 
@@ -365,10 +365,11 @@ Status SqliteControlStore::AnnounceLocked(const std::vector<WebhookEvent>& event
     ASSIGN_OR_RETURN(Stmt ins, db_->Prepare(kInsertOutbox));
     RETURN_IF_ERROR(
         ins.BindAll(e.id, e.type, e.app_id, e.migration_id, e.created_at_ms, e.data).Run());
+    announced_ = true;
   }
   if (!routing_changed) return Status::Ok();
   ASSIGN_OR_RETURN(Stmt bump, db_->Prepare(kBumpRouting));
-  routing_changed_ = true;
+  announced_ = true;
   return bump.Run();
 }
 
@@ -683,6 +684,21 @@ Result<int64_t> SqliteControlStore::RoutingVersion() {
   ASSIGN_OR_RETURN(bool row, q.Step());
   if (!row) return Permanent("routing_state has no row");
   return q.Int(0);
+}
+
+Result<int64_t> SqliteControlStore::OutboxEnd() {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  ASSIGN_OR_RETURN(Stmt q, read_db_->Prepare(kOutboxEnd));
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  return row ? q.Int(0) : 0;
+}
+
+Result<std::vector<WebhookEvent>> SqliteControlStore::ListOutbox(int64_t after_seq, int limit) {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  ASSIGN_OR_RETURN(Stmt q, read_db_->Prepare(std::string("SELECT ") + kOutboxColumns +
+                                             " FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"));
+  q.BindAll(after_seq, limit);
+  return sqlite::Collect<WebhookEvent>(q, [](const Stmt& r) { return ReadWebhookEvent(r); });
 }
 
 Result<RoutingTable> SqliteControlStore::GetRoutingTable() {

@@ -73,9 +73,9 @@ class SqliteControlStore final : public ControlStore {
 
   Result<int64_t> RoutingVersion() override;
   Result<RoutingTable> GetRoutingTable() override;
-  void SetRoutingListener(std::function<void()> fn) override {
-    routing_listener_.Set(std::move(fn));
-  }
+  void SetChangeListener(std::function<void()> fn) override { change_listener_.Set(std::move(fn)); }
+  Result<int64_t> OutboxEnd() override;
+  Result<std::vector<WebhookEvent>> ListOutbox(int64_t after_seq, int limit) override;
   Status StartWebhook(const std::string& name) override;
   Result<int> QueueWebhookDeliveries(const std::string& name,
                                      const std::vector<std::string>& patterns, int64_t now_ms,
@@ -135,8 +135,9 @@ class SqliteControlStore final : public ControlStore {
   int64_t batch_id_ = 0, durable_id_ = 0;
   std::map<int64_t, Status> failed_batches_;  // the latest few whose commit failed
   Wakeup work_;  // notified on each change that can make a migration claimable
-  Callback routing_listener_;
-  bool routing_changed_ = false;  // the open batch bumped the routing version (guarded by mu_)
+  Callback change_listener_;
+  bool announced_ = false;  // the open batch bumped the routing version or wrote the outbox
+                            // (guarded by mu_)
   std::unique_ptr<sqlite::Db> db_;
   // Reads of migrations (the guard asks for every write, clients poll) on a connection of their
   // own: they see what is committed, and wait neither for the store's mutex nor for a batch's
