@@ -299,6 +299,41 @@ test('every page passes axe-core, fits a phone-width screen, and an idle dashboa
   await phone.context().close();
 });
 
+test('a migration that needs repair says so, and the admin repairs it from the page', async () => {
+  // A step after the cutover that fails twice with two attempts allowed: needs_repair.
+  const config = makeConfig('max_attempts = 2\n', 'sqlite',
+    `[[users]]\nname = "root"\ntoken = "${ADMIN}"\nadmin = true\n`);
+  const broken = await startServer(config, { REGIONMOVE_FAULTS: 'unblocking_writes=error:2' });
+  const app = await createAppWithBlob(broken.base, ALICE, 5);
+  const move = await rest(broken.base, ALICE, 'POST', `/v1/apps/${app}/move`, { dest_region: 'eu-west-1' });
+  assert.equal(move.status, 202);
+  const url = `${broken.base}/ui/${migrationUrl(app, move.body.migration_id)}`;
+  const page = await newPage();
+  await page.goto(`${broken.base}/ui/`);
+  await page.getByLabel('API token').fill(ALICE);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Apps' }).waitFor();
+  await page.goto(url);
+  await page.getByRole('alert').filter({ hasText: 'Needs repair' }).waitFor({ timeout: 30000 });
+  assert.match(await page.getByRole('alert').filter({ hasText: 'Needs repair' }).innerText(), /Ask an admin/);
+  assert.equal(await page.locator('#repair').count(), 0, 'a user gets no Repair button');
+  await page.context().close();
+
+  const admin = await newPage();
+  await admin.goto(`${broken.base}/ui/`);
+  await admin.getByLabel('API token').fill(ADMIN);
+  await admin.getByRole('button', { name: 'Sign in' }).click();
+  await admin.getByRole('heading', { level: 1, name: 'Apps' }).waitFor();
+  await admin.goto(url);
+  await admin.getByRole('button', { name: 'Repair…' }).click();
+  await admin.getByRole('dialog', { name: 'Repair this migration?' }).getByRole('button', { name: 'Repair' }).click();
+  await admin.locator('p', { hasText: 'Done: the app is served from eu-west-1' }).waitFor({ timeout: 30000 });
+  assert.equal(await admin.locator('#repair').count(), 0);
+  assert.equal((await rest(broken.base, ALICE, 'GET', `/v1/apps/${app}`)).body.region, 'eu-west-1');
+  await admin.context().close();
+  await broken.stop();
+});
+
 test('GET /v1/events: a change stream per caller, long-polled, with clear errors', async () => {
   const base = server.base;
   const start = await rest(base, ALICE, 'GET', '/v1/events');
