@@ -110,13 +110,15 @@ for (const r of rows) {
   console.log(`${r.what.padEnd(38)} ${r.cpu.toFixed(2).padStart(6)} ${(100 * r.cpu / seconds).toFixed(2).padStart(6)}% ${(r.requests * 60 / seconds).toFixed(1).padStart(10)}`);
 }
 console.log(`peak RSS of the server: ${rss().toFixed(1)} MiB`);
-const [, dash, peer] = rows;
+// What the clients add to the server's own idle cost (its saga workers polling the store).
+const [idle, dash, peer] = rows;
+const added = (r) => Math.max(0, r.cpu - idle.cpu) * 60 / seconds;
 console.log('RESULT ' + JSON.stringify({
-  work: `${n} idle dashboards, server CPU seconds per minute`,
+  work: `${n} idle dashboards: server CPU seconds per minute added`,
   command: `node bench/dashboard_idle.mjs ${seconds} ${n}`,
-  ours: dash.cpu * 60 / seconds, unit: 'CPU s/min', peer: `${n} pollers every 2 s`,
-  peer_value: peer.cpu * 60 / seconds, ratio: peer.cpu > 0 ? dash.cpu / peer.cpu : null,
-  rss_mib: rss(), target: 'nothing measurable (< 1 % of a core)', met: dash.cpu / seconds < 0.01,
+  ours: added(dash), unit: 'CPU s/min', peer: `${n} clients polling every 2 s`,
+  peer_value: added(peer), ratio: added(peer) > 0 ? added(dash) / added(peer) : null,
+  rss_mib: rss(), target: 'nothing measurable (< 0.6 CPU s/min: 1 % of a core)', met: added(dash) < 0.6,
 }));
 server.kill('SIGTERM');
 rmSync(dir, { recursive: true, force: true });

@@ -167,9 +167,7 @@ class MemoryStream final : public httplib::Stream {
 thread_local ConnStream* tl_conn = nullptr;
 thread_local std::optional<ParkedRequest>* tl_park = nullptr;
 
-constexpr int64_t kParkTickMs = 10;
-constexpr int64_t kQueuedMs = 1000;  // the longest a new connection waits for a thread  // how
-                                     // often parked requests are asked while waiting
+constexpr int64_t kQueuedMs = 1000;  // the longest a new connection waits for a thread
 
 std::string ListenError(const std::string& host, int port, int err) {
   std::string addr = host + ":" + std::to_string(port);
@@ -390,13 +388,18 @@ void HttpServer::ParkLoop() {
     }
     if (stopping_) break;
     int64_t now = NowMs();
-    int64_t timeout = -1;
-    if (!mine.empty()) timeout = kParkTickMs;
+    int64_t timeout = -1;  // until the next request is due to be asked
+    for (const auto& p : mine) {
+      int64_t due = std::max<int64_t>(0, std::min(p.next_ask_ms, p.req.deadline_ms) - now);
+      timeout = timeout < 0 ? due : std::min(timeout, due);
+    }
     fds.assign(1, pollfd{park_pipe_[0], POLLIN, 0});
     for (const auto& p : mine) fds.push_back(pollfd{p.fd, POLLIN, 0});
     int r = ::poll(fds.data(), fds.size(), static_cast<int>(timeout));
     if (r < 0 && errno != EINTR) break;
+    bool woken = false;  // WakeParked(): ask every one
     if (fds[0].revents & POLLIN) {
+      woken = true;
       char buf[256];
       while (::read(park_pipe_[0], buf, sizeof(buf)) > 0) {
       }
@@ -407,15 +410,21 @@ void HttpServer::ParkLoop() {
       Parked& p = mine[i];
       // A parked client sends nothing: readable means it hung up (or broke the protocol).
       bool gone = (fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+      bool timed_out = now >= p.req.deadline_ms;
+      if (!gone && !woken && !timed_out && now < p.next_ask_ms) {
+        waiting.push_back(std::move(p));
+        continue;
+      }
       std::optional<std::string> answer;
       if (!gone) {
         try {
-          answer = p.req.answer(now >= p.req.deadline_ms);
+          answer = p.req.answer(timed_out);
         } catch (...) {
           gone = true;
         }
       }
       if (!gone && !answer) {
+        p.next_ask_ms = now + std::max<int64_t>(1, p.req.recheck_ms);
         waiting.push_back(std::move(p));
         continue;
       }

@@ -31,9 +31,12 @@ struct HttpLimits {
 // A request a handler answers later, without holding a thread meanwhile (long polls).
 struct ParkedRequest {
   int64_t deadline_ms = 0;  // steady clock (SteadyNowMs)
-  // Asked on the server's parking thread whenever parked requests may be ready (WakeParked(),
-  // and every few milliseconds while any is parked): the whole HTTP/1.1 response to send, or
-  // nullopt to go on waiting. At the deadline it is asked with timed_out = true and must answer.
+  // How often it is asked besides WakeParked(): what it waits for may change where no wake-up
+  // comes from (another process's commit on an SQLite store).
+  int64_t recheck_ms = 10;
+  // Asked on the server's parking thread whenever it may be ready (WakeParked(), and every
+  // recheck_ms): the whole HTTP/1.1 response to send, or nullopt to go on waiting. At the
+  // deadline it is asked with timed_out = true and must answer.
   std::function<std::optional<std::string>(bool timed_out)> answer;
 };
 
@@ -85,6 +88,7 @@ class HttpServer : public httplib::Server {
   struct Parked {
     int fd;
     ParkedRequest req;
+    int64_t next_ask_ms = 0;  // steady clock: when it is asked again unless woken before
   };
   void RefuseBusy(int fd);
   // Starts serving `fd` on a thread of its own. REQUIRES: mu_ held.

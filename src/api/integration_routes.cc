@@ -306,6 +306,9 @@ void HttpApi::RegisterIntegration() {
     }
     ParkedRequest p;
     p.deadline_ms = HttpServer::SteadyNowMs() + *wait * 1000;
+    // This process's changes wake it at once; other processes' (SQLite) are looked for 4 times
+    // a second: a dashboard needs no more.
+    p.recheck_ms = 250;
     p.answer = [sys, feed, owner, app,
                 cursor = page->next](bool timed_out) mutable -> std::optional<std::string> {
       auto end = feed->OutboxEnd(false);
