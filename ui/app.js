@@ -722,7 +722,12 @@ function go(hash) {
 }
 
 function pageFor(hash) {
-  const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  let parts;
+  try {
+    parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  } catch (e) {
+    return null; // a malformed address: the apps list
+  }
   if (parts[0] === 'apps' && parts.length === 1) return ['apps', pageApps()];
   if (parts[0] === 'apps' && parts.length === 2) return ['apps', pageApp(parts[1])];
   if (parts[0] === 'apps' && parts.length === 4 && parts[2] === 'migrations') return ['apps', pageMigration(parts[1], parts[3])];

@@ -47,8 +47,8 @@ async function newPage(viewport = { width: 1280, height: 800 }) {
   return page;
 }
 
-async function signIn(page, token) {
-  await page.goto(`${server.base}/ui/`);
+async function signIn(page, token, base = server.base) {
+  await page.goto(`${base}/ui/`);
   await page.getByLabel('API token').fill(token);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { level: 1, name: 'Apps' }).waitFor();
@@ -309,10 +309,7 @@ test('a migration that needs repair says so, and the admin repairs it from the p
   assert.equal(move.status, 202);
   const url = `${broken.base}/ui/${migrationUrl(app, move.body.migration_id)}`;
   const page = await newPage();
-  await page.goto(`${broken.base}/ui/`);
-  await page.getByLabel('API token').fill(ALICE);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Apps' }).waitFor();
+  await signIn(page, ALICE, broken.base);
   await page.goto(url);
   await page.getByRole('alert').filter({ hasText: 'Needs repair' }).waitFor({ timeout: 30000 });
   assert.match(await page.getByRole('alert').filter({ hasText: 'Needs repair' }).innerText(), /Ask an admin/);
@@ -320,10 +317,7 @@ test('a migration that needs repair says so, and the admin repairs it from the p
   await page.context().close();
 
   const admin = await newPage();
-  await admin.goto(`${broken.base}/ui/`);
-  await admin.getByLabel('API token').fill(ADMIN);
-  await admin.getByRole('button', { name: 'Sign in' }).click();
-  await admin.getByRole('heading', { level: 1, name: 'Apps' }).waitFor();
+  await signIn(admin, ADMIN, broken.base);
   await admin.goto(url);
   await admin.getByRole('button', { name: 'Repair…' }).click();
   await admin.getByRole('dialog', { name: 'Repair this migration?' }).getByRole('button', { name: 'Repair' }).click();
