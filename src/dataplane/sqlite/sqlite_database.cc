@@ -230,8 +230,14 @@ void SqliteDatabase::ForgetConn(const std::string& app_id) {
     conn = it->second;
     conns_.erase(it);
   }
-  std::lock_guard<std::mutex> drain(conn->mu);  // waits for the operation in flight
+  auto drain = LockIdle(*conn);  // waits for the operation in flight
   conn->db.reset();
+}
+
+std::unique_lock<std::mutex> SqliteDatabase::LockIdle(Conn& conn) {
+  std::unique_lock<std::mutex> lock(conn.mu);
+  conn.batch_done.wait(lock, [&] { return !conn.batch_open; });
+  return lock;
 }
 
 Status SqliteDatabase::Create(const std::string& app_id) {
@@ -244,7 +250,8 @@ Status SqliteDatabase::Create(const std::string& app_id) {
     }
   }
   ASSIGN_OR_RETURN(auto conn, GetConn(app_id));
-  std::lock_guard<std::mutex> lock(conn->mu);
+  auto lock = LockIdle(*conn);
+  if (!conn->db) return Unavailable("database of " + app_id + " is being replaced");
   return conn->db->Exec(kInternalSchema);
 }
 
@@ -269,7 +276,7 @@ Result<int64_t> SqliteDatabase::SizeBytes(const std::string& app_id) {
 Status SqliteDatabase::WithConnection(const std::string& app_id,
                                       const std::function<Status(Db*)>& fn) {
   ASSIGN_OR_RETURN(auto conn, GetConn(app_id));
-  std::lock_guard<std::mutex> lock(conn->mu);
+  auto lock = LockIdle(*conn);
   if (!conn->db) return Unavailable("database of " + app_id + " is being replaced");
   return fn(conn->db.get());
 }
@@ -283,55 +290,111 @@ Status SqliteDatabase::WithWriteTxn(const std::string& app_id,
   });
 }
 
+namespace {
+// The most writes one batch takes: under a steady stream of writers a batch still ends.
+constexpr int kMaxBatchWrites = 64;
+}  // namespace
+
 Status SqliteDatabase::Write(const std::string& app_id, Fenced fenced,
                              const std::function<Status(Db*, std::string*)>& fn) {
-  return WithConnection(app_id, [&](Db* db) -> Status {
-    ASSIGN_OR_RETURN(sqlite::Txn txn, sqlite::Txn::Begin(db));
-    if (fenced == Fenced::kRespect) {
-      ASSIGN_OR_RETURN(std::string f, Meta(db, "fenced"));
-      if (f == "1") {
-        return Status(StatusCode::kUnavailable, "writes to app " + app_id + " are blocked",
-                      "app_migrating");
-      }
+  ASSIGN_OR_RETURN(auto conn, GetConn(app_id));
+  conn->arriving++;
+  std::unique_lock<std::mutex> lock(conn->mu);
+  conn->arriving--;
+  // (No batch is open on a connection without a database: ForgetConn waits for it to end.)
+  if (!conn->db) return Unavailable("database of " + app_id + " is being replaced");
+  Db* db = conn->db.get();
+  if (!conn->batch_open) {
+    RETURN_IF_ERROR(db->Exec("BEGIN IMMEDIATE"));
+    conn->batch_open = true;
+    conn->batch_size = 0;
+    conn->batch_id++;
+  }
+  const int64_t id = conn->batch_id;
+  conn->batch_size++;
+  Status s = db->Exec("SAVEPOINT rm_write");
+  if (s.ok()) {
+    s = WriteInSavepoint(db, app_id, fenced, fn);
+    // A failed write undoes its own changes only; the batch goes on.
+    if (!s.ok()) (void)db->Exec("ROLLBACK TO rm_write");
+    Status released = db->Exec("RELEASE rm_write");
+    if (s.ok()) s = released;
+  }
+  auto finish = [&](const Status& outcome) {
+    if (!outcome.ok()) {
+      conn->failed[id] = outcome;
+      while (conn->failed.size() > 64) conn->failed.erase(conn->failed.begin());
     }
-    ASSIGN_OR_RETURN(std::string capture, Meta(db, "capture"));
-    sqlite3_session* session = nullptr;
-    if (capture == "1") {
-      int rc = sqlite3session_create(db->raw(), "main", &session);
-      if (rc != SQLITE_OK) return sqlite::FromCode(rc, db->raw(), "session create");
-      sqlite3session_table_filter(session, SessionFilter, nullptr);
-      rc = sqlite3session_attach(session, nullptr);
-      if (rc != SQLITE_OK) {
-        sqlite3session_delete(session);
-        return sqlite::FromCode(rc, db->raw(), "session attach");
-      }
+    conn->batch_open = false;
+    conn->done_id = id;
+    conn->batch_done.notify_all();
+  };
+  if (sqlite3_get_autocommit(db->raw())) {
+    // An error rolled the whole transaction back, the batch's earlier writes with it: they all
+    // fail, and the next writer begins a new batch.
+    Status lost = Unavailable("the write's transaction was rolled back by an error" +
+                              (s.ok() ? std::string() : ": " + s.message()));
+    finish(lost);
+    return s.ok() ? lost : s;
+  }
+  // Writers are waiting for the connection: the last of them commits.
+  if (conn->arriving.load() > 0 && conn->batch_size < kMaxBatchWrites) {
+    conn->batch_done.wait(lock, [&] { return conn->done_id >= id; });
+    if (!s.ok()) return s;
+    auto failed = conn->failed.find(id);
+    return failed == conn->failed.end() ? Status::Ok() : failed->second;
+  }
+  Status committed = db->Exec("COMMIT");
+  if (!committed.ok()) (void)db->Exec("ROLLBACK");
+  finish(committed);
+  return s.ok() ? committed : s;
+}
+
+Status SqliteDatabase::WriteInSavepoint(Db* db, const std::string& app_id, Fenced fenced,
+                                        const std::function<Status(Db*, std::string*)>& fn) {
+  if (fenced == Fenced::kRespect) {
+    ASSIGN_OR_RETURN(std::string f, Meta(db, "fenced"));
+    if (f == "1") {
+      return Status(StatusCode::kUnavailable, "writes to app " + app_id + " are blocked",
+                    "app_migrating");
     }
-    std::string ddl;
-    Status s = fn(db, &ddl);
-    if (s.ok() && session) {
-      int n = 0;
-      void* data = nullptr;
-      int rc = sqlite3session_changeset(session, &n, &data);
+  }
+  ASSIGN_OR_RETURN(std::string capture, Meta(db, "capture"));
+  sqlite3_session* session = nullptr;
+  if (capture == "1") {
+    int rc = sqlite3session_create(db->raw(), "main", &session);
+    if (rc != SQLITE_OK) return sqlite::FromCode(rc, db->raw(), "session create");
+    sqlite3session_table_filter(session, SessionFilter, nullptr);
+    rc = sqlite3session_attach(session, nullptr);
+    if (rc != SQLITE_OK) {
       sqlite3session_delete(session);
-      session = nullptr;
-      if (rc != SQLITE_OK) {
-        sqlite3_free(data);
-        return sqlite::FromCode(rc, db->raw(), "session changeset");
-      }
-      // The change record commits in the same transaction as the write it records.
-      auto log = [&](const char* kind, const void* p, size_t len) -> Status {
-        ASSIGN_OR_RETURN(Stmt ins,
-                         db->Prepare("INSERT INTO _rm_changelog(kind, payload) VALUES (?, ?)"));
-        return ins.Bind(1, kind).BindBlob(2, p, len).Run();
-      };
-      if (!ddl.empty()) s = log("ddl", ddl.data(), ddl.size());
-      if (s.ok() && n > 0) s = log("changeset", data, static_cast<size_t>(n));
-      sqlite3_free(data);
+      return sqlite::FromCode(rc, db->raw(), "session attach");
     }
-    if (session) sqlite3session_delete(session);
-    RETURN_IF_ERROR(s);
-    return txn.Commit();
-  });
+  }
+  std::string ddl;
+  Status s = fn(db, &ddl);
+  if (s.ok() && session) {
+    int n = 0;
+    void* data = nullptr;
+    int rc = sqlite3session_changeset(session, &n, &data);
+    sqlite3session_delete(session);
+    session = nullptr;
+    if (rc != SQLITE_OK) {
+      sqlite3_free(data);
+      return sqlite::FromCode(rc, db->raw(), "session changeset");
+    }
+    // The change record commits in the same transaction as the write it records.
+    auto log = [&](const char* kind, const void* p, size_t len) -> Status {
+      ASSIGN_OR_RETURN(Stmt ins,
+                       db->Prepare("INSERT INTO _rm_changelog(kind, payload) VALUES (?, ?)"));
+      return ins.Bind(1, kind).BindBlob(2, p, len).Run();
+    };
+    if (!ddl.empty()) s = log("ddl", ddl.data(), ddl.size());
+    if (s.ok() && n > 0) s = log("changeset", data, static_cast<size_t>(n));
+    sqlite3_free(data);
+  }
+  if (session) sqlite3session_delete(session);
+  return s;
 }
 
 Status SqliteDatabase::Fence(const std::string& app_id) {

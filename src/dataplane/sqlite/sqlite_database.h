@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -100,12 +102,24 @@ class SqliteDatabase final : public Database {
   size_t open_connections();
 
  private:
+  // One app's connection. Writes share transactions (group commit): each runs in a savepoint of
+  // the batch open on the connection, and the last writer of a batch (none waiting for `mu`, or
+  // the batch full) commits it for all, one fsync for the lot, while the others wait for that.
+  // Everything else that takes `mu` waits until no batch is open (LockIdle).
   struct Conn {
     std::mutex mu;
+    std::condition_variable batch_done;  // a batch committed or rolled back
+    std::atomic<int> arriving{0};        // writers waiting for `mu`: they join the open batch
+    bool batch_open = false;             // guarded by mu
+    int batch_size = 0;                  // writes in the open batch
+    int64_t batch_id = 0, done_id = 0;   // the open (or last) batch; the last one finished
+    std::map<int64_t, Status> failed;    // the latest batches whose commit failed
     std::unique_ptr<sqlite::Db> db;
     uint64_t inode = 0;      // of the file when opened: another process may replace or drop it
     uint64_t last_used = 0;  // tick of the cache's clock, for LRU eviction
   };
+  // Locks `conn.mu` once no batch of writes is open on it.
+  static std::unique_lock<std::mutex> LockIdle(Conn& conn);
   enum class Fenced { kRespect, kIgnore };
 
   SqliteDatabase(std::string dir, Rng* rng) : dir_(std::move(dir)), rng_(rng) {}
@@ -115,6 +129,9 @@ class SqliteDatabase final : public Database {
   // `ddl` (if any) is logged before the changeset so a replica can replay schema changes.
   Status Write(const std::string& app_id, Fenced fenced,
                const std::function<Status(sqlite::Db*, std::string* ddl)>& fn);
+  // Write's work inside its savepoint of the batch.
+  static Status WriteInSavepoint(sqlite::Db* db, const std::string& app_id, Fenced fenced,
+                                 const std::function<Status(sqlite::Db*, std::string* ddl)>& fn);
   Result<std::vector<ColumnSpec>> Columns(sqlite::Db* db, const std::string& table);
   static Result<std::vector<TableDigest>> DigestOn(sqlite::Db* db, const DigestScope& scope);
 
