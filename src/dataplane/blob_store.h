@@ -72,6 +72,9 @@ class BlobStore {
   // StartStage, every byte of `content`, Finish.
   Result<BlobInfo> Stage(const std::string& app_id, const std::string& key, BlobReader& content,
                          const std::string& content_type, const std::string& expected_sha256 = "");
+  // How many blobs a copy into this store stages at once: more where each one waits on a
+  // flush to a local disk (the waits overlap), few where each holds large buffers (multipart).
+  virtual int CopyStreams() const { return 4; }
   // Makes staged blobs (as Stage returned them) the current versions of their keys.
   virtual Status Publish(const std::string& app_id, const std::vector<BlobInfo>& staged) = 0;
   // Stage + Publish of one blob held in memory.

@@ -27,6 +27,7 @@ class IndexedBlobStore final : public BlobStore {
                                                  const std::string& content_type,
                                                  const std::string& expected_sha256) override;
   Status Publish(const std::string& app_id, const std::vector<BlobInfo>& staged) override;
+  int CopyStreams() const override { return objects_->CopyStreams(); }
   Result<std::unique_ptr<BlobReader>> OpenAt(const std::string& app_id, const std::string& key,
                                              int64_t offset, BlobInfo* info) override;
   std::string CopySource(const std::string& app_id, const BlobInfo& info) override;

@@ -35,6 +35,8 @@ class ObjectStore {
                                                    int64_t size) = 0;
   virtual Result<bool> Exists(const std::string& name) = 0;
   virtual Status Remove(const std::string& name) = 0;  // idempotent
+  // BlobStore::CopyStreams of a store of these objects.
+  virtual int CopyStreams() const { return 4; }
   // Removes every object under `dir` + "/" (idempotent).
   virtual Status RemoveDir(const std::string& dir) = 0;
   virtual Status CreateDir(const std::string& dir) = 0;

@@ -15,7 +15,6 @@ using nlohmann::json;
 namespace {
 
 constexpr int kPage = 64;
-constexpr int kCopyThreads = 4;
 
 struct PageResult {
   int64_t bytes = 0;
@@ -81,7 +80,7 @@ PageResult CopyPage(RegionPlane* src, RegionPlane* dst, const std::string& app,
     }
   };
   std::vector<std::thread> threads;
-  int n = std::min<int>(kCopyThreads, static_cast<int>(page.size()));
+  int n = std::min<int>(dst->blobs->CopyStreams(), static_cast<int>(page.size()));
   for (int t = 1; t < n; ++t) threads.emplace_back(work);
   work();
   for (auto& t : threads) t.join();
