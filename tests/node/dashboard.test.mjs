@@ -25,10 +25,10 @@ let browser;
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: make test installs Debian's chromium`);
   mkdirSync(ARTIFACTS, { recursive: true });
-  // Every move spends 2.5 s in copying_runtime (before the cutover, writes paused): long enough
+  // Every move spends 4 s in copying_runtime (before the cutover, writes paused): long enough
   // to watch it live and to click Abort.
   const config = makeConfig('', 'sqlite', `[[users]]\nname = "root"\ntoken = "${ADMIN}"\nadmin = true\n`);
-  server = await startServer(config, { REGIONMOVE_FAULTS: 'copying_runtime.before=delay:2500:1000' });
+  server = await startServer(config, { REGIONMOVE_FAULTS: 'copying_runtime.before=delay:4000:1000' });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
