@@ -128,6 +128,11 @@ function errorBox(err) {
   return h('p', { class: 'notice bad', role: 'alert' }, err.message || String(err));
 }
 
+// The dashboard's address of a migration's page.
+function migrationHash(appId, migrationId) {
+  return `#/apps/${encodeURIComponent(appId)}/migrations/${encodeURIComponent(migrationId)}`;
+}
+
 function stepLabel(name) {
   return name.replace(/_/g, ' ');
 }
@@ -267,7 +272,7 @@ async function openMoveDialog(app) {
           const r = await api('POST', `/v1/apps/${encodeURIComponent(app.app_id)}/move`,
             { dest_region: plan.dest_region, strategy: plan.strategy });
           dialog.close();
-          location.hash = `#/apps/${encodeURIComponent(app.app_id)}/migrations/${encodeURIComponent(r.migration_id)}`;
+          location.hash = migrationHash(app.app_id, r.migration_id);
         } catch (e) {
           put(startErr, errorBox(e));
           start.disabled = false;
@@ -388,14 +393,14 @@ function pageApp(appId) {
           ['Created', when(app.created_at)],
         ]),
         active ? h('p', { class: 'notice info' }, 'A move is in progress: ',
-          h('a', { href: `#/apps/${encodeURIComponent(appId)}/migrations/${encodeURIComponent(active.migration_id)}` }, active.step_label)) : null,
+          h('a', { href: migrationHash(appId, active.migration_id) }, active.step_label)) : null,
         h('div', { class: 'actions' },
           h('button', { type: 'button', id: 'open-move', disabled: app.status !== 'ready', onclick: () => openMoveDialog(app) },
             'Move to another region…')),
         h('h2', {}, 'Migrations'),
         table('Newest first', ['Migration', 'Kind', 'From → to', 'Status', 'Started', 'Finished'],
           list.migrations.map((m) => h('tr', {},
-            h('td', {}, h('a', { class: 'mono', href: `#/apps/${encodeURIComponent(appId)}/migrations/${encodeURIComponent(m.migration_id)}` }, m.migration_id)),
+            h('td', {}, h('a', { class: 'mono', href: migrationHash(appId, m.migration_id) }, m.migration_id)),
             h('td', {}, m.kind + (m.path ? ` (${m.path})` : '')),
             h('td', {}, `${m.source_region} → ${m.dest_region}`),
             h('td', {}, badge(m.status)),
@@ -501,7 +506,7 @@ function pageMigration(appId, migrationId) {
           confirm: 'Reverse the move',
           onConfirm: async () => {
             const r = await api('POST', `${base}/reverse`, {});
-            location.hash = `#/apps/${encodeURIComponent(appId)}/migrations/${encodeURIComponent(r.migration_id)}`;
+            location.hash = migrationHash(appId, r.migration_id);
           },
         }) }, `Reverse (${fast ? 'fast' : 'slow'})…`));
       }
@@ -536,7 +541,7 @@ function pageMigration(appId, migrationId) {
           m.writes_paused_seconds !== null ? ['Writes were paused for', duration(m.writes_paused_seconds)] : null,
           ['Retries', String(m.retry_count)],
           m.last_error && !m.needs_repair ? ['Last error', m.last_error] : null,
-          m.reverse_of ? ['Reverses', h('a', { class: 'mono', href: `#/apps/${encodeURIComponent(appId)}/migrations/${encodeURIComponent(m.reverse_of)}` }, m.reverse_of)] : null,
+          m.reverse_of ? ['Reverses', h('a', { class: 'mono', href: migrationHash(appId, m.reverse_of) }, m.reverse_of)] : null,
           m.source_replica_state && m.source_replica_state !== 'none' ? ['Replica in the source region', m.source_replica_state.replace(/_/g, ' ')] : null,
         ]),
         h('h2', {}, 'Steps'),
@@ -574,7 +579,7 @@ function pageReplicas() {
       replicas.map((x) => {
         const name = names.get(x.app_id) || x.app_id;
         return h('tr', {},
-          h('td', {}, h('a', { href: `#/apps/${encodeURIComponent(x.app_id)}/migrations/${encodeURIComponent(x.migration_id)}` }, name)),
+          h('td', {}, h('a', { href: migrationHash(x.app_id, x.migration_id) }, name)),
           h('td', {}, `${x.source_region} (app now in ${x.dest_region})`),
           h('td', {}, badge(x.state)),
           h('td', { class: 'num' }, bytes(x.size_bytes)),
@@ -778,15 +783,22 @@ async function route() {
     else a.removeAttribute('aria-current');
   }
   current = page;
-  if (session.token) startStream(); // the new page's wait() applies at once
-  else stopStream();
+  stopStream(); // restarted below: the new page's wait() applies at once
   put(main);
   page.error = h('div', {});
   page.render(main);
   main.insertBefore(page.error, main.children[1] || null);
   document.title = `${page.title} · regionmove`;
+  // The stream's position is read before the page's data, so nothing changing in between is
+  // missed (when it cannot be read, the stream reads it and refreshes the page itself).
+  let after = null;
+  if (session.token) {
+    after = await api('GET', '/v1/events').then((r) => r.next, () => null);
+    if (page !== current) return;
+  }
   await refreshNow();
   if (page !== current) return;
+  if (session.token) startStream(after);
   const heading = main.querySelector('h1');
   if (heading && page.refresh && !document.querySelector('dialog[open]')) heading.focus();
   if (page.tick) ticker = setInterval(() => page.tick(), 1000);
@@ -810,11 +822,12 @@ function stopStream() {
   stream = null;
 }
 
-async function startStream() {
+// `from`: the position to follow from; null to read it (and refresh the page once read).
+async function startStream(from) {
   stopStream();
   const controller = new AbortController();
   stream = controller;
-  let after = null;
+  let after = from;
   let failures = 0;
   while (stream === controller) {
     try {

@@ -58,6 +58,9 @@ inline constexpr const char* kStartWebhook =
 inline constexpr const char* kOutboxEnd = "SELECT COALESCE(MAX(seq), 0) FROM outbox";
 inline constexpr const char* kOutboxColumns =
     "seq, id, type, app_id, migration_id, created_at_ms, data";
+// The outbox entries after sequence number $1, oldest first, at most $2.
+inline const std::string kOutboxAfter =
+    std::string("SELECT ") + kOutboxColumns + " FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2";
 inline constexpr const char* kQueueDelivery =
     "INSERT INTO webhook_deliveries(webhook, seq, app_id, status, attempts, next_attempt_at_ms, "
     "last_error, last_code, updated_at_ms) VALUES ($1, $2, $3, 'pending', 0, $4, '', 0, $4) "

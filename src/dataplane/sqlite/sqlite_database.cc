@@ -249,10 +249,7 @@ Status SqliteDatabase::Create(const std::string& app_id) {
       return Status::Ok();
     }
   }
-  ASSIGN_OR_RETURN(auto conn, GetConn(app_id));
-  auto lock = LockIdle(*conn);
-  if (!conn->db) return Unavailable("database of " + app_id + " is being replaced");
-  return conn->db->Exec(kInternalSchema);
+  return WithConnection(app_id, [](Db* db) { return db->Exec(kInternalSchema); });
 }
 
 Status SqliteDatabase::Drop(const std::string& app_id, int64_t token) {

@@ -832,9 +832,8 @@ Result<int64_t> PgControlStore::OutboxEnd() {
 }
 
 Result<std::vector<WebhookEvent>> PgControlStore::ListOutbox(int64_t after_seq, int limit) {
-  return Select<WebhookEvent>(
-      std::string("SELECT ") + kOutboxColumns + " FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
-      Args(after_seq, limit), [](const Row& r) { return ReadWebhookEvent(r); });
+  return Select<WebhookEvent>(kOutboxAfter, Args(after_seq, limit),
+                              [](const Row& r) { return ReadWebhookEvent(r); });
 }
 
 Result<int64_t> PgControlStore::RoutingVersion() {
@@ -886,9 +885,7 @@ Result<int> PgControlStore::QueueWebhookDeliveries(const std::string& name,
                                        "FOR UPDATE",
                                        {name}));
     if (cur.size() == 0) return NotFound("webhook " + name + " was not started");
-    ASSIGN_OR_RETURN(Rows q, c.Query(std::string("SELECT ") + kOutboxColumns +
-                                         " FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
-                                     Args(cur.Int(0, 0), limit)));
+    ASSIGN_OR_RETURN(Rows q, c.Query(kOutboxAfter, Args(cur.Int(0, 0), limit)));
     if (q.size() == 0) return Status::Ok();
     int64_t last = 0;
     for (int i = 0; i < q.size(); ++i) {

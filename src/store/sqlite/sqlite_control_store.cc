@@ -704,8 +704,7 @@ Result<int64_t> SqliteControlStore::OutboxEnd() {
 
 Result<std::vector<WebhookEvent>> SqliteControlStore::ListOutbox(int64_t after_seq, int limit) {
   std::lock_guard<std::mutex> lock(read_mu_);
-  ASSIGN_OR_RETURN(Stmt q, read_db_->Prepare(std::string("SELECT ") + kOutboxColumns +
-                                             " FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"));
+  ASSIGN_OR_RETURN(Stmt q, read_db_->Prepare(kOutboxAfter));
   q.BindAll(after_seq, limit);
   return sqlite::Collect<WebhookEvent>(q, [](const Stmt& r) { return ReadWebhookEvent(r); });
 }
@@ -753,8 +752,7 @@ Result<int> SqliteControlStore::QueueWebhookDeliveries(const std::string& name,
   ASSIGN_OR_RETURN(bool found, cur.Bind(1, name).Step());
   if (!found) return NotFound("webhook " + name + " was not started");
   int64_t after = cur.Int(0);
-  ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kOutboxColumns +
-                                        " FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?"));
+  ASSIGN_OR_RETURN(Stmt q, db_->Prepare(kOutboxAfter));
   q.Bind(1, after).Bind(2, limit);
   ASSIGN_OR_RETURN(auto events, sqlite::Collect<WebhookEvent>(
                                     q, [](const Stmt& r) { return ReadWebhookEvent(r); }));
