@@ -406,6 +406,7 @@ void HttpServer::ParkLoop() {
     }
     now = NowMs();
     std::vector<Parked> waiting;
+    std::vector<std::pair<int, std::string>> answered;  // each connection and what is left to send
     for (size_t i = 0; i < mine.size(); ++i) {
       Parked& p = mine[i];
       // A parked client sends nothing: readable means it hung up (or broke the protocol).
@@ -428,6 +429,15 @@ void HttpServer::ParkLoop() {
         waiting.push_back(std::move(p));
         continue;
       }
+      if (!gone) {
+        // The answer goes out from this thread at once (it is small and the socket's buffer is
+        // empty); what does not fit is sent by the connection's thread. A wake-up of many polls
+        // then costs one send each before any of them waits for a thread to start.
+        std::string& a = *answer;
+        ssize_t sent = ::send(p.fd, a.data(), a.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) gone = true;
+        if (sent > 0) a.erase(0, static_cast<size_t>(sent));
+      }
       std::lock_guard<std::mutex> lock(mu_);
       parked_count_--;
       if (gone || stopping_) {
@@ -437,8 +447,12 @@ void HttpServer::ParkLoop() {
       }
       active_++;
       open_++;
-      std::thread([this, fd = p.fd, a = std::move(*answer)]() mutable {
-        ServeConnection(fd, std::move(a));
+      answered.emplace_back(p.fd, std::move(*answer));
+    }
+    // Then a thread per answered connection, for whatever its client sends next.
+    for (auto& [fd, rest] : answered) {
+      std::thread([this, fd = fd, rest = std::move(rest)]() mutable {
+        ServeConnection(fd, std::move(rest));
       }).detach();
     }
     mine = std::move(waiting);
