@@ -682,6 +682,44 @@ TEST(EngineThreads, WorkerPoolFinishesEverything) {
   for (const auto& id : ids) EXPECT_EQ(runs[id], Plan::Offline().Index(Step::kCompleted) - 1) << id;
 }
 
+// A worker runs a migration's steps one after another under the one claim it took (no claim,
+// no epoch, per step), and gives the lease back when its engine stops: another engine (another
+// process) resumes the migration at once, without waiting for the lease to expire.
+TEST_F(EngineTest, AWorkerRunsTheStepsUnderOneClaimAndReleasesItOnStop) {
+  std::string id = StartMove();
+  std::atomic<bool> entered{false}, release{false};
+  behaviour_[Step::kCopyingBlobs] = [&](StepContext&) {
+    entered = true;
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return Status::Ok();
+  };
+  auto engine = MakeEngine({}, "first");
+  engine->Start(1);
+  for (int i = 0; i < 5000 && !entered; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(entered);
+  Migration mid = Get(id);
+  EXPECT_EQ(mid.epoch, 1);  // admission and four steps so far, one claim
+  EXPECT_EQ(mid.lease_owner.rfind("first/", 0), 0u) << mid.lease_owner;
+  std::thread stopper([&] { engine->Stop(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  release = true;
+  stopper.join();
+  Migration stopped = Get(id);
+  EXPECT_EQ(stopped.current_step, Step::kCopyingRuntime);
+  EXPECT_EQ(stopped.lease_owner, "");
+  behaviour_.erase(Step::kCopyingBlobs);
+  auto next = MakeEngine({}, "second");
+  ASSERT_OK_AND_ASSIGN(bool worked, next->RunOnce());  // no time has passed on the fake clock
+  EXPECT_TRUE(worked);
+  Migration done = RunToEnd(*next, id);
+  EXPECT_EQ(done.current_step, Step::kCompleted);
+  std::vector<Step> once = StepsRun(id);
+  EXPECT_EQ(std::count(once.begin(), once.end(), Step::kCopyingBlobs), 1);
+  EXPECT_EQ(std::count(once.begin(), once.end(), Step::kCopyingRuntime), 1);
+}
+
 // The catch-up an online move's pause would need, from two samples of the replica's position.
 TEST(LagGate, PredictsTheCatchUpFromTheMeasuredApplyRate) {
   // 1,000 positions applied in 500 ms (2,000/s), 3,000 left: 1.5 s.

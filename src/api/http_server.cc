@@ -429,6 +429,7 @@ void HttpServer::ParkLoop() {
         waiting.push_back(std::move(p));
         continue;
       }
+      parked_count_--;  // answered (or gone): no longer waiting, before its client hears
       if (!gone) {
         // The answer goes out from this thread at once (it is small and the socket's buffer is
         // empty); what does not fit is sent by the connection's thread. A wake-up of many polls
@@ -439,7 +440,6 @@ void HttpServer::ParkLoop() {
         if (sent > 0) a.erase(0, static_cast<size_t>(sent));
       }
       std::lock_guard<std::mutex> lock(mu_);
-      parked_count_--;
       if (gone || stopping_) {
         fds_.erase(p.fd);
         ::close(p.fd);

@@ -223,22 +223,43 @@ Status Txn::Commit() {
   return s;
 }
 
-Status CheckFenceToken(Db* db, const std::string& app_id, int64_t token) {
-  if (token <= 0) return Status::Ok();
-  const std::string table = kFenceTokenTable;
-  RETURN_IF_ERROR(db->Exec("CREATE TABLE IF NOT EXISTS " + table +
-                           " (app_id TEXT PRIMARY KEY, token INTEGER NOT NULL)"));
-  ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT token FROM " + table + " WHERE app_id = ?"));
+namespace {
+// The token recorded for `app_id` in kFenceTokenTable (0 when none, or no table), and
+// Conflict("fenced") when it is higher than `token`.
+Result<int64_t> RecordedFenceToken(Db* db, const std::string& app_id, int64_t token) {
+  ASSIGN_OR_RETURN(Stmt t, db->Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                       "name = ?"));
+  ASSIGN_OR_RETURN(bool exists, t.Bind(1, kFenceTokenTable).Step());
+  if (!exists) return int64_t{0};
+  ASSIGN_OR_RETURN(Stmt q, db->Prepare(std::string("SELECT token FROM ") + kFenceTokenTable +
+                                       " WHERE app_id = ?"));
   ASSIGN_OR_RETURN(bool row, q.Bind(1, app_id).Step());
-  if (row && q.Int(0) > token) {
-    return Conflict("fenced: a later migration (token " + std::to_string(q.Int(0)) +
+  const int64_t recorded = row ? q.Int(0) : 0;
+  if (recorded > token) {
+    return Conflict("fenced: a later migration (token " + std::to_string(recorded) +
                         ") has acted on app " + app_id,
                     "fenced");
   }
+  return recorded;
+}
+}  // namespace
+
+Status CheckFenceToken(Db* db, const std::string& app_id, int64_t token) {
+  if (token <= 0) return Status::Ok();
+  ASSIGN_OR_RETURN(int64_t recorded, RecordedFenceToken(db, app_id, token));
+  if (recorded == token) return Status::Ok();  // already ours: nothing to write
+  const std::string table = kFenceTokenTable;
+  RETURN_IF_ERROR(db->Exec("CREATE TABLE IF NOT EXISTS " + table +
+                           " (app_id TEXT PRIMARY KEY, token INTEGER NOT NULL)"));
   ASSIGN_OR_RETURN(Stmt up,
                    db->Prepare("INSERT INTO " + table + "(app_id, token) VALUES (?, ?) " +
                                "ON CONFLICT(app_id) DO UPDATE SET token = excluded.token"));
   return up.Bind(1, app_id).Bind(2, token).Run();
+}
+
+Status CheckFenceTokenOnly(Db* db, const std::string& app_id, int64_t token) {
+  if (token <= 0) return Status::Ok();
+  return RecordedFenceToken(db, app_id, token).status();
 }
 
 }  // namespace regionmove::sqlite

@@ -162,5 +162,8 @@ inline constexpr const char* kFenceTokenTable = "_rm_fence_tokens";
 // table kFenceTokenTable, refuses `token` for `app_id` with Conflict("fenced") when a higher one
 // has acted, and records it otherwise. Run it in the transaction of the action. Token 0 passes.
 Status CheckFenceToken(Db* db, const std::string& app_id, int64_t token);
+// The same check, recording nothing: for a database about to be removed or replaced (writing
+// the token into it would cost a commit for a file that goes away).
+Status CheckFenceTokenOnly(Db* db, const std::string& app_id, int64_t token);
 
 }  // namespace regionmove::sqlite

@@ -89,7 +89,7 @@ void Engine::Start(int workers) {
   for (int i = 0; i < workers; ++i) {
     threads_.emplace_back([this] {
       while (!stop_.load()) {
-        auto worked = CatchAll("saga worker", [&] { return RunOnce(); });
+        auto worked = CatchAll("saga worker", [&] { return Turn(/*chain=*/true); });
         if (!worked.ok()) {
           Log(LogLevel::kWarn, "saga_worker_error", {{"error", worked.status().ToString()}});
           clock_->SleepMs(options_.idle_poll_ms);
@@ -107,18 +107,38 @@ void Engine::Stop() {
   threads_.clear();
 }
 
-Result<bool> Engine::RunOnce() {
+Result<bool> Engine::RunOnce() { return Turn(/*chain=*/false); }
+
+Result<bool> Engine::Turn(bool chain) {
   std::string owner = options_.owner + "/" + std::to_string(next_worker_++);
   ASSIGN_OR_RETURN(auto claimed, store_->ClaimNext(owner, clock_->NowMs(), options_.lease_ms));
   if (!claimed) return false;
-  Status s = RunClaimed(std::move(*claimed), owner);
-  if (s.reason() == "fenced") {
-    // Another worker took the migration over; it carries on from what was recorded.
-    Log(LogLevel::kWarn, "saga_fenced", {{"error", s.message()}});
-    return true;
+  const std::string id = claimed->id;
+  const int64_t epoch = claimed->epoch;
+  Migration m = std::move(*claimed);
+  while (true) {
+    Status s = RunClaimed(std::move(m), owner, chain);
+    if (s.reason() == "fenced") {
+      // Another worker took the migration over; it carries on from what was recorded.
+      Log(LogLevel::kWarn, "saga_fenced", {{"error", s.message()}});
+      return true;
+    }
+    RETURN_IF_ERROR(s);
+    if (!chain) return true;
+    // A step that went well kept the lease: the next step runs on this worker at once, without
+    // a claim (a write) and a wake-up. Read back, it carries what others may have set meanwhile
+    // (an abort request); a released lease, or another epoch, ends the turn.
+    ASSIGN_OR_RETURN(Migration fresh, store_->GetMigration(id));
+    if (fresh.epoch != epoch || fresh.lease_owner != owner || fresh.terminal()) return true;
+    if (stop_.load()) {
+      ReleaseLease(fresh);
+      Status released = store_->UpdateMigration(fresh, epoch, {});
+      if (released.reason() == "fenced") return true;
+      RETURN_IF_ERROR(released);
+      return true;
+    }
+    m = std::move(fresh);
   }
-  RETURN_IF_ERROR(s);
-  return true;
 }
 
 Result<int> Engine::Drain() {
@@ -170,7 +190,7 @@ void Engine::ReleaseLease(Migration& m) const {
   m.updated_at_ms = clock_->NowMs();
 }
 
-Status Engine::RunClaimed(Migration m, const std::string& owner) {
+Status Engine::RunClaimed(Migration m, const std::string& owner, bool chain) {
   int64_t epoch = m.epoch;
   m.lease_owner = owner;
   if (m.compensation != Compensation::kNone) return RunCompensation(std::move(m), epoch);
@@ -178,11 +198,11 @@ Status Engine::RunClaimed(Migration m, const std::string& owner) {
     return StartCompensation(std::move(m), epoch, Compensation::kAbort, "abort requested");
   }
   if (m.step_started_at_ms == 0) m.step_started_at_ms = clock_->NowMs();
-  if (m.current_step == Step::kRequested) return Admit(m, epoch);
-  return RunStep(std::move(m), epoch);
+  if (m.current_step == Step::kRequested) return Admit(m, epoch, chain);
+  return RunStep(std::move(m), epoch, chain);
 }
 
-Status Engine::Admit(Migration& m, int64_t epoch) {
+Status Engine::Admit(Migration& m, int64_t epoch, bool chain) {
   if (const auto* validate = registry_->Find(Step::kRequested)) {
     StepContext ctx(this, m);
     Status s = CatchAll("requested", [&] { return (*validate)(ctx); });
@@ -197,10 +217,10 @@ Status Engine::Admit(Migration& m, int64_t epoch) {
     return store_->UpdateMigration(m, epoch, {});
   }
   m.admitted = true;
-  return Advance(std::move(m), epoch, "admitted");
+  return Advance(std::move(m), epoch, "admitted", chain);
 }
 
-Status Engine::RunStep(Migration m, int64_t epoch) {
+Status Engine::RunStep(Migration m, int64_t epoch, bool chain) {
   Step step = m.current_step;
   const StepRegistry::StepFn* fn = registry_->Find(step);
   Status s;
@@ -227,7 +247,7 @@ Status Engine::RunStep(Migration m, int64_t epoch) {
   if (s.reason() == "block_budget") return BackToSync(std::move(m), epoch, s.message());
   if (s.reason() == "not_yet") return NotYet(std::move(m), epoch, s.message());
   if (!s.ok()) return HandleFailure(std::move(m), epoch, s);
-  return Advance(std::move(m), epoch, "");
+  return Advance(std::move(m), epoch, "", chain);
 }
 
 void Engine::EnterStep(Migration& m, Step to) const {
@@ -266,13 +286,18 @@ Status Engine::BackToSync(Migration m, int64_t epoch, std::string why) {
   return store_->UpdateMigration(m, epoch, {e});
 }
 
-Status Engine::Advance(Migration m, int64_t epoch, std::string note) {
+Status Engine::Advance(Migration m, int64_t epoch, std::string note, bool chain) {
   Step from = m.current_step;
   Step to = *m.plan().Next(from);
   MigrationEvent e = NewEvent(m, "transition");
   e.to_step = to;
   e.message = std::move(note);
+  const std::string holder = m.lease_owner;
   EnterStep(m, to);
+  if (chain && !IsTerminal(to) && !holder.empty() && !stop_.load()) {
+    m.lease_owner = holder;
+    m.lease_expires_at_ms = clock_->NowMs() + options_.lease_ms;
+  }
   Log(LogLevel::kInfo, "step_transition",
       {{"migration_id", m.id},
        {"from", std::string(StepName(from))},

@@ -101,9 +101,12 @@ class Engine {
          EngineOptions options)
       : store_(store), registry_(registry), clock_(clock), rng_(rng), options_(options) {}
 
-  Status RunClaimed(Migration m, const std::string& owner);
-  Status Admit(Migration& m, int64_t epoch);
-  Status RunStep(Migration m, int64_t epoch);
+  // One claim's work. With `chain`, a step that succeeds keeps the lease for the next step
+  // (the worker goes on with it without claiming it again; see Turn()).
+  Result<bool> Turn(bool chain);
+  Status RunClaimed(Migration m, const std::string& owner, bool chain);
+  Status Admit(Migration& m, int64_t epoch, bool chain);
+  Status RunStep(Migration m, int64_t epoch, bool chain);
   // Makes `to` the migration's step, runnable now, with a fresh attempt count and progress,
   // its lease released (the caller writes it).
   void EnterStep(Migration& m, Step to) const;
@@ -114,7 +117,9 @@ class Engine {
   // An online move's pause outlasted its budget (the step gave the app back to its source and
   // reset `m`'s resources): records the return to syncing, with those resources, at once.
   Status BackToSync(Migration m, int64_t epoch, std::string why);
-  Status Advance(Migration m, int64_t epoch, std::string note);
+  // Records the step done and the next one entered: its lease released, or with `chain`
+  // renewed for this worker (unless the engine is stopping or the migration ended).
+  Status Advance(Migration m, int64_t epoch, std::string note, bool chain);
   Status HandleFailure(Migration m, int64_t epoch, const Status& error);
   Status StartCompensation(Migration m, int64_t epoch, Compensation why, std::string reason);
   Status RunCompensation(Migration m, int64_t epoch);

@@ -133,6 +133,9 @@ class SqliteDatabase final : public Database {
   static Status WriteInSavepoint(sqlite::Db* db, const std::string& app_id, Fenced fenced,
                                  const std::function<Status(sqlite::Db*, std::string* ddl)>& fn);
   Result<std::vector<ColumnSpec>> Columns(sqlite::Db* db, const std::string& table);
+  // The bytes of an empty app database (WAL mode, the internal schema), made once.
+  // REQUIRES: mu_.
+  Result<std::string> EmptyImage();
   static Result<std::vector<TableDigest>> DigestOn(sqlite::Db* db, const DigestScope& scope);
 
   std::string dir_;
@@ -140,6 +143,7 @@ class SqliteDatabase final : public Database {
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Conn>> conns_;
   uint64_t tick_ = 0;
+  std::string empty_image_;  // EmptyImage(), once made
 };
 
 }  // namespace regionmove
