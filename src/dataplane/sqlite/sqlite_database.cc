@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <future>
@@ -117,6 +118,13 @@ int64_t FileSize(const std::string& path) {
   std::error_code ec;
   auto n = fs::file_size(path, ec);
   return ec ? 0 : static_cast<int64_t>(n);
+}
+
+// A name for a scratch file beside `path`, unique in this process (two SqliteDatabase objects
+// may share a directory) and across processes.
+std::string ScratchName(const std::string& path) {
+  static std::atomic<uint64_t> next{0};
+  return path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(next++);
 }
 
 Status ReadWholeFile(const std::string& path, std::string* out) {
@@ -272,7 +280,7 @@ std::unique_lock<std::mutex> SqliteDatabase::LockIdle(Conn& conn) {
 
 Result<std::string> SqliteDatabase::EmptyImage() {
   if (!empty_image_.empty()) return empty_image_;
-  const std::string tmp = dir_ + "/.empty-" + std::to_string(::getpid()) + ".sqlite3";
+  const std::string tmp = ScratchName(dir_ + "/.empty.sqlite3");
   RemoveDbFiles(tmp);
   {
     ASSIGN_OR_RETURN(auto db, Db::Open(tmp));
@@ -298,7 +306,7 @@ Status SqliteDatabase::Create(const std::string& app_id) {
       // its shared-memory file, with eight fsyncs. The link fails if the file appeared meanwhile
       // (another process): then that one is kept.
       ASSIGN_OR_RETURN(std::string image, EmptyImage());
-      const std::string tmp = path + ".new-" + std::to_string(::getpid());
+      const std::string tmp = ScratchName(path);
       Status written = WriteWholeFile(tmp, image);
       if (written.ok() && ::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) {
         written = Unavailable("link " + tmp + " to " + path + ": " + std::strerror(errno));
