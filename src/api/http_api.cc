@@ -357,8 +357,9 @@ void HttpApi::Register() {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       ASSIGN_OR_RETURN(Caller c, http::Authenticate(sys->tokens(), req));
       ASSIGN_OR_RETURN(auto apps, sys->store()->ListApps(c.owner()));
+      auto sizes = sys->apps()->SizesBytes(apps);
       json out = json::array();
-      for (const auto& a : apps) out.push_back(AppJson(a, sys->apps()->SizeBytes(a)));
+      for (const auto& a : apps) out.push_back(AppJson(a, sizes[a.id]));
       return Ok({{"apps", out}});
     });
   });
@@ -501,11 +502,12 @@ void HttpApi::Register() {
     Handle(res, [&]() -> Result<std::pair<int, json>> {
       RETURN_IF_ERROR(admin(req).status());
       ASSIGN_OR_RETURN(auto apps, sys->store()->ListApps(""));
+      auto sizes = sys->apps()->SizesBytes(apps);
       std::map<std::string, std::pair<int, int64_t>> per;
       for (const auto& a : apps) {
         auto& [n, bytes] = per[a.region];
         ++n;
-        bytes += sys->apps()->SizeBytes(a);
+        bytes += sizes[a.id];
       }
       json regions = json::array(), unknown = json::array();
       for (const auto& r : sys->config().regions) {

@@ -119,6 +119,20 @@ int64_t AppBytes(RegionPlane* region, const std::string& app_id) {
   return (db.ok() ? *db : 0) + (blobs.ok() ? *blobs : 0);
 }
 
+std::map<std::string, int64_t> AppsBytes(RegionPlane* region,
+                                         const std::vector<std::string>& app_ids) {
+  std::map<std::string, int64_t> out;
+  for (const auto& id : app_ids) out[id] = 0;
+  // As AppBytes: what cannot be measured counts as 0.
+  auto add = [&out](const Result<std::map<std::string, int64_t>>& sizes) {
+    if (!sizes.ok()) return;
+    for (const auto& [id, n] : sizes.value()) out[id] += n;
+  };
+  add(region->db->SizesBytes(app_ids));
+  add(region->blobs->SizesBytes(app_ids));
+  return out;
+}
+
 RegionPlane* DataPlane::Region(const std::string& slug) {
   auto it = regions_.find(slug);
   return it == regions_.end() ? nullptr : &it->second;

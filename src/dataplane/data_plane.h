@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/ids.h"
 #include "common/secret_box.h"
@@ -25,6 +26,9 @@ struct RegionPlane {
 
 // Bytes an app holds in a region: its database plus its blobs (0 for what is not there).
 int64_t AppBytes(RegionPlane* region, const std::string& app_id);
+// AppBytes of many apps of one region, asking each store once for all of them.
+std::map<std::string, int64_t> AppsBytes(RegionPlane* region,
+                                         const std::vector<std::string>& app_ids);
 
 // Every region's data plane plus the replication between them. Built once from the config by
 // Open(), which makes each port's engine with the factory registered under the name the config

@@ -8,6 +8,15 @@ namespace regionmove {
 
 using nlohmann::json;
 
+Result<std::map<std::string, int64_t>> Database::SizesBytes(
+    const std::vector<std::string>& app_ids) {
+  std::map<std::string, int64_t> out;
+  for (const auto& id : app_ids) {
+    ASSIGN_OR_RETURN(out[id], SizeBytes(id));
+  }
+  return out;
+}
+
 bool IsValidColumnType(std::string_view type) {
   for (const char* t : kColumnTypes) {
     if (type == t) return true;

@@ -104,6 +104,11 @@ class Database {
   virtual Status Drop(const std::string& app_id, int64_t token = 0) = 0;  // idempotent
   virtual Result<bool> Exists(const std::string& app_id) = 0;
   virtual Result<int64_t> SizeBytes(const std::string& app_id) = 0;
+  // SizeBytes of many apps at once: every one of `app_ids` is in the answer (0 for what is not
+  // there). By default one SizeBytes each; engines that can answer for all in one query do
+  // (a region's usage sums every app of the region).
+  virtual Result<std::map<std::string, int64_t>> SizesBytes(
+      const std::vector<std::string>& app_ids);
   virtual Status Fence(const std::string& app_id) = 0;
   virtual Status Unfence(const std::string& app_id, int64_t token = 0) = 0;
   virtual Result<bool> IsFenced(const std::string& app_id) = 0;

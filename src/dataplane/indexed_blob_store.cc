@@ -270,6 +270,21 @@ Status IndexedBlobStore::DeleteNamespace(const std::string& app_id, int64_t toke
   return objects_->RemoveDir(app_id);
 }
 
+Result<std::map<std::string, int64_t>> IndexedBlobStore::SizesBytes(
+    const std::vector<std::string>& app_ids) {
+  std::map<std::string, int64_t> out;
+  for (const auto& id : app_ids) out[id] = 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Stmt q, index_->Prepare("SELECT app_id, SUM(size) FROM blobs GROUP BY app_id"));
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    auto it = out.find(q.Text(0));
+    if (it != out.end()) it->second = q.Int(1);
+  }
+  return out;
+}
+
 Result<int64_t> IndexedBlobStore::SizeBytes(const std::string& app_id) {
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(Stmt q,

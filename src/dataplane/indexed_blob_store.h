@@ -41,6 +41,8 @@ class IndexedBlobStore final : public BlobStore {
   Status CreateNamespace(const std::string& app_id) override;
   Status DeleteNamespace(const std::string& app_id, int64_t token = 0) override;
   Result<int64_t> SizeBytes(const std::string& app_id) override;
+  Result<std::map<std::string, int64_t>> SizesBytes(
+      const std::vector<std::string>& app_ids) override;
 
  private:
   IndexedBlobStore(std::unique_ptr<ObjectStore> objects, std::unique_ptr<sqlite::Db> index)

@@ -137,4 +137,16 @@ int64_t AppService::SizeBytes(const App& app) {
   return plane ? AppBytes(plane, app.id) : 0;
 }
 
+std::map<std::string, int64_t> AppService::SizesBytes(const std::vector<App>& apps) {
+  std::map<std::string, std::vector<std::string>> by_region;
+  for (const auto& a : apps) by_region[a.region].push_back(a.id);
+  std::map<std::string, int64_t> out;
+  for (const auto& [region, ids] : by_region) {
+    RegionPlane* plane = deps_.plane->Region(region);
+    if (!plane) continue;
+    out.merge(AppsBytes(plane, ids));
+  }
+  return out;
+}
+
 }  // namespace regionmove

@@ -28,6 +28,9 @@ class AppService {
 
   // Bytes the app holds in the region serving it.
   int64_t SizeBytes(const App& app);
+  // SizeBytes of each of `apps`, by app id: one question per store of each region involved
+  // rather than one per app.
+  std::map<std::string, int64_t> SizesBytes(const std::vector<App>& apps);
 
  private:
   StepDeps deps_;

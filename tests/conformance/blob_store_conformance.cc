@@ -23,6 +23,24 @@ std::string RandomBytes(Rng& rng, size_t n) {
   return s;
 }
 
+// The sizes of many apps at once (a region's usage) are what each app's size is alone.
+TEST_P(BlobStoreConformance, SizesOfManyAppsAreEachAppsSize) {
+  ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
+  const std::string other = "app_bbbbbbbbbbbb", absent = "app_zzzzzzzzzzzz";
+  for (const auto& app : {kApp, other}) ASSERT_OK(bs->CreateNamespace(app));
+  ASSERT_OK(bs->Put(kApp, "a", std::string(1000, 'a'), "").status());
+  ASSERT_OK(bs->Put(kApp, "b", std::string(24, 'b'), "").status());
+  ASSERT_OK(bs->Put(other, "c", std::string(7, 'c'), "").status());
+  ASSERT_OK_AND_ASSIGN(auto sizes, bs->SizesBytes({kApp, other, absent}));
+  EXPECT_EQ(sizes.size(), 3u);
+  EXPECT_EQ(sizes[kApp], 1024);
+  EXPECT_EQ(sizes[other], 7);
+  EXPECT_EQ(sizes[absent], 0);
+  ASSERT_OK_AND_ASSIGN(auto one, bs->SizesBytes({other}));
+  EXPECT_EQ(one.size(), 1u);  // only the apps asked for
+  EXPECT_EQ(one[other], 7);
+}
+
 TEST_P(BlobStoreConformance, PutGetStatDelete) {
   ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
   ASSERT_OK(bs->CreateNamespace(kApp));

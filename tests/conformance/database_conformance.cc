@@ -46,6 +46,25 @@ TEST_P(DatabaseConformance, LifecycleIsIdempotent) {
   EXPECT_EQ(db->ListTables(kApp).status().code(), StatusCode::kNotFound);
 }
 
+// The sizes of many apps at once (a region's usage) are what each app's size is alone.
+TEST_P(DatabaseConformance, SizesOfManyAppsAreEachAppsSize) {
+  auto db = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
+  ASSERT_OK(db->Create(kApp));
+  ASSERT_OK(db->CreateTable(kApp, TableSpec{"t", {{"n", "integer"}}}));
+  json rows = json::array();
+  for (int i = 0; i < 500; ++i) rows.push_back({{"id", "r" + std::to_string(i)}, {"n", i}});
+  ASSERT_OK(db->InsertRows(kApp, "t", rows).status());
+  const std::string absent = "app_zzzzzzzzzzzz";
+  ASSERT_OK_AND_ASSIGN(int64_t alone, db->SizeBytes(kApp));
+  EXPECT_GT(alone, 0);
+  ASSERT_OK_AND_ASSIGN(auto sizes, db->SizesBytes({kApp, absent}));
+  EXPECT_EQ(sizes.size(), 2u);
+  EXPECT_EQ(sizes[kApp], alone);
+  EXPECT_EQ(sizes[absent], 0);
+  ASSERT_OK_AND_ASSIGN(auto none, db->SizesBytes({}));
+  EXPECT_TRUE(none.empty());
+}
+
 TEST_P(DatabaseConformance, EveryColumnTypeRoundTrips) {
   auto db = OpenRegion(GetParam(), dir_.path(), "a-1", &rng_);
   ASSERT_OK(db->Create(kApp));

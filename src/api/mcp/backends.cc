@@ -28,8 +28,9 @@ class LocalBackend final : public McpBackend {
   ToolOutcome ListApps() override {
     return From([&]() -> Result<json> {
       ASSIGN_OR_RETURN(auto apps, sys_->store()->ListApps(owner_));
+      auto sizes = sys_->apps()->SizesBytes(apps);
       json out = json::array();
-      for (const auto& a : apps) out.push_back(AppJson(a, sys_->apps()->SizeBytes(a)));
+      for (const auto& a : apps) out.push_back(AppJson(a, sizes[a.id]));
       return json{{"apps", out}};
     }());
   }

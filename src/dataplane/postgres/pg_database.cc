@@ -341,6 +341,41 @@ Result<int64_t> PgDatabase::SizeBytes(const std::string& app_id) {
   return r.size() == 1 ? r.Int(0, 0) : 0;
 }
 
+Result<std::map<std::string, int64_t>> PgDatabase::SizesBytes(
+    const std::vector<std::string>& app_ids) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  std::map<std::string, int64_t> out;
+  std::vector<std::string> stale;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& id : app_ids) {
+      auto it = sizes_.find(id);
+      if (it != sizes_.end() && now - it->second.second < kSizesMaxAgeMs) {
+        out[id] = it->second.first;
+      } else {
+        stale.push_back(id);
+      }
+    }
+  }
+  if (stale.empty()) return out;
+  std::string list;  // app ids are [a-z0-9_]: a comma joins them without ambiguity
+  for (const auto& id : stale) {
+    out[id] = 0;
+    list += (list.empty() ? "" : ",") + id;
+  }
+  ASSIGN_OR_RETURN(auto admin, pool_.Get());
+  ASSIGN_OR_RETURN(pg::Rows r, admin->Query("SELECT datname, pg_database_size(datname) FROM "
+                                            "pg_database WHERE datname = ANY(string_to_array("
+                                            "$1, ','))",
+                                            {list}));
+  for (int i = 0; i < r.size(); ++i) out[r.Text(i, 0)] = r.Int(i, 1);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& id : stale) sizes_[id] = {out[id], now};
+  return out;
+}
+
 Status TakeFenceToken(pg::Conn* c, const std::string& table, const std::string& app_id,
                       int64_t token) {
   if (token <= 0) return Status::Ok();
@@ -379,6 +414,10 @@ Status PgDatabase::CheckToken(const std::string& app_id, int64_t token) {
 }
 
 Status PgDatabase::DropLocked(pg::Conn* admin, const std::string& app_id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sizes_.erase(app_id);  // dropped, or replaced by a copy
+  }
   ASSIGN_OR_RETURN(bool exists, Exists(app_id));
   if (exists) {
     // Subscriptions first (a database that holds one cannot be dropped); their slots live on

@@ -70,11 +70,12 @@ Result<RegionUsage> UsageWithout(const StepDeps& deps, const std::string& region
   RegionPlane* plane = deps.plane->Region(region);
   if (!plane) return InvalidArgument("unknown region '" + region + "'", "invalid_region");
   ASSIGN_OR_RETURN(auto apps, deps.store->ListApps(""));
+  std::vector<std::string> ids;
   for (const auto& a : apps) {
-    if (a.region != region || a.id == app_id) continue;
-    ++u.apps;
-    u.bytes += AppBytes(plane, a.id);
+    if (a.region == region && a.id != app_id) ids.push_back(a.id);
   }
+  u.apps = static_cast<int64_t>(ids.size());
+  for (const auto& [id, bytes] : AppsBytes(plane, ids)) u.bytes += bytes;
   return u;
 }
 
