@@ -1,14 +1,9 @@
 #include "common/secret_box.h"
 
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -60,26 +55,10 @@ Result<std::unique_ptr<SecretBox>> SecretBox::FromKeyFile(const std::string& pat
     }
     std::error_code ec;
     fs::create_directories(fs::path(path).parent_path(), ec);
-    unsigned char nonce[8];
-    if (RAND_bytes(nonce, sizeof(nonce)) != 1) return Permanent("no randomness");
-    std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-    for (unsigned char c : nonce) tmp += "0123456789abcdef"[c & 15];
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return Permanent("cannot create secret key file " + tmp);
-    bool written =
-        ::write(fd, key.data(), kKeyLen) == static_cast<ssize_t>(kKeyLen) && ::fsync(fd) == 0;
-    ::close(fd);
-    if (!written) {
-      ::unlink(tmp.c_str());
-      return Permanent("cannot write secret key file " + path);
+    Status created = CreateFileOnce(path, key, 0600);
+    if (!created.ok()) {
+      return Permanent("cannot create secret key file " + path + ": " + created.message());
     }
-    int linked = ::link(tmp.c_str(), path.c_str());
-    int err = errno;
-    ::unlink(tmp.c_str());
-    if (linked != 0 && err != EEXIST) {
-      return Permanent("cannot create secret key file " + path + ": " + std::strerror(err));
-    }
-    RETURN_IF_ERROR(SyncDir(fs::path(path).parent_path().string()));
   }
   std::ifstream in(path, std::ios::binary);
   std::stringstream buf;

@@ -8,15 +8,6 @@
 
 namespace regionmove {
 
-Result<std::map<std::string, int64_t>> BlobStore::SizesBytes(
-    const std::vector<std::string>& app_ids) {
-  std::map<std::string, int64_t> out;
-  for (const auto& id : app_ids) {
-    ASSIGN_OR_RETURN(out[id], SizeBytes(id));
-  }
-  return out;
-}
-
 Status ValidateBlobKey(std::string_view key) {
   auto bad = [](const std::string& why) { return InvalidArgument(why, "invalid_key"); };
   if (key.empty()) return bad("blob key is empty");

@@ -121,11 +121,10 @@ class BlobStore {
   // `token`: the acting migration's fencing token, as Database::Drop takes it (0: unchecked).
   virtual Status DeleteNamespace(const std::string& app_id, int64_t token = 0) = 0;
   virtual Result<int64_t> SizeBytes(const std::string& app_id) = 0;
-  // SizeBytes of many apps at once: every one of `app_ids` is in the answer (0 for what is not
-  // there). By default one SizeBytes each; engines that can answer for all in one query do
-  // (a region's usage sums every app of the region).
+  // SizeBytes of many apps at once (a region's usage sums every app of the region): every one
+  // of `app_ids` is in the answer, 0 for what is not there.
   virtual Result<std::map<std::string, int64_t>> SizesBytes(
-      const std::vector<std::string>& app_ids);
+      const std::vector<std::string>& app_ids) = 0;
 };
 
 }  // namespace regionmove

@@ -294,7 +294,7 @@ Status Engine::Advance(Migration m, int64_t epoch, std::string note, bool chain)
   e.message = std::move(note);
   const std::string holder = m.lease_owner;
   EnterStep(m, to);
-  if (chain && !IsTerminal(to) && !holder.empty() && !stop_.load()) {
+  if (chain && !IsTerminal(to)) {
     m.lease_owner = holder;
     m.lease_expires_at_ms = clock_->NowMs() + options_.lease_ms;
   }

@@ -118,7 +118,7 @@ class Engine {
   // reset `m`'s resources): records the return to syncing, with those resources, at once.
   Status BackToSync(Migration m, int64_t epoch, std::string why);
   // Records the step done and the next one entered: its lease released, or with `chain`
-  // renewed for this worker (unless the engine is stopping or the migration ended).
+  // renewed for this worker (unless the migration ended; Turn() gives it back at a stop).
   Status Advance(Migration m, int64_t epoch, std::string note, bool chain);
   Status HandleFailure(Migration m, int64_t epoch, const Status& error);
   Status StartCompensation(Migration m, int64_t epoch, Compensation why, std::string reason);

@@ -6,10 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <future>
+#include <sstream>
 
 #include "common/hash.h"
 #include "common/json_limits.h"
@@ -118,42 +119,6 @@ int64_t FileSize(const std::string& path) {
   std::error_code ec;
   auto n = fs::file_size(path, ec);
   return ec ? 0 : static_cast<int64_t>(n);
-}
-
-// A name for a scratch file beside `path`, unique in this process (two SqliteDatabase objects
-// may share a directory) and across processes.
-std::string ScratchName(const std::string& path) {
-  static std::atomic<uint64_t> next{0};
-  return path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(next++);
-}
-
-Status ReadWholeFile(const std::string& path, std::string* out) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Unavailable("open " + path + ": " + std::strerror(errno));
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out->append(buf, static_cast<size_t>(n));
-  int err = errno;
-  ::close(fd);
-  if (n < 0) return Unavailable("read " + path + ": " + std::strerror(err));
-  return Status::Ok();
-}
-
-// Writes `data` to a new file at `path` and fsyncs it (its name is not synced: the caller's
-// rename or link is).
-Status WriteWholeFile(const std::string& path, std::string_view data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Unavailable("create " + path + ": " + std::strerror(errno));
-  Status s;
-  for (size_t done = 0; done < data.size() && s.ok();) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) s = Unavailable("write " + path + ": " + std::strerror(errno));
-    if (n > 0) done += static_cast<size_t>(n);
-  }
-  if (s.ok() && ::fsync(fd) != 0) s = Unavailable("fsync " + path + ": " + std::strerror(errno));
-  ::close(fd);
-  return s;
 }
 
 void RemoveDbFiles(const std::string& path) {
@@ -278,21 +243,26 @@ std::unique_lock<std::mutex> SqliteDatabase::LockIdle(Conn& conn) {
   return lock;
 }
 
-Result<std::string> SqliteDatabase::EmptyImage() {
-  if (!empty_image_.empty()) return empty_image_;
-  const std::string tmp = ScratchName(dir_ + "/.empty.sqlite3");
-  RemoveDbFiles(tmp);
+Result<const std::string*> SqliteDatabase::EmptyImage() {
+  if (!empty_image_.empty()) return &empty_image_;
+  const std::string tmp = ScratchPath(dir_ + "/.empty.sqlite3");
   {
     ASSIGN_OR_RETURN(auto db, Db::Open(tmp));
-    RETURN_IF_ERROR(db->Exec(std::string("BEGIN;") + kInternalSchema +
-                             "COMMIT; PRAGMA wal_checkpoint(TRUNCATE);"));
+    Status made = db->Exec(std::string("BEGIN;") + kInternalSchema +
+                           "COMMIT; PRAGMA wal_checkpoint(TRUNCATE);");
+    if (!made.ok()) {
+      db.reset();
+      RemoveDbFiles(tmp);
+      return made;
+    }
   }
-  std::string image;
-  Status read = ReadWholeFile(tmp, &image);
+  std::ifstream in(tmp, std::ios::binary);
+  std::stringstream image;
+  image << in.rdbuf();
   RemoveDbFiles(tmp);
-  RETURN_IF_ERROR(read);
-  empty_image_ = std::move(image);
-  return empty_image_;
+  if (!in || image.str().empty()) return Unavailable("cannot read back " + tmp);
+  empty_image_ = image.str();
+  return &empty_image_;
 }
 
 Status SqliteDatabase::Create(const std::string& app_id) {
@@ -300,21 +270,12 @@ Status SqliteDatabase::Create(const std::string& app_id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!fs::exists(path)) {
-      // A copy of an empty database made once per process (WAL mode, the internal schema),
-      // written, fsynced and linked into place: one file created and two fsyncs, where SQLite
-      // creating it would make and delete a rollback journal to switch to WAL, then a WAL and
-      // its shared-memory file, with eight fsyncs. The link fails if the file appeared meanwhile
-      // (another process): then that one is kept.
-      ASSIGN_OR_RETURN(std::string image, EmptyImage());
-      const std::string tmp = ScratchName(path);
-      Status written = WriteWholeFile(tmp, image);
-      if (written.ok() && ::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST) {
-        written = Unavailable("link " + tmp + " to " + path + ": " + std::strerror(errno));
-      }
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      RETURN_IF_ERROR(written);
-      return SyncDir(dir_);
+      // A copy of an empty database made once per process (WAL mode, the internal schema):
+      // one file created and two fsyncs, where SQLite creating it would make and delete a
+      // rollback journal to switch to WAL, then a WAL and its shared-memory file, with eight
+      // fsyncs. A file another process created meanwhile is kept.
+      ASSIGN_OR_RETURN(const std::string* image, EmptyImage());
+      return CreateFileOnce(path, *image, 0644);
     }
   }
   return WithConnection(app_id, [](Db* db) { return db->Exec(kInternalSchema); });

@@ -135,7 +135,7 @@ class SqliteDatabase final : public Database {
   Result<std::vector<ColumnSpec>> Columns(sqlite::Db* db, const std::string& table);
   // The bytes of an empty app database (WAL mode, the internal schema), made once.
   // REQUIRES: mu_.
-  Result<std::string> EmptyImage();
+  Result<const std::string*> EmptyImage();
   static Result<std::vector<TableDigest>> DigestOn(sqlite::Db* db, const DigestScope& scope);
 
   std::string dir_;
