@@ -696,9 +696,13 @@ TEST_F(PgMoveTightBudget, PauseOverItsBudgetSyncsAgainAndNeverFlipsLate) {
   ASSERT_OK_AND_ASSIGN(Migration m, sys_->migrations()->Move("alice", app_, "pg-b", "online"));
   // A write between the two pauses lands in pg-a and travels with the second sync.
   std::atomic<bool> wrote{false};
+  // It watches until the move ends (bounded by Drive's own deadline), not a fixed number of
+  // polls: how soon the second sync comes depends on the machine.
   std::thread writer([&] {
-    for (int i = 0; i < 400; ++i) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (std::chrono::steady_clock::now() < deadline) {
       auto cur = sys_->store()->GetMigration(m.id);
+      if (cur.ok() && IsTerminal(cur->current_step)) return;
       if (cur.ok() && cur->current_step == Step::kSyncing && !cur->last_error.empty()) {
         EXPECT_OK(a->InsertRows(app_, "w", {{"id", "between"}, {"n", -1}}).status());
         wrote = true;
