@@ -679,6 +679,60 @@ TEST_F(PgMove, OnlineMoveWaitsOutAWriteStormWithoutFailing) {
 // An online move whose pause outlasts its budget on PostgreSQL regions: the app goes back to
 // pg-a (its subscription in pg-b and the copy are dropped), syncs again from a new snapshot, and
 // the second pause completes the move. The flip happens once, after the return to syncing.
+// Two replications set up at once in opposite directions (app 1 from pg-a to pg-b, app 2 from
+// pg-b to pg-a: two moves crossing, or a move and another app's reverse replication) must not
+// wait on each other across the clusters: a slot's creation waits for the transactions running
+// on its cluster, and a subscription created with its slot keeps one open on the other.
+TEST_F(PgMove, ReplicationsSetUpInOppositeDirectionsAtOnceDoNotDeadlock) {
+  ASSERT_OK_AND_ASSIGN(App one, sys_->apps()->CreateApp("alice", "east-west", "pg-a", ""));
+  ASSERT_OK_AND_ASSIGN(App two, sys_->apps()->CreateApp("alice", "west-east", "pg-b", ""));
+  app_ = one.id;
+  Database* a = sys_->plane()->Region("pg-a")->db.get();
+  Database* b = sys_->plane()->Region("pg-b")->db.get();
+  ASSERT_OK(b->Create(one.id));
+  ASSERT_OK(a->Create(two.id));
+  Replicator* rep = sys_->plane()->replicator();
+  bool stuck = false;
+  for (int round = 0; round < 6 && !stuck; ++round) {
+    std::atomic<int> ready{0};
+    std::atomic<int> done{0};
+    Status s1, s2;
+    auto start = [&](const std::string& app, const char* p, const char* r, Status* out) {
+      ready.fetch_add(1);
+      while (ready.load() < 2) std::this_thread::yield();
+      *out = rep->Start(app, p, r);
+      done.fetch_add(1);
+    };
+    std::thread t1(start, one.id, "pg-a", "pg-b", &s1);
+    std::thread t2(start, two.id, "pg-b", "pg-a", &s2);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (done.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (done.load() < 2) {
+      // Stuck: cancel the set-ups on both clusters so the threads (and the clusters) come back.
+      stuck = true;
+      for (const std::string& dsn : {kDsnA, kDsnB}) {
+        auto admin = Connect(dsn, "postgres");
+        (void)admin->Exec(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND (query LIKE 'CREATE SUBSCRIPTION%' OR query LIKE 'CREATE_REPLICATION_SLOT%' OR "
+            "query LIKE '%pg_create_logical_replication_slot%')");
+      }
+    }
+    t1.join();
+    t2.join();
+    EXPECT_FALSE(stuck) << "the two set-ups waited on each other (round " << round << ")";
+    if (!stuck) {
+      EXPECT_OK(s1);
+      EXPECT_OK(s2);
+    }
+    EXPECT_OK(rep->Stop(one.id, "pg-a", "pg-b"));
+    EXPECT_OK(rep->Stop(two.id, "pg-b", "pg-a"));
+  }
+  for (Database* db : {a, b}) EXPECT_OK(db->Drop(two.id));
+}
+
 class PgMoveTightBudget : public PgMove {
  protected:
   std::string SagaExtra() const override { return "block_budget_seconds = 1\n"; }

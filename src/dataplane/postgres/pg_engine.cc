@@ -132,11 +132,18 @@ class PgReplicator final : public Replicator {
                      r->Query("SELECT 1 FROM pg_subscription WHERE subname = $1", {name}));
     if (sub.size() > 0) return Status::Ok();
     // A slot left by an attempt that crashed is reused: nothing was written since (the primary
-    // stays fenced until this step is done).
+    // stays fenced until this step is done). The slot is made here, with no transaction open on
+    // the replica's cluster, not by CREATE SUBSCRIPTION: a slot's creation waits for every
+    // transaction running on its cluster, and a subscription that makes its slot holds one open
+    // on the other; two set-ups in opposite directions at once would wait on each other forever.
     ASSIGN_OR_RETURN(pg::Rows slot, p->Query("SELECT 1 FROM pg_replication_slots "
                                              "WHERE slot_name = $1",
                                              {name}));
-    return Subscribe(r.get(), app, primary, name, /*create_slot=*/slot.size() == 0);
+    if (slot.size() == 0) {
+      RETURN_IF_ERROR(
+          p->Query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", {name}).status());
+    }
+    return Subscribe(r.get(), app, primary, name);
   }
 
   // The slot is made on a replication connection with an exported snapshot (as a subscription's
@@ -163,7 +170,7 @@ class PgReplicator final : public Replicator {
     ASSIGN_OR_RETURN(auto r, Connect(replica, app));
     RETURN_IF_ERROR(FullIdentityWithoutKey(r.get()));
     RETURN_IF_ERROR(r->Exec(kTrackChanges).status());  // before the first change applies
-    return Subscribe(r.get(), app, primary, name, /*create_slot=*/false);
+    return Subscribe(r.get(), app, primary, name);
   }
 
   Result<DigestScope> Changed(const std::string& app, const std::string& primary,
@@ -367,9 +374,9 @@ class PgReplicator final : public Replicator {
     return txn.Commit();
   }
 
-  // The subscription `name` on the replica, from the primary's slot of that name.
+  // The subscription `name` on the replica, from the primary's slot of that name (made before).
   Status Subscribe(pg::Conn* r, const std::string& app, const std::string& primary,
-                   const std::string& name, bool create_slot) {
+                   const std::string& name) {
     RETURN_IF_ERROR(r->Exec(kHeartbeat).status());
     RETURN_IF_ERROR(r->Exec("TRUNCATE _regionmove.ddl_seen").status());
     // The apply worker runs the DDL that travels (_regionmove.ddl) in a database that defaults
@@ -382,7 +389,7 @@ class PgReplicator final : public Replicator {
     return r
         ->Exec("CREATE SUBSCRIPTION " + QuoteIdent(name) + " CONNECTION " + QuoteLiteral(conninfo) +
                " PUBLICATION " + QuoteIdent(name) + " WITH (copy_data = false, slot_name = " +
-               QuoteLiteral(name) + ", create_slot = " + (create_slot ? "true" : "false") + ")")
+               QuoteLiteral(name) + ", create_slot = false)")
         .status();
   }
 
