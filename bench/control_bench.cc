@@ -6,6 +6,8 @@
 // no migration waits for a free worker.
 // The PostgreSQL store is the first cluster of scripts/pg-regions (skipped when unreachable).
 // Usage: regionmove_control_bench [moves] [workers]
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -28,6 +30,7 @@ namespace {
 
 struct Figures {
   double seconds = 0;
+  double cpu_seconds = 0;  // of this process (not of a PostgreSQL server), moves only
   int completed = 0;
   std::vector<int64_t> transition_ms;
   // Per step of the plan: its total time, from its start (the previous step's recorded end) to
@@ -36,6 +39,13 @@ struct Figures {
   std::map<std::string, int> step_count;
   std::vector<std::string> step_order;
 };
+
+double CpuSeconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
 
 double Percentile(std::vector<int64_t> v, double p) {
   if (v.empty()) return 0;
@@ -83,6 +93,7 @@ Result<Figures> Run(const std::string& engine, int moves, int workers, int wave,
     apps.push_back(app.id);
   }
   sys->Start();
+  const double cpu_start = CpuSeconds();
   auto start = std::chrono::steady_clock::now();
   auto deadline = start + std::chrono::minutes(5);
   std::vector<std::string> ids;
@@ -104,6 +115,7 @@ Result<Figures> Run(const std::string& engine, int moves, int workers, int wave,
   }
   Figures f;
   f.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  f.cpu_seconds = CpuSeconds() - cpu_start;
   sys->Stop();
   for (const auto& id : ids) {
     ASSIGN_OR_RETURN(Migration m, sys->store()->GetMigration(id));
@@ -136,8 +148,8 @@ int main(int argc, char** argv) {
       "%d tiny moves at once (caps lifted, then the default caps), then %d in waves of %d (no "
       "queueing); %d workers, one process\n",
       moves, moves / 5, workers, workers);
-  std::printf("%-10s %9s %12s %10s %16s %16s\n", "store", "moves/s", "default caps", "completed",
-              "transition p50", "transition p99");
+  std::printf("%-10s %9s %12s %10s %16s %16s %12s\n", "store", "moves/s", "default caps",
+              "completed", "transition p50", "transition p99", "cpu/move");
   struct Row {
     std::string work;
     double value;
@@ -153,10 +165,11 @@ int main(int argc, char** argv) {
       std::printf("%-10s skipped: %s\n", engine, waves.status().ToString().c_str());
       continue;
     }
-    std::printf("%-10s %9.1f %12.1f %10d %14.0fms %14.0fms\n", engine,
+    std::printf("%-10s %9.1f %12.1f %10d %14.0fms %14.0fms %10.1fms\n", engine,
                 all->completed / all->seconds, capped->completed / capped->seconds,
                 all->completed + capped->completed + waves->completed,
-                Percentile(waves->transition_ms, 0.5), Percentile(waves->transition_ms, 0.99));
+                Percentile(waves->transition_ms, 0.5), Percentile(waves->transition_ms, 0.99),
+                1000 * all->cpu_seconds / std::max(1, all->completed));
     std::printf("  mean per step in the waves (from the previous step's end: claim and step)\n");
     for (const auto& step : waves->step_order) {
       const double ms = static_cast<double>(waves->step_ms[step]);

@@ -80,6 +80,38 @@ TEST(SqliteDatabase, RestoreRefusesADamagedSnapshot) {
   EXPECT_EQ(dst->ImportCopy(app, "a-1", state, nullptr).code(), StatusCode::kCorruption);
 }
 
+// The fence-token check of a restore reads a database that no connection has open (no -wal
+// file: the placeholder a move made) as it is on disk, making no -wal or -shm file for the
+// restore to delete; a token still only in another connection's WAL is read the usual way.
+TEST(SqliteDatabase, RestoreChecksTheTokenOfAnUnopenedFileWithoutMakingFiles) {
+  TempDir dir;
+  Rng rng{3};
+  const std::string app = "app_aaaaaaaaaaaa";
+  ASSERT_OK_AND_ASSIGN(auto src, SqliteDatabase::Open(dir.File("a"), &rng));
+  ASSERT_OK(src->Create(app));
+  ASSERT_OK(src->CreateTable(app, TableSpec{"t", {{"n", "integer"}}}));
+  ASSERT_OK_AND_ASSIGN(json state, src->ExportCopy(app, dir.File("stage"), nullptr));
+  const std::string path = dir.File("b") + "/" + app + ".sqlite3";
+  {
+    // Another worker (a later migration, token 7) recorded its token and closed the file.
+    ASSERT_OK_AND_ASSIGN(auto other, SqliteDatabase::Open(dir.File("b"), &rng));
+    ASSERT_OK(other->Create(app));
+    ASSERT_OK(other->Unfence(app, 7));
+  }
+  for (const char* suffix : {"-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  ASSERT_OK_AND_ASSIGN(auto dst, SqliteDatabase::Open(dir.File("b"), &rng));
+  EXPECT_EQ(dst->ImportCopy(app, "a-1", state, nullptr, 6).code(), StatusCode::kConflict);
+  EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+  EXPECT_FALSE(std::filesystem::exists(path + "-shm"));
+  ASSERT_OK(dst->ImportCopy(app, "a-1", state, nullptr, 8));
+  ASSERT_OK_AND_ASSIGN(auto tables, dst->ListTables(app));
+  EXPECT_EQ(tables.size(), 1u);
+  // Token 9 committed by a connection still open: in its WAL, not yet in the file.
+  ASSERT_OK_AND_ASSIGN(auto later, SqliteDatabase::Open(dir.File("b"), &rng));
+  ASSERT_OK(later->Unfence(app, 9));
+  EXPECT_EQ(dst->ImportCopy(app, "a-1", state, nullptr, 8).code(), StatusCode::kConflict);
+}
+
 TEST(SecretBox, SealOpenAndKeyFile) {
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto box, SecretBox::FromKeyFile(dir.File("k/secret.key")));

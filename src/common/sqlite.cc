@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 namespace regionmove::sqlite {
@@ -170,6 +171,29 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, int busy_timeout_m
       db->ExecWhileBusy("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
                         busy_timeout_ms));
   return db;
+}
+
+Result<std::unique_ptr<Db>> Db::OpenImmutable(const std::string& path) {
+  std::string uri = "file:";
+  for (char c : path) {
+    if (c == '%' || c == '?' || c == '#') {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", static_cast<unsigned char>(c));
+      uri += hex;
+    } else {
+      uri += c;
+    }
+  }
+  uri += "?immutable=1";
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(uri.c_str(), &raw,
+                           SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status s = FromCode(rc, raw, "open " + path);
+    sqlite3_close(raw);
+    return s;
+  }
+  return std::unique_ptr<Db>(new Db(raw, path));
 }
 
 Status Db::ExecWhileBusy(std::string_view sql, int budget_ms) {

@@ -115,6 +115,10 @@ class Db {
  public:
   // Opens (creating if needed) with WAL journaling, foreign keys and a busy timeout.
   static Result<std::unique_ptr<Db>> Open(const std::string& path, int busy_timeout_ms = 5000);
+  // Opens read-only, as the file is on disk (SQLite's immutable=1: no locks, no -wal or -shm
+  // file made, a WAL never read). Right only for a database no connection has open, whose
+  // -wal file does not exist; otherwise committed changes in the WAL are missed.
+  static Result<std::unique_ptr<Db>> OpenImmutable(const std::string& path);
   ~Db();
 
   Status Exec(std::string_view sql);

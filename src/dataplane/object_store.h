@@ -39,7 +39,6 @@ class ObjectStore {
   virtual int CopyStreams() const { return 4; }
   // Removes every object under `dir` + "/" (idempotent).
   virtual Status RemoveDir(const std::string& dir) = 0;
-  virtual Status CreateDir(const std::string& dir) = 0;
   // Names of the objects under `dir` + "/" that sort after `after`, in order, at most `limit`.
   virtual Result<std::vector<std::string>> List(const std::string& dir, const std::string& after,
                                                 int limit) = 0;

@@ -141,12 +141,6 @@ Status FsObjects::RemoveDir(const std::string& dir) {
   return ec ? Unavailable("delete blob namespace: " + ec.message()) : Status::Ok();
 }
 
-Status FsObjects::CreateDir(const std::string& dir) {
-  std::error_code ec;
-  fs::create_directories(dir_ + "/" + dir, ec);
-  return ec ? Unavailable("create blob namespace: " + ec.message()) : Status::Ok();
-}
-
 Result<std::vector<std::string>> FsObjects::List(const std::string& dir, const std::string& after,
                                                  int limit) {
   std::vector<std::string> names;

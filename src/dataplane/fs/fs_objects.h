@@ -26,7 +26,6 @@ class FsObjects final : public ObjectStore {
   // fsyncs share the filesystem's journal commits.
   int CopyStreams() const override { return 16; }
   Status RemoveDir(const std::string& dir) override;
-  Status CreateDir(const std::string& dir) override;
   // Walks the whole directory on each call (strays are rare, and only a move's dest is swept).
   Result<std::vector<std::string>> List(const std::string& dir, const std::string& after,
                                         int limit) override;

@@ -282,11 +282,6 @@ Status S3Objects::AbortUploads(const std::string& dir) {
   return Unavailable("s3: uploads under " + prefix_ + dir + " keep appearing");
 }
 
-Status S3Objects::CreateDir(const std::string& dir) {
-  (void)dir;  // a bucket has no directories
-  return Status::Ok();
-}
-
 Result<std::unique_ptr<BlobStore>> OpenS3BlobStore(const EngineConfig& config, Rng* rng) {
   std::error_code ec;
   std::filesystem::create_directories(config.dir, ec);

@@ -29,7 +29,6 @@ class S3Objects final : public ObjectStore {
   Result<bool> Exists(const std::string& name) override;
   Status Remove(const std::string& name) override;
   Status RemoveDir(const std::string& dir) override;
-  Status CreateDir(const std::string& dir) override;
   Result<std::vector<std::string>> List(const std::string& dir, const std::string& after,
                                         int limit) override;
   // Within one endpoint and account: CopyObject (objects up to 5 GiB), checked by size and by

@@ -148,19 +148,19 @@ Status SqliteControlStore::CreateApp(const App& app) {
 }
 
 Result<App> SqliteControlStore::GetApp(const std::string& app_id) {
-  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
-  ASSIGN_OR_RETURN(Stmt q,
-                   db_->Prepare(std::string("SELECT ") + kAppColumns + " FROM apps WHERE id = ?"));
+  std::lock_guard<std::mutex> lock(read_mu_);
+  ASSIGN_OR_RETURN(
+      Stmt q, read_db_->Prepare(std::string("SELECT ") + kAppColumns + " FROM apps WHERE id = ?"));
   ASSIGN_OR_RETURN(bool row, q.Bind(1, app_id).Step());
   if (!row) return NotFound("app " + app_id + " not found");
   return ReadApp(q);
 }
 
 Result<std::vector<App>> SqliteControlStore::ListApps(const std::string& owner) {
-  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
-  ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kAppColumns +
-                                        " FROM apps WHERE ?1 = '' OR owner = ?1"
-                                        " ORDER BY created_at_ms, id"));
+  std::lock_guard<std::mutex> lock(read_mu_);
+  ASSIGN_OR_RETURN(Stmt q, read_db_->Prepare(std::string("SELECT ") + kAppColumns +
+                                             " FROM apps WHERE ?1 = '' OR owner = ?1"
+                                             " ORDER BY created_at_ms, id"));
   q.Bind(1, owner);
   return sqlite::Collect<App>(q, ReadApp<Stmt>);
 }
@@ -195,18 +195,18 @@ Status SqliteControlStore::RemoveRoute(const std::string& host) {
 }
 
 Result<Route> SqliteControlStore::ResolveHost(const std::string& host) {
-  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
-  ASSIGN_OR_RETURN(Stmt q,
-                   db_->Prepare("SELECT host, app_id, region, custom FROM routes WHERE host = ?"));
+  std::lock_guard<std::mutex> lock(read_mu_);
+  ASSIGN_OR_RETURN(
+      Stmt q, read_db_->Prepare("SELECT host, app_id, region, custom FROM routes WHERE host = ?"));
   ASSIGN_OR_RETURN(bool row, q.Bind(1, host).Step());
   if (!row) return NotFound("no app is routed at " + host);
   return ReadRoute(q);
 }
 
 Result<std::vector<Route>> SqliteControlStore::ListRoutes(const std::string& app_id) {
-  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
-  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT host, app_id, region, custom FROM routes "
-                                        "WHERE app_id = ? ORDER BY custom, host"));
+  std::lock_guard<std::mutex> lock(read_mu_);
+  ASSIGN_OR_RETURN(Stmt q, read_db_->Prepare("SELECT host, app_id, region, custom FROM routes "
+                                             "WHERE app_id = ? ORDER BY custom, host"));
   q.Bind(1, app_id);
   return sqlite::Collect<Route>(q, ReadRoute<Stmt>);
 }
@@ -625,10 +625,10 @@ Status SqliteControlStore::AppendEvent(const MigrationEvent& event) {
 
 Result<std::vector<MigrationEvent>> SqliteControlStore::ListEvents(
     const std::string& migration_id) {
-  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
-  ASSIGN_OR_RETURN(Stmt q, db_->Prepare(std::string("SELECT ") + kEventColumns +
-                                        " FROM migration_events WHERE migration_id = ? "
-                                        "ORDER BY seq"));
+  std::lock_guard<std::mutex> lock(read_mu_);
+  ASSIGN_OR_RETURN(Stmt q, read_db_->Prepare(std::string("SELECT ") + kEventColumns +
+                                             " FROM migration_events WHERE migration_id = ? "
+                                             "ORDER BY seq"));
   q.Bind(1, migration_id);
   return sqlite::Collect<MigrationEvent>(q, ReadEvent<Stmt>);
 }
@@ -677,10 +677,10 @@ Status SqliteControlStore::ReleaseReservation(const std::string& migration_id,
 }
 
 Result<std::vector<Reservation>> SqliteControlStore::ListReservations(const std::string& region) {
-  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
-  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT migration_id, region, app_id, bytes, "
-                                        "created_at_ms FROM reservations WHERE region = ? "
-                                        "ORDER BY created_at_ms"));
+  std::lock_guard<std::mutex> lock(read_mu_);
+  ASSIGN_OR_RETURN(Stmt q, read_db_->Prepare("SELECT migration_id, region, app_id, bytes, "
+                                             "created_at_ms FROM reservations WHERE region = ? "
+                                             "ORDER BY created_at_ms"));
   q.Bind(1, region);
   return sqlite::Collect<Reservation>(q, ReadReservation<Stmt>);
 }
@@ -770,9 +770,9 @@ Result<int> SqliteControlStore::QueueWebhookDeliveries(const std::string& name,
 
 Result<std::vector<WebhookDelivery>> SqliteControlStore::DueWebhookDeliveries(
     const std::string& name, int64_t now_ms, int limit) {
-  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
+  std::lock_guard<std::mutex> lock(read_mu_);
   ASSIGN_OR_RETURN(Stmt q,
-                   db_->Prepare(std::string("SELECT ") + kDeliveryColumns + kDueDeliveries));
+                   read_db_->Prepare(std::string("SELECT ") + kDeliveryColumns + kDueDeliveries));
   q.BindAll(name, now_ms, limit);
   return sqlite::Collect<WebhookDelivery>(q, ReadDelivery<Stmt>);
 }
@@ -807,9 +807,9 @@ Result<int> SqliteControlStore::PruneOutbox(int64_t before_ms, int limit) {
 
 Result<std::vector<WebhookDelivery>> SqliteControlStore::ListWebhookDeliveries(
     const std::string& status, int limit) {
-  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
+  std::lock_guard<std::mutex> lock(read_mu_);
   ASSIGN_OR_RETURN(Stmt q,
-                   db_->Prepare(std::string("SELECT ") + kDeliveryColumns + kListDeliveries));
+                   read_db_->Prepare(std::string("SELECT ") + kDeliveryColumns + kListDeliveries));
   q.BindAll(status, limit);
   return sqlite::Collect<WebhookDelivery>(q, ReadDelivery<Stmt>);
 }
@@ -837,9 +837,10 @@ Status SqliteControlStore::AddTokenHash(const std::string& token_sha256_hex,
 }
 
 Result<User> SqliteControlStore::UserForTokenHash(const std::string& token_sha256_hex) {
-  ASSIGN_OR_RETURN(Batch batch, JoinBatch());
-  ASSIGN_OR_RETURN(Stmt q, db_->Prepare("SELECT u.name, u.admin FROM api_tokens t JOIN users u "
-                                        "ON u.name = t.user_name WHERE t.token_sha256 = ?"));
+  std::lock_guard<std::mutex> lock(read_mu_);
+  ASSIGN_OR_RETURN(Stmt q,
+                   read_db_->Prepare("SELECT u.name, u.admin FROM api_tokens t JOIN users u "
+                                     "ON u.name = t.user_name WHERE t.token_sha256 = ?"));
   ASSIGN_OR_RETURN(bool row, q.Bind(1, token_sha256_hex).Step());
   if (!row) return NotFound("unknown token", "unauthorized");
   return User{q.Text(0), q.Int(1) != 0};

@@ -139,9 +139,11 @@ class SqliteControlStore final : public ControlStore {
   bool announced_ = false;  // the open batch bumped the routing version or wrote the outbox
                             // (guarded by mu_)
   std::unique_ptr<sqlite::Db> db_;
-  // Reads of migrations (the guard asks for every write, clients poll) on a connection of their
-  // own: they see what is committed, and wait neither for the store's mutex nor for a batch's
-  // fsync.
+  // Reads (of migrations, apps, routes, events, reservations, webhook deliveries, tokens: the
+  // guard asks for every write, clients poll, a move reads its app between steps) on a
+  // connection of their own: they see what is committed, and wait neither for the store's mutex
+  // nor for a batch's fsync. A read that must agree with a write of its own call stays in the
+  // batch.
   std::mutex read_mu_;
   std::unique_ptr<sqlite::Db> read_db_;
 };
