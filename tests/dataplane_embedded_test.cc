@@ -112,6 +112,60 @@ TEST(SqliteDatabase, RestoreChecksTheTokenOfAnUnopenedFileWithoutMakingFiles) {
   EXPECT_EQ(dst->ImportCopy(app, "a-1", state, nullptr, 8).code(), StatusCode::kConflict);
 }
 
+// A dump reads the database file itself when the WAL could be emptied into it, and copies the
+// snapshot with the backup API when it could not (a reader of an older snapshot keeps the WAL):
+// either way the copy holds every row committed before it, and nothing after.
+TEST(SqliteDatabase, DumpHoldsWhatTheWalHeldWhenAReaderKeepsIt) {
+  TempDir dir;
+  Rng rng{3};
+  const std::string app = "app_aaaaaaaaaaaa";
+  ASSERT_OK_AND_ASSIGN(auto src, SqliteDatabase::Open(dir.File("a"), &rng));
+  ASSERT_OK_AND_ASSIGN(auto dst, SqliteDatabase::Open(dir.File("b"), &rng));
+  ASSERT_OK(src->Create(app));
+  ASSERT_OK(src->CreateTable(app, TableSpec{"t", {{"n", "integer"}}}));
+  auto insert = [&](int from, int to) {
+    json rows = json::array();
+    for (int i = from; i < to; ++i) rows.push_back({{"id", "r" + std::to_string(i)}, {"n", i}});
+    ASSERT_OK(src->InsertRows(app, "t", rows).status());
+  };
+  auto rows_after_copy = [&](const std::string& stage) -> int64_t {
+    auto state = src->ExportCopy(app, dir.File(stage), nullptr);
+    EXPECT_OK(state.status());
+    if (!state.ok()) return -1;
+    EXPECT_OK(dst->ImportCopy(app, "a-1", *state, nullptr));
+    auto a = src->Digest(app);
+    auto b = dst->Digest(app);
+    EXPECT_OK(a.status());
+    EXPECT_OK(b.status());
+    if (a.ok() && b.ok()) {
+      EXPECT_EQ(*a, *b);
+    }
+    auto tables = dst->ListTables(app);
+    return tables.ok() && tables->size() == 1 ? (*tables)[0].row_count : -1;
+  };
+  insert(0, 150);
+  // A reader of the app holds a snapshot; what is committed after it stays in the WAL (here
+  // an update that leaves the file's size as it is, and its pages as they were).
+  const std::string file = dir.File("a") + "/" + app + ".sqlite3";
+  sqlite3* reader = nullptr;
+  sqlite3* writer = nullptr;
+  ASSERT_EQ(sqlite3_open(file.c_str(), &reader), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open(file.c_str(), &writer), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(writer, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM t;", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(writer, "UPDATE t SET n = 0 WHERE n >= 100", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(writer);
+  EXPECT_EQ(rows_after_copy("one"), 150);
+  sqlite3_exec(reader, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(reader);
+  // No reader: the WAL is emptied into the file, which is then the copy.
+  insert(150, 175);
+  EXPECT_EQ(rows_after_copy("two"), 175);
+}
+
 TEST(SecretBox, SealOpenAndKeyFile) {
   TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto box, SecretBox::FromKeyFile(dir.File("k/secret.key")));

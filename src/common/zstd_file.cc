@@ -72,10 +72,18 @@ Result<int64_t> Compress(const std::function<size_t(char*, size_t)>& read,
 
 Result<int64_t> ZstdCompressFile(const std::string& in_path, const std::string& out_path,
                                  const std::function<Status(int64_t)>& progress,
-                                 std::string* sha256) {
+                                 std::string* sha256, int64_t length) {
   ASSIGN_OR_RETURN(File in, OpenFile(in_path, "rb"));
-  return Compress([&](char* buf, size_t n) { return std::fread(buf, 1, n, in.get()); }, out_path,
-                  progress, sha256);
+  int64_t left = length;
+  auto read = [&](char* buf, size_t n) {
+    if (left >= 0) n = static_cast<size_t>(std::min<int64_t>(left, static_cast<int64_t>(n)));
+    size_t got = n > 0 ? std::fread(buf, 1, n, in.get()) : 0;
+    if (left >= 0) left -= static_cast<int64_t>(got);
+    return got;
+  };
+  ASSIGN_OR_RETURN(int64_t written, Compress(read, out_path, progress, sha256));
+  if (left > 0) return Corruption(in_path + " ended " + std::to_string(left) + " bytes early");
+  return written;
 }
 
 Result<int64_t> ZstdCompressBuffer(std::string_view data, const std::string& out_path,

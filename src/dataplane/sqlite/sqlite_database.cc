@@ -468,6 +468,68 @@ Status SqliteDatabase::SetCapture(const std::string& app_id, bool on) {
   });
 }
 
+namespace {
+
+// Empties the WAL of the database `db` is connected to into its file (a TRUNCATE checkpoint),
+// waiting at most a moment for readers of older snapshots; false when it could not.
+bool EmptyWal(Db* db) {
+  sqlite3_busy_timeout(db->raw(), 100);
+  auto q = db->Prepare("PRAGMA wal_checkpoint(TRUNCATE)");
+  bool emptied = q.ok() && q->Step().ok() && q->Int(0) == 0;
+  sqlite3_busy_timeout(db->raw(), 5000);
+  return emptied;
+}
+
+// A copy of the snapshot of `src`'s open read transaction made with the backup API: in memory
+// (`image`) when small, else in the scratch file `tmp` (no journal, no fsync: it is compressed
+// and deleted right after). Progress is reported as the first half of `2 * total`.
+Status BackupSnapshot(Db* src, int64_t bytes, int page_size, const std::string& tmp,
+                      const ProgressFn& progress,
+                      std::unique_ptr<unsigned char, void (*)(void*)>* image, int64_t* raw_bytes) {
+  const bool in_memory = bytes <= SqliteDatabase::kInMemoryDumpBytes;
+  sqlite3* dst = nullptr;
+  int rc = sqlite3_open(in_memory ? ":memory:" : tmp.c_str(), &dst);
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> dst_guard(dst, sqlite3_close);
+  if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "open dump file");
+  if (!in_memory) {
+    rc = sqlite3_exec(dst, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", nullptr, nullptr,
+                      nullptr);
+    if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "set up dump file");
+  }
+  sqlite3_backup* b = sqlite3_backup_init(dst, "main", src->raw(), "main");
+  if (!b) return sqlite::FromCode(sqlite3_errcode(dst), dst, "backup init");
+  while (true) {
+    rc = sqlite3_backup_step(b, 256);
+    int64_t total = int64_t{sqlite3_backup_pagecount(b)} * page_size;
+    int64_t done = total - int64_t{sqlite3_backup_remaining(b)} * page_size;
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
+      sqlite3_backup_finish(b);
+      return sqlite::FromCode(rc, dst, "backup step");
+    }
+    if (progress) {
+      Status s = progress(done, 2 * total);
+      if (!s.ok()) {
+        sqlite3_backup_finish(b);
+        return s;
+      }
+    }
+  }
+  rc = sqlite3_backup_finish(b);
+  if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "backup finish");
+  if (in_memory) {
+    sqlite3_int64 size = 0;
+    image->reset(sqlite3_serialize(dst, "main", &size, 0));
+    if (!*image) return Unavailable("no memory for a database dump");
+    *raw_bytes = size;
+  }
+  dst_guard.reset();
+  if (!in_memory) *raw_bytes = FileSize(tmp);
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app_id,
                                                           const std::string& path,
                                                           const ProgressFn& progress,
@@ -480,10 +542,11 @@ Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app
   Result<int64_t> compressed = int64_t{0};
   std::string sha;
   {
-    // A separate connection: reads of the app keep going while the backup runs. Its read
-    // transaction, open for the whole backup, is the snapshot: writes that commit meanwhile
-    // (an unfenced source) neither restart the backup nor show in it.
+    // A separate connection: reads of the app keep going while the dump runs. Its read
+    // transaction, open for the whole dump, is the snapshot: writes that commit meanwhile
+    // (an unfenced source) neither restart the dump nor show in it.
     ASSIGN_OR_RETURN(auto src, Db::Open(src_path));
+    const bool emptied = EmptyWal(src.get());
     RETURN_IF_ERROR(src->Exec("BEGIN; SELECT count(*) FROM sqlite_master;"));
     int page_size = 4096;
     int64_t pages = 0;
@@ -491,63 +554,37 @@ Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app
       page_size = static_cast<int>(q->Int(0));
     }
     if (auto q = src->Prepare("PRAGMA page_count"); q.ok() && q->Step().ok()) pages = q->Int(0);
-    // A small database is copied into memory, a large one into a scratch file (no journal, no
-    // fsync: it is compressed and deleted right after). Fewer files created and deleted per
-    // move: on ext4, allocating inodes among many recently deleted ones is costly.
-    const bool in_memory = pages * page_size <= kInMemoryDumpBytes;
-    sqlite3* dst = nullptr;
-    int rc = sqlite3_open(in_memory ? ":memory:" : tmp.c_str(), &dst);
-    std::unique_ptr<sqlite3, int (*)(sqlite3*)> dst_guard(dst, sqlite3_close);
-    if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "open dump file");
-    if (!in_memory) {
-      rc = sqlite3_exec(dst, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", nullptr, nullptr,
-                        nullptr);
-      if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "set up dump file");
-    }
-    sqlite3_backup* b = sqlite3_backup_init(dst, "main", src->raw(), "main");
-    if (!b) return sqlite::FromCode(sqlite3_errcode(dst), dst, "backup init");
-    while (true) {
-      rc = sqlite3_backup_step(b, 256);
-      int64_t total = int64_t{sqlite3_backup_pagecount(b)} * page_size;
-      int64_t done = total - int64_t{sqlite3_backup_remaining(b)} * page_size;
-      if (rc == SQLITE_DONE) break;
-      if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
-        sqlite3_backup_finish(b);
-        return sqlite::FromCode(rc, dst, "backup step");
-      }
-      if (progress) {
-        Status s = progress(done, 2 * total);
-        if (!s.ok()) {
-          sqlite3_backup_finish(b);
-          return s;
-        }
-      }
-    }
-    rc = sqlite3_backup_finish(b);
-    if (rc != SQLITE_OK) return sqlite::FromCode(rc, dst, "backup finish");
+    const int64_t bytes = pages * page_size;
+    // The database file is the snapshot when the WAL was emptied into it before the transaction
+    // began and is still empty with it open (no commit came in between): the transaction then
+    // reads the file alone, holding SQLite's read lock 0, which no checkpoint can pass, so the
+    // file stays as it is until COMMIT. It is compressed as it is read, with no copy made
+    // first. Otherwise (a reader of an older snapshot kept the WAL, or a write came in between)
+    // the backup API copies the snapshot, and that copy is compressed.
+    const bool file_is_snapshot =
+        emptied && bytes > 0 && FileSize(src_path + "-wal") == 0 && FileSize(src_path) >= bytes;
     std::unique_ptr<unsigned char, void (*)(void*)> image(nullptr, sqlite3_free);
-    if (in_memory) {
-      sqlite3_int64 size = 0;
-      image.reset(sqlite3_serialize(dst, "main", &size, 0));
-      if (!image) return Unavailable("no memory for the dump of " + app_id);
-      raw_bytes = size;
+    if (file_is_snapshot) {
+      raw_bytes = bytes;
+    } else {
+      RETURN_IF_ERROR(
+          BackupSnapshot(src.get(), bytes, page_size, tmp, progress, &image, &raw_bytes));
     }
-    dst_guard.reset();
-    if (!in_memory) raw_bytes = FileSize(tmp);
     // The digest of the snapshot (same read transaction) on a second thread while this one
     // compresses: the two passes overlap instead of adding up.
     std::future<Result<std::vector<TableDigest>>> digested;
     if (digest) {
       digested = std::async(std::launch::async, [&src] { return DigestOn(src.get(), {}); });
     }
-    auto report = [&](int64_t n) {
-      return progress ? progress(raw_bytes + n, 2 * raw_bytes) : Status::Ok();
-    };
-    compressed = in_memory
-                     ? ZstdCompressBuffer(std::string_view(reinterpret_cast<char*>(image.get()),
-                                                           static_cast<size_t>(raw_bytes)),
-                                          path, report, &sha)
-                     : ZstdCompressFile(tmp, path, report, &sha);
+    // The backup reported the first half of the progress; a dump of the file reports it all.
+    const int64_t before = file_is_snapshot ? 0 : raw_bytes;
+    const int64_t total = file_is_snapshot ? raw_bytes : 2 * raw_bytes;
+    auto report = [&](int64_t n) { return progress ? progress(before + n, total) : Status::Ok(); };
+    compressed =
+        image ? ZstdCompressBuffer(std::string_view(reinterpret_cast<char*>(image.get()),
+                                                    static_cast<size_t>(raw_bytes)),
+                                   path, report, &sha)
+              : ZstdCompressFile(file_is_snapshot ? src_path : tmp, path, report, &sha, raw_bytes);
     if (digest) {
       auto d = digested.get();
       if (!d.ok()) {
