@@ -54,14 +54,27 @@ INSTANTIATE_TEST_SUITE_P(Sqlite, ReplicatorConformance,
                          ::testing::Values(DatabaseEngine{"sqlite", SqliteRegions}),
                          [](const auto& i) { return i.param.name; });
 
-TEST(SqliteDatabase, RestoreRefusesADamagedSnapshot) {
+// Two embedded databases' directories, a-1's (src) holding the app with one table, and b-1's.
+class SqliteCopy : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto a = SqliteDatabase::Open(dir.File("a"), &rng);
+    auto b = SqliteDatabase::Open(dir.File("b"), &rng);
+    ASSERT_OK(a.status());
+    ASSERT_OK(b.status());
+    src = std::move(a).value();
+    dst = std::move(b).value();
+    ASSERT_OK(src->Create(app));
+    ASSERT_OK(src->CreateTable(app, TableSpec{"t", {{"n", "integer"}}}));
+  }
+
   TempDir dir;
   Rng rng{3};
   const std::string app = "app_aaaaaaaaaaaa";
-  ASSERT_OK_AND_ASSIGN(auto src, SqliteDatabase::Open(dir.File("a"), &rng));
-  ASSERT_OK_AND_ASSIGN(auto dst, SqliteDatabase::Open(dir.File("b"), &rng));
-  ASSERT_OK(src->Create(app));
-  ASSERT_OK(src->CreateTable(app, TableSpec{"t", {{"n", "integer"}}}));
+  std::unique_ptr<SqliteDatabase> src, dst;
+};
+
+TEST_F(SqliteCopy, RestoreRefusesADamagedSnapshot) {
   ASSERT_OK_AND_ASSIGN(json state, src->ExportCopy(app, dir.File("stage"), nullptr));
   const std::string path = state["path"];
   {
@@ -83,13 +96,7 @@ TEST(SqliteDatabase, RestoreRefusesADamagedSnapshot) {
 // The fence-token check of a restore reads a database that no connection has open (no -wal
 // file: the placeholder a move made) as it is on disk, making no -wal or -shm file for the
 // restore to delete; a token still only in another connection's WAL is read the usual way.
-TEST(SqliteDatabase, RestoreChecksTheTokenOfAnUnopenedFileWithoutMakingFiles) {
-  TempDir dir;
-  Rng rng{3};
-  const std::string app = "app_aaaaaaaaaaaa";
-  ASSERT_OK_AND_ASSIGN(auto src, SqliteDatabase::Open(dir.File("a"), &rng));
-  ASSERT_OK(src->Create(app));
-  ASSERT_OK(src->CreateTable(app, TableSpec{"t", {{"n", "integer"}}}));
+TEST_F(SqliteCopy, RestoreChecksTheTokenOfAnUnopenedFileWithoutMakingFiles) {
   ASSERT_OK_AND_ASSIGN(json state, src->ExportCopy(app, dir.File("stage"), nullptr));
   const std::string path = dir.File("b") + "/" + app + ".sqlite3";
   {
@@ -99,7 +106,6 @@ TEST(SqliteDatabase, RestoreChecksTheTokenOfAnUnopenedFileWithoutMakingFiles) {
     ASSERT_OK(other->Unfence(app, 7));
   }
   for (const char* suffix : {"-wal", "-shm"}) std::filesystem::remove(path + suffix);
-  ASSERT_OK_AND_ASSIGN(auto dst, SqliteDatabase::Open(dir.File("b"), &rng));
   EXPECT_EQ(dst->ImportCopy(app, "a-1", state, nullptr, 6).code(), StatusCode::kConflict);
   EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
   EXPECT_FALSE(std::filesystem::exists(path + "-shm"));
@@ -115,14 +121,7 @@ TEST(SqliteDatabase, RestoreChecksTheTokenOfAnUnopenedFileWithoutMakingFiles) {
 // A dump reads the database file itself when the WAL could be emptied into it, and copies the
 // snapshot with the backup API when it could not (a reader of an older snapshot keeps the WAL):
 // either way the copy holds every row committed before it, and nothing after.
-TEST(SqliteDatabase, DumpHoldsWhatTheWalHeldWhenAReaderKeepsIt) {
-  TempDir dir;
-  Rng rng{3};
-  const std::string app = "app_aaaaaaaaaaaa";
-  ASSERT_OK_AND_ASSIGN(auto src, SqliteDatabase::Open(dir.File("a"), &rng));
-  ASSERT_OK_AND_ASSIGN(auto dst, SqliteDatabase::Open(dir.File("b"), &rng));
-  ASSERT_OK(src->Create(app));
-  ASSERT_OK(src->CreateTable(app, TableSpec{"t", {{"n", "integer"}}}));
+TEST_F(SqliteCopy, DumpHoldsWhatTheWalHeldWhenAReaderKeepsIt) {
   auto insert = [&](int from, int to) {
     json rows = json::array();
     for (int i = from; i < to; ++i) rows.push_back({{"id", "r" + std::to_string(i)}, {"n", i}});
