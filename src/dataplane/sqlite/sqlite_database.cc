@@ -470,8 +470,9 @@ Status SqliteDatabase::SetCapture(const std::string& app_id, bool on) {
 
 namespace {
 
-// Empties the WAL of the database `db` is connected to into its file (a TRUNCATE checkpoint),
-// waiting at most a moment for readers of older snapshots; false when it could not.
+// Empties the WAL of the database `db` is connected to into its file (a TRUNCATE checkpoint,
+// which holds the writer lock), waiting at most a moment for a writer or for readers of older
+// snapshots; false when it could not. `db` goes back to the default busy timeout.
 bool EmptyWal(Db* db) {
   sqlite3_busy_timeout(db->raw(), 100);
   auto q = db->Prepare("PRAGMA wal_checkpoint(TRUNCATE)");
@@ -546,7 +547,9 @@ Result<SqliteDatabase::DumpArtifact> SqliteDatabase::Dump(const std::string& app
     // transaction, open for the whole dump, is the snapshot: writes that commit meanwhile
     // (an unfenced source) neither restart the dump nor show in it.
     ASSIGN_OR_RETURN(auto src, Db::Open(src_path));
-    const bool emptied = EmptyWal(src.get());
+    // Not for an online copy (`digest` asked, writes going on): emptying the WAL takes the
+    // writer lock, which the app's writers would wait for.
+    const bool emptied = !digest && EmptyWal(src.get());
     RETURN_IF_ERROR(src->Exec("BEGIN; SELECT count(*) FROM sqlite_master;"));
     int page_size = 4096;
     int64_t pages = 0;
