@@ -116,9 +116,10 @@ class BlobStore {
   // and Publish leaves behind). Only for a namespace no one else writes to (a move's dest: a
   // concurrent upload's staged content would go too). Returns how many were removed.
   virtual Result<int64_t> RemoveUnpublished(const std::string& app_id) = 0;
-  // Creates the app's namespace (idempotent) / removes it and everything in it (idempotent).
-  virtual Status CreateNamespace(const std::string& app_id) = 0;
-  // `token`: the acting migration's fencing token, as Database::Drop takes it (0: unchecked).
+  // Removes the app's namespace and everything in it (idempotent). A namespace needs no making:
+  // an app's blobs are under its id from the first one on (an fs store makes its directory
+  // then). `token`: the acting migration's fencing token, as Database::Drop takes it (0:
+  // unchecked).
   virtual Status DeleteNamespace(const std::string& app_id, int64_t token = 0) = 0;
   virtual Result<int64_t> SizeBytes(const std::string& app_id) = 0;
   // SizeBytes of many apps at once (a region's usage sums every app of the region): every one

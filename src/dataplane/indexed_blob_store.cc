@@ -254,14 +254,6 @@ Result<int64_t> IndexedBlobStore::RemoveUnpublished(const std::string& app_id) {
   }
 }
 
-Status IndexedBlobStore::CreateNamespace(const std::string& app_id) {
-  // The index is the namespace: an app with no blob has nothing stored, and the objects' store
-  // makes a directory (fs) with the first object under it. A move of an app without blobs then
-  // makes no directory in the destination.
-  (void)app_id;
-  return Status::Ok();
-}
-
 Status IndexedBlobStore::DeleteNamespace(const std::string& app_id, int64_t token) {
   {
     std::lock_guard<std::mutex> lock(mu_);

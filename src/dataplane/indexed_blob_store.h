@@ -38,7 +38,6 @@ class IndexedBlobStore final : public BlobStore {
   Result<std::vector<BlobInfo>> List(const std::string& app_id, const std::string& prefix,
                                      const std::string& after, int limit) override;
   Result<int64_t> RemoveUnpublished(const std::string& app_id) override;
-  Status CreateNamespace(const std::string& app_id) override;
   Status DeleteNamespace(const std::string& app_id, int64_t token = 0) override;
   Result<int64_t> SizeBytes(const std::string& app_id) override;
   Result<std::map<std::string, int64_t>> SizesBytes(

@@ -83,7 +83,6 @@ Result<App> AppService::CreateApp(const std::string& owner, const std::string& n
     return InvalidArgument("field 'subdomain' must be lowercase letters, digits and '-' (1-63)");
   }
   RETURN_IF_ERROR(plane->db->Create(app.id));
-  RETURN_IF_ERROR(plane->blobs->CreateNamespace(app.id));
   Status s = deps_.store->CreateApp(app);
   if (!s.ok()) {
     (void)plane->db->Drop(app.id);

@@ -27,7 +27,6 @@ std::string RandomBytes(Rng& rng, size_t n) {
 TEST_P(BlobStoreConformance, SizesOfManyAppsAreEachAppsSize) {
   ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
   const std::string other = "app_bbbbbbbbbbbb", absent = "app_zzzzzzzzzzzz";
-  for (const auto& app : {kApp, other}) ASSERT_OK(bs->CreateNamespace(app));
   ASSERT_OK(bs->Put(kApp, "a", std::string(1000, 'a'), "").status());
   ASSERT_OK(bs->Put(kApp, "b", std::string(24, 'b'), "").status());
   ASSERT_OK(bs->Put(other, "c", std::string(7, 'c'), "").status());
@@ -43,7 +42,6 @@ TEST_P(BlobStoreConformance, SizesOfManyAppsAreEachAppsSize) {
 
 TEST_P(BlobStoreConformance, PutGetStatDelete) {
   ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
-  ASSERT_OK(bs->CreateNamespace(kApp));
   std::string big = RandomBytes(rng_, 3 * 1024 * 1024 + 17);
   ASSERT_OK_AND_ASSIGN(BlobInfo put, bs->Put(kApp, "media/big.bin", big, "video/mp4"));
   EXPECT_EQ(put.size, static_cast<int64_t>(big.size()));
@@ -90,7 +88,6 @@ class DrippingReader final : public BlobReader {
 
 TEST_P(BlobStoreConformance, StagedBlobsAppearWhenPublished) {
   ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
-  ASSERT_OK(bs->CreateNamespace(kApp));
   ASSERT_OK(bs->Put(kApp, "b", "old b", "text/plain").status());
   std::vector<std::string> contents = {RandomBytes(rng_, 2 * 1024 * 1024 + 5), "new b", ""};
   std::vector<BlobInfo> staged;
@@ -138,7 +135,6 @@ TEST_P(BlobStoreConformance, StagedBlobsAppearWhenPublished) {
 // What a crash between Stage and Publish leaves is found and removed; published blobs stay.
 TEST_P(BlobStoreConformance, UnpublishedContentIsRemoved) {
   ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
-  ASSERT_OK(bs->CreateNamespace(kApp));
   ASSERT_OK(bs->Put(kApp, "kept/1", "one", "").status());
   ASSERT_OK(bs->Put(kApp, "kept/2", "two", "").status());
   ASSERT_OK(bs->Put(kApp, "kept/2", "two, again", "").status());  // the first version is gone
@@ -163,7 +159,6 @@ TEST_P(BlobStoreConformance, UnpublishedContentIsRemoved) {
 // nothing (one part or several).
 TEST_P(BlobStoreConformance, ContentThatDoesNotHashAsExpectedIsRefused) {
   ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
-  ASSERT_OK(bs->CreateNamespace(kApp));
   for (size_t size : {size_t{100}, size_t{9} << 20}) {
     std::string data = RandomBytes(rng_, size);
     StringBlobReader bad(data);
@@ -182,7 +177,6 @@ TEST_P(BlobStoreConformance, ContentThatDoesNotHashAsExpectedIsRefused) {
 // Reads from an offset: what a Range request of the API serves.
 TEST_P(BlobStoreConformance, ReadsFromAnOffset) {
   ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
-  ASSERT_OK(bs->CreateNamespace(kApp));
   std::string data = RandomBytes(rng_, 3 * 1024 * 1024 + 17);
   ASSERT_OK(bs->Put(kApp, "big", data, "").status());
   for (int64_t offset :
@@ -204,7 +198,6 @@ TEST_P(BlobStoreConformance, ReadsFromAnOffset) {
 
 TEST_P(BlobStoreConformance, AStaleTokenCannotDeleteTheNamespace) {
   ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
-  ASSERT_OK(bs->CreateNamespace(kApp));
   ASSERT_OK(bs->DeleteNamespace(kApp, 7));  // a later migration cleaned and refilled it
   ASSERT_OK(bs->Put(kApp, "kept", "acknowledged", "").status());
   EXPECT_EQ(bs->DeleteNamespace(kApp, 5).reason(), "fenced");
@@ -285,7 +278,6 @@ TEST_P(BlobStoreConformance, StreamsAGibibyteInAndOut) {
   const char* env = std::getenv("REGIONMOVE_BIG_BLOB_MIB");
   const int64_t size = (env ? std::atoll(env) : 1024) << 20;
   ASSERT_OK_AND_ASSIGN(auto bs, GetParam().open(dir_.path(), &rng_));
-  ASSERT_OK(bs->CreateNamespace(kApp));
   const int64_t rss_before = PeakRssBytes();
   Sha256 expect;
   {

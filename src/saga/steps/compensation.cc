@@ -82,7 +82,6 @@ Status CheckBlockBudget(const StepDeps& deps, StepContext& ctx) {
   if (!failed.empty()) return Unavailable("emptying the destination: " + failed.front());
   RegionPlane* dst = Dest(deps, m);
   RETURN_IF_ERROR(dst->db->Create(m.app_id));
-  RETURN_IF_ERROR(dst->blobs->CreateNamespace(m.app_id));
   // Written by the engine with the return to syncing, in one transaction.
   m.resources = DumpJson(json{{"reserved", res.value("reserved", false)},
                               {"dest_created", true},

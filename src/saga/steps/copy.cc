@@ -100,7 +100,6 @@ Status CopyBlobs(const StepDeps& deps, StepContext& ctx) {
   RegionPlane* dst = Dest(deps, m);
   json res = Resources(ctx);
   ASSIGN_OR_RETURN(int64_t total, src->blobs->SizeBytes(m.app_id));
-  RETURN_IF_ERROR(dst->blobs->CreateNamespace(m.app_id));
   if (!res.value("blobs_done", false)) {
     // Resumes after the last page recorded in the manifest cursor.
     std::string cursor = res.value("blob_cursor", "");

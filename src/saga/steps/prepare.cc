@@ -47,8 +47,8 @@ Status ReserveDest(const StepDeps& deps, StepContext& ctx) {
   RETURN_IF_ERROR(dest->db->Drop(m.app_id, ctx.epoch()));
   RETURN_IF_ERROR(dest->blobs->DeleteNamespace(m.app_id, ctx.epoch()));
   RETURN_IF_ERROR(dest->runtime->DeleteAll(m.app_id, RuntimeStore::Which::kAll, ctx.epoch()));
-  RETURN_IF_ERROR(dest->db->Create(m.app_id));
-  return dest->blobs->CreateNamespace(m.app_id);
+  // The blob namespace needs no making (BlobStore): emptied above, it is the app's.
+  return dest->db->Create(m.app_id);
 }
 
 Status BlockWrites(const StepDeps& deps, StepContext& ctx) {
