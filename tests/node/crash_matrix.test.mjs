@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ALICE, PG_PORTS, makeConfig, pgSql, rest, s3Keys, startServer, waitFor } from './helpers.mjs';
+import { ALICE, PG_PORTS, createApp, makeConfig, pgSql, rest, s3Keys, startServer, waitFor } from './helpers.mjs';
 
 const STEPS = ['reserving_dest', 'blocking_writes', 'dumping_data', 'restoring_data',
   'copying_blobs', 'copying_runtime', 'flipping_routing', 'setting_up_reverse_replication',
@@ -141,6 +141,31 @@ for (const blobs of ['fs', 's3']) {
     await stop();
   });
 }
+
+// A move killed right after its dest reservation committed, before anything else of it was
+// recorded, then aborted: compensation must release the reservation all the same. eu-west-1 holds
+// one app at most, so a reservation left behind would refuse the next app's move.
+test('a move killed right after reserving dest, then aborted, leaves the capacity free', async () => {
+  const config = makeConfig('lease_seconds = 1\n', 'sqlite', '', 'fs', { 'eu-west-1': 'max_apps = 1\n' });
+  const first = await startServer(config, { REGIONMOVE_FAULTS: 'reserving_dest.after_reserve=kill' });
+  const app = await createApp(first.base, ALICE);
+  const other = await createApp(first.base, ALICE);
+  await rest(first.base, ALICE, 'POST', `/v1/apps/${app}/move`, { dest_region: 'eu-west-1' }).catch(() => null);
+  const death = await Promise.race([first.exited, sleep(30000).then(() => null)]);
+  assert.ok(death && death.signal === 'SIGKILL', `the process did not die: ${first.log().slice(-2000)}`);
+  // The abort is asked for while no worker runs (an API-only server), then a worker compensates.
+  const api = await startServer(config, {}, ['--no-workers']);
+  const id = (await rest(api.base, ALICE, 'GET', `/v1/apps/${app}/migrations`)).body.migrations[0].migration_id;
+  assert.equal((await rest(api.base, ALICE, 'POST', `/v1/apps/${app}/migrations/${id}/abort`)).status, 202);
+  await api.stop();
+  const { base, stop } = await startServer(config);
+  assert.equal((await terminal(base, app, id)).status, 'aborted');
+  const next = await rest(base, ALICE, 'POST', `/v1/apps/${other}/move`, { dest_region: 'eu-west-1' });
+  assert.equal(next.status, 202, JSON.stringify(next.body));
+  const done = await terminal(base, other, next.body.migration_id);
+  assert.equal(done.status, 'completed', JSON.stringify(done));
+  await stop();
+});
 
 // The same on PostgreSQL regions (the clusters of scripts/pg-regions), at the points where the
 // engine's own state is in flux: the fence, the staged schema, the copy before and after its

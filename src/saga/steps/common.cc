@@ -14,9 +14,11 @@ json Resources(StepContext& ctx) {
 }
 
 Status SaveResources(StepContext& ctx, const json& res) {
-  ctx.migration().resources = DumpJson(res);
+  KeepResources(ctx, res);
   return ctx.SaveResources();
 }
+
+void KeepResources(StepContext& ctx, const json& res) { ctx.migration().resources = DumpJson(res); }
 
 RegionPlane* Source(const StepDeps& deps, const Migration& m) {
   return deps.plane->Region(m.source_region);

@@ -32,7 +32,7 @@ Status GiveBackToSource(const StepDeps& deps, const Migration& m, const json& re
 }  // namespace
 
 std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m, const json& res,
-                                   int64_t token) {
+                                   int64_t token, bool keep_reservation) {
   std::vector<std::string> failed;
   auto attempt = [&](const std::string& what, const Status& s) {
     if (!s.ok()) failed.push_back(what + ": " + s.message());
@@ -53,7 +53,9 @@ std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m, con
     attempt("dest database", dst->db->Drop(m.app_id, token));
     attempt("dest blobs", dst->blobs->DeleteNamespace(m.app_id, token));
   }
-  if (res.value("reserved", false)) {
+  // Whether or not the reservation was recorded (reserving_dest records it with the dest
+  // database's creation, after making it): releasing one that is not there changes nothing.
+  if (!keep_reservation) {
     attempt("dest reservation", deps.store->ReleaseReservation(m.id, m.dest_region));
   }
   RemoveStaged(deps, m);
@@ -76,9 +78,8 @@ Status CheckBlockBudget(const StepDeps& deps, StepContext& ctx) {
                   "block_budget_exhausted");
   }
   RETURN_IF_ERROR(GiveBackToSource(deps, m, res, ctx.epoch()));
-  json dest_only = res;
-  dest_only.erase("reserved");  // the reservation stays for the next attempt
-  std::vector<std::string> failed = CleanDest(deps, m, dest_only, ctx.epoch());
+  // The reservation stays for the next attempt.
+  std::vector<std::string> failed = CleanDest(deps, m, res, ctx.epoch(), /*keep_reservation=*/true);
   if (!failed.empty()) return Unavailable("emptying the destination: " + failed.front());
   RegionPlane* dst = Dest(deps, m);
   RETURN_IF_ERROR(dst->db->Create(m.app_id));

@@ -123,7 +123,13 @@ Status CopyBlobs(const StepDeps& deps, StepContext& ctx) {
         res["blobs_copied_server_side"] =
             res.value("blobs_copied_server_side", 0) + r.copied_server_side;
       }
-      RETURN_IF_ERROR(SaveResources(ctx, res));
+      // The cursor of a full page is recorded at once (a retry resumes after it); a short one
+      // is the last, recorded with the step's end.
+      if (page.size() == static_cast<size_t>(kPage)) {
+        RETURN_IF_ERROR(SaveResources(ctx, res));
+      } else {
+        KeepResources(ctx, res);
+      }
       RETURN_IF_ERROR(deps.Fault("copying_blobs.after_page"));
       RETURN_IF_ERROR(ctx.ReportProgress(done, std::max(done, total)));
     }
@@ -150,7 +156,8 @@ Status CopyBlobs(const StepDeps& deps, StepContext& ctx) {
   res["blobs_done"] = true;
   res["blobs_deleted"] = res.value("blobs_deleted", 0) + deleted;
   if (strays > 0) res["blob_strays_removed"] = res.value("blob_strays_removed", 0) + strays;
-  return SaveResources(ctx, res);
+  KeepResources(ctx, res);
+  return Status::Ok();
 }
 
 Status CopyRuntime(const StepDeps& deps, StepContext& ctx) {

@@ -41,8 +41,8 @@ Status CompareDigests(const Migration& m, const std::vector<TableDigest>& src,
 }
 
 // Compares both sides' digests of `scope` (both fenced, dest caught up) and records what was
-// compared in resources.verified, with `ms` (where the step's time went, if given) and the
-// check's own milliseconds in it.
+// compared in resources.verified (with the step's end), with `ms` (where the step's time went, if
+// given) and the check's own milliseconds in it.
 Status VerifyEqual(const StepDeps& deps, StepContext& ctx, const DigestScope& scope = {},
                    json ms = nullptr) {
   const Migration& m = ctx.migration();
@@ -68,7 +68,8 @@ Status VerifyEqual(const StepDeps& deps, StepContext& ctx, const DigestScope& sc
     ms["check"] = deps.clock->NowMs() - started;
     res["verified"]["ms"] = std::move(ms);
   }
-  return SaveResources(ctx, res);
+  KeepResources(ctx, res);
+  return Status::Ok();
 }
 
 }  // namespace
@@ -86,12 +87,14 @@ Status DumpData(const StepDeps& deps, StepContext& ctx) {
   }
   json res = Resources(ctx);
   if (res.contains("copy")) return Status::Ok();  // done before a crash
-  res["staging"] = StagingPath(deps, m);  // recorded first: compensation deletes what is there
-  RETURN_IF_ERROR(SaveResources(ctx, res));
+  // Compensation and the last step remove the staged files by the migration's id (RemoveStaged):
+  // nothing needs recording before the export.
+  res["staging"] = StagingPath(deps, m);
   ASSIGN_OR_RETURN(json state,
                    Source(deps, m)->db->ExportCopy(m.app_id, StagingPath(deps, m), Reporter(ctx)));
   res["copy"] = std::move(state);
-  return SaveResources(ctx, res);
+  KeepResources(ctx, res);
+  return Status::Ok();
 }
 
 Status RestoreData(const StepDeps& deps, StepContext& ctx) {

@@ -28,7 +28,10 @@ Status ReserveDest(const StepDeps& deps, StepContext& ctx) {
     auto estimate = EstimateMove(*deps.store, IsStreamed(m) ? "online" : "offline",
                                  static_cast<double>(need), deps.config->max_block_seconds);
     if (estimate.ok()) res["block_estimate_seconds"] = estimate->write_block_seconds;
-    RETURN_IF_ERROR(SaveResources(ctx, res));
+    // Recorded with what comes next: compensation releases the reservation whether or not it
+    // was recorded, and a retry makes it again (idempotent).
+    KeepResources(ctx, res);
+    RETURN_IF_ERROR(deps.Fault("reserving_dest.after_reserve"));
   }
   // A fast reverse lands on the retained replica, which already holds everything.
   if (IsFastReverse(m) || res.value("dest_created", false)) return Status::Ok();

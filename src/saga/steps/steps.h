@@ -63,8 +63,13 @@ namespace steps {
 
 // The migration's resources as JSON (an empty object when unset or unreadable).
 nlohmann::json Resources(StepContext& ctx);
-// Writes `res` into the migration and persists it.
+// Writes `res` into the migration and persists it: a write-ahead record, for what compensation
+// or a retry must know exists before the step goes on.
 Status SaveResources(StepContext& ctx, const nlohmann::json& res);
+// Writes `res` into the migration, persisted with the step's end (its transition or its retry
+// record) rather than on its own: for what a step learned last, which a crash before its end
+// makes the step do again (each step is idempotent).
+void KeepResources(StepContext& ctx, const nlohmann::json& res);
 RegionPlane* Source(const StepDeps& deps, const Migration& m);
 RegionPlane* Dest(const StepDeps& deps, const Migration& m);
 bool IsFastReverse(const Migration& m);
@@ -105,9 +110,11 @@ std::optional<double> PredictCatchUpSeconds(int64_t earlier_replica, int64_t ear
                                             int64_t replica, int64_t primary, int64_t now_ms);
 Status CheckBlockBudget(const StepDeps& deps, StepContext& ctx);
 // Removes what migration `m` created in its destination (resources `res`), checked with
-// `token`; returns what could not be removed, described.
+// `token`, and its reservation there unless `keep_reservation`; returns what could not be
+// removed, described.
 std::vector<std::string> CleanDest(const StepDeps& deps, const Migration& m,
-                                   const nlohmann::json& res, int64_t token);
+                                   const nlohmann::json& res, int64_t token,
+                                   bool keep_reservation = false);
 // Retries the destination cleanup that compensations could not finish (resources.debris),
 // unless a later migration has used that region since. Called from the background loop.
 Status RetryDebris(const StepDeps& deps);
