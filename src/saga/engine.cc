@@ -32,6 +32,9 @@ Status StepContext::ReportProgress(int64_t bytes_done, int64_t bytes_total, int6
                                    int64_t items_total) {
   m_.progress = Progress{bytes_done, bytes_total, items_done, items_total};
   int64_t now = clock()->NowMs();
+  if (last_progress_ms_ == INT64_MIN / 2 && bytes_total < kSmallStepBytes) {
+    last_progress_ms_ = now;  // no write yet: the next report a progress interval later
+  }
   if (now - last_progress_ms_ >= engine_->options_.progress_interval_ms) {
     last_progress_ms_ = now;
     RETURN_IF_ERROR(Persist());

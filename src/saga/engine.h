@@ -46,7 +46,10 @@ class StepContext {
 
   // Persists the migration now (resources included), renewing the lease.
   Status SaveResources();
-  // Records progress; persisted at most once per progress interval. Also a Checkpoint().
+  // Records progress; persisted at most once per progress interval, the first report at once
+  // (the total is then known from the start) unless the step has less than kSmallStepBytes to
+  // copy: such a step is over in milliseconds, and its transition records where it ended.
+  // Also a Checkpoint().
   Status ReportProgress(int64_t bytes_done, int64_t bytes_total, int64_t items_done = 0,
                         int64_t items_total = 0);
   // The stop token: heartbeats when due, and returns Cancelled when an abort was requested
@@ -58,6 +61,7 @@ class StepContext {
 
  private:
   friend class Engine;
+  static constexpr int64_t kSmallStepBytes = 1 << 20;
   StepContext(Engine* engine, Migration m);
   Status Persist();
 
@@ -66,7 +70,7 @@ class StepContext {
   int64_t epoch_;
   int64_t last_heartbeat_ms_;
   int64_t last_abort_check_ms_ = INT64_MIN / 2;
-  int64_t last_progress_ms_ = INT64_MIN / 2;
+  int64_t last_progress_ms_ = INT64_MIN / 2;  // the step's start, once a small step reports
   bool lease_lost_ = false;
 };
 
