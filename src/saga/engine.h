@@ -70,7 +70,7 @@ class StepContext {
   int64_t epoch_;
   int64_t last_heartbeat_ms_;
   int64_t last_abort_check_ms_ = INT64_MIN / 2;
-  int64_t last_progress_ms_ = INT64_MIN / 2;  // the step's start, once a small step reports
+  int64_t last_progress_ms_ = INT64_MIN / 2;  // last written (a small step: its first report)
   bool lease_lost_ = false;
 };
 
